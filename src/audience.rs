@@ -1,0 +1,1478 @@
+//! Loading the audience: the recipients CSV and the suppression (opt-out) list.
+//!
+//! The CSV rules come from the product spec: comma-, semicolon- or tab-delimited
+//! (detected from the header row unless `[audience] delimiter` overrides it), UTF-8
+//! with or without BOM, LF, CRLF or CR line ends, a required header row whose names
+//! are case-insensitive. Known columns are `name`, `email`, `phone`, `tags`,
+//! `locale` and `opt_out`; every other column lands in [`Recipient::extra`].
+//!
+//! Only whole-file problems are errors ([`AudienceError`]). A row that cannot be
+//! read at all becomes a [`RowError`]; a row with a bad address becomes a
+//! [`Recipient`] whose [`Address`] is [`Address::Invalid`], so the caller can report
+//! it as `skipped` with its line number and reason. Messages never contain row
+//! data other than the offending address itself in `Address::Invalid::raw`.
+//!
+//! Deduplication ("delivered once per channel") and suppression ("skipped with
+//! reason") are decided by the caller with [`Address::valid`],
+//! [`Recipient::opted_out_of`] and [`Suppressions`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use phonenumber::country::Id;
+
+/// One address cell (email or phone) of a recipient.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Address {
+    /// The column is absent or the cell is empty.
+    Missing,
+    /// Email: trimmed as written. Phone: E.164, e.g. `+4930123456`.
+    Valid(String),
+    /// The cell holds something that is not a usable address.
+    Invalid { raw: String, reason: String },
+}
+
+impl Address {
+    /// The usable address, if any.
+    pub fn valid(&self) -> Option<&str> {
+        match self {
+            Address::Valid(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// True when the column is absent or the cell is empty.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Address::Missing)
+    }
+
+    /// The human-readable reason when the address is invalid.
+    pub fn invalid_reason(&self) -> Option<&str> {
+        match self {
+            Address::Invalid { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// One data row of the audience CSV.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Recipient {
+    /// Physical line number where the row starts (the header is line 1 when it is
+    /// the first line of the file). Correct across quoted multi-line fields,
+    /// blank lines and CRLF.
+    pub line: u64,
+    /// `""` when the column is absent.
+    pub name: String,
+    pub email: Address,
+    pub phone: Address,
+    /// Trimmed, empty entries dropped, original case kept, duplicates
+    /// (case-insensitive) dropped. Separated by `;` (a `,` is accepted too).
+    pub tags: Vec<String>,
+    pub locale: Option<String>,
+    /// Lowercased, trimmed channel names or types; may contain `all`.
+    pub opt_out: Vec<String>,
+    /// Every other column: key = header lowercased and trimmed, value = cell
+    /// trimmed (`""` for an empty cell). A column used through an alias
+    /// (`e-mail`, `mail`, `mobile`, `telephone`, `tel`) is also kept here under
+    /// its own name.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Recipient {
+    /// Case-insensitive tag check.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        let tag = tag.trim().to_lowercase();
+        self.tags.iter().any(|t| t.to_lowercase() == tag)
+    }
+
+    /// True when the recipient's `opt_out` cell names `all`, the channel's name
+    /// or the channel's type (case-insensitive).
+    pub fn opted_out_of(&self, channel_name: &str, channel_type: &str) -> bool {
+        let name = channel_name.trim().to_lowercase();
+        let kind = channel_type.trim().to_lowercase();
+        self.opt_out.iter().any(|o| {
+            o == "all" || (!name.is_empty() && *o == name) || (!kind.is_empty() && *o == kind)
+        })
+    }
+}
+
+/// A row that could not be read at all (wrong field count, invalid UTF-8, ...).
+/// `reason` does not repeat the line number; `Display` gives `line N: reason`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// A parsed audience file.
+#[derive(Debug, Default)]
+pub struct Audience {
+    pub path: PathBuf,
+    /// Lowercased, trimmed header names in file order (columns with a blank
+    /// header are left out).
+    pub columns: Vec<String>,
+    pub recipients: Vec<Recipient>,
+    pub rejected: Vec<RowError>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AudienceOptions {
+    /// Overrides delimiter detection (`b','`, `b';'`, `b'\t'`, ...).
+    pub delimiter: Option<u8>,
+    /// Region used for phone numbers written without a `+` / `00` prefix.
+    pub default_region: Option<Id>,
+}
+
+/// Whole-file problems. `Display` always starts with the file path.
+#[derive(Debug, thiserror::Error)]
+pub enum AudienceError {
+    #[error("{}: cannot read file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: no header row", path.display())]
+    NoHeader { path: PathBuf },
+    #[error("{}: header row is not valid UTF-8", path.display())]
+    HeaderNotUtf8 { path: PathBuf },
+    #[error(
+        "{}: header row has neither an `email` nor a `phone` column{}",
+        path.display(),
+        if *looks_like_data { " (the first line looks like data: a header row is required)" } else { "" }
+    )]
+    NoAddressColumn {
+        path: PathBuf,
+        looks_like_data: bool,
+    },
+    #[error("{}: duplicate column `{column}` in header row", path.display())]
+    DuplicateColumn { path: PathBuf, column: String },
+    #[error("{}: line {line}: {reason}", path.display())]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------
+
+/// Read `path` and [`parse`] it.
+pub fn load(path: &Path, opts: &AudienceOptions) -> Result<Audience, AudienceError> {
+    let bytes = std::fs::read(path).map_err(|source| AudienceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &bytes, opts)
+}
+
+/// Which cell of a row feeds which field.
+#[derive(Debug, Default)]
+struct ColumnMap {
+    name: Option<usize>,
+    email: Option<usize>,
+    phone: Option<usize>,
+    tags: Option<usize>,
+    locale: Option<usize>,
+    opt_out: Option<usize>,
+    /// (index, key) of every column that goes to `extra`.
+    extra: Vec<(usize, String)>,
+}
+
+const EMAIL_ALIASES: &[&str] = &["e-mail", "mail"];
+const PHONE_ALIASES: &[&str] = &["mobile", "telephone", "tel"];
+
+impl ColumnMap {
+    fn new(names: &[String]) -> ColumnMap {
+        let mut map = ColumnMap::default();
+        for (i, n) in names.iter().enumerate() {
+            let slot = match n.as_str() {
+                "" => continue,
+                "name" => &mut map.name,
+                "email" => &mut map.email,
+                "phone" => &mut map.phone,
+                "tags" => &mut map.tags,
+                "locale" => &mut map.locale,
+                "opt_out" => &mut map.opt_out,
+                _ => {
+                    map.extra.push((i, n.clone()));
+                    continue;
+                }
+            };
+            // Duplicates are rejected before this; keep the first anyway.
+            slot.get_or_insert(i);
+        }
+        let alias = |aliases: &[&str]| names.iter().position(|n| aliases.contains(&n.as_str()));
+        if map.email.is_none() {
+            map.email = alias(EMAIL_ALIASES);
+        }
+        if map.phone.is_none() {
+            map.phone = alias(PHONE_ALIASES);
+        }
+        map
+    }
+}
+
+/// Parse audience CSV bytes. `path_for_messages` is only used in messages and
+/// stored in [`Audience::path`].
+pub fn parse(
+    path_for_messages: &Path,
+    bytes: &[u8],
+    opts: &AudienceOptions,
+) -> Result<Audience, AudienceError> {
+    let path = path_for_messages;
+    let data = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let (start, sep_hint) = excel_sep_hint(data);
+    let body = &data[start..];
+    let delimiter = opts
+        .delimiter
+        .or(sep_hint)
+        .unwrap_or_else(|| detect_delimiter(body));
+
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(body);
+    let mut lines = LineCounter::new(data);
+    let mut rec = csv::ByteRecord::new();
+    let record_line = |rec: &csv::ByteRecord, lines: &mut LineCounter<'_>| {
+        let byte = rec.position().map_or(0, |p| p.byte()) as usize;
+        lines.line_at(start + byte)
+    };
+
+    // Header: the first row that is not blank.
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) if is_blank_record(&rec) => continue,
+            Ok(true) => break,
+            Ok(false) => {
+                return Err(AudienceError::NoHeader {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => {
+                return Err(AudienceError::Malformed {
+                    path: path.to_path_buf(),
+                    line: error_line(&e, &mut lines, start),
+                    reason: csv_reason(&e),
+                });
+            }
+        }
+    }
+    let mut names = Vec::with_capacity(rec.len());
+    for field in rec.iter() {
+        let name = std::str::from_utf8(field).map_err(|_| AudienceError::HeaderNotUtf8 {
+            path: path.to_path_buf(),
+        })?;
+        names.push(name.trim().to_lowercase());
+    }
+    let ncols = names.len();
+    let map = ColumnMap::new(&names);
+    if map.email.is_none() && map.phone.is_none() {
+        let looks_like_data = names.iter().any(|n| n.contains('@'))
+            || names.iter().any(|n| {
+                !n.is_empty()
+                    && n.chars()
+                        .all(|c| c.is_ascii_digit() || "+-/() ".contains(c))
+            });
+        return Err(AudienceError::NoAddressColumn {
+            path: path.to_path_buf(),
+            looks_like_data,
+        });
+    }
+    let mut seen = HashSet::new();
+    for n in names.iter().filter(|n| !n.is_empty()) {
+        if !seen.insert(n.as_str()) {
+            return Err(AudienceError::DuplicateColumn {
+                path: path.to_path_buf(),
+                column: n.clone(),
+            });
+        }
+    }
+
+    let mut audience = Audience {
+        path: path.to_path_buf(),
+        columns: names.iter().filter(|n| !n.is_empty()).cloned().collect(),
+        recipients: Vec::new(),
+        rejected: Vec::new(),
+    };
+
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                audience.rejected.push(RowError {
+                    line: error_line(&e, &mut lines, start),
+                    reason: csv_reason(&e),
+                });
+                if e.is_io_error() {
+                    break;
+                }
+                continue;
+            }
+        }
+        if is_blank_record(&rec) {
+            continue;
+        }
+        let line = record_line(&rec, &mut lines);
+        // Surplus trailing cells that are empty (spreadsheets pad rows) are fine.
+        let surplus_data = rec.iter().skip(ncols).any(|f| !f.trim_ascii().is_empty());
+        if rec.len() < ncols || surplus_data {
+            audience.rejected.push(RowError {
+                line,
+                reason: format!("expected {ncols} fields, found {}", rec.len()),
+            });
+            continue;
+        }
+        let mut fields: Vec<&str> = Vec::with_capacity(ncols);
+        let mut bad_utf8 = None;
+        for (i, f) in rec.iter().take(ncols).enumerate() {
+            match std::str::from_utf8(f) {
+                Ok(s) => fields.push(s.trim()),
+                Err(_) => {
+                    bad_utf8 = Some(i);
+                    break;
+                }
+            }
+        }
+        if let Some(i) = bad_utf8 {
+            let reason = match names[i].as_str() {
+                "" => format!("not valid UTF-8 (column {})", i + 1),
+                n => format!("not valid UTF-8 (column `{n}`)"),
+            };
+            audience.rejected.push(RowError { line, reason });
+            continue;
+        }
+        if fields.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        audience
+            .recipients
+            .push(build_recipient(line, &fields, &map, opts));
+    }
+    Ok(audience)
+}
+
+fn build_recipient(
+    line: u64,
+    fields: &[&str],
+    map: &ColumnMap,
+    opts: &AudienceOptions,
+) -> Recipient {
+    let cell = |idx: Option<usize>| idx.map_or("", |i| fields[i]);
+    let email = match cell(map.email) {
+        "" => Address::Missing,
+        raw => match validate_email(raw) {
+            Ok(v) => Address::Valid(v),
+            Err(reason) => Address::Invalid {
+                raw: raw.to_string(),
+                reason,
+            },
+        },
+    };
+    let phone = match cell(map.phone) {
+        "" => Address::Missing,
+        raw => match normalize_phone(raw, opts.default_region) {
+            Ok(v) => Address::Valid(v),
+            Err(reason) => Address::Invalid {
+                raw: raw.to_string(),
+                reason,
+            },
+        },
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for t in split_list(cell(map.tags)) {
+        if !tags.iter().any(|x| x.to_lowercase() == t.to_lowercase()) {
+            tags.push(t.to_string());
+        }
+    }
+    let mut opt_out: Vec<String> = Vec::new();
+    for o in split_list(cell(map.opt_out)) {
+        let o = o.to_lowercase();
+        if !opt_out.contains(&o) {
+            opt_out.push(o);
+        }
+    }
+    let locale = match cell(map.locale) {
+        "" => None,
+        l => Some(l.to_string()),
+    };
+    let extra = map
+        .extra
+        .iter()
+        .map(|(i, key)| (key.clone(), fields[*i].to_string()))
+        .collect();
+    Recipient {
+        line,
+        name: cell(map.name).to_string(),
+        email,
+        phone,
+        tags,
+        locale,
+        opt_out,
+        extra,
+    }
+}
+
+/// Split a `;`- (or `,`-) separated cell; entries trimmed, empty ones dropped.
+fn split_list(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split([';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn is_blank_record(rec: &csv::ByteRecord) -> bool {
+    rec.iter().all(|f| f.trim_ascii().is_empty())
+}
+
+fn csv_reason(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Io(_) => "read error".to_string(),
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("expected {expected_len} fields, found {len}")
+        }
+        _ => "malformed CSV".to_string(),
+    }
+}
+
+fn error_line(e: &csv::Error, lines: &mut LineCounter<'_>, start: usize) -> u64 {
+    match e.position() {
+        Some(p) => lines.line_at(start + p.byte() as usize),
+        None => lines.line,
+    }
+}
+
+/// Excel writes an optional first line `sep=;`. Returns where the CSV proper
+/// starts and the delimiter it names.
+fn excel_sep_hint(data: &[u8]) -> (usize, Option<u8>) {
+    if data.len() >= 5 && data[..4].eq_ignore_ascii_case(b"sep=") {
+        let rest = &data[5..];
+        let end = match rest {
+            [] => Some(0),
+            [b'\r', b'\n', ..] => Some(2),
+            [b'\n' | b'\r', ..] => Some(1),
+            _ => None,
+        };
+        if let Some(end) = end {
+            return (5 + end, Some(data[4]));
+        }
+    }
+    (0, None)
+}
+
+/// Count `,`, `;` and tab outside quotes in the first non-blank line; the most
+/// frequent wins, ties in that order, `,` when there are none.
+fn detect_delimiter(data: &[u8]) -> u8 {
+    const CANDIDATES: [u8; 3] = [b',', b';', b'\t'];
+    let mut counts = [0usize; 3];
+    let mut in_quotes = false;
+    let mut has_content = false;
+    for &b in data {
+        match b {
+            b'"' => {
+                in_quotes = !in_quotes;
+                has_content = true;
+            }
+            b'\n' | b'\r' if !in_quotes => {
+                if has_content {
+                    break;
+                }
+                counts = [0; 3];
+            }
+            _ if in_quotes => {}
+            _ => {
+                if let Some(i) = CANDIDATES.iter().position(|&c| c == b) {
+                    counts[i] += 1;
+                }
+                if !b.is_ascii_whitespace() {
+                    has_content = true;
+                }
+            }
+        }
+    }
+    let mut best = 0;
+    for i in 1..CANDIDATES.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    CANDIDATES[best]
+}
+
+/// Maps byte offsets to physical line numbers. `csv::Position::line` is not
+/// usable as is: it is taken before blank lines are skipped and, with CRLF, before
+/// the `\n` of the previous record is consumed. Offsets must be asked for in
+/// increasing order (they are: records come in file order).
+struct LineCounter<'a> {
+    data: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        LineCounter {
+            data,
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// Line of the first byte at or after `offset` that is not a line break.
+    fn line_at(&mut self, offset: usize) -> u64 {
+        let mut target = offset.min(self.data.len());
+        while target < self.data.len() && matches!(self.data[target], b'\r' | b'\n') {
+            target += 1;
+        }
+        while self.pos < target {
+            match self.data[self.pos] {
+                b'\n' => self.line += 1,
+                b'\r' if self.data.get(self.pos + 1) != Some(&b'\n') => self.line += 1,
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        self.line
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Addresses
+// ---------------------------------------------------------------------------
+
+/// `"DE"` / `"de"` -> `Some(Id::DE)`.
+pub fn parse_region(code: &str) -> Option<Id> {
+    code.trim().to_ascii_uppercase().parse().ok()
+}
+
+/// Validate an email address (a TLD is required, `Name <addr>` and IP-literal
+/// domains are not accepted). Returns the trimmed address, or a reason starting
+/// with `invalid email address: `.
+pub fn validate_email(raw: &str) -> Result<String, String> {
+    use email_address::{EmailAddress, Error, Options};
+
+    let addr = raw.trim();
+    let why = |r: &str| Err(format!("invalid email address: {r}"));
+    if addr.is_empty() {
+        return why("empty");
+    }
+    if addr.contains('<') || addr.contains('>') {
+        return why("only the bare address is allowed, not 'Name <address>'");
+    }
+    if addr.chars().any(char::is_whitespace) && !addr.starts_with('"') {
+        return why("contains a space");
+    }
+    let options = Options::default()
+        .with_required_tld()
+        .without_display_text()
+        .without_domain_literal();
+    match EmailAddress::parse_with_options(addr, options) {
+        Ok(_) => Ok(addr.to_string()),
+        Err(e) => why(match e {
+            Error::MissingSeparator => "missing '@'",
+            Error::LocalPartEmpty => "nothing before '@'",
+            Error::LocalPartTooLong => "the part before '@' is longer than 64 characters",
+            Error::DomainEmpty => "nothing after '@'",
+            Error::DomainTooLong => "the domain is too long",
+            Error::SubDomainEmpty => "the domain has an empty part (stray '.')",
+            Error::SubDomainTooLong => "a part of the domain is longer than 63 characters",
+            Error::DomainTooFew => "the domain has no top-level domain (like '.com')",
+            Error::UnsupportedDomainLiteral => "IP-address domains are not supported",
+            Error::UnbalancedQuotes => "unbalanced quotes",
+            Error::UnsupportedDisplayName
+            | Error::MissingDisplayName
+            | Error::MissingEndBracket => "only the bare address is allowed, not 'Name <address>'",
+            Error::InvalidCharacter => "invalid character",
+            _ => "malformed",
+        }),
+    }
+}
+
+/// Normalise a phone number to E.164 (`+4930123456`). A leading `00` is taken
+/// as the international prefix; without `+`/`00` the number is read in
+/// `region`. Spaces, `/`, `-`, `.`, `(` and `)` are accepted as separators
+/// (`+49 (0)30 ...` is understood). Letters and extensions are rejected.
+pub fn normalize_phone(raw: &str, region: Option<Id>) -> Result<String, String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err("invalid phone number: empty".to_string());
+    }
+    for (i, c) in s.char_indices() {
+        let ok = c.is_ascii_digit()
+            || c.is_whitespace()
+            || matches!(c, '-' | '/' | '.' | '(' | ')')
+            || (c == '+' && i == 0);
+        if !ok {
+            return Err(format!("invalid phone number: unexpected character '{c}'"));
+        }
+    }
+    if !s.chars().any(|c| c.is_ascii_digit()) {
+        return Err("invalid phone number: no digits".to_string());
+    }
+    // A leading "00" (after optional separators such as "(00 49)") is the
+    // international prefix: rewrite it as '+'.
+    let first_digit = s.find(|c: char| c.is_ascii_digit()).unwrap_or(0);
+    let owned;
+    let s = if !s.starts_with('+') && s[first_digit..].starts_with("00") {
+        owned = format!("+{}", &s[first_digit + 2..]);
+        owned.as_str()
+    } else {
+        s
+    };
+    let international = s.starts_with('+');
+    if !international && region.is_none() {
+        return Err("no country code and no default_region configured".to_string());
+    }
+    let region = if international { None } else { region };
+    let number = phonenumber::parse(region, s).map_err(|e| {
+        use phonenumber::ParseError as E;
+        let why = match e {
+            E::InvalidCountryCode => "unknown country code",
+            E::TooShortAfterIdd | E::TooShortNsn => "too short",
+            E::TooLong => "too long",
+            _ => "not a phone number",
+        };
+        format!("invalid phone number: {why}")
+    })?;
+    if number.extension().is_some() {
+        return Err("invalid phone number: extensions are not supported".to_string());
+    }
+    if !number.is_valid() {
+        return Err(match region {
+            Some(r) => format!("not a valid phone number for region {}", r.as_ref()),
+            None => "not a valid phone number".to_string(),
+        });
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Suppression list
+// ---------------------------------------------------------------------------
+
+/// The opt-out list (`optouts.txt`): one email or phone per line, `#` comments.
+#[derive(Debug, Clone, Default)]
+pub struct Suppressions {
+    /// Lowercased.
+    emails: HashSet<String>,
+    /// E.164.
+    phones: HashSet<String>,
+    /// Lines that could not be understood (e.g. a phone without country code
+    /// and no default region): they suppress nothing, so callers should warn.
+    rejected: Vec<RowError>,
+}
+
+impl Suppressions {
+    /// Read and [`Suppressions::parse`] a file; a missing or unreadable file is
+    /// an error naming it.
+    pub fn load(path: &Path, region: Option<Id>) -> Result<Suppressions, AudienceError> {
+        let bytes = std::fs::read(path).map_err(|source| AudienceError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        Ok(Suppressions::parse(&String::from_utf8_lossy(bytes), region))
+    }
+
+    /// One entry per line. `#` starts a comment when it begins the line, follows
+    /// whitespace, or has no `@` after it (so `a#b@example.com` stays an
+    /// address). An entry containing `@` is an email (compared
+    /// case-insensitively), anything else a phone normalised like the CSV.
+    pub fn parse(text: &str, region: Option<Id>) -> Suppressions {
+        let mut s = Suppressions::default();
+        for (i, line) in text.lines().enumerate() {
+            let entry = strip_comment(line).trim();
+            if entry.is_empty() {
+                continue;
+            }
+            if entry.contains('@') {
+                s.insert_email(entry);
+                continue;
+            }
+            match normalize_phone(entry, region) {
+                Ok(e164) => s.insert_phone(&e164),
+                Err(reason) => s.rejected.push(RowError {
+                    line: i as u64 + 1,
+                    reason,
+                }),
+            }
+        }
+        s
+    }
+
+    pub fn insert_email(&mut self, e: &str) {
+        self.emails.insert(e.trim().to_lowercase());
+    }
+
+    pub fn insert_phone(&mut self, e164: &str) {
+        self.phones.insert(e164.trim().to_string());
+    }
+
+    pub fn contains_email(&self, e: &str) -> bool {
+        self.emails.contains(&e.trim().to_lowercase())
+    }
+
+    pub fn contains_phone(&self, e164: &str) -> bool {
+        self.phones.contains(e164.trim())
+    }
+
+    /// Number of distinct entries (emails + phones).
+    pub fn len(&self) -> usize {
+        self.emails.len() + self.phones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Lines of the parsed text that were not understood (line number, reason).
+    pub fn rejected(&self) -> &[RowError] {
+        &self.rejected
+    }
+}
+
+fn strip_comment(line: &str) -> &str {
+    for (i, c) in line.char_indices() {
+        if c != '#' {
+            continue;
+        }
+        let after_space = line[..i]
+            .chars()
+            .next_back()
+            .is_none_or(char::is_whitespace);
+        if after_space || !line[i..].contains('@') {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> AudienceOptions {
+        AudienceOptions {
+            delimiter: None,
+            default_region: Some(Id::DE),
+        }
+    }
+
+    fn parse_bytes(bytes: &[u8]) -> Audience {
+        parse(Path::new("customers.csv"), bytes, &opts()).expect("parses")
+    }
+
+    fn parse_ok(text: &str) -> Audience {
+        parse_bytes(text.as_bytes())
+    }
+
+    fn parse_err(text: &str) -> AudienceError {
+        parse(Path::new("customers.csv"), text.as_bytes(), &opts()).expect_err("must fail")
+    }
+
+    fn valid(s: &str) -> Address {
+        Address::Valid(s.to_string())
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        // `file!()` is this file's path as given to rustc: relative to the
+        // package root in the main crate (where tests run), absolute elsewhere.
+        Path::new(file!())
+            .parent()
+            .unwrap()
+            .join("../tests/data/audience")
+            .join(name)
+    }
+
+    #[test]
+    fn comma_file_all_known_columns() {
+        let a = parse_ok(
+            "name,email,phone,tags,locale,opt_out\n\
+             Ada,ada@example.com,030 1234567,\"vip; Beta ;;\",de-DE,SMS ; Email\n\
+             Bob,,+1 650 253 0000,,,\n",
+        );
+        assert_eq!(a.path, Path::new("customers.csv"));
+        assert_eq!(
+            a.columns,
+            ["name", "email", "phone", "tags", "locale", "opt_out"]
+        );
+        assert!(a.rejected.is_empty());
+        assert_eq!(a.recipients.len(), 2);
+        let ada = &a.recipients[0];
+        assert_eq!(ada.line, 2);
+        assert_eq!(ada.name, "Ada");
+        assert_eq!(ada.email, valid("ada@example.com"));
+        assert_eq!(ada.phone, valid("+49301234567"));
+        assert_eq!(ada.tags, ["vip", "Beta"]);
+        assert_eq!(ada.locale.as_deref(), Some("de-DE"));
+        assert_eq!(ada.opt_out, ["sms", "email"]);
+        assert!(ada.extra.is_empty());
+        let bob = &a.recipients[1];
+        assert_eq!(bob.line, 3);
+        assert_eq!(bob.email, Address::Missing);
+        assert!(bob.email.is_missing());
+        assert_eq!(bob.phone.valid(), Some("+16502530000"));
+        assert!(bob.tags.is_empty());
+        assert_eq!(bob.locale, None);
+        assert!(bob.opt_out.is_empty());
+    }
+
+    #[test]
+    fn semicolon_file_is_detected() {
+        let a = parse_ok(
+            "name;email;city\n\"Doe, Jane\";jane@example.com;Berlin, Mitte\nJohn;john@example.org;Köln\n",
+        );
+        assert_eq!(a.columns, ["name", "email", "city"]);
+        assert!(a.rejected.is_empty());
+        assert_eq!(a.recipients.len(), 2);
+        assert_eq!(a.recipients[0].name, "Doe, Jane");
+        assert_eq!(a.recipients[0].extra["city"], "Berlin, Mitte");
+        assert_eq!(a.recipients[1].email, valid("john@example.org"));
+        assert_eq!(a.recipients[1].extra["city"], "Köln");
+    }
+
+    #[test]
+    fn tab_file_is_detected() {
+        let a = parse_ok("name\temail\tnote\nAda\tada@example.com\ta, b; c\n");
+        assert_eq!(a.columns, ["name", "email", "note"]);
+        assert_eq!(a.recipients[0].extra["note"], "a, b; c");
+    }
+
+    #[test]
+    fn delimiter_detection_ignores_quoted_text_and_defaults_to_comma() {
+        assert_eq!(detect_delimiter(b"\"a;b;c\",email\n"), b',');
+        assert_eq!(detect_delimiter(b"\"x,y,z\";email;name\n"), b';');
+        assert_eq!(detect_delimiter(b"email\n1;2;3;4\n"), b',');
+        assert_eq!(detect_delimiter(b"\r\n\r\nname;email\r\n"), b';');
+        assert_eq!(detect_delimiter(b""), b',');
+        // Tie: comma wins.
+        assert_eq!(detect_delimiter(b"a;b,c\n"), b',');
+    }
+
+    #[test]
+    fn delimiter_option_overrides_detection() {
+        let text = "email;name,with,commas\na@example.com;x,y,z\n";
+        // Detection picks ',' (3 vs 1), which leaves no `email` column.
+        assert!(matches!(
+            parse_err(text),
+            AudienceError::NoAddressColumn { .. }
+        ));
+        let o = AudienceOptions {
+            delimiter: Some(b';'),
+            ..opts()
+        };
+        let a = parse(Path::new("c.csv"), text.as_bytes(), &o).unwrap();
+        assert_eq!(a.columns, ["email", "name,with,commas"]);
+        assert_eq!(a.recipients[0].email, valid("a@example.com"));
+        assert_eq!(a.recipients[0].extra["name,with,commas"], "x,y,z");
+    }
+
+    #[test]
+    fn excel_sep_hint_line_is_honoured() {
+        let a = parse_ok("sep=;\r\nname;email\r\nAda;ada@example.com\r\nBad\r\n");
+        assert_eq!(a.columns, ["name", "email"]);
+        assert_eq!(a.recipients.len(), 1);
+        assert_eq!(a.recipients[0].line, 3);
+        assert_eq!(
+            a.rejected,
+            [RowError {
+                line: 4,
+                reason: "expected 2 fields, found 1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn bom_and_crlf() {
+        let a = parse_bytes(
+            b"\xEF\xBB\xBFemail,name\r\nada@example.com,Ada\r\n\r\nbob@example.com,Bob\r\nbroken\r\n",
+        );
+        assert_eq!(
+            a.columns,
+            ["email", "name"],
+            "BOM must not stick to the first column"
+        );
+        assert_eq!(a.recipients.len(), 2);
+        assert_eq!(a.recipients[0].email, valid("ada@example.com"));
+        assert_eq!(a.recipients[0].name, "Ada", "no trailing \\r");
+        assert_eq!(a.recipients[0].line, 2);
+        assert_eq!(a.recipients[1].line, 4);
+        assert_eq!(a.rejected.len(), 1);
+        assert_eq!(a.rejected[0].line, 5);
+    }
+
+    #[test]
+    fn old_mac_cr_line_ends() {
+        let a = parse_ok("email,name\rada@example.com,Ada\rx\r");
+        assert_eq!(a.recipients[0].line, 2);
+        assert_eq!(a.recipients[0].name, "Ada");
+        assert_eq!(a.rejected[0].line, 3);
+    }
+
+    #[test]
+    fn headers_are_case_insensitive_and_trimmed() {
+        let a = parse_ok(
+            " NAME ,EMAIL,Phone, Tags,LOCALE,Opt_Out ,Customer ID\nAda,ada@example.com,030 1234567,VIP,fr,ALL,42\n",
+        );
+        assert_eq!(
+            a.columns,
+            [
+                "name",
+                "email",
+                "phone",
+                "tags",
+                "locale",
+                "opt_out",
+                "customer id"
+            ]
+        );
+        let r = &a.recipients[0];
+        assert_eq!(r.name, "Ada");
+        assert_eq!(r.email, valid("ada@example.com"));
+        assert_eq!(r.phone, valid("+49301234567"));
+        assert_eq!(r.tags, ["VIP"]);
+        assert_eq!(r.locale.as_deref(), Some("fr"));
+        assert_eq!(r.opt_out, ["all"]);
+        assert_eq!(r.extra.len(), 1);
+        assert_eq!(r.extra["customer id"], "42");
+    }
+
+    #[test]
+    fn aliases_apply_only_without_the_canonical_column() {
+        let a = parse_ok("E-Mail,Mobile\nada@example.com,0151 23456789\n");
+        let r = &a.recipients[0];
+        assert_eq!(r.email, valid("ada@example.com"));
+        assert_eq!(r.phone, valid("+4915123456789"));
+        // The aliased columns stay available under their own names.
+        assert_eq!(r.extra["e-mail"], "ada@example.com");
+        assert_eq!(r.extra["mobile"], "0151 23456789");
+
+        let a = parse_ok("email,mail,tel\nada@example.com,old@example.com,030 1234567\n");
+        let r = &a.recipients[0];
+        assert_eq!(r.email, valid("ada@example.com"));
+        assert_eq!(r.phone, valid("+49301234567"));
+        assert_eq!(r.extra["mail"], "old@example.com");
+    }
+
+    #[test]
+    fn extra_columns_reach_extra() {
+        let a = parse_ok(
+            "email,First Name, Plan ,Empty,\nada@example.com,  Ada  ,Pro,,\nbob@example.com,Bob,Free,x,\n",
+        );
+        // A blank header name (trailing delimiter) is dropped.
+        assert_eq!(a.columns, ["email", "first name", "plan", "empty"]);
+        let r = &a.recipients[0];
+        assert_eq!(r.extra.len(), 3);
+        assert_eq!(r.extra["first name"], "Ada");
+        assert_eq!(r.extra["plan"], "Pro");
+        assert_eq!(r.extra["empty"], "");
+        assert_eq!(a.recipients[1].extra["empty"], "x");
+        assert_eq!(r.name, "", "no name column");
+        assert_eq!(r.phone, Address::Missing, "no phone column");
+    }
+
+    #[test]
+    fn invalid_email_row_is_kept_with_reason() {
+        let a = parse_ok(
+            "name,email\nA,no-at-sign.example.com\nB,b@localhost\nC,Carl <c@example.com>\nD, d@example.com \nE,e e@example.com\n",
+        );
+        assert!(a.rejected.is_empty());
+        let r = &a.recipients;
+        assert_eq!(
+            r[0].email,
+            Address::Invalid {
+                raw: "no-at-sign.example.com".into(),
+                reason: "invalid email address: missing '@'".into()
+            }
+        );
+        assert_eq!(r[0].line, 2);
+        assert_eq!(r[0].email.valid(), None);
+        assert!(
+            r[1].email
+                .invalid_reason()
+                .unwrap()
+                .contains("top-level domain")
+        );
+        assert!(
+            r[2].email
+                .invalid_reason()
+                .unwrap()
+                .contains("bare address")
+        );
+        assert_eq!(r[3].email, valid("d@example.com"));
+        assert!(
+            r[4].email
+                .invalid_reason()
+                .unwrap()
+                .starts_with("invalid email address:")
+        );
+    }
+
+    #[test]
+    fn invalid_phone_row_is_kept_with_reason() {
+        let a =
+            parse_ok("name,phone\nA,12\nB,030 1234567 abc\nC,+999 1234567\nD,(030) 123-45-67\n");
+        let r = &a.recipients;
+        assert_eq!(
+            r[0].phone,
+            Address::Invalid {
+                raw: "12".into(),
+                reason: "not a valid phone number for region DE".into()
+            }
+        );
+        assert_eq!(
+            r[1].phone.invalid_reason(),
+            Some("invalid phone number: unexpected character 'a'")
+        );
+        assert_eq!(
+            r[2].phone.invalid_reason(),
+            Some("invalid phone number: unknown country code")
+        );
+        assert_eq!(r[3].phone, valid("+49301234567"));
+    }
+
+    #[test]
+    fn phone_without_region() {
+        let o = AudienceOptions::default();
+        let a = parse(
+            Path::new("c.csv"),
+            b"phone\n030 1234567\n+49 30 1234567\n0049 30 1234567\n",
+            &o,
+        )
+        .unwrap();
+        assert_eq!(
+            a.recipients[0].phone,
+            Address::Invalid {
+                raw: "030 1234567".into(),
+                reason: "no country code and no default_region configured".into()
+            }
+        );
+        assert_eq!(a.recipients[1].phone, valid("+49301234567"));
+        assert_eq!(a.recipients[2].phone, valid("+49301234567"));
+    }
+
+    #[test]
+    fn e164_normalisation_with_region_de() {
+        let de = Some(Id::DE);
+        let ok = |raw: &str| normalize_phone(raw, de).unwrap();
+        assert_eq!(ok("030 1234567"), "+49301234567");
+        assert_eq!(ok("0151 23456789"), "+4915123456789");
+        // phonenumber drops the "(0)" national prefix after the country code.
+        assert_eq!(ok("+49 (0)30 1234567"), "+49301234567");
+        assert_eq!(ok("+49 (0)151 23456789"), "+4915123456789");
+        assert_eq!(ok("030/1234567"), "+49301234567");
+        assert_eq!(ok("030-123 45 67"), "+49301234567");
+        assert_eq!(ok("(030) 1234567"), "+49301234567");
+        assert_eq!(ok("+49.30.1234567"), "+49301234567");
+        assert_eq!(ok("0049 30 1234567"), "+49301234567");
+        assert_eq!(ok("00 49 151 23456789"), "+4915123456789");
+        assert_eq!(ok("\u{a0}030\u{a0}1234567 "), "+49301234567");
+        // An explicit country code beats the default region.
+        assert_eq!(ok("+1 (650) 253-0000"), "+16502530000");
+        assert_eq!(ok("+44 (0)20 7946 0958"), "+442079460958");
+        // Region changes the reading of national numbers.
+        assert_eq!(
+            normalize_phone("(650) 253-0000", Some(Id::US)).unwrap(),
+            "+16502530000"
+        );
+
+        assert_eq!(
+            normalize_phone("0151 2345678901234", de).unwrap_err(),
+            "not a valid phone number for region DE"
+        );
+        assert_eq!(
+            normalize_phone("+49 12", de).unwrap_err(),
+            "not a valid phone number"
+        );
+        assert!(
+            normalize_phone("1-800-FLOWERS", Some(Id::US)).is_err(),
+            "no vanity letters"
+        );
+        assert!(normalize_phone("+49 30 1234567 ext. 12", de).is_err());
+        assert!(normalize_phone("49+30", de).is_err());
+        assert!(
+            normalize_phone("---", de)
+                .unwrap_err()
+                .contains("no digits")
+        );
+        assert!(normalize_phone("", de).is_err());
+    }
+
+    #[test]
+    fn wrong_field_count_gives_row_error_with_line() {
+        let a = parse_ok(
+            "name,email,city\n\
+             Ada,ada@example.com,Berlin\n\
+             Bob,bob@example.com\n\
+             Cy,cy@example.com,Rome,extra\n\
+             Dee,dee@example.com,Oslo,,\n",
+        );
+        assert_eq!(
+            a.rejected,
+            [
+                RowError {
+                    line: 3,
+                    reason: "expected 3 fields, found 2".into()
+                },
+                RowError {
+                    line: 4,
+                    reason: "expected 3 fields, found 4".into()
+                },
+            ]
+        );
+        assert_eq!(
+            a.rejected[0].to_string(),
+            "line 3: expected 3 fields, found 2"
+        );
+        // Row data never appears in the reason.
+        assert!(!a.rejected[0].reason.contains("bob"));
+        // Empty surplus cells (spreadsheet padding) are accepted.
+        let names: Vec<_> = a
+            .recipients
+            .iter()
+            .map(|r| (r.line, r.name.as_str()))
+            .collect();
+        assert_eq!(names, [(2, "Ada"), (5, "Dee")]);
+    }
+
+    #[test]
+    fn line_numbers_survive_quoted_multiline_fields() {
+        let a = parse_ok(
+            "name,email,note\n\
+             Ada,ada@example.com,\"first\nsecond\nthird\"\n\
+             Bob,bob@example.com\n\
+             \"Cy\r\nCyrus\",cy@example.com,ok\n\
+             Dee\n",
+        );
+        assert_eq!(a.recipients.len(), 2);
+        assert_eq!(a.recipients[0].line, 2);
+        assert_eq!(a.recipients[0].extra["note"], "first\nsecond\nthird");
+        assert_eq!(a.recipients[1].line, 6);
+        assert_eq!(a.recipients[1].name, "Cy\r\nCyrus");
+        let lines: Vec<u64> = a.rejected.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [5, 8]);
+    }
+
+    #[test]
+    fn non_utf8_row_is_rejected_not_fatal() {
+        let a = parse_bytes(b"name,email\nM\xfcller,m@example.com\nAda,ada@example.com\n");
+        assert_eq!(a.rejected.len(), 1);
+        assert_eq!(a.rejected[0].line, 2);
+        assert!(
+            a.rejected[0].reason.starts_with("not valid UTF-8"),
+            "{}",
+            a.rejected[0].reason
+        );
+        assert!(a.rejected[0].reason.contains("`name`"));
+        assert_eq!(a.recipients.len(), 1);
+        assert_eq!(a.recipients[0].line, 3);
+    }
+
+    #[test]
+    fn empty_rows_are_ignored_silently() {
+        let a = parse_ok("email,name\n\n,\n  ,  \n\nada@example.com,Ada\n\n");
+        assert!(a.rejected.is_empty());
+        assert_eq!(a.recipients.len(), 1);
+        assert_eq!(a.recipients[0].line, 6);
+    }
+
+    #[test]
+    fn row_without_any_address_is_kept_for_the_caller_to_skip() {
+        let a = parse_ok("name,email,phone\nAda,,\n");
+        assert_eq!(a.recipients.len(), 1);
+        assert!(a.recipients[0].email.is_missing() && a.recipients[0].phone.is_missing());
+    }
+
+    #[test]
+    fn header_only_file_has_no_recipients() {
+        let a = parse_ok("email\r\n");
+        assert_eq!(a.columns, ["email"]);
+        assert!(a.recipients.is_empty() && a.rejected.is_empty());
+    }
+
+    #[test]
+    fn whole_file_errors() {
+        let e = parse_err("");
+        assert!(matches!(e, AudienceError::NoHeader { .. }));
+        assert_eq!(e.to_string(), "customers.csv: no header row");
+        assert!(matches!(
+            parse(Path::new("x.csv"), b"\xEF\xBB\xBF\r\n\r\n", &opts()),
+            Err(AudienceError::NoHeader { .. })
+        ));
+
+        let e = parse_err("name,city\nAda,Berlin\n");
+        assert!(matches!(
+            e,
+            AudienceError::NoAddressColumn {
+                looks_like_data: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "customers.csv: header row has neither an `email` nor a `phone` column"
+        );
+        // A file without header: the hint says so but does not echo the data.
+        let e = parse_err("Ada Lovelace,ada@example.com\n");
+        let msg = e.to_string();
+        assert!(msg.starts_with("customers.csv: "), "{msg}");
+        assert!(msg.contains("looks like data"), "{msg}");
+        assert!(
+            !msg.contains("ada@example.com") && !msg.contains("Lovelace"),
+            "{msg}"
+        );
+
+        let e = parse_err("Email,name,EMAIL\n");
+        assert!(matches!(&e, AudienceError::DuplicateColumn { column, .. } if column == "email"));
+        assert!(
+            e.to_string()
+                .starts_with("customers.csv: duplicate column `email`")
+        );
+
+        let e = parse(Path::new("c.csv"), b"em\xffail\n", &opts()).unwrap_err();
+        assert_eq!(e.to_string(), "c.csv: header row is not valid UTF-8");
+    }
+
+    #[test]
+    fn load_missing_file_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("customers.csv");
+        let e = load(&path, &opts()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("cannot read file"), "{msg}");
+        assert!(
+            matches!(&e, AudienceError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        std::fs::write(&path, "email\nada@example.com\n").unwrap();
+        let a = load(&path, &opts()).unwrap();
+        assert_eq!(a.path, path);
+        assert_eq!(a.recipients[0].email, valid("ada@example.com"));
+    }
+
+    #[test]
+    fn excel_export_fixture() {
+        let a = load(&fixture("excel_semicolon_bom_crlf.csv"), &opts()).unwrap();
+        assert_eq!(
+            a.columns,
+            [
+                "name",
+                "e-mail",
+                "phone",
+                "tags",
+                "locale",
+                "opt_out",
+                "customer no"
+            ]
+        );
+        let got: Vec<_> = a
+            .recipients
+            .iter()
+            .map(|r| (r.line, r.name.as_str(), r.email.valid(), r.phone.valid()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    2,
+                    "Müller, Jürgen",
+                    Some("juergen.mueller@example.de"),
+                    Some("+49301234567")
+                ),
+                (
+                    3,
+                    "Schmidt; Anna",
+                    Some("anna@example.com"),
+                    Some("+4915123456789")
+                ),
+                (5, "Bad Mail", None, Some("+4915123456789")),
+                (6, "Multi\r\nLine", Some("multi@example.com"), None),
+                (9, "Last", Some("last@example.com"), None),
+            ]
+        );
+        let anna = &a.recipients[1];
+        assert_eq!(anna.tags, ["beta", "newsletter"]);
+        assert!(anna.opted_out_of("Twilio", "sms"));
+        assert!(!anna.opted_out_of("newsletter", "email"));
+        assert_eq!(anna.extra["customer no"], "10002");
+        assert!(a.recipients[3].opted_out_of("anything", "email"));
+        assert_eq!(
+            a.rejected,
+            [RowError {
+                line: 8,
+                reason: "expected 7 fields, found 2".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn has_tag_and_opted_out_of() {
+        let a = parse_ok(
+            "email,tags,opt_out\n\
+             a@example.com,VIP;Beta,\"Newsletter, SMS\"\n\
+             b@example.com,,All\n\
+             c@example.com,,\n",
+        );
+        let [a_, b, c] = &a.recipients[..] else {
+            panic!()
+        };
+        assert!(a_.has_tag("vip") && a_.has_tag("BETA") && !a_.has_tag("alpha"));
+        assert!(a_.opted_out_of("newsletter", "email"), "by channel name");
+        assert!(a_.opted_out_of("Twilio", "SMS"), "by channel type");
+        assert!(!a_.opted_out_of("Mastodon", "mastodon"));
+        assert!(!a_.opted_out_of("", ""));
+        assert!(b.opted_out_of("whatever", "webhook"), "all");
+        assert!(!c.opted_out_of("newsletter", "email"));
+    }
+
+    #[test]
+    fn validate_email_reasons() {
+        assert_eq!(
+            validate_email("  ada@example.com ").unwrap(),
+            "ada@example.com"
+        );
+        assert_eq!(
+            validate_email("Ada.Lovelace+x@Example.COM").unwrap(),
+            "Ada.Lovelace+x@Example.COM"
+        );
+        let r = |s: &str| validate_email(s).unwrap_err();
+        assert_eq!(r("adaexample.com"), "invalid email address: missing '@'");
+        assert_eq!(
+            r("@example.com"),
+            "invalid email address: nothing before '@'"
+        );
+        assert_eq!(r("ada@"), "invalid email address: nothing after '@'");
+        assert!(r("ada@example").contains("top-level domain"));
+        assert!(r("ada@example..com").contains("empty part"));
+        assert!(r("ada@[127.0.0.1]").contains("IP-address"));
+        assert!(r("Ada <ada@example.com>").contains("bare address"));
+        assert!(r("ada@exa mple.com").contains("space"));
+        assert!(r("ada,bob@example.com").contains("invalid character"));
+        assert_eq!(r(""), "invalid email address: empty");
+    }
+
+    #[test]
+    fn parse_region_codes() {
+        assert_eq!(parse_region("DE"), Some(Id::DE));
+        assert_eq!(parse_region(" de "), Some(Id::DE));
+        assert_eq!(parse_region("us"), Some(Id::US));
+        assert_eq!(parse_region("XX"), None);
+        assert_eq!(parse_region(""), None);
+    }
+
+    #[test]
+    fn suppression_parsing_with_comments() {
+        let text = "# opt-outs exported 2024-05-01\n\
+                    \n\
+                    Ada@Example.com   # asked by mail\n\
+                    bob@example.com#trailing\n\
+                    odd#local@example.com\n\
+                    030 1234567\n\
+                    +1 650 253 0000 # US\n\
+                    \u{20}  # indented comment\n\
+                    12\n";
+        let s = Suppressions::parse(text, Some(Id::DE));
+        assert_eq!(s.len(), 5);
+        assert!(!s.is_empty());
+        assert!(s.contains_email("ada@example.com"));
+        assert!(s.contains_email("ADA@EXAMPLE.COM"));
+        assert!(s.contains_email("bob@example.com"));
+        assert!(s.contains_email("odd#local@example.com"));
+        assert!(!s.contains_email("odd"));
+        assert!(s.contains_phone("+49301234567"));
+        assert!(s.contains_phone("+16502530000"));
+        assert!(!s.contains_phone("+4915123456789"));
+        assert_eq!(
+            s.rejected(),
+            [RowError {
+                line: 9,
+                reason: "not a valid phone number for region DE".into()
+            }]
+        );
+
+        // Without a region a national number cannot be understood.
+        let s = Suppressions::parse("030 1234567\n+49 30 1234567\n", None);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.rejected()[0].line, 1);
+        assert_eq!(
+            s.rejected()[0].reason,
+            "no country code and no default_region configured"
+        );
+    }
+
+    #[test]
+    fn suppression_insert_and_empty() {
+        let mut s = Suppressions::default();
+        assert!(s.is_empty());
+        s.insert_email(" X@Example.com ");
+        s.insert_email("x@example.com");
+        s.insert_phone("+49301234567");
+        assert_eq!(s.len(), 2);
+        assert!(s.contains_email("x@EXAMPLE.com"));
+        assert!(s.contains_phone("+49301234567"));
+        assert!(Suppressions::parse("# nothing\n\n", None).is_empty());
+    }
+
+    #[test]
+    fn suppression_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optouts.txt");
+        let e = Suppressions::load(&path, None).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&path.display().to_string()),
+            "{e}"
+        );
+        assert!(e.to_string().contains("optouts.txt"));
+
+        std::fs::write(&path, b"\xEF\xBB\xBFa@example.com\r\n+49 30 1234567\r\n").unwrap();
+        let s = Suppressions::load(&path, None).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(
+            s.contains_email("a@example.com"),
+            "BOM stripped, CRLF handled"
+        );
+        assert!(s.contains_phone("+49301234567"));
+    }
+
+    #[test]
+    fn address_serde_round_trip() {
+        for a in [
+            Address::Missing,
+            valid("+49301234567"),
+            Address::Invalid {
+                raw: "x".into(),
+                reason: "why".into(),
+            },
+        ] {
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), a);
+        }
+        let e = serde_json::to_value(RowError {
+            line: 3,
+            reason: "r".into(),
+        })
+        .unwrap();
+        assert_eq!(e, serde_json::json!({"line": 3, "reason": "r"}));
+    }
+}

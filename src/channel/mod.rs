@@ -1,0 +1,206 @@
+//! The channel abstraction. A channel renders one message for one target and delivers it,
+//! returning the provider's id or a *classified* error; the dispatcher owns retries, rate
+//! limits, concurrency and the journal, so a channel module is only about its provider.
+//!
+//! Adding a channel type: a module here, a variant in `config::ChannelKind`, an arm in [`build`].
+
+pub mod email;
+pub mod outbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::{ChannelEntry, ChannelKind, Config};
+use crate::error::AppError;
+use crate::render::{Context, Templates};
+
+/// Whom a channel reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// One delivery per recipient, addressed by this kind of address.
+    PerPerson(AddressKind),
+    /// One delivery per run, to this page / account / site.
+    Broadcast(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    Email,
+    Phone,
+    /// The outbox: the email address when there is one, else the phone number.
+    EmailOrPhone,
+}
+
+/// A message rendered for one target. Channels fill what they use.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rendered {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Rate-limiter cells this message costs (SMS segments with `rate_unit = "segment"`).
+    #[serde(skip)]
+    pub weight: u32,
+    /// Lengths against limits, for `preview` and the plan.
+    #[serde(skip)]
+    pub stats: Vec<Stat>,
+}
+
+/// One measured property of a rendered message, e.g. "segments: 2 (max 3)".
+#[derive(Debug, Clone, Serialize)]
+pub struct Stat {
+    pub label: String,
+    pub value: String,
+    /// The limit, when there is one.
+    pub limit: Option<String>,
+    pub over: bool,
+}
+
+impl Stat {
+    pub fn new(label: &str, value: impl ToString) -> Stat {
+        Stat { label: label.into(), value: value.to_string(), limit: None, over: false }
+    }
+
+    pub fn limited(label: &str, value: usize, limit: usize) -> Stat {
+        Stat { label: label.into(), value: value.to_string(), limit: Some(limit.to_string()), over: value > limit }
+    }
+}
+
+/// What the dispatcher knows about the delivery being attempted.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub run_id: String,
+    /// Email address, E.164 number, or broadcast target id.
+    pub address: String,
+    pub name: String,
+    pub attempt: u32,
+    /// Stable across retries, relays and resumes (RFC 5322 Message-ID without brackets).
+    pub message_id: String,
+    /// Stable key for providers that deduplicate (Idempotency-Key, webhook-id).
+    pub idempotency_key: String,
+    /// Message-ID of the first message of this announcement's thread to this recipient.
+    pub thread_root: Option<String>,
+}
+
+/// A provider's acceptance.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt {
+    pub provider_id: Option<String>,
+    /// Relay or endpoint that took it.
+    pub route: Option<String>,
+}
+
+/// Why a delivery did not go through, classified for the retry policy.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying (4xx SMTP, timeouts before the message was handed over, HTTP 429/5xx).
+    #[error("{message}")]
+    Transient { message: String, retry_after: Option<Duration>, route: Option<String> },
+    /// Retrying cannot help (invalid recipient, expired token, 5xx SMTP for a recipient).
+    #[error("{message}")]
+    Permanent { message: String, route: Option<String> },
+    /// The provider may or may not have it (connection lost after the message was handed over).
+    /// Never retried automatically: the delivery becomes `unknown`.
+    #[error("{message}")]
+    Ambiguous { message: String, route: Option<String> },
+    /// Permanent, and pointless for every other delivery of the channel (no credit, account
+    /// barred): the channel stops and the rest stay `pending` for `resume`.
+    #[error("{message}")]
+    Halt { message: String },
+}
+
+impl DeliveryError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        DeliveryError::Transient { message: message.into(), retry_after: None, route: None }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        DeliveryError::Permanent { message: message.into(), route: None }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DeliveryError::Transient { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub fn route(&self) -> Option<&str> {
+        match self {
+            DeliveryError::Transient { route, .. }
+            | DeliveryError::Permanent { route, .. }
+            | DeliveryError::Ambiguous { route, .. } => route.as_deref(),
+            DeliveryError::Halt { .. } => None,
+        }
+    }
+}
+
+/// One line of `announce check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    /// What was probed: the channel, or a relay / endpoint of it.
+    pub subject: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[async_trait]
+pub trait Channel: Send + Sync {
+    fn name(&self) -> &str;
+    fn type_name(&self) -> &'static str;
+    fn reach(&self) -> Reach;
+    /// Connections / requests in flight when the config does not say.
+    fn default_concurrency(&self) -> u32 {
+        4
+    }
+    /// Whether every target must be rendered while planning (limits that depend on the
+    /// recipient, such as SMS segments) rather than only the first.
+    fn validate_every_target(&self) -> bool {
+        false
+    }
+    /// Render the message for one target. An `Err` is a template or limit problem: found while
+    /// planning, it stops the run before anything is sent.
+    fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String>;
+    /// Hand one rendered message to the provider. Called once per attempt.
+    async fn deliver(&self, delivery: &Delivery, message: &Rendered) -> Result<Receipt, DeliveryError>;
+    /// Probe without sending (connect, authenticate, check the account).
+    async fn check(&self) -> Vec<Probe>;
+    /// Right-hand side of the Message-IDs this channel mints (email: the From domain).
+    fn message_id_domain(&self) -> String {
+        "announce.local".into()
+    }
+    /// How long one attempt may take before it is abandoned.
+    fn attempt_timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// What a timeout of the whole attempt means for this channel.
+    fn timeout_error(&self, after: Duration) -> DeliveryError {
+        DeliveryError::Transient { message: format!("no answer within {after:?}"), retry_after: None, route: None }
+    }
+}
+
+/// Build the channel a config entry describes. Secrets are read from the environment here.
+pub fn build(entry: &ChannelEntry, config: &Config) -> Result<Arc<dyn Channel>, AppError> {
+    let invalid = |m: String| AppError::invalid_at(Some(entry.location.clone()), m);
+    Ok(match &entry.settings.kind {
+        ChannelKind::Outbox(c) => Arc::new(outbox::Outbox::new(&entry.name, c, config).map_err(invalid)?),
+        ChannelKind::Email(c) => Arc::new(email::Email::new(&entry.name, &entry.settings.common, c, config).map_err(invalid)?),
+        other => {
+            return Err(invalid(format!(
+                "[channels.{}]: channel type `{}` is not available in this version of announce yet \
+                 (set `enabled = false` or remove it)",
+                entry.name,
+                other.type_name()
+            )));
+        }
+    })
+}

@@ -1,0 +1,129 @@
+//! The embedded default channel: every message becomes a file in `dir` — `.eml` for recipients
+//! with an email address (rendered with the email templates, exactly as the email channel would
+//! send it), `.json` with the SMS text for the others. Useful as a dry run you can open, as a
+//! last-resort spool, and in tests. Files are written atomically (temp file, then rename) with
+//! mode 0600 in 0700 folders, because they hold customer data.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use lettre::message::Mailbox;
+use serde_json::json;
+
+use crate::channel::email::message;
+use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::config::{Config, OutboxConfig};
+use crate::fsutil;
+use crate::render::{Context, Templates, sms};
+
+pub struct Outbox {
+    name: String,
+    dir: PathBuf,
+    from: Mailbox,
+    delay: Option<Duration>,
+}
+
+impl Outbox {
+    pub fn new(name: &str, cfg: &OutboxConfig, config: &Config) -> Result<Outbox, String> {
+        let from = match &cfg.from {
+            Some(f) => f.parse().map_err(|e| format!("[channels.{name}] from {f:?}: {e}"))?,
+            None => Mailbox::new(
+                (!config.org.name.is_empty()).then(|| config.org.name.clone()),
+                "announce@localhost".parse().map_err(|e| format!("{e}"))?,
+            ),
+        };
+        Ok(Outbox { name: name.to_string(), dir: config.resolve(&cfg.dir), from, delay: cfg.delay.map(|d| d.0) })
+    }
+
+    fn file_for(&self, d: &Delivery, ext: &str) -> PathBuf {
+        let safe: String = d
+            .address
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "@.+-_".contains(c) { c } else { '_' })
+            .collect();
+        self.dir.join(&d.run_id).join(format!("{:06}-{safe}.{ext}", d.id))
+    }
+}
+
+#[async_trait]
+impl Channel for Outbox {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn type_name(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn reach(&self) -> Reach {
+        Reach::PerPerson(AddressKind::EmailOrPhone)
+    }
+
+    fn default_concurrency(&self) -> u32 {
+        8
+    }
+
+    fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
+        if ctx.address.contains('@') {
+            return message::render(templates, ctx, "email.html.hbs");
+        }
+        let text = templates.render("sms.txt.hbs", &ctx.data)?.trim().to_string();
+        let text = sms::normalize(&text).into_owned();
+        let info = sms::analyze(&text);
+        let stats = vec![
+            Stat::new("SMS encoding", info.encoding),
+            Stat::new("SMS characters", info.chars),
+            Stat::new("SMS segments", info.segments),
+        ];
+        Ok(Rendered { subject: None, text, html: None, weight: 1, stats })
+    }
+
+    async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let (path, bytes) = if d.address.contains('@') {
+            let env = message::Envelope {
+                from: &self.from,
+                reply_to: None,
+                to_address: &d.address,
+                to_name: &d.name,
+                message_id: &d.message_id,
+                thread_root: d.thread_root.as_deref(),
+                list_unsubscribe: None,
+                date: SystemTime::now(),
+            };
+            let m = message::build(&env, msg).map_err(DeliveryError::permanent)?;
+            (self.file_for(d, "eml"), m.formatted())
+        } else {
+            let info = sms::analyze(&msg.text);
+            let doc = json!({
+                "to": d.address, "name": d.name, "text": msg.text,
+                "encoding": info.encoding, "segments": info.segments, "message_id": d.message_id,
+            });
+            (self.file_for(d, "json"), serde_json::to_vec_pretty(&doc).unwrap_or_default())
+        };
+        let write = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || fsutil::write_private_atomic(&path, &bytes))
+        };
+        match write.await {
+            Ok(Ok(())) => Ok(Receipt { provider_id: Some(path.display().to_string()), route: Some(self.name.clone()) }),
+            Ok(Err(e)) => Err(DeliveryError::transient(format!("cannot write {}: {e}", path.display()))),
+            Err(e) => Err(DeliveryError::transient(format!("outbox writer failed: {e}"))),
+        }
+    }
+
+    async fn check(&self) -> Vec<Probe> {
+        let probe = fsutil::create_private_dir(&self.dir);
+        vec![Probe {
+            subject: self.name.clone(),
+            ok: probe.is_ok(),
+            detail: match probe {
+                Ok(()) => format!("writes to {}", self.dir.display()),
+                Err(e) => format!("cannot create {}: {e}", self.dir.display()),
+            },
+        }]
+    }
+}

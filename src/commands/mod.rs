@@ -1,0 +1,65 @@
+//! One module per command. Each turns raw arguments into validated objects and returns the
+//! contract's exit status.
+
+mod check;
+mod init;
+mod preview;
+mod report;
+mod send;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::{AppError, Exit};
+
+pub fn run(cli: Cli) -> Result<Exit, AppError> {
+    match &cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Send(a) => send::send(&load_config(&cli)?, a),
+        Command::Resume(a) => send::resume(&load_config(&cli)?, a),
+        Command::Preview(a) => preview::run(&load_config(&cli)?, a),
+        Command::Report(a) => report::report(&load_config(&cli)?, a),
+        Command::Runs => report::runs(&load_config(&cli)?),
+        Command::Check(a) => check::run(&load_config(&cli)?, a),
+    }
+}
+
+/// `--config`, `ANNOUNCE_CONFIG`, or ./channels.toml; `--state-dir` overrides the config.
+fn load_config(cli: &Cli) -> Result<Config, AppError> {
+    let path = cli.config.clone().unwrap_or_else(|| PathBuf::from("channels.toml"));
+    if cli.config.is_none() && !Path::new(&path).exists() {
+        return Err(AppError::invalid(
+            "no channels.toml here: pass --config FILE, set ANNOUNCE_CONFIG, or run `announce init` to create a working folder",
+        ));
+    }
+    let mut config = Config::load(&path)?;
+    if let Some(dir) = &cli.state_dir {
+        config.state_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Ask on the terminal; refuse when there is none (scripts must say --yes).
+fn confirm(question: &str, yes: bool) -> Result<bool, AppError> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(AppError::invalid(
+            "not on a terminal: refusing to send without confirmation; pass --yes to send from a script",
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(|e| AppError::runtime(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "j" | "ja"))
+}

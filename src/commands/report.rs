@@ -1,0 +1,76 @@
+//! `report` and `runs`.
+
+use std::io::Write;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::cli::ReportArgs;
+use crate::config::Config;
+use crate::error::{AppError, Exit};
+use crate::fsutil;
+use crate::journal::Journal;
+use crate::report::{Report, local_time};
+
+fn journal(config: &Config) -> Result<Journal, AppError> {
+    Journal::open_existing(&config.state_dir)?
+        .ok_or_else(|| AppError::invalid(format!("no journal in {}: no run yet", config.state_dir.display())))
+}
+
+pub fn report(config: &Config, args: &ReportArgs) -> Result<Exit, AppError> {
+    let journal = journal(config)?;
+    let (report, _) = Report::load(&journal, &args.run_id)?
+        .ok_or_else(|| AppError::invalid(format!("no run {:?} in {}", args.run_id, journal.path().display())))?;
+    if args.refresh {
+        // No channel of this version can ask its provider for final statuses yet.
+        eprintln!("note: none of this run's channels can report final delivery statuses; nothing refreshed");
+    }
+    let tz = config.timezone();
+    let written = match &args.output {
+        Some(path) => {
+            let mut f = fsutil::create_private_file(path)
+                .map_err(|e| AppError::runtime(format!("{}: {e}", path.display())))?;
+            args.format.write(&report, &tz, &mut f).and_then(|()| f.flush())
+        }
+        None => args.format.write(&report, &tz, &mut std::io::stdout().lock()),
+    };
+    match written {
+        // `announce report | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?,
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn runs(config: &Config) -> Result<Exit, AppError> {
+    let journal = journal(config)?;
+    let tz = config.timezone();
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_header(["run", "started", "title", "planned", "sent", "failed", "skipped", "pending", "unknown", "state"]);
+    for run in journal.runs()? {
+        let rows = journal.deliveries(&run.id)?;
+        let r = Report::from_rows(&run, &rows);
+        let state = if run.dry_run {
+            "dry run"
+        } else if run.finished_at.is_some() {
+            "finished"
+        } else {
+            "interrupted"
+        };
+        let x = &r.totals;
+        t.add_row([
+            run.id.clone(),
+            local_time(&run.started_at, &tz),
+            run.title.clone(),
+            x.planned.to_string(),
+            (x.sent + x.delivered).to_string(),
+            x.failed.to_string(),
+            x.skipped.to_string(),
+            x.pending.to_string(),
+            x.unknown.to_string(),
+            state.to_string(),
+        ]);
+    }
+    println!("{t}");
+    Ok(Exit::Ok)
+}

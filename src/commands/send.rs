@@ -1,0 +1,225 @@
+//! `send` and `resume`: validate, plan, journal, dispatch, report.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::announcement::Announcement;
+use crate::channel::{self, Channel};
+use crate::cli::{ResumeArgs, SendArgs};
+use crate::config::Config;
+use crate::dispatch::{self, Dispatch, Lane};
+use crate::error::{AppError, Exit};
+use crate::journal::{Journal, Status};
+use crate::plan::{self, Plan, Selection};
+use crate::render::{BaseContext, Templates};
+use crate::report::{Format, Report, summary_table};
+
+use super::{confirm, runtime};
+
+pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
+    let ann = Announcement::load(&args.file)?;
+    let sel = Selection { channels: args.channels.clone(), audience: args.audience.clone(), tags: args.tags.clone() };
+    let plan = plan::build(config, &ann, &sel, args.dry_run)?;
+
+    let mut journal = Journal::open(&config.state_dir)?;
+    if !args.again
+        && !args.dry_run
+        && let Some(earlier) = journal.find_by_digest(&plan.run.digest)?
+    {
+        return Err(AppError::invalid(format!(
+            "this announcement was already sent in run {earlier} (same title, body, channels and audience); \
+             see `announce report {earlier}`, or pass --again to send it again"
+        )));
+    }
+    print_plan(&plan);
+    let to_send: usize = plan.deliveries.iter().filter(|d| d.status == Status::Pending).count();
+    if !args.dry_run && to_send > 0 && !confirm(&format!("Send {to_send} messages now?"), args.yes)? {
+        eprintln!("Nothing was sent.");
+        return Ok(Exit::Invalid);
+    }
+
+    let _lock = Journal::lock(&config.state_dir)?;
+    // The run and every planned delivery are durable before the first message goes out.
+    journal.create_run(&plan.run, &plan.deliveries)?;
+    let run_id = plan.run.id.clone();
+    if args.dry_run {
+        journal.finish_run(&run_id)?;
+        eprintln!("Dry run {run_id}: nothing was sent.");
+        return finish(config, &journal, &run_id, args.json);
+    }
+    let thread_roots = match &plan.run.thread {
+        Some(t) => journal.thread_roots(t, &run_id, &["email", "outbox"])?,
+        None => HashMap::new(),
+    };
+    let lanes = plan.channels.iter().map(|c| Lane::new(c.channel.clone(), &c.entry.settings.common)).collect();
+    let interrupted = execute(&journal, &run_id, &plan.base, plan.templates.clone(), thread_roots, lanes)?;
+    if !interrupted {
+        journal.finish_run(&run_id)?;
+    }
+    finish(config, &journal, &run_id, args.json)
+}
+
+pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
+    let _lock = Journal::lock(&config.state_dir)?;
+    let journal = Journal::open_existing(&config.state_dir)?
+        .ok_or_else(|| AppError::invalid(format!("no journal in {}: nothing to resume", config.state_dir.display())))?;
+    let run = journal
+        .run(&args.run_id)?
+        .ok_or_else(|| AppError::invalid(format!("no run {:?} in {}", args.run_id, journal.path().display())))?;
+    if run.dry_run {
+        return Err(AppError::invalid(format!("run {} was a dry run; send the announcement instead", run.id)));
+    }
+    // We hold the lock, so anything still `sending` belongs to a process that died.
+    let unknown = journal.mark_in_flight_unknown(&run.id)?;
+    if unknown > 0 {
+        eprintln!("{unknown} deliveries were in flight when the previous process stopped: now `unknown`.");
+    }
+    if args.retry_failed {
+        journal.requeue(&run.id, Status::Failed)?;
+    }
+    if args.resend_unknown {
+        journal.requeue(&run.id, Status::Unknown)?;
+    }
+    let ann = Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone())?;
+    let rows = journal.deliveries(&run.id)?;
+    let mut names: Vec<&str> = rows.iter().filter(|d| d.status == Status::Pending).map(|d| d.channel.as_str()).collect();
+    names.dedup();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        eprintln!("Run {}: nothing left to send.", run.id);
+        journal.finish_run(&run.id)?;
+        return finish(config, &journal, &run.id, args.json);
+    }
+    let pending = rows.iter().filter(|d| d.status == Status::Pending).count();
+    if !confirm(&format!("Resume run {}: send {pending} pending messages?", run.id), args.yes)? {
+        eprintln!("Nothing was sent.");
+        return Ok(Exit::Invalid);
+    }
+    let templates = Arc::new(Templates::load(config.templates_dir.as_deref())?);
+    let mut lanes = Vec::new();
+    for name in names {
+        let entry = config.channel(name).ok_or_else(|| {
+            AppError::invalid(format!("run {} used channel {name}, which is no longer in {}", run.id, config.file_name()))
+        })?;
+        let ch: Arc<dyn Channel> = channel::build(entry, config)?;
+        lanes.push(Lane::new(ch, &entry.settings.common));
+    }
+    let base = BaseContext::new(&ann, &config.org, &run.id, &config.timezone());
+    let thread_roots = match &run.thread {
+        Some(t) => journal.thread_roots(t, &run.id, &["email", "outbox"])?,
+        None => HashMap::new(),
+    };
+    let interrupted = execute(&journal, &run.id, &base, templates, thread_roots, lanes)?;
+    if !interrupted {
+        journal.finish_run(&run.id)?;
+    }
+    finish(config, &journal, &run.id, args.json)
+}
+
+/// Dispatch with Ctrl-C handling. Returns whether the run was interrupted.
+fn execute(
+    journal: &Journal,
+    run_id: &str,
+    base: &BaseContext,
+    templates: Arc<Templates>,
+    thread_roots: HashMap<String, String>,
+    lanes: Vec<Lane>,
+) -> Result<bool, AppError> {
+    let rt = runtime()?;
+    let cancel = CancellationToken::new();
+    let result = rt.block_on(async {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nStopping: finishing messages in flight (Ctrl-C again to quit at once; they become `unknown`)...");
+                c.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let d = Dispatch {
+            run_id,
+            base,
+            templates,
+            thread_roots,
+            cancel: cancel.clone(),
+            progress: std::io::stderr().is_terminal(),
+        };
+        dispatch::run(d, journal, lanes).await
+    });
+    result.map_err(|e| AppError::Runtime(anyhow::Error::new(e).context(format!("run {run_id} stopped; `announce resume {run_id}` continues it"))))?;
+    if cancel.is_cancelled() {
+        eprintln!("Interrupted. `announce resume {run_id}` sends the rest.");
+    }
+    Ok(cancel.is_cancelled())
+}
+
+fn print_plan(plan: &Plan) {
+    eprintln!("Plan for \"{}\":", plan.run.title);
+    if let Some(a) = &plan.audience {
+        eprintln!(
+            "  audience {}: {} rows, {} unreadable, {} duplicate addresses, {} without a selected tag",
+            a.path.display(),
+            a.rows,
+            a.rejected.len(),
+            a.duplicates,
+            a.not_tagged
+        );
+        for r in &a.rejected {
+            eprintln!("    line {}: {}", r.line, r.reason);
+        }
+    }
+    for c in &plan.channels {
+        let count = |s: Status| c.counts.get(&s).copied().unwrap_or(0);
+        eprint!(
+            "  {} ({}): {} to send, {} skipped",
+            c.entry.name,
+            c.channel.type_name(),
+            count(Status::Pending),
+            count(Status::Skipped)
+        );
+        if c.problems > 0 {
+            eprint!(" ({} for bad input)", c.problems);
+        }
+        if let Some(w) = c.total_weight {
+            eprint!(", {w} segments in all");
+        }
+        eprintln!();
+        if let Some(sample) = &c.sample {
+            for s in &sample.stats {
+                let limit = s.limit.as_ref().map(|l| format!(" (limit {l})")).unwrap_or_default();
+                eprintln!("      {}: {}{limit}{}", s.label, s.value, if s.over { "  OVER THE LIMIT" } else { "" });
+            }
+        }
+    }
+}
+
+/// Print the summary (or the JSON report) and choose the exit status.
+fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Result<Exit, AppError> {
+    let (report, rows) = Report::load(journal, run_id)?.ok_or_else(|| AppError::runtime("run vanished from the journal"))?;
+    if json {
+        let mut out = std::io::stdout().lock();
+        Format::Json
+            .write(&report, &config.timezone(), &mut out)
+            .map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?;
+    }
+    eprintln!("{}", summary_table(&report));
+    eprintln!("Run {run_id}. Details: announce report {run_id}");
+    let t = &report.totals;
+    let bad_skips = rows.iter().filter(|r| r.status == Status::Skipped && r.problem).count();
+    Ok(if report.dry_run {
+        Exit::Ok
+    } else if t.pending > 0 {
+        Exit::Runtime
+    } else if t.failed > 0 || t.unknown > 0 || t.undelivered > 0 || bad_skips > 0 {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    })
+}

@@ -1,0 +1,618 @@
+//! channels.toml -> a validated [`Config`].
+//!
+//! Parsing is two steps, as in ripgrep: serde turns the TOML into raw structs (unknown keys and
+//! wrong types are errors with file, line and column), then [`Config::load`] checks what serde
+//! cannot (rates, loopback-only plaintext, readable files) and resolves relative paths against
+//! the config file's folder. Secrets are never in the file: only the *names* of environment
+//! variables are, and they are resolved when a channel is built (so a disabled channel does not
+//! need its secret).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{AppError, SourceLocation};
+
+/// The built-in default used by `announce init` and documented in the README.
+pub const EXAMPLE_CONFIG: &str = include_str!("../channels.example.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<String>,
+    templates_dir: Option<String>,
+    default_region: Option<Spanned<String>>,
+    #[serde(default)]
+    org: Org,
+    #[serde(default)]
+    audience: RawAudience,
+    #[serde(default)]
+    channels: BTreeMap<String, Spanned<ChannelSettings>>,
+}
+
+/// `[org]`: available to templates as `org.*`.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Org {
+    #[serde(default)]
+    pub name: String,
+    pub website: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudience {
+    file: Option<String>,
+    suppress: Option<String>,
+    delimiter: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AudienceSettings {
+    pub file: Option<PathBuf>,
+    pub suppress: Option<PathBuf>,
+    pub delimiter: Option<u8>,
+}
+
+/// One `[channels.NAME]` table: the settings every channel has, plus its type's own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChannelSettings {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub kind: ChannelKind,
+}
+
+/// Keys every channel accepts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Common {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub rate: Option<Rate>,
+    pub burst: Option<NonZeroU32>,
+    pub concurrency: Option<NonZeroU32>,
+    pub max_attempts: Option<NonZeroU32>,
+    pub retry_base: Option<HumanDuration>,
+    pub retry_max: Option<HumanDuration>,
+    /// Per-attempt deadline; a delivery still running then is retried (or `unknown` where the
+    /// channel says a timeout is ambiguous).
+    pub timeout: Option<HumanDuration>,
+    pub template: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The channel types. Adding a channel: a variant here, a module in `channel/`, an arm in
+/// `channel::build`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ChannelKind {
+    Outbox(OutboxConfig),
+    Email(EmailConfig),
+    Sms(SmsConfig),
+    Facebook(FacebookConfig),
+    Instagram(InstagramConfig),
+    Webhook(WebhookConfig),
+    Telegram(TelegramConfig),
+    Mastodon(MastodonConfig),
+    Statuspage(StatuspageConfig),
+}
+
+impl ChannelKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ChannelKind::Outbox(_) => "outbox",
+            ChannelKind::Email(_) => "email",
+            ChannelKind::Sms(_) => "sms",
+            ChannelKind::Facebook(_) => "facebook",
+            ChannelKind::Instagram(_) => "instagram",
+            ChannelKind::Webhook(_) => "webhook",
+            ChannelKind::Telegram(_) => "telegram",
+            ChannelKind::Mastodon(_) => "mastodon",
+            ChannelKind::Statuspage(_) => "statuspage",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    #[serde(default = "default_outbox_dir")]
+    pub dir: String,
+    /// Sender used in the `.eml` files (defaults to the org name at `outbox.invalid`).
+    pub from: Option<String>,
+    /// Per-message delay, to make a run observable in demos and tests ("200ms").
+    pub delay: Option<HumanDuration>,
+}
+
+fn default_outbox_dir() -> String {
+    "outbox".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub from: String,
+    pub reply_to: Option<String>,
+    pub list_unsubscribe: Option<String>,
+    pub dkim: Option<DkimConfig>,
+    /// Hostname announced in EHLO and used on the right of Message-IDs (default: From's domain).
+    pub hello_name: Option<String>,
+    pub relays: Vec<RelayConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    pub selector: String,
+    pub domain: String,
+    pub private_key_file: String,
+    #[serde(default)]
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    #[default]
+    Rsa,
+    Ed25519,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    pub name: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub ca_file: Option<String>,
+    pub rate: Option<Rate>,
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    pub provider: String,
+    pub from: Option<String>,
+    pub account_sid: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_secret_env: Option<String>,
+    pub auth_token_env: Option<String>,
+    pub base_url: Option<String>,
+    pub max_segments: Option<u32>,
+    #[serde(default = "yes")]
+    pub normalize: bool,
+    pub price_per_segment: Option<f64>,
+    pub rate_unit: Option<String>,
+    pub url: Option<String>,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body_template: Option<String>,
+    pub body_format: Option<String>,
+    pub id_pointer: Option<String>,
+    pub success_statuses: Option<Vec<u16>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacebookConfig {
+    pub page_id: String,
+    pub access_token_env: String,
+    pub app_secret_env: Option<String>,
+    pub graph_url: Option<String>,
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstagramConfig {
+    pub ig_user_id: String,
+    pub access_token_env: String,
+    pub app_secret_env: Option<String>,
+    pub graph_url: Option<String>,
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret_env: Option<String>,
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    pub bot_token_env: String,
+    pub chat_ids: Vec<String>,
+    pub base_url: Option<String>,
+    pub parse_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MastodonConfig {
+    pub instance: String,
+    pub access_token_env: String,
+    pub visibility: Option<String>,
+    pub max_characters: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatuspageConfig {
+    pub dir: String,
+    pub publish_command: Option<String>,
+    pub title: Option<String>,
+}
+
+/// `rate = "10/s"`: `count` cells per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: NonZeroU32,
+    pub per: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid rate {s:?}: expected COUNT/UNIT such as \"10/s\", \"300/min\" or \"1000/h\"");
+        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let count = NonZeroU32::new(count).ok_or_else(|| format!("invalid rate {s:?}: the count must be at least 1"))?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            "d" | "day" => Duration::from_secs(86_400),
+            _ => return Err(bad()),
+        };
+        Ok(Rate { count, per })
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "min",
+            3600 => "h",
+            _ => "d",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// A duration written for people: "250ms", "1s", "5min", "2h".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"500ms\", \"1s\", \"5min\", \"2h\""))?;
+        let secs = match unit.trim() {
+            "ms" => value / 1000.0,
+            "" | "s" | "sec" => value,
+            "m" | "min" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?} (use ms, s, min or h)")),
+        };
+        Ok(HumanDuration(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (`None` for the built-in default).
+    pub path: Option<PathBuf>,
+    pub base_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub templates_dir: Option<PathBuf>,
+    pub default_region: Option<phonenumber::country::Id>,
+    pub org: Org,
+    pub audience: AudienceSettings,
+    pub channels: Vec<ChannelEntry>,
+    source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelEntry {
+    pub name: String,
+    pub settings: ChannelSettings,
+    pub location: SourceLocation,
+}
+
+impl ChannelEntry {
+    pub fn type_name(&self) -> &'static str {
+        self.settings.kind.type_name()
+    }
+}
+
+impl Config {
+    /// Load and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, AppError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| AppError::invalid(format!("{}: cannot read config: {e}", path.display())))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        Self::parse(Some(path), &base, source)
+    }
+
+    /// Parse config text; `path` names it in messages, `base` anchors relative paths.
+    pub fn parse(path: Option<&Path>, base: &Path, source: String) -> Result<Config, AppError> {
+        let file = path.map_or_else(|| "<built-in config>".to_string(), |p| p.display().to_string());
+        let raw: RawConfig = toml::from_str(&source).map_err(|e| {
+            let loc = e.span().map(|s| SourceLocation::from_offset(&file, &source, s.start));
+            AppError::invalid_at(loc, format!("invalid config: {}", e.message()))
+        })?;
+        let at = |span: std::ops::Range<usize>| SourceLocation::from_offset(&file, &source, span.start);
+        let resolve = |p: &str| {
+            let p = Path::new(p);
+            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+        };
+
+        let default_region = match &raw.default_region {
+            None => None,
+            Some(r) => Some(crate::audience::parse_region(r.get_ref()).ok_or_else(|| {
+                AppError::invalid_at(
+                    Some(at(r.span())),
+                    format!("default_region {:?} is not an ISO 3166 country code such as \"DE\"", r.get_ref()),
+                )
+            })?),
+        };
+        if let Some(tz) = &raw.org.timezone {
+            jiff::tz::TimeZone::get(tz).map_err(|_| {
+                AppError::invalid(format!("{file}: [org] timezone {tz:?} is not a known IANA time zone name"))
+            })?;
+        }
+        let delimiter = match &raw.audience.delimiter {
+            None => None,
+            Some(d) => match d.get_ref().as_str() {
+                "," => Some(b','),
+                ";" => Some(b';'),
+                "\t" | "tab" => Some(b'\t'),
+                other => {
+                    return Err(AppError::invalid_at(
+                        Some(at(d.span())),
+                        format!("[audience] delimiter {other:?}: use \",\", \";\" or \"tab\""),
+                    ));
+                }
+            },
+        };
+
+        let mut channels = Vec::new();
+        for (name, spanned) in raw.channels {
+            let location = at(spanned.span());
+            let settings = spanned.into_inner();
+            validate_channel(&name, &settings).map_err(|m| AppError::invalid_at(Some(location.clone()), m))?;
+            channels.push(ChannelEntry { name, settings, location });
+        }
+
+        Ok(Config {
+            path: path.map(Path::to_path_buf),
+            base_dir: base.to_path_buf(),
+            state_dir: resolve(raw.state_dir.as_deref().unwrap_or(".announce")),
+            templates_dir: raw.templates_dir.as_deref().map(resolve),
+            default_region,
+            org: raw.org,
+            audience: AudienceSettings {
+                file: raw.audience.file.as_deref().map(resolve),
+                suppress: raw.audience.suppress.as_deref().map(resolve),
+                delimiter,
+            },
+            channels,
+            source,
+        })
+    }
+
+    /// Resolve a path written in the config relative to the config's folder.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    pub fn file_name(&self) -> String {
+        self.path.as_ref().map_or_else(|| "<built-in config>".into(), |p| p.display().to_string())
+    }
+
+    pub fn channel(&self, name: &str) -> Option<&ChannelEntry> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+
+    /// Location of the first occurrence of `needle` after `from` (for messages about keys).
+    pub fn locate(&self, from: &SourceLocation, needle: &str) -> SourceLocation {
+        let off = self.source[from.offset..].find(needle).map_or(from.offset, |i| from.offset + i);
+        SourceLocation::from_offset(&self.file_name(), &self.source, off)
+    }
+
+    pub fn timezone(&self) -> jiff::tz::TimeZone {
+        self.org
+            .timezone
+            .as_deref()
+            .and_then(|t| jiff::tz::TimeZone::get(t).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+/// Checks serde cannot express. Returns a message; the caller adds the location.
+fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), String> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(format!("channel name {name:?}: use letters, digits, '-' and '_'"));
+    }
+    if let (Some(b), Some(m)) = (s.common.retry_base, s.common.retry_max)
+        && b.0 > m.0
+    {
+        return Err(format!("[channels.{name}] retry_base is larger than retry_max"));
+    }
+    match &s.kind {
+        ChannelKind::Email(e) => {
+            if e.relays.is_empty() {
+                return Err(format!("[channels.{name}] needs at least one [[channels.{name}.relays]]"));
+            }
+            e.from
+                .parse::<lettre::message::Mailbox>()
+                .map_err(|err| format!("[channels.{name}] from {:?} is not a valid address: {err}", e.from))?;
+            for (i, r) in e.relays.iter().enumerate() {
+                if r.tls == TlsMode::None && !is_loopback_host(&r.host) {
+                    return Err(format!(
+                        "[channels.{name}] relay {} ({}): tls = \"none\" is only allowed for loopback hosts \
+                         (localhost, 127.0.0.0/8, ::1); use \"starttls\" or \"tls\"",
+                        r.name.clone().unwrap_or_else(|| format!("#{}", i + 1)),
+                        r.host
+                    ));
+                }
+                if r.username.is_some() != r.password_env.is_some() {
+                    return Err(format!("[channels.{name}] relay {}: username and password_env go together", r.host));
+                }
+            }
+        }
+        ChannelKind::Sms(sms) => {
+            if !["twilio", "vonage", "seven", "generic"].contains(&sms.provider.as_str()) {
+                return Err(format!(
+                    "[channels.{name}] provider {:?}: expected twilio, vonage, seven or generic",
+                    sms.provider
+                ));
+            }
+            if let Some(u) = &sms.rate_unit
+                && u != "message"
+                && u != "segment"
+            {
+                return Err(format!("[channels.{name}] rate_unit {u:?}: expected \"message\" or \"segment\""));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Plaintext SMTP is only acceptable when it cannot leave the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Read a secret named by a `*_env` key. The message names the variable, never a value.
+pub fn secret_from_env(var: &str, what: &str) -> Result<SecretString, String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
+        Ok(_) => Err(format!("{what}: environment variable {var} is empty")),
+        Err(_) => Err(format!("{what}: environment variable {var} is not set")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, AppError> {
+        Config::parse(Some(Path::new("channels.toml")), Path::new("/base"), s.to_string())
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let c = parse(EXAMPLE_CONFIG).expect("example config must parse");
+        let types: std::collections::BTreeSet<_> = c.channels.iter().map(|c| c.type_name()).collect();
+        for t in ["outbox", "email", "sms", "facebook", "instagram", "webhook", "telegram", "mastodon", "statuspage"] {
+            assert!(types.contains(t), "example config lacks a {t} channel");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse("state_dir = \"s\"\n\n[channels.out]\ntype = \"outbox\"\ndri = \"x\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("channels.toml:3:"), "{msg}");
+        assert!(msg.contains("dri"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        let msg = parse("[channels.x]\ntype = \"pigeon\"\n").unwrap_err().to_string();
+        assert!(msg.contains("channels.toml:1:") && msg.contains("pigeon"), "{msg}");
+    }
+
+    #[test]
+    fn plaintext_smtp_only_to_loopback() {
+        let cfg = |host: &str| {
+            format!(
+                "[channels.mail]\ntype = \"email\"\nfrom = \"a@example.org\"\n[[channels.mail.relays]]\nhost = \"{host}\"\ntls = \"none\"\n"
+            )
+        };
+        assert!(parse(&cfg("127.0.0.1")).is_ok());
+        assert!(parse(&cfg("localhost")).is_ok());
+        let msg = parse(&cfg("smtp.example.org")).unwrap_err().to_string();
+        assert!(msg.contains("loopback") && msg.starts_with("channels.toml:1:"), "{msg}");
+    }
+
+    #[test]
+    fn rates_and_durations() {
+        let r: Rate = "300/min".parse().unwrap();
+        assert_eq!((r.count.get(), r.per), (300, Duration::from_secs(60)));
+        assert!("0/s".parse::<Rate>().is_err());
+        assert!("ten/s".parse::<Rate>().is_err());
+        assert_eq!("250ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(250));
+        assert_eq!("5min".parse::<HumanDuration>().unwrap().0, Duration::from_secs(300));
+        let msg = parse("[channels.o]\ntype = \"outbox\"\nrate = \"fast\"\n").unwrap_err().to_string();
+        assert!(msg.contains("channels.toml:") && msg.contains("invalid rate"), "{msg}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_folder() {
+        let c = parse("state_dir = \"st\"\n[audience]\nfile = \"c.csv\"\n").unwrap();
+        assert_eq!(c.state_dir, Path::new("/base/st"));
+        assert_eq!(c.audience.file.as_deref(), Some(Path::new("/base/c.csv")));
+    }
+}

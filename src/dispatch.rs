@@ -1,0 +1,290 @@
+//! plan -> journal -> limiter -> retry -> channel -> journal.
+//!
+//! Every channel runs as its own task, so a slow channel never holds up the others. Inside a
+//! channel: a semaphore bounds deliveries in flight; each *attempt* (retries included) takes a
+//! rate-limiter cell, is journaled as `sending` (durably) and only then goes to the provider.
+//! Transient errors are retried with exponential backoff and jitter (backon), never sooner than
+//! the provider's Retry-After; permanent ones are attempted once; ambiguous ones become
+//! `unknown` and are never retried automatically.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::{Channel, Delivery, DeliveryError, Receipt};
+use crate::config::{Common, Rate};
+use crate::journal::{DeliveryRow, Journal, JournalError, Status, Writer};
+use crate::render::{BaseContext, Templates};
+
+/// How one channel is driven.
+pub struct Lane {
+    pub channel: Arc<dyn Channel>,
+    pub concurrency: usize,
+    pub limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub timeout: Duration,
+}
+
+impl Lane {
+    pub fn new(channel: Arc<dyn Channel>, common: &Common) -> Lane {
+        let concurrency = common.concurrency.map_or(channel.default_concurrency(), NonZeroU32::get) as usize;
+        let burst = common.burst.unwrap_or(NonZeroU32::MIN);
+        let timeout = common.timeout.map(|d| d.0).or(channel.attempt_timeout()).unwrap_or(Duration::from_secs(120));
+        Lane {
+            channel,
+            concurrency,
+            limiter: common.rate.map(|r| Arc::new(limiter(r, burst))),
+            max_attempts: common.max_attempts.map_or(5, NonZeroU32::get),
+            retry_base: common.retry_base.map_or(Duration::from_secs(1), |d| d.0),
+            retry_max: common.retry_max.map_or(Duration::from_secs(300), |d| d.0),
+            timeout,
+        }
+    }
+}
+
+/// A GCRA limiter: one cell every `per / count`, up to `burst` at once.
+pub fn limiter(rate: Rate, burst: NonZeroU32) -> DefaultDirectRateLimiter {
+    let period = rate.per / rate.count.get();
+    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(rate.count)).allow_burst(burst);
+    RateLimiter::direct(quota)
+}
+
+pub struct Dispatch<'a> {
+    pub run_id: &'a str,
+    pub base: &'a BaseContext,
+    pub templates: Arc<Templates>,
+    pub thread_roots: HashMap<String, String>,
+    pub cancel: CancellationToken,
+    pub progress: bool,
+}
+
+/// Why an attempt ended without a receipt.
+enum AttemptError {
+    Delivery(DeliveryError),
+    Journal(JournalError),
+}
+
+/// Send every `pending` delivery of the run on the given lanes.
+pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result<(), JournalError> {
+    let writer = Arc::new(journal.writer()?);
+    let multi = d.progress.then(MultiProgress::new);
+    let shared = Arc::new(Shared {
+        run_id: d.run_id.to_string(),
+        base: d.base.clone(),
+        templates: d.templates.clone(),
+        thread_roots: d.thread_roots,
+        cancel: d.cancel.clone(),
+        writer: writer.clone(),
+        journal_failed: AtomicBool::new(false),
+    });
+    let mut tasks = Vec::new();
+    for lane in lanes {
+        let rows = journal.deliveries_in(d.run_id, lane.channel.name(), &[Status::Pending])?;
+        if rows.is_empty() {
+            continue;
+        }
+        let bar = multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new(rows.len() as u64));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(lane.channel.name().to_string());
+            bar
+        });
+        tasks.push(tokio::spawn(run_lane(shared.clone(), lane, rows, bar)));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    writer.flush().await?;
+    if shared.journal_failed.load(Ordering::SeqCst) {
+        return Err(JournalError::WriterGone);
+    }
+    Ok(())
+}
+
+struct Shared {
+    run_id: String,
+    base: BaseContext,
+    templates: Arc<Templates>,
+    thread_roots: HashMap<String, String>,
+    cancel: CancellationToken,
+    writer: Arc<Writer>,
+    journal_failed: AtomicBool,
+}
+
+async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: Option<ProgressBar>) {
+    let lane = Arc::new(lane);
+    let semaphore = Arc::new(Semaphore::new(lane.concurrency.max(1)));
+    let halted = Arc::new(AtomicBool::new(false));
+    let mut inflight = tokio::task::JoinSet::new();
+    for row in rows {
+        let permit = tokio::select! {
+            p = semaphore.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = shared.cancel.cancelled() => break,
+        };
+        if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) || shared.journal_failed.load(Ordering::SeqCst)
+        {
+            break;
+        }
+        let (shared, lane, halted, bar) = (shared.clone(), lane.clone(), halted.clone(), bar.clone());
+        inflight.spawn(async move {
+            deliver_one(&shared, &lane, &halted, row).await;
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+            drop(permit);
+        });
+        // Reap finished tasks as we go so a 100k run does not keep 100k handles.
+        while inflight.try_join_next().is_some() {}
+    }
+    while inflight.join_next().await.is_some() {}
+    if let Some(b) = bar {
+        b.finish_with_message(if halted.load(Ordering::SeqCst) { "stopped" } else { "done" });
+    }
+}
+
+async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: DeliveryRow) {
+    let channel = lane.channel.as_ref();
+    let data = row.data.as_deref().and_then(|d| serde_json::from_str(d).ok());
+    let ctx = shared.base.for_target(channel.name(), channel.type_name(), data.as_ref(), &row.recipient);
+    let record = |status, provider_id, route, error| {
+        let attempt = row.attempts.max(1);
+        if shared.writer.outcome(row.id, attempt, status, provider_id, route, error).is_err() {
+            shared.journal_failed.store(true, Ordering::SeqCst);
+        }
+    };
+    let message = match channel.render(&shared.templates, &ctx) {
+        Ok(m) => m,
+        Err(e) => {
+            // Planning rendered the first target; a later one can still fail (e.g. odd data).
+            record(Status::Failed, None, None, Some(format!("cannot render the message: {e}")));
+            return;
+        }
+    };
+    let domain = channel.message_id_domain();
+    let delivery = Delivery {
+        id: row.id,
+        run_id: shared.run_id.clone(),
+        address: row.recipient.clone(),
+        name: row.name.clone(),
+        attempt: 0,
+        message_id: format!("{}.{}@{domain}", shared.run_id, row.id),
+        idempotency_key: format!("announce-{}-{}", shared.run_id, row.id),
+        thread_root: shared.thread_roots.get(&row.recipient).cloned(),
+    };
+    let weight = NonZeroU32::new(message.weight.max(1)).unwrap_or(NonZeroU32::MIN);
+    let mut attempt = row.attempts;
+    let first_attempt = row.attempts + 1;
+    let max_attempts = lane.max_attempts;
+
+    let try_once = || {
+        attempt += 1;
+        let this_attempt = attempt;
+        let mut delivery = delivery.clone();
+        delivery.attempt = this_attempt;
+        let message = &message;
+        async move {
+            if let Some(l) = &lane.limiter
+                && l.until_n_ready(weight).await.is_err()
+            {
+                return Err((
+                    this_attempt,
+                    AttemptError::Delivery(DeliveryError::permanent(format!(
+                        "the message needs {weight} rate-limit cells but the channel's burst is smaller; raise `burst`"
+                    ))),
+                ));
+            }
+            shared
+                .writer
+                .sending(delivery.id, this_attempt, &delivery.message_id)
+                .await
+                .map_err(|e| (this_attempt, AttemptError::Journal(e)))?;
+            let result = tokio::time::timeout(lane.timeout, channel.deliver(&delivery, message)).await;
+            match result {
+                Ok(Ok(receipt)) => Ok((this_attempt, receipt)),
+                Ok(Err(e)) => Err((this_attempt, AttemptError::Delivery(e))),
+                Err(_) => Err((this_attempt, AttemptError::Delivery(channel.timeout_error(lane.timeout)))),
+            }
+        }
+    };
+
+    let retries_left = max_attempts.saturating_sub(first_attempt) as usize;
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(lane.retry_base)
+        .with_max_delay(lane.retry_max)
+        .with_max_times(retries_left)
+        .with_jitter();
+    let outcome: Result<(u32, Receipt), (u32, AttemptError)> = try_once
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|(_, e)| {
+            matches!(e, AttemptError::Delivery(d) if d.is_transient())
+                && !shared.cancel.is_cancelled()
+                && !halted.load(Ordering::SeqCst)
+        })
+        .adjust(|(_, e), backoff| match (e, backoff) {
+            // Never sooner than the provider asked.
+            (AttemptError::Delivery(d), Some(b)) => Some(d.retry_after().map_or(b, |ra| ra.max(b))),
+            (_, b) => b,
+        })
+        .notify(|(n, e), wait| {
+            if let AttemptError::Delivery(d) = e {
+                tracing::info!(channel = channel.name(), delivery = row.id, attempt = n, "{d}; retrying in {wait:?}");
+                let _ = shared.writer.outcome(
+                    row.id,
+                    *n,
+                    Status::Pending,
+                    None,
+                    d.route().map(str::to_string),
+                    Some(format!("attempt {n}: {d}")),
+                );
+            }
+        })
+        .await;
+
+    let (status, provider_id, route, error, n) = match outcome {
+        Ok((n, r)) => (Status::Sent, r.provider_id, r.route, None, n),
+        Err((n, AttemptError::Journal(e))) => {
+            tracing::error!("{e}");
+            shared.journal_failed.store(true, Ordering::SeqCst);
+            shared.cancel.cancel();
+            let _ = n;
+            return;
+        }
+        Err((n, AttemptError::Delivery(e))) => {
+            let route = e.route().map(str::to_string);
+            match e {
+                DeliveryError::Transient { .. } if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) => {
+                    (Status::Pending, None, route, Some(format!("attempt {n}: {e}; stopped before retrying")), n)
+                }
+                DeliveryError::Transient { .. } => {
+                    (Status::Failed, None, route, Some(format!("gave up after {n} attempts: {e}")), n)
+                }
+                DeliveryError::Permanent { .. } => (Status::Failed, None, route, Some(e.to_string()), n),
+                DeliveryError::Ambiguous { .. } => (Status::Unknown, None, route, Some(e.to_string()), n),
+                DeliveryError::Halt { .. } => {
+                    halted.store(true, Ordering::SeqCst);
+                    tracing::error!(channel = channel.name(), "{e}: stopping this channel; the rest stay pending");
+                    (Status::Failed, None, route, Some(e.to_string()), n)
+                }
+            }
+        }
+    };
+    if shared.writer.outcome(row.id, n, status, provider_id, route, error).is_err() {
+        shared.journal_failed.store(true, Ordering::SeqCst);
+    }
+}
+

@@ -1,0 +1,699 @@
+//! The delivery journal: SQLite (WAL) at `<state_dir>/journal.sqlite3`.
+//!
+//! A run and every planned delivery are written in one transaction before the first message
+//! goes out. While sending, one writer thread owns a connection and commits state changes in
+//! batches (group commit): a delivery's `sending` mark is durable before its message leaves, but
+//! 16 concurrent deliveries share one fsync. A delivery found `sending` by a later process was
+//! in flight when the previous one died: it becomes `unknown`.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("state folder {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error(
+        "state folder {0} is in use by another announce process (send or resume); wait for it to finish"
+    )]
+    Locked(String),
+    #[error("the journal writer stopped unexpectedly")]
+    WriterGone,
+}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Sending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Skipped,
+    Unknown,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Pending,
+        Status::Sending,
+        Status::Sent,
+        Status::Delivered,
+        Status::Undelivered,
+        Status::Failed,
+        Status::Skipped,
+        Status::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Delivered => "delivered",
+            Status::Undelivered => "undelivered",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Status {
+        Status::ALL.into_iter().find(|x| x.as_str() == s).unwrap_or(Status::Unknown)
+    }
+}
+
+/// A run as stored.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: String,
+    pub digest: String,
+    pub dry_run: bool,
+    pub title: String,
+    pub thread: Option<String>,
+    pub severity: String,
+    /// The announcement file as it was read.
+    pub announcement: String,
+    pub origin: String,
+    pub base_dir: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// One planned delivery, as written at planning time.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub channel: String,
+    pub channel_type: String,
+    pub recipient: String,
+    pub name: String,
+    /// `recipient.*` template data (JSON), so `resume` renders the same message.
+    pub data: Option<String>,
+    pub status: Status,
+    /// For skipped ones: the reason. `problem` marks skips caused by bad input (exit 3).
+    pub error: Option<String>,
+    pub problem: bool,
+}
+
+/// One delivery as read back.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub channel: String,
+    pub channel_type: String,
+    pub recipient: String,
+    pub name: String,
+    pub data: Option<String>,
+    pub status: Status,
+    pub problem: bool,
+    pub attempts: u32,
+    pub provider_id: Option<String>,
+    pub route: Option<String>,
+    pub error: Option<String>,
+    pub message_id: Option<String>,
+    pub updated_at: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id           TEXT PRIMARY KEY,
+    digest       TEXT NOT NULL,
+    dry_run      INTEGER NOT NULL,
+    title        TEXT NOT NULL,
+    thread       TEXT,
+    severity     TEXT NOT NULL,
+    announcement TEXT NOT NULL,
+    origin       TEXT NOT NULL,
+    base_dir     TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_digest ON runs(digest);
+CREATE INDEX IF NOT EXISTS runs_thread ON runs(thread);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id           INTEGER PRIMARY KEY,
+    run_id       TEXT NOT NULL REFERENCES runs(id),
+    channel      TEXT NOT NULL,
+    channel_type TEXT NOT NULL,
+    recipient    TEXT NOT NULL,
+    name         TEXT NOT NULL DEFAULT '',
+    data         TEXT,
+    status       TEXT NOT NULL,
+    problem      INTEGER NOT NULL DEFAULT 0,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    provider_id  TEXT,
+    route        TEXT,
+    error        TEXT,
+    message_id   TEXT,
+    updated_at   TEXT NOT NULL,
+    UNIQUE (run_id, channel, recipient)
+);
+CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries(run_id, channel, status);
+CREATE INDEX IF NOT EXISTS deliveries_recipient ON deliveries(recipient, channel_type);
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_id  INTEGER NOT NULL REFERENCES deliveries(id),
+    attempt      INTEGER NOT NULL,
+    started_ms   INTEGER NOT NULL,
+    finished_ms  INTEGER,
+    outcome      TEXT,
+    error        TEXT,
+    route        TEXT,
+    PRIMARY KEY (delivery_id, attempt)
+);
+";
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().round(jiff::Unit::Millisecond).unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
+}
+
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The state folder: journal plus an advisory lock held by `send` / `resume`.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Held while a process may send from this state folder.
+pub struct StateLock {
+    _file: File,
+}
+
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+    move |source| JournalError::Sqlite { path: path.display().to_string(), source }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(sql(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql(path))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sql(path))?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(sql(path))?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(sql(path))?;
+    Ok(conn)
+}
+
+impl Journal {
+    pub fn path_in(state_dir: &Path) -> PathBuf {
+        state_dir.join("journal.sqlite3")
+    }
+
+    /// Open (creating with private permissions) the journal in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Journal> {
+        let io = |source| JournalError::Io { path: state_dir.display().to_string(), source };
+        fsutil::create_private_dir(state_dir).map_err(io)?;
+        let path = Self::path_in(state_dir);
+        // Create the file 0600 ourselves: SQLite would use the umask, and its -wal/-shm files
+        // copy the database file's mode.
+        OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io)?;
+        let conn = open_connection(&path)?;
+        conn.execute_batch(SCHEMA).map_err(sql(&path))?;
+        Ok(Journal { conn, path })
+    }
+
+    /// Open an existing journal for reading; `None` when there is none yet.
+    pub fn open_existing(state_dir: &Path) -> Result<Option<Journal>> {
+        if !Self::path_in(state_dir).exists() {
+            return Ok(None);
+        }
+        Self::open(state_dir).map(Some)
+    }
+
+    /// Take the state folder's lock, or fail at once if another process has it.
+    pub fn lock(state_dir: &Path) -> Result<StateLock> {
+        let io = |source| JournalError::Io { path: state_dir.display().to_string(), source };
+        fsutil::create_private_dir(state_dir).map_err(io)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(state_dir.join("lock"))
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked(state_dir.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A finished or unfinished non-dry run with this content digest.
+    pub fn find_by_digest(&self, digest: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM runs WHERE digest = ?1 AND dry_run = 0 ORDER BY started_at LIMIT 1",
+                [digest],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql(&self.path))
+    }
+
+    /// Write a run and all its deliveries in one transaction.
+    pub fn create_run(&mut self, run: &RunRow, deliveries: &[NewDelivery]) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql(&path))?;
+        insert_run(&tx, run, deliveries).map_err(sql(&path))?;
+        tx.commit().map_err(sql(&path))
+    }
+
+    pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
+        let id = if id == "latest" { self.latest_run_id()?.unwrap_or_default() } else { id.to_string() };
+        self.conn
+            .query_row(
+                "SELECT id, digest, dry_run, title, thread, severity, announcement, origin, base_dir, started_at, finished_at
+                 FROM runs WHERE id = ?1",
+                [&id],
+                |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        digest: r.get(1)?,
+                        dry_run: r.get(2)?,
+                        title: r.get(3)?,
+                        thread: r.get(4)?,
+                        severity: r.get(5)?,
+                        announcement: r.get(6)?,
+                        origin: r.get(7)?,
+                        base_dir: r.get(8)?,
+                        started_at: r.get(9)?,
+                        finished_at: r.get(10)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql(&self.path))
+    }
+
+    pub fn latest_run_id(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(sql(&self.path))
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRow>> {
+        let ids: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT id FROM runs ORDER BY started_at, rowid").map_err(sql(&self.path))?;
+            st.query_map([], |r| r.get(0)).map_err(sql(&self.path))?.collect::<std::result::Result<_, _>>().map_err(sql(&self.path))?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) = self.run(&id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn deliveries(&self, run_id: &str) -> Result<Vec<DeliveryRow>> {
+        self.query_deliveries("WHERE run_id = ?1 ORDER BY id", params![run_id])
+    }
+
+    /// Deliveries of a run in the given statuses, for one channel.
+    pub fn deliveries_in(&self, run_id: &str, channel: &str, statuses: &[Status]) -> Result<Vec<DeliveryRow>> {
+        let list = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
+        self.query_deliveries(
+            &format!("WHERE run_id = ?1 AND channel = ?2 AND status IN ({list}) ORDER BY id"),
+            params![run_id, channel],
+        )
+    }
+
+    fn query_deliveries(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<DeliveryRow>> {
+        let q = format!(
+            "SELECT id, channel, channel_type, recipient, name, data, status, problem, attempts, provider_id, route, error,
+                    message_id, updated_at FROM deliveries {filter}"
+        );
+        let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
+        let rows = st
+            .query_map(p, |r| {
+                Ok(DeliveryRow {
+                    id: r.get(0)?,
+                    channel: r.get(1)?,
+                    channel_type: r.get(2)?,
+                    recipient: r.get(3)?,
+                    name: r.get(4)?,
+                    data: r.get(5)?,
+                    status: Status::parse(&r.get::<_, String>(6)?),
+                    problem: r.get(7)?,
+                    attempts: r.get(8)?,
+                    provider_id: r.get(9)?,
+                    route: r.get(10)?,
+                    error: r.get(11)?,
+                    message_id: r.get(12)?,
+                    updated_at: r.get(13)?,
+                })
+            })
+            .map_err(sql(&self.path))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// Deliveries left `sending` by a process that died: the provider may or may not have them.
+    pub fn mark_in_flight_unknown(&self, run_id: &str) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = 'unknown', updated_at = ?2,
+                   error = COALESCE(error || '; ', '') || 'was in flight when the previous process stopped'
+                 WHERE run_id = ?1 AND status = 'sending'",
+                params![run_id, now_rfc3339()],
+            )
+            .map_err(sql(&self.path))
+    }
+
+    /// Put deliveries in `from` back to `pending` (for `resume --retry-failed / --resend-unknown`).
+    pub fn requeue(&self, run_id: &str, from: Status) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = 'pending', updated_at = ?3 WHERE run_id = ?1 AND status = ?2 AND problem = 0",
+                params![run_id, from.as_str(), now_rfc3339()],
+            )
+            .map_err(sql(&self.path))
+    }
+
+    pub fn finish_run(&self, run_id: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE runs SET finished_at = ?2 WHERE id = ?1", params![run_id, now_rfc3339()])
+            .map(|_| ())
+            .map_err(sql(&self.path))
+    }
+
+    /// For email threading: Message-IDs of the first message of `thread` per recipient, from
+    /// earlier runs, for channels of the given types.
+    pub fn thread_roots(&self, thread: &str, exclude_run: &str, types: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+        let list = types.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(",");
+        let q = format!(
+            "SELECT d.recipient, d.message_id FROM deliveries d JOIN runs r ON r.id = d.run_id
+             WHERE r.thread = ?1 AND r.id != ?2 AND r.dry_run = 0 AND d.channel_type IN ({list})
+               AND d.message_id IS NOT NULL AND d.status IN ('sent', 'delivered', 'unknown')
+             ORDER BY r.started_at DESC, d.id DESC"
+        );
+        let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
+        let mut map = std::collections::HashMap::new();
+        let rows = st
+            .query_map(params![thread, exclude_run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(sql(&self.path))?;
+        // Ordered newest first, so the last insert per recipient is the oldest: the thread root.
+        for row in rows {
+            let (recipient, id) = row.map_err(sql(&self.path))?;
+            map.insert(recipient, id);
+        }
+        Ok(map)
+    }
+
+    /// Attempt start times (ms) of a run's channel, for checking rate limits after the fact.
+    pub fn attempt_times(&self, run_id: &str, channel: &str) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT a.started_ms FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE d.run_id = ?1 AND d.channel = ?2 ORDER BY a.started_ms",
+            )
+            .map_err(sql(&self.path))?;
+        let rows = st.query_map(params![run_id, channel], |r| r.get(0)).map_err(sql(&self.path))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// Record a final status learnt later (`report --refresh`).
+    pub fn set_status(&self, id: i64, status: Status, error: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = ?2, error = COALESCE(?3, error), updated_at = ?4 WHERE id = ?1",
+                params![id, status.as_str(), error, now_rfc3339()],
+            )
+            .map(|_| ())
+            .map_err(sql(&self.path))
+    }
+
+    /// A writer for the dispatcher, on its own thread and connection.
+    pub fn writer(&self) -> Result<Writer> {
+        let conn = open_connection(&self.path)?;
+        let path = self.path.clone();
+        let (tx, rx) = mpsc::channel::<Op>();
+        let handle = thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer_loop(conn, path, rx))
+            .map_err(|source| JournalError::Io { path: self.path.display().to_string(), source })?;
+        Ok(Writer { tx, handle: Some(handle) })
+    }
+}
+
+fn insert_run(tx: &Transaction<'_>, run: &RunRow, deliveries: &[NewDelivery]) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO runs (id, digest, dry_run, title, thread, severity, announcement, origin, base_dir, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            run.id,
+            run.digest,
+            run.dry_run,
+            run.title,
+            run.thread,
+            run.severity,
+            run.announcement,
+            run.origin,
+            run.base_dir,
+            run.started_at
+        ],
+    )?;
+    let mut st = tx.prepare(
+        "INSERT INTO deliveries (run_id, channel, channel_type, recipient, name, data, status, problem, error, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+    )?;
+    for d in deliveries {
+        st.execute(params![
+            run.id,
+            d.channel,
+            d.channel_type,
+            d.recipient,
+            d.name,
+            d.data,
+            d.status.as_str(),
+            d.problem,
+            d.error,
+            run.started_at
+        ])?;
+    }
+    Ok(())
+}
+
+/// What the dispatcher records.
+pub enum Op {
+    /// Durable before the message leaves: on a crash the delivery is `unknown`, not `pending`.
+    Sending { id: i64, attempt: u32, started_ms: i64, message_id: String, ack: tokio::sync::oneshot::Sender<bool> },
+    /// The attempt's outcome. `status` is `pending` when it will be retried.
+    Outcome { id: i64, attempt: u32, status: Status, provider_id: Option<String>, route: Option<String>, error: Option<String> },
+    /// Reply once everything before it is committed.
+    Flush(tokio::sync::oneshot::Sender<bool>),
+}
+
+pub struct Writer {
+    tx: mpsc::Sender<Op>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Journal the start of an attempt and wait until it is durable.
+    pub async fn sending(&self, id: i64, attempt: u32, message_id: &str) -> Result<i64> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let started_ms = now_ms();
+        self.tx
+            .send(Op::Sending { id, attempt, started_ms, message_id: message_id.to_string(), ack })
+            .map_err(|_| JournalError::WriterGone)?;
+        match done.await {
+            Ok(true) => Ok(started_ms),
+            _ => Err(JournalError::WriterGone),
+        }
+    }
+
+    pub fn outcome(
+        &self,
+        id: i64,
+        attempt: u32,
+        status: Status,
+        provider_id: Option<String>,
+        route: Option<String>,
+        error: Option<String>,
+    ) -> Result<()> {
+        self.tx
+            .send(Op::Outcome { id, attempt, status, provider_id, route, error })
+            .map_err(|_| JournalError::WriterGone)
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.tx.send(Op::Flush(ack)).map_err(|_| JournalError::WriterGone)?;
+        match done.await {
+            Ok(true) => Ok(()),
+            _ => Err(JournalError::WriterGone),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the loop after it commits what it has.
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+const MAX_BATCH: usize = 512;
+
+fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let ok = match apply(&mut conn, &batch) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("journal {}: {e}", path.display());
+                false
+            }
+        };
+        for op in batch {
+            match op {
+                Op::Sending { ack, .. } | Op::Flush(ack) => {
+                    let _ = ack.send(ok);
+                }
+                Op::Outcome { .. } => {}
+            }
+        }
+        if !ok {
+            // Senders see WriterGone and stop: nothing may be sent without being journaled.
+            return;
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let now = now_rfc3339();
+        let mut mark = tx.prepare_cached(
+            "UPDATE deliveries SET status = 'sending', attempts = ?2, message_id = ?3, updated_at = ?4 WHERE id = ?1",
+        )?;
+        let mut attempt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_ms) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut outcome = tx.prepare_cached(
+            "UPDATE deliveries SET status = ?2, provider_id = COALESCE(?3, provider_id), route = COALESCE(?4, route),
+                    error = ?5, updated_at = ?6 WHERE id = ?1",
+        )?;
+        let mut attempt_end = tx.prepare_cached(
+            "UPDATE attempts SET finished_ms = ?3, outcome = ?4, error = ?5, route = ?6 WHERE delivery_id = ?1 AND attempt = ?2",
+        )?;
+        for op in batch {
+            match op {
+                Op::Sending { id, attempt: n, started_ms, message_id, .. } => {
+                    mark.execute(params![id, n, message_id, now])?;
+                    attempt.execute(params![id, n, started_ms])?;
+                }
+                Op::Outcome { id, attempt: n, status, provider_id, route, error } => {
+                    outcome.execute(params![id, status.as_str(), provider_id, route, error, now])?;
+                    let what = if *status == Status::Pending { "retry" } else { status.as_str() };
+                    attempt_end.execute(params![id, n, now_ms(), what, error, route])?;
+                }
+                Op::Flush(_) => {}
+            }
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn run(id: &str) -> RunRow {
+        RunRow {
+            id: id.into(),
+            digest: format!("sha256:{id}"),
+            dry_run: false,
+            title: "t".into(),
+            thread: Some("th".into()),
+            severity: "info".into(),
+            announcement: "+++\ntitle = \"t\"\n+++\n".into(),
+            origin: "n.md".into(),
+            base_dir: ".".into(),
+            started_at: now_rfc3339(),
+            finished_at: None,
+        }
+    }
+
+    fn delivery(r: &str) -> NewDelivery {
+        NewDelivery {
+            channel: "out".into(),
+            channel_type: "outbox".into(),
+            recipient: r.into(),
+            name: String::new(),
+            data: None,
+            status: Status::Pending,
+            error: None,
+            problem: false,
+        }
+    }
+
+    #[test]
+    fn private_files_and_duplicate_plans_collapse() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let mut j = Journal::open(&state).unwrap();
+        j.create_run(&run("r1"), &[delivery("a@x.de"), delivery("a@x.de"), delivery("b@x.de")]).unwrap();
+        assert_eq!(j.deliveries("r1").unwrap().len(), 2);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join("journal.sqlite3")), 0o600);
+        assert_eq!(j.find_by_digest("sha256:r1").unwrap().as_deref(), Some("r1"));
+    }
+
+    #[tokio::test]
+    async fn in_flight_becomes_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.create_run(&run("r1"), &[delivery("a@x.de"), delivery("b@x.de")]).unwrap();
+        let ids: Vec<i64> = j.deliveries("r1").unwrap().iter().map(|d| d.id).collect();
+        let w = j.writer().unwrap();
+        w.sending(ids[0], 1, "m1@x").await.unwrap();
+        w.sending(ids[1], 1, "m2@x").await.unwrap();
+        w.outcome(ids[1], 1, Status::Sent, Some("p".into()), Some("relay".into()), None).unwrap();
+        w.flush().await.unwrap();
+        drop(w); // the process "dies" with ids[0] in flight
+        assert_eq!(j.mark_in_flight_unknown("r1").unwrap(), 1);
+        let rows = j.deliveries("r1").unwrap();
+        assert_eq!((rows[0].status, rows[1].status), (Status::Unknown, Status::Sent));
+        assert_eq!(rows[1].route.as_deref(), Some("relay"));
+        assert_eq!(j.attempt_times("r1", "out").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn second_process_cannot_take_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Journal::lock(dir.path()).unwrap();
+        assert!(matches!(Journal::lock(dir.path()), Err(JournalError::Locked(_))));
+    }
+}

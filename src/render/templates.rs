@@ -1,0 +1,191 @@
+//! Handlebars templates: built-ins embedded in the binary, overridable by file name from
+//! `templates_dir`. One registry per output escaping, chosen by the file name:
+//! `*.html.hbs` are HTML-escaped, `*.json.hbs` JSON-string-escaped, everything else is text
+//! and left as written. All registries are strict: a missing variable is an error, found before
+//! anything is sent because every channel renders for its first target during planning.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use crate::error::{AppError, SourceLocation};
+
+/// The built-in template set, one group per channel type.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("email.subject.hbs", include_str!("../../templates/email.subject.hbs")),
+    ("email.txt.hbs", include_str!("../../templates/email.txt.hbs")),
+    ("email.html.hbs", include_str!("../../templates/email.html.hbs")),
+    ("sms.txt.hbs", include_str!("../../templates/sms.txt.hbs")),
+    ("facebook.hbs", include_str!("../../templates/facebook.hbs")),
+    ("instagram.hbs", include_str!("../../templates/instagram.hbs")),
+    ("webhook.json.hbs", include_str!("../../templates/webhook.json.hbs")),
+    ("telegram.hbs", include_str!("../../templates/telegram.hbs")),
+    ("mastodon.hbs", include_str!("../../templates/mastodon.hbs")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escaping {
+    Html,
+    Json,
+    Text,
+}
+
+fn escaping_of(name: &str) -> Escaping {
+    if name.ends_with(".html.hbs") {
+        Escaping::Html
+    } else if name.ends_with(".json.hbs") {
+        Escaping::Json
+    } else {
+        Escaping::Text
+    }
+}
+
+/// Escape a value for the inside of a JSON string literal (the template supplies the quotes).
+fn json_escape(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+pub struct Templates {
+    html: Handlebars<'static>,
+    json: Handlebars<'static>,
+    text: Handlebars<'static>,
+    /// Where each template came from, for error messages.
+    origins: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").field("names", &self.origins.keys()).finish()
+    }
+}
+
+fn registry(escaping: Escaping) -> Handlebars<'static> {
+    let mut h = Handlebars::new();
+    h.set_strict_mode(true);
+    match escaping {
+        Escaping::Html => {}
+        Escaping::Json => h.register_escape_fn(json_escape),
+        Escaping::Text => h.register_escape_fn(handlebars::no_escape),
+    }
+    h
+}
+
+impl Templates {
+    /// Built-ins, overridden (and extended) by the `*.hbs` files in `dir`.
+    pub fn load(dir: Option<&Path>) -> Result<Templates, AppError> {
+        let mut sources: BTreeMap<String, (String, String)> = BUILTIN
+            .iter()
+            .map(|(n, s)| (n.to_string(), (format!("<built-in {n}>"), s.to_string())))
+            .collect();
+        if let Some(dir) = dir
+            && dir.is_dir()
+        {
+            let entries = std::fs::read_dir(dir)
+                .map_err(|e| AppError::invalid(format!("{}: cannot read templates_dir: {e}", dir.display())))?;
+            for entry in entries.flatten() {
+                let path: PathBuf = entry.path();
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+                if !name.ends_with(".hbs") || !path.is_file() {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| AppError::invalid(format!("{}: cannot read template: {e}", path.display())))?;
+                sources.insert(name.to_string(), (path.display().to_string(), text));
+            }
+        }
+        let mut t = Templates {
+            html: registry(Escaping::Html),
+            json: registry(Escaping::Json),
+            text: registry(Escaping::Text),
+            origins: BTreeMap::new(),
+        };
+        for (name, (origin, text)) in sources {
+            t.registry_mut(&name).register_template_string(&name, &text).map_err(|e| {
+                let (line, col) = e.pos().unwrap_or((1, 1));
+                let loc = SourceLocation { file: origin.clone(), line, column: col, offset: 0 };
+                AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
+            })?;
+            t.origins.insert(name, origin);
+        }
+        Ok(t)
+    }
+
+    fn registry_mut(&mut self, name: &str) -> &mut Handlebars<'static> {
+        match escaping_of(name) {
+            Escaping::Html => &mut self.html,
+            Escaping::Json => &mut self.json,
+            Escaping::Text => &mut self.text,
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.origins.contains_key(name)
+    }
+
+    /// Render `name`; an error names the template's file (and line when handlebars knows it).
+    pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, String> {
+        let Some(origin) = self.origins.get(name) else {
+            return Err(format!("template {name} not found (neither built in nor in templates_dir)"));
+        };
+        let reg = match escaping_of(name) {
+            Escaping::Html => &self.html,
+            Escaping::Json => &self.json,
+            Escaping::Text => &self.text,
+        };
+        reg.render(name, data).map_err(|e| {
+            let place = match (e.line_no, e.column_no) {
+                (Some(l), Some(c)) => format!("{origin}:{l}:{c}"),
+                _ => origin.clone(),
+            };
+            format!("{place}: {}", e.reason())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn builtins_compile() {
+        let t = Templates::load(None).unwrap();
+        for (name, _) in BUILTIN {
+            assert!(t.has(name));
+        }
+    }
+
+    #[test]
+    fn escaping_follows_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.html.hbs"), "{{v}}").unwrap();
+        std::fs::write(dir.path().join("x.txt.hbs"), "{{v}}").unwrap();
+        std::fs::write(dir.path().join("x.json.hbs"), "{\"v\":\"{{v}}\"}").unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let data = json!({"v": "a & <b> \"q\"\n"});
+        assert_eq!(t.render("x.html.hbs", &data).unwrap(), "a &amp; &lt;b&gt; &quot;q&quot;\n");
+        assert_eq!(t.render("x.txt.hbs", &data).unwrap(), "a & <b> \"q\"\n");
+        let v: serde_json::Value = serde_json::from_str(&t.render("x.json.hbs", &data).unwrap()).unwrap();
+        assert_eq!(v["v"], "a & <b> \"q\"\n");
+    }
+
+    #[test]
+    fn strict_mode_reports_the_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sms.txt.hbs"), "Hi\n{{recipient.nickname}}").unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let err = t.render("sms.txt.hbs", &json!({"recipient": {"name": "A"}})).unwrap_err();
+        assert!(err.contains("sms.txt.hbs:2:"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("email.subject.hbs"), "ok\n{{#if x}}unclosed").unwrap();
+        let err = Templates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("email.subject.hbs"), "{err}");
+    }
+}
