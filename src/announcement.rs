@@ -111,7 +111,10 @@ impl Announcement {
             pos = end;
         }
         let Some((fm_end, body_start)) = fm_end else {
-            return Err(AppError::invalid_at(at(bom), "front matter is not closed: add a line '+++' after it"));
+            return Err(AppError::invalid_at(
+                at(bom),
+                "front matter is not closed: add a line '+++' after it",
+            ));
         };
         let front = &text[fm_start..fm_end];
         let meta: FrontMatter = toml::from_str(front).map_err(|e| {
@@ -119,7 +122,10 @@ impl Announcement {
             AppError::invalid_at(at(offset), format!("invalid front matter: {}", e.message()))
         })?;
         if meta.title.trim().is_empty() {
-            return Err(AppError::invalid_at(at(bom + fm_start), "front matter: `title` must not be empty"));
+            return Err(AppError::invalid_at(
+                at(bom + fm_start),
+                "front matter: `title` must not be empty",
+            ));
         }
         if let Some(img) = &meta.image
             && img.starts_with("http://")
@@ -177,7 +183,9 @@ mod tests {
 
     #[test]
     fn front_matter_errors_name_file_line_and_column() {
-        let err = parse("+++\ntitle = \"x\"\nseverity = \"apocalyptic\"\n+++\nbody").unwrap_err().to_string();
+        let err = parse("+++\ntitle = \"x\"\nseverity = \"apocalyptic\"\n+++\nbody")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("notice.md:3:"), "{err}");
         let err = parse("+++\ntitle = \"x\"\ncolour = 1\n+++\n").unwrap_err().to_string();
         assert!(err.starts_with("notice.md:3:1") && err.contains("colour"), "{err}");

@@ -92,9 +92,9 @@ impl Recipient {
     pub fn opted_out_of(&self, channel_name: &str, channel_type: &str) -> bool {
         let name = channel_name.trim().to_lowercase();
         let kind = channel_type.trim().to_lowercase();
-        self.opt_out.iter().any(|o| {
-            o == "all" || (!name.is_empty() && *o == name) || (!kind.is_empty() && *o == kind)
-        })
+        self.opt_out
+            .iter()
+            .any(|o| o == "all" || (!name.is_empty() && *o == name) || (!kind.is_empty() && *o == kind))
     }
 }
 
@@ -149,18 +149,11 @@ pub enum AudienceError {
         path.display(),
         if *looks_like_data { " (the first line looks like data: a header row is required)" } else { "" }
     )]
-    NoAddressColumn {
-        path: PathBuf,
-        looks_like_data: bool,
-    },
+    NoAddressColumn { path: PathBuf, looks_like_data: bool },
     #[error("{}: duplicate column `{column}` in header row", path.display())]
     DuplicateColumn { path: PathBuf, column: String },
     #[error("{}: line {line}: {reason}", path.display())]
-    Malformed {
-        path: PathBuf,
-        line: u64,
-        reason: String,
-    },
+    Malformed { path: PathBuf, line: u64, reason: String },
 }
 
 // ---------------------------------------------------------------------------
@@ -225,19 +218,12 @@ impl ColumnMap {
 
 /// Parse audience CSV bytes. `path_for_messages` is only used in messages and
 /// stored in [`Audience::path`].
-pub fn parse(
-    path_for_messages: &Path,
-    bytes: &[u8],
-    opts: &AudienceOptions,
-) -> Result<Audience, AudienceError> {
+pub fn parse(path_for_messages: &Path, bytes: &[u8], opts: &AudienceOptions) -> Result<Audience, AudienceError> {
     let path = path_for_messages;
     let data = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let (start, sep_hint) = excel_sep_hint(data);
     let body = &data[start..];
-    let delimiter = opts
-        .delimiter
-        .or(sep_hint)
-        .unwrap_or_else(|| detect_delimiter(body));
+    let delimiter = opts.delimiter.or(sep_hint).unwrap_or_else(|| detect_delimiter(body));
 
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -281,11 +267,9 @@ pub fn parse(
     let map = ColumnMap::new(&names);
     if map.email.is_none() && map.phone.is_none() {
         let looks_like_data = names.iter().any(|n| n.contains('@'))
-            || names.iter().any(|n| {
-                !n.is_empty()
-                    && n.chars()
-                        .all(|c| c.is_ascii_digit() || "+-/() ".contains(c))
-            });
+            || names
+                .iter()
+                .any(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || "+-/() ".contains(c)));
         return Err(AudienceError::NoAddressColumn {
             path: path.to_path_buf(),
             looks_like_data,
@@ -358,19 +342,12 @@ pub fn parse(
         if fields.iter().all(|f| f.is_empty()) {
             continue;
         }
-        audience
-            .recipients
-            .push(build_recipient(line, &fields, &map, opts));
+        audience.recipients.push(build_recipient(line, &fields, &map, opts));
     }
     Ok(audience)
 }
 
-fn build_recipient(
-    line: u64,
-    fields: &[&str],
-    map: &ColumnMap,
-    opts: &AudienceOptions,
-) -> Recipient {
+fn build_recipient(line: u64, fields: &[&str], map: &ColumnMap, opts: &AudienceOptions) -> Recipient {
     let cell = |idx: Option<usize>| idx.map_or("", |i| fields[i]);
     let email = match cell(map.email) {
         "" => Address::Missing,
@@ -428,9 +405,7 @@ fn build_recipient(
 
 /// Split a `;`- (or `,`-) separated cell; entries trimmed, empty ones dropped.
 fn split_list(cell: &str) -> impl Iterator<Item = &str> {
-    cell.split([';', ','])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    cell.split([';', ',']).map(str::trim).filter(|s| !s.is_empty())
 }
 
 fn is_blank_record(rec: &csv::ByteRecord) -> bool {
@@ -441,9 +416,7 @@ fn csv_reason(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Io(_) => "read error".to_string(),
         csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("expected {expected_len} fields, found {len}")
         }
         _ => "malformed CSV".to_string(),
@@ -526,11 +499,7 @@ struct LineCounter<'a> {
 
 impl<'a> LineCounter<'a> {
     fn new(data: &'a [u8]) -> Self {
-        LineCounter {
-            data,
-            pos: 0,
-            line: 1,
-        }
+        LineCounter { data, pos: 0, line: 1 }
     }
 
     /// Line of the first byte at or after `offset` that is not a line break.
@@ -594,9 +563,9 @@ pub fn validate_email(raw: &str) -> Result<String, String> {
             Error::DomainTooFew => "the domain has no top-level domain (like '.com')",
             Error::UnsupportedDomainLiteral => "IP-address domains are not supported",
             Error::UnbalancedQuotes => "unbalanced quotes",
-            Error::UnsupportedDisplayName
-            | Error::MissingDisplayName
-            | Error::MissingEndBracket => "only the bare address is allowed, not 'Name <address>'",
+            Error::UnsupportedDisplayName | Error::MissingDisplayName | Error::MissingEndBracket => {
+                "only the bare address is allowed, not 'Name <address>'"
+            }
             Error::InvalidCharacter => "invalid character",
             _ => "malformed",
         }),
@@ -613,10 +582,8 @@ pub fn normalize_phone(raw: &str, region: Option<Id>) -> Result<String, String> 
         return Err("invalid phone number: empty".to_string());
     }
     for (i, c) in s.char_indices() {
-        let ok = c.is_ascii_digit()
-            || c.is_whitespace()
-            || matches!(c, '-' | '/' | '.' | '(' | ')')
-            || (c == '+' && i == 0);
+        let ok =
+            c.is_ascii_digit() || c.is_whitespace() || matches!(c, '-' | '/' | '.' | '(' | ')') || (c == '+' && i == 0);
         if !ok {
             return Err(format!("invalid phone number: unexpected character '{c}'"));
         }
@@ -751,10 +718,7 @@ fn strip_comment(line: &str) -> &str {
         if c != '#' {
             continue;
         }
-        let after_space = line[..i]
-            .chars()
-            .next_back()
-            .is_none_or(char::is_whitespace);
+        let after_space = line[..i].chars().next_back().is_none_or(char::is_whitespace);
         if after_space || !line[i..].contains('@') {
             return &line[..i];
         }
@@ -807,10 +771,7 @@ mod tests {
              Bob,,+1 650 253 0000,,,\n",
         );
         assert_eq!(a.path, Path::new("customers.csv"));
-        assert_eq!(
-            a.columns,
-            ["name", "email", "phone", "tags", "locale", "opt_out"]
-        );
+        assert_eq!(a.columns, ["name", "email", "phone", "tags", "locale", "opt_out"]);
         assert!(a.rejected.is_empty());
         assert_eq!(a.recipients.len(), 2);
         let ada = &a.recipients[0];
@@ -834,9 +795,7 @@ mod tests {
 
     #[test]
     fn semicolon_file_is_detected() {
-        let a = parse_ok(
-            "name;email;city\n\"Doe, Jane\";jane@example.com;Berlin, Mitte\nJohn;john@example.org;Köln\n",
-        );
+        let a = parse_ok("name;email;city\n\"Doe, Jane\";jane@example.com;Berlin, Mitte\nJohn;john@example.org;Köln\n");
         assert_eq!(a.columns, ["name", "email", "city"]);
         assert!(a.rejected.is_empty());
         assert_eq!(a.recipients.len(), 2);
@@ -868,10 +827,7 @@ mod tests {
     fn delimiter_option_overrides_detection() {
         let text = "email;name,with,commas\na@example.com;x,y,z\n";
         // Detection picks ',' (3 vs 1), which leaves no `email` column.
-        assert!(matches!(
-            parse_err(text),
-            AudienceError::NoAddressColumn { .. }
-        ));
+        assert!(matches!(parse_err(text), AudienceError::NoAddressColumn { .. }));
         let o = AudienceOptions {
             delimiter: Some(b';'),
             ..opts()
@@ -899,14 +855,8 @@ mod tests {
 
     #[test]
     fn bom_and_crlf() {
-        let a = parse_bytes(
-            b"\xEF\xBB\xBFemail,name\r\nada@example.com,Ada\r\n\r\nbob@example.com,Bob\r\nbroken\r\n",
-        );
-        assert_eq!(
-            a.columns,
-            ["email", "name"],
-            "BOM must not stick to the first column"
-        );
+        let a = parse_bytes(b"\xEF\xBB\xBFemail,name\r\nada@example.com,Ada\r\n\r\nbob@example.com,Bob\r\nbroken\r\n");
+        assert_eq!(a.columns, ["email", "name"], "BOM must not stick to the first column");
         assert_eq!(a.recipients.len(), 2);
         assert_eq!(a.recipients[0].email, valid("ada@example.com"));
         assert_eq!(a.recipients[0].name, "Ada", "no trailing \\r");
@@ -931,15 +881,7 @@ mod tests {
         );
         assert_eq!(
             a.columns,
-            [
-                "name",
-                "email",
-                "phone",
-                "tags",
-                "locale",
-                "opt_out",
-                "customer id"
-            ]
+            ["name", "email", "phone", "tags", "locale", "opt_out", "customer id"]
         );
         let r = &a.recipients[0];
         assert_eq!(r.name, "Ada");
@@ -971,9 +913,8 @@ mod tests {
 
     #[test]
     fn extra_columns_reach_extra() {
-        let a = parse_ok(
-            "email,First Name, Plan ,Empty,\nada@example.com,  Ada  ,Pro,,\nbob@example.com,Bob,Free,x,\n",
-        );
+        let a =
+            parse_ok("email,First Name, Plan ,Empty,\nada@example.com,  Ada  ,Pro,,\nbob@example.com,Bob,Free,x,\n");
         // A blank header name (trailing delimiter) is dropped.
         assert_eq!(a.columns, ["email", "first name", "plan", "empty"]);
         let r = &a.recipients[0];
@@ -1002,18 +943,8 @@ mod tests {
         );
         assert_eq!(r[0].line, 2);
         assert_eq!(r[0].email.valid(), None);
-        assert!(
-            r[1].email
-                .invalid_reason()
-                .unwrap()
-                .contains("top-level domain")
-        );
-        assert!(
-            r[2].email
-                .invalid_reason()
-                .unwrap()
-                .contains("bare address")
-        );
+        assert!(r[1].email.invalid_reason().unwrap().contains("top-level domain"));
+        assert!(r[2].email.invalid_reason().unwrap().contains("bare address"));
         assert_eq!(r[3].email, valid("d@example.com"));
         assert!(
             r[4].email
@@ -1025,8 +956,7 @@ mod tests {
 
     #[test]
     fn invalid_phone_row_is_kept_with_reason() {
-        let a =
-            parse_ok("name,phone\nA,12\nB,030 1234567 abc\nC,+999 1234567\nD,(030) 123-45-67\n");
+        let a = parse_ok("name,phone\nA,12\nB,030 1234567 abc\nC,+999 1234567\nD,(030) 123-45-67\n");
         let r = &a.recipients;
         assert_eq!(
             r[0].phone,
@@ -1086,30 +1016,20 @@ mod tests {
         assert_eq!(ok("+1 (650) 253-0000"), "+16502530000");
         assert_eq!(ok("+44 (0)20 7946 0958"), "+442079460958");
         // Region changes the reading of national numbers.
-        assert_eq!(
-            normalize_phone("(650) 253-0000", Some(Id::US)).unwrap(),
-            "+16502530000"
-        );
+        assert_eq!(normalize_phone("(650) 253-0000", Some(Id::US)).unwrap(), "+16502530000");
 
         assert_eq!(
             normalize_phone("0151 2345678901234", de).unwrap_err(),
             "not a valid phone number for region DE"
         );
-        assert_eq!(
-            normalize_phone("+49 12", de).unwrap_err(),
-            "not a valid phone number"
-        );
+        assert_eq!(normalize_phone("+49 12", de).unwrap_err(), "not a valid phone number");
         assert!(
             normalize_phone("1-800-FLOWERS", Some(Id::US)).is_err(),
             "no vanity letters"
         );
         assert!(normalize_phone("+49 30 1234567 ext. 12", de).is_err());
         assert!(normalize_phone("49+30", de).is_err());
-        assert!(
-            normalize_phone("---", de)
-                .unwrap_err()
-                .contains("no digits")
-        );
+        assert!(normalize_phone("---", de).unwrap_err().contains("no digits"));
         assert!(normalize_phone("", de).is_err());
     }
 
@@ -1135,18 +1055,11 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(
-            a.rejected[0].to_string(),
-            "line 3: expected 3 fields, found 2"
-        );
+        assert_eq!(a.rejected[0].to_string(), "line 3: expected 3 fields, found 2");
         // Row data never appears in the reason.
         assert!(!a.rejected[0].reason.contains("bob"));
         // Empty surplus cells (spreadsheet padding) are accepted.
-        let names: Vec<_> = a
-            .recipients
-            .iter()
-            .map(|r| (r.line, r.name.as_str()))
-            .collect();
+        let names: Vec<_> = a.recipients.iter().map(|r| (r.line, r.name.as_str())).collect();
         assert_eq!(names, [(2, "Ada"), (5, "Dee")]);
     }
 
@@ -1232,17 +1145,11 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with("customers.csv: "), "{msg}");
         assert!(msg.contains("looks like data"), "{msg}");
-        assert!(
-            !msg.contains("ada@example.com") && !msg.contains("Lovelace"),
-            "{msg}"
-        );
+        assert!(!msg.contains("ada@example.com") && !msg.contains("Lovelace"), "{msg}");
 
         let e = parse_err("Email,name,EMAIL\n");
         assert!(matches!(&e, AudienceError::DuplicateColumn { column, .. } if column == "email"));
-        assert!(
-            e.to_string()
-                .starts_with("customers.csv: duplicate column `email`")
-        );
+        assert!(e.to_string().starts_with("customers.csv: duplicate column `email`"));
 
         let e = parse(Path::new("c.csv"), b"em\xffail\n", &opts()).unwrap_err();
         assert_eq!(e.to_string(), "c.csv: header row is not valid UTF-8");
@@ -1256,9 +1163,7 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with(&path.display().to_string()), "{msg}");
         assert!(msg.contains("cannot read file"), "{msg}");
-        assert!(
-            matches!(&e, AudienceError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-        );
+        assert!(matches!(&e, AudienceError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound));
     }
 
     #[test]
@@ -1276,15 +1181,7 @@ mod tests {
         let a = load(&fixture("excel_semicolon_bom_crlf.csv"), &opts()).unwrap();
         assert_eq!(
             a.columns,
-            [
-                "name",
-                "e-mail",
-                "phone",
-                "tags",
-                "locale",
-                "opt_out",
-                "customer no"
-            ]
+            ["name", "e-mail", "phone", "tags", "locale", "opt_out", "customer no"]
         );
         let got: Vec<_> = a
             .recipients
@@ -1300,12 +1197,7 @@ mod tests {
                     Some("juergen.mueller@example.de"),
                     Some("+49301234567")
                 ),
-                (
-                    3,
-                    "Schmidt; Anna",
-                    Some("anna@example.com"),
-                    Some("+4915123456789")
-                ),
+                (3, "Schmidt; Anna", Some("anna@example.com"), Some("+4915123456789")),
                 (5, "Bad Mail", None, Some("+4915123456789")),
                 (6, "Multi\r\nLine", Some("multi@example.com"), None),
                 (9, "Last", Some("last@example.com"), None),
@@ -1334,9 +1226,7 @@ mod tests {
              b@example.com,,All\n\
              c@example.com,,\n",
         );
-        let [a_, b, c] = &a.recipients[..] else {
-            panic!()
-        };
+        let [a_, b, c] = &a.recipients[..] else { panic!() };
         assert!(a_.has_tag("vip") && a_.has_tag("BETA") && !a_.has_tag("alpha"));
         assert!(a_.opted_out_of("newsletter", "email"), "by channel name");
         assert!(a_.opted_out_of("Twilio", "SMS"), "by channel type");
@@ -1348,20 +1238,14 @@ mod tests {
 
     #[test]
     fn validate_email_reasons() {
-        assert_eq!(
-            validate_email("  ada@example.com ").unwrap(),
-            "ada@example.com"
-        );
+        assert_eq!(validate_email("  ada@example.com ").unwrap(), "ada@example.com");
         assert_eq!(
             validate_email("Ada.Lovelace+x@Example.COM").unwrap(),
             "Ada.Lovelace+x@Example.COM"
         );
         let r = |s: &str| validate_email(s).unwrap_err();
         assert_eq!(r("adaexample.com"), "invalid email address: missing '@'");
-        assert_eq!(
-            r("@example.com"),
-            "invalid email address: nothing before '@'"
-        );
+        assert_eq!(r("@example.com"), "invalid email address: nothing before '@'");
         assert_eq!(r("ada@"), "invalid email address: nothing after '@'");
         assert!(r("ada@example").contains("top-level domain"));
         assert!(r("ada@example..com").contains("empty part"));
@@ -1439,19 +1323,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("optouts.txt");
         let e = Suppressions::load(&path, None).unwrap_err();
-        assert!(
-            e.to_string().starts_with(&path.display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
         assert!(e.to_string().contains("optouts.txt"));
 
         std::fs::write(&path, b"\xEF\xBB\xBFa@example.com\r\n+49 30 1234567\r\n").unwrap();
         let s = Suppressions::load(&path, None).unwrap();
         assert_eq!(s.len(), 2);
-        assert!(
-            s.contains_email("a@example.com"),
-            "BOM stripped, CRLF handled"
-        );
+        assert!(s.contains_email("a@example.com"), "BOM stripped, CRLF handled");
         assert!(s.contains_phone("+49301234567"));
     }
 

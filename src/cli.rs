@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::report::Format;
 
 #[derive(Debug, Parser)]
-#[command(name = "announce", version, about = "Write one announcement, send it through every channel at once.")]
+#[command(
+    name = "announce",
+    version,
+    about = "Write one announcement, send it through every channel at once."
+)]
 pub struct Cli {
     /// Configuration file [default: ./channels.toml]
     #[arg(long, global = true, env = "ANNOUNCE_CONFIG", value_name = "FILE")]

@@ -290,7 +290,8 @@ impl std::str::FromStr for Rate {
         let bad = || format!("invalid rate {s:?}: expected COUNT/UNIT such as \"10/s\", \"300/min\" or \"1000/h\"");
         let (n, unit) = s.split_once('/').ok_or_else(bad)?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        let count = NonZeroU32::new(count).ok_or_else(|| format!("invalid rate {s:?}: the count must be at least 1"))?;
+        let count =
+            NonZeroU32::new(count).ok_or_else(|| format!("invalid rate {s:?}: the count must be at least 1"))?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
@@ -339,7 +340,11 @@ impl std::str::FromStr for HumanDuration {
             "" | "s" | "sec" => value,
             "m" | "min" => value * 60.0,
             "h" => value * 3600.0,
-            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?} (use ms, s, min or h)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, min or h)"
+                ));
+            }
         };
         Ok(HumanDuration(Duration::from_secs_f64(secs)))
     }
@@ -386,7 +391,11 @@ impl Config {
         let source = std::fs::read_to_string(path)
             .map_err(|e| AppError::invalid(format!("{}: cannot read config: {e}", path.display())))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         Self::parse(Some(path), &base, source)
     }
 
@@ -408,13 +417,18 @@ impl Config {
             Some(r) => Some(crate::audience::parse_region(r.get_ref()).ok_or_else(|| {
                 AppError::invalid_at(
                     Some(at(r.span())),
-                    format!("default_region {:?} is not an ISO 3166 country code such as \"DE\"", r.get_ref()),
+                    format!(
+                        "default_region {:?} is not an ISO 3166 country code such as \"DE\"",
+                        r.get_ref()
+                    ),
                 )
             })?),
         };
         if let Some(tz) = &raw.org.timezone {
             jiff::tz::TimeZone::get(tz).map_err(|_| {
-                AppError::invalid(format!("{file}: [org] timezone {tz:?} is not a known IANA time zone name"))
+                AppError::invalid(format!(
+                    "{file}: [org] timezone {tz:?} is not a known IANA time zone name"
+                ))
             })?;
         }
         let delimiter = match &raw.audience.delimiter {
@@ -437,7 +451,11 @@ impl Config {
             let location = at(spanned.span());
             let settings = spanned.into_inner();
             validate_channel(&name, &settings).map_err(|m| AppError::invalid_at(Some(location.clone()), m))?;
-            channels.push(ChannelEntry { name, settings, location });
+            channels.push(ChannelEntry {
+                name,
+                settings,
+                location,
+            });
         }
 
         Ok(Config {
@@ -460,11 +478,17 @@ impl Config {
     /// Resolve a path written in the config relative to the config's folder.
     pub fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     pub fn file_name(&self) -> String {
-        self.path.as_ref().map_or_else(|| "<built-in config>".into(), |p| p.display().to_string())
+        self.path
+            .as_ref()
+            .map_or_else(|| "<built-in config>".into(), |p| p.display().to_string())
     }
 
     pub fn channel(&self, name: &str) -> Option<&ChannelEntry> {
@@ -473,7 +497,9 @@ impl Config {
 
     /// Location of the first occurrence of `needle` after `from` (for messages about keys).
     pub fn locate(&self, from: &SourceLocation, needle: &str) -> SourceLocation {
-        let off = self.source[from.offset..].find(needle).map_or(from.offset, |i| from.offset + i);
+        let off = self.source[from.offset..]
+            .find(needle)
+            .map_or(from.offset, |i| from.offset + i);
         SourceLocation::from_offset(&self.file_name(), &self.source, off)
     }
 
@@ -499,7 +525,9 @@ fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), String> {
     match &s.kind {
         ChannelKind::Email(e) => {
             if e.relays.is_empty() {
-                return Err(format!("[channels.{name}] needs at least one [[channels.{name}.relays]]"));
+                return Err(format!(
+                    "[channels.{name}] needs at least one [[channels.{name}.relays]]"
+                ));
             }
             e.from
                 .parse::<lettre::message::Mailbox>()
@@ -514,7 +542,10 @@ fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), String> {
                     ));
                 }
                 if r.username.is_some() != r.password_env.is_some() {
-                    return Err(format!("[channels.{name}] relay {}: username and password_env go together", r.host));
+                    return Err(format!(
+                        "[channels.{name}] relay {}: username and password_env go together",
+                        r.host
+                    ));
                 }
             }
         }
@@ -529,7 +560,9 @@ fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), String> {
                 && u != "message"
                 && u != "segment"
             {
-                return Err(format!("[channels.{name}] rate_unit {u:?}: expected \"message\" or \"segment\""));
+                return Err(format!(
+                    "[channels.{name}] rate_unit {u:?}: expected \"message\" or \"segment\""
+                ));
             }
         }
         _ => {}
@@ -540,8 +573,7 @@ fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), String> {
 /// Plaintext SMTP is only acceptable when it cannot leave the machine.
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Read a secret named by a `*_env` key. The message names the variable, never a value.
@@ -565,7 +597,17 @@ mod tests {
     fn example_config_parses() {
         let c = parse(EXAMPLE_CONFIG).expect("example config must parse");
         let types: std::collections::BTreeSet<_> = c.channels.iter().map(|c| c.type_name()).collect();
-        for t in ["outbox", "email", "sms", "facebook", "instagram", "webhook", "telegram", "mastodon", "statuspage"] {
+        for t in [
+            "outbox",
+            "email",
+            "sms",
+            "facebook",
+            "instagram",
+            "webhook",
+            "telegram",
+            "mastodon",
+            "statuspage",
+        ] {
             assert!(types.contains(t), "example config lacks a {t} channel");
         }
     }
@@ -605,7 +647,9 @@ mod tests {
         assert!("ten/s".parse::<Rate>().is_err());
         assert_eq!("250ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(250));
         assert_eq!("5min".parse::<HumanDuration>().unwrap().0, Duration::from_secs(300));
-        let msg = parse("[channels.o]\ntype = \"outbox\"\nrate = \"fast\"\n").unwrap_err().to_string();
+        let msg = parse("[channels.o]\ntype = \"outbox\"\nrate = \"fast\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("channels.toml:") && msg.contains("invalid rate"), "{msg}");
     }
 

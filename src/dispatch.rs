@@ -37,9 +37,15 @@ pub struct Lane {
 
 impl Lane {
     pub fn new(channel: Arc<dyn Channel>, common: &Common) -> Lane {
-        let concurrency = common.concurrency.map_or(channel.default_concurrency(), NonZeroU32::get) as usize;
+        let concurrency = common
+            .concurrency
+            .map_or(channel.default_concurrency(), NonZeroU32::get) as usize;
         let burst = common.burst.unwrap_or(NonZeroU32::MIN);
-        let timeout = common.timeout.map(|d| d.0).or(channel.attempt_timeout()).unwrap_or(Duration::from_secs(120));
+        let timeout = common
+            .timeout
+            .map(|d| d.0)
+            .or(channel.attempt_timeout())
+            .unwrap_or(Duration::from_secs(120));
         Lane {
             channel,
             concurrency,
@@ -55,7 +61,9 @@ impl Lane {
 /// A GCRA limiter: one cell every `per / count`, up to `burst` at once.
 pub fn limiter(rate: Rate, burst: NonZeroU32) -> DefaultDirectRateLimiter {
     let period = rate.per / rate.count.get();
-    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(rate.count)).allow_burst(burst);
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(rate.count))
+        .allow_burst(burst);
     RateLimiter::direct(quota)
 }
 
@@ -152,17 +160,27 @@ async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: 
     }
     while inflight.join_next().await.is_some() {}
     if let Some(b) = bar {
-        b.finish_with_message(if halted.load(Ordering::SeqCst) { "stopped" } else { "done" });
+        b.finish_with_message(if halted.load(Ordering::SeqCst) {
+            "stopped"
+        } else {
+            "done"
+        });
     }
 }
 
 async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: DeliveryRow) {
     let channel = lane.channel.as_ref();
     let data = row.data.as_deref().and_then(|d| serde_json::from_str(d).ok());
-    let ctx = shared.base.for_target(channel.name(), channel.type_name(), data.as_ref(), &row.recipient);
+    let ctx = shared
+        .base
+        .for_target(channel.name(), channel.type_name(), data.as_ref(), &row.recipient);
     let record = |status, provider_id, route, error| {
         let attempt = row.attempts.max(1);
-        if shared.writer.outcome(row.id, attempt, status, provider_id, route, error).is_err() {
+        if shared
+            .writer
+            .outcome(row.id, attempt, status, provider_id, route, error)
+            .is_err()
+        {
             shared.journal_failed.store(true, Ordering::SeqCst);
         }
     };
@@ -170,7 +188,12 @@ async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: Del
         Ok(m) => m,
         Err(e) => {
             // Planning rendered the first target; a later one can still fail (e.g. odd data).
-            record(Status::Failed, None, None, Some(format!("cannot render the message: {e}")));
+            record(
+                Status::Failed,
+                None,
+                None,
+                Some(format!("cannot render the message: {e}")),
+            );
             return;
         }
     };
@@ -216,7 +239,10 @@ async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: Del
             match result {
                 Ok(Ok(receipt)) => Ok((this_attempt, receipt)),
                 Ok(Err(e)) => Err((this_attempt, AttemptError::Delivery(e))),
-                Err(_) => Err((this_attempt, AttemptError::Delivery(channel.timeout_error(lane.timeout)))),
+                Err(_) => Err((
+                    this_attempt,
+                    AttemptError::Delivery(channel.timeout_error(lane.timeout)),
+                )),
             }
         }
     };
@@ -242,7 +268,12 @@ async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: Del
         })
         .notify(|(n, e), wait| {
             if let AttemptError::Delivery(d) = e {
-                tracing::info!(channel = channel.name(), delivery = row.id, attempt = n, "{d}; retrying in {wait:?}");
+                tracing::info!(
+                    channel = channel.name(),
+                    delivery = row.id,
+                    attempt = n,
+                    "{d}; retrying in {wait:?}"
+                );
                 let _ = shared.writer.outcome(
                     row.id,
                     *n,
@@ -267,24 +298,38 @@ async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: Del
         Err((n, AttemptError::Delivery(e))) => {
             let route = e.route().map(str::to_string);
             match e {
-                DeliveryError::Transient { .. } if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) => {
-                    (Status::Pending, None, route, Some(format!("attempt {n}: {e}; stopped before retrying")), n)
-                }
-                DeliveryError::Transient { .. } => {
-                    (Status::Failed, None, route, Some(format!("gave up after {n} attempts: {e}")), n)
-                }
+                DeliveryError::Transient { .. } if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) => (
+                    Status::Pending,
+                    None,
+                    route,
+                    Some(format!("attempt {n}: {e}; stopped before retrying")),
+                    n,
+                ),
+                DeliveryError::Transient { .. } => (
+                    Status::Failed,
+                    None,
+                    route,
+                    Some(format!("gave up after {n} attempts: {e}")),
+                    n,
+                ),
                 DeliveryError::Permanent { .. } => (Status::Failed, None, route, Some(e.to_string()), n),
                 DeliveryError::Ambiguous { .. } => (Status::Unknown, None, route, Some(e.to_string()), n),
                 DeliveryError::Halt { .. } => {
                     halted.store(true, Ordering::SeqCst);
-                    tracing::error!(channel = channel.name(), "{e}: stopping this channel; the rest stay pending");
+                    tracing::error!(
+                        channel = channel.name(),
+                        "{e}: stopping this channel; the rest stay pending"
+                    );
                     (Status::Failed, None, route, Some(e.to_string()), n)
                 }
             }
         }
     };
-    if shared.writer.outcome(row.id, n, status, provider_id, route, error).is_err() {
+    if shared
+        .writer
+        .outcome(row.id, n, status, provider_id, route, error)
+        .is_err()
+    {
         shared.journal_failed.store(true, Ordering::SeqCst);
     }
 }
-

@@ -30,7 +30,12 @@ impl SourceLocation {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
-        SourceLocation { file: file.to_string(), line, column, offset }
+        SourceLocation {
+            file: file.to_string(),
+            line,
+            column,
+            offset,
+        }
     }
 }
 
@@ -45,7 +50,10 @@ impl fmt::Display for SourceLocation {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{}", fmt_invalid(.location, .message))]
-    Invalid { location: Option<SourceLocation>, message: String },
+    Invalid {
+        location: Option<SourceLocation>,
+        message: String,
+    },
     #[error(transparent)]
     Runtime(#[from] anyhow::Error),
 }
@@ -59,11 +67,17 @@ fn fmt_invalid(location: &Option<SourceLocation>, message: &str) -> String {
 
 impl AppError {
     pub fn invalid(message: impl Into<String>) -> AppError {
-        AppError::Invalid { location: None, message: message.into() }
+        AppError::Invalid {
+            location: None,
+            message: message.into(),
+        }
     }
 
     pub fn invalid_at(location: Option<SourceLocation>, message: impl Into<String>) -> AppError {
-        AppError::Invalid { location, message: message.into() }
+        AppError::Invalid {
+            location,
+            message: message.into(),
+        }
     }
 
     pub fn runtime(message: impl Into<String>) -> AppError {

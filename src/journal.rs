@@ -23,9 +23,7 @@ pub enum JournalError {
     Sqlite { path: String, source: rusqlite::Error },
     #[error("state folder {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error(
-        "state folder {0} is in use by another announce process (send or resume); wait for it to finish"
-    )]
+    #[error("state folder {0} is in use by another announce process (send or resume); wait for it to finish")]
     Locked(String),
     #[error("the journal writer stopped unexpectedly")]
     WriterGone,
@@ -72,7 +70,10 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Status {
-        Status::ALL.into_iter().find(|x| x.as_str() == s).unwrap_or(Status::Unknown)
+        Status::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .unwrap_or(Status::Unknown)
     }
 }
 
@@ -176,7 +177,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 ";
 
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Millisecond).unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
 }
 
 pub fn now_ms() -> i64 {
@@ -195,12 +199,16 @@ pub struct StateLock {
 }
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
-    move |source| JournalError::Sqlite { path: path.display().to_string(), source }
+    move |source| JournalError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(sql(path))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(sql(path))?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(sql(path))?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(sql(path))?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(sql(path))?;
@@ -214,12 +222,20 @@ impl Journal {
 
     /// Open (creating with private permissions) the journal in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Journal> {
-        let io = |source| JournalError::Io { path: state_dir.display().to_string(), source };
+        let io = |source| JournalError::Io {
+            path: state_dir.display().to_string(),
+            source,
+        };
         fsutil::create_private_dir(state_dir).map_err(io)?;
         let path = Self::path_in(state_dir);
         // Create the file 0600 ourselves: SQLite would use the umask, and its -wal/-shm files
         // copy the database file's mode.
-        OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io)?;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(sql(&path))?;
         Ok(Journal { conn, path })
@@ -235,7 +251,10 @@ impl Journal {
 
     /// Take the state folder's lock, or fail at once if another process has it.
     pub fn lock(state_dir: &Path) -> Result<StateLock> {
-        let io = |source| JournalError::Io { path: state_dir.display().to_string(), source };
+        let io = |source| JournalError::Io {
+            path: state_dir.display().to_string(),
+            source,
+        };
         fsutil::create_private_dir(state_dir).map_err(io)?;
         let file = OpenOptions::new()
             .create(true)
@@ -276,7 +295,11 @@ impl Journal {
     }
 
     pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
-        let id = if id == "latest" { self.latest_run_id()?.unwrap_or_default() } else { id.to_string() };
+        let id = if id == "latest" {
+            self.latest_run_id()?.unwrap_or_default()
+        } else {
+            id.to_string()
+        };
         self.conn
             .query_row(
                 "SELECT id, digest, dry_run, title, thread, severity, announcement, origin, base_dir, started_at, finished_at
@@ -304,15 +327,25 @@ impl Journal {
 
     pub fn latest_run_id(&self) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(sql(&self.path))
     }
 
     pub fn runs(&self) -> Result<Vec<RunRow>> {
         let ids: Vec<String> = {
-            let mut st = self.conn.prepare("SELECT id FROM runs ORDER BY started_at, rowid").map_err(sql(&self.path))?;
-            st.query_map([], |r| r.get(0)).map_err(sql(&self.path))?.collect::<std::result::Result<_, _>>().map_err(sql(&self.path))?
+            let mut st = self
+                .conn
+                .prepare("SELECT id FROM runs ORDER BY started_at, rowid")
+                .map_err(sql(&self.path))?;
+            st.query_map([], |r| r.get(0))
+                .map_err(sql(&self.path))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(sql(&self.path))?
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -329,7 +362,11 @@ impl Journal {
 
     /// Deliveries of a run in the given statuses, for one channel.
     pub fn deliveries_in(&self, run_id: &str, channel: &str, statuses: &[Status]) -> Result<Vec<DeliveryRow>> {
-        let list = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
+        let list = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
         self.query_deliveries(
             &format!("WHERE run_id = ?1 AND channel = ?2 AND status IN ({list}) ORDER BY id"),
             params![run_id, channel],
@@ -377,26 +414,36 @@ impl Journal {
             .map_err(sql(&self.path))
     }
 
-    /// Put deliveries in `from` back to `pending` (for `resume --retry-failed / --resend-unknown`).
-    pub fn requeue(&self, run_id: &str, from: Status) -> Result<usize> {
+    /// Put deliveries in `from` back to `pending` (for `resume --retry-failed / --resend-unknown`),
+    /// for one channel or (with `None`) all of them.
+    pub fn requeue(&self, run_id: &str, from: Status, channel: Option<&str>) -> Result<usize> {
         self.conn
             .execute(
-                "UPDATE deliveries SET status = 'pending', updated_at = ?3 WHERE run_id = ?1 AND status = ?2 AND problem = 0",
-                params![run_id, from.as_str(), now_rfc3339()],
+                "UPDATE deliveries SET status = 'pending', updated_at = ?3
+                 WHERE run_id = ?1 AND status = ?2 AND problem = 0 AND (?4 IS NULL OR channel = ?4)",
+                params![run_id, from.as_str(), now_rfc3339(), channel],
             )
             .map_err(sql(&self.path))
     }
 
     pub fn finish_run(&self, run_id: &str) -> Result<()> {
         self.conn
-            .execute("UPDATE runs SET finished_at = ?2 WHERE id = ?1", params![run_id, now_rfc3339()])
+            .execute(
+                "UPDATE runs SET finished_at = ?2 WHERE id = ?1",
+                params![run_id, now_rfc3339()],
+            )
             .map(|_| ())
             .map_err(sql(&self.path))
     }
 
     /// For email threading: Message-IDs of the first message of `thread` per recipient, from
     /// earlier runs, for channels of the given types.
-    pub fn thread_roots(&self, thread: &str, exclude_run: &str, types: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+    pub fn thread_roots(
+        &self,
+        thread: &str,
+        exclude_run: &str,
+        types: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>> {
         let list = types.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(",");
         let q = format!(
             "SELECT d.recipient, d.message_id FROM deliveries d JOIN runs r ON r.id = d.run_id
@@ -407,7 +454,9 @@ impl Journal {
         let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
         let mut map = std::collections::HashMap::new();
         let rows = st
-            .query_map(params![thread, exclude_run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map(params![thread, exclude_run], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(sql(&self.path))?;
         // Ordered newest first, so the last insert per recipient is the oldest: the thread root.
         for row in rows {
@@ -426,7 +475,9 @@ impl Journal {
                  WHERE d.run_id = ?1 AND d.channel = ?2 ORDER BY a.started_ms",
             )
             .map_err(sql(&self.path))?;
-        let rows = st.query_map(params![run_id, channel], |r| r.get(0)).map_err(sql(&self.path))?;
+        let rows = st
+            .query_map(params![run_id, channel], |r| r.get(0))
+            .map_err(sql(&self.path))?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql(&self.path))
     }
 
@@ -449,8 +500,14 @@ impl Journal {
         let handle = thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || writer_loop(conn, path, rx))
-            .map_err(|source| JournalError::Io { path: self.path.display().to_string(), source })?;
-        Ok(Writer { tx, handle: Some(handle) })
+            .map_err(|source| JournalError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })?;
+        Ok(Writer {
+            tx,
+            handle: Some(handle),
+        })
     }
 }
 
@@ -495,9 +552,22 @@ fn insert_run(tx: &Transaction<'_>, run: &RunRow, deliveries: &[NewDelivery]) ->
 /// What the dispatcher records.
 pub enum Op {
     /// Durable before the message leaves: on a crash the delivery is `unknown`, not `pending`.
-    Sending { id: i64, attempt: u32, started_ms: i64, message_id: String, ack: tokio::sync::oneshot::Sender<bool> },
+    Sending {
+        id: i64,
+        attempt: u32,
+        started_ms: i64,
+        message_id: String,
+        ack: tokio::sync::oneshot::Sender<bool>,
+    },
     /// The attempt's outcome. `status` is `pending` when it will be retried.
-    Outcome { id: i64, attempt: u32, status: Status, provider_id: Option<String>, route: Option<String>, error: Option<String> },
+    Outcome {
+        id: i64,
+        attempt: u32,
+        status: Status,
+        provider_id: Option<String>,
+        route: Option<String>,
+        error: Option<String>,
+    },
     /// Reply once everything before it is committed.
     Flush(tokio::sync::oneshot::Sender<bool>),
 }
@@ -513,7 +583,13 @@ impl Writer {
         let (ack, done) = tokio::sync::oneshot::channel();
         let started_ms = now_ms();
         self.tx
-            .send(Op::Sending { id, attempt, started_ms, message_id: message_id.to_string(), ack })
+            .send(Op::Sending {
+                id,
+                attempt,
+                started_ms,
+                message_id: message_id.to_string(),
+                ack,
+            })
             .map_err(|_| JournalError::WriterGone)?;
         match done.await {
             Ok(true) => Ok(started_ms),
@@ -531,7 +607,14 @@ impl Writer {
         error: Option<String>,
     ) -> Result<()> {
         self.tx
-            .send(Op::Outcome { id, attempt, status, provider_id, route, error })
+            .send(Op::Outcome {
+                id,
+                attempt,
+                status,
+                provider_id,
+                route,
+                error,
+            })
             .map_err(|_| JournalError::WriterGone)
     }
 
@@ -596,9 +679,8 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
         let mut mark = tx.prepare_cached(
             "UPDATE deliveries SET status = 'sending', attempts = ?2, message_id = ?3, updated_at = ?4 WHERE id = ?1",
         )?;
-        let mut attempt = tx.prepare_cached(
-            "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_ms) VALUES (?1, ?2, ?3)",
-        )?;
+        let mut attempt = tx
+            .prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_ms) VALUES (?1, ?2, ?3)")?;
         let mut outcome = tx.prepare_cached(
             "UPDATE deliveries SET status = ?2, provider_id = COALESCE(?3, provider_id), route = COALESCE(?4, route),
                     error = ?5, updated_at = ?6 WHERE id = ?1",
@@ -608,13 +690,30 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
         )?;
         for op in batch {
             match op {
-                Op::Sending { id, attempt: n, started_ms, message_id, .. } => {
+                Op::Sending {
+                    id,
+                    attempt: n,
+                    started_ms,
+                    message_id,
+                    ..
+                } => {
                     mark.execute(params![id, n, message_id, now])?;
                     attempt.execute(params![id, n, started_ms])?;
                 }
-                Op::Outcome { id, attempt: n, status, provider_id, route, error } => {
+                Op::Outcome {
+                    id,
+                    attempt: n,
+                    status,
+                    provider_id,
+                    route,
+                    error,
+                } => {
                     outcome.execute(params![id, status.as_str(), provider_id, route, error, now])?;
-                    let what = if *status == Status::Pending { "retry" } else { status.as_str() };
+                    let what = if *status == Status::Pending {
+                        "retry"
+                    } else {
+                        status.as_str()
+                    };
                     attempt_end.execute(params![id, n, now_ms(), what, error, route])?;
                 }
                 Op::Flush(_) => {}
@@ -663,7 +762,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         let mut j = Journal::open(&state).unwrap();
-        j.create_run(&run("r1"), &[delivery("a@x.de"), delivery("a@x.de"), delivery("b@x.de")]).unwrap();
+        j.create_run(
+            &run("r1"),
+            &[delivery("a@x.de"), delivery("a@x.de"), delivery("b@x.de")],
+        )
+        .unwrap();
         assert_eq!(j.deliveries("r1").unwrap().len(), 2);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state), 0o700);
@@ -675,12 +778,14 @@ mod tests {
     async fn in_flight_becomes_unknown() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        j.create_run(&run("r1"), &[delivery("a@x.de"), delivery("b@x.de")]).unwrap();
+        j.create_run(&run("r1"), &[delivery("a@x.de"), delivery("b@x.de")])
+            .unwrap();
         let ids: Vec<i64> = j.deliveries("r1").unwrap().iter().map(|d| d.id).collect();
         let w = j.writer().unwrap();
         w.sending(ids[0], 1, "m1@x").await.unwrap();
         w.sending(ids[1], 1, "m2@x").await.unwrap();
-        w.outcome(ids[1], 1, Status::Sent, Some("p".into()), Some("relay".into()), None).unwrap();
+        w.outcome(ids[1], 1, Status::Sent, Some("p".into()), Some("relay".into()), None)
+            .unwrap();
         w.flush().await.unwrap();
         drop(w); // the process "dies" with ids[0] in flight
         assert_eq!(j.mark_in_flight_unknown("r1").unwrap(), 1);

@@ -11,6 +11,10 @@ fn main() -> std::process::ExitCode {
     };
     // RUST_LOG wins when set; logs always go to stderr so stdout stays machine-readable.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("announce={level}")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     std::process::ExitCode::from(announce::run(cli) as u8)
 }

@@ -57,7 +57,11 @@ pub struct Plan {
 pub const STATE_SUPPRESSIONS: &str = "suppressed.txt";
 
 /// Which configured channels this announcement goes to.
-pub fn select_channels<'c>(config: &'c Config, ann: &Announcement, sel: &Selection) -> Result<Vec<&'c ChannelEntry>, AppError> {
+pub fn select_channels<'c>(
+    config: &'c Config,
+    ann: &Announcement,
+    sel: &Selection,
+) -> Result<Vec<&'c ChannelEntry>, AppError> {
     let (names, explicit): (Vec<String>, bool) = if !sel.channels.is_empty() {
         (sel.channels.clone(), true)
     } else if let Some(list) = &ann.meta.channels {
@@ -70,13 +74,25 @@ pub fn select_channels<'c>(config: &'c Config, ann: &Announcement, sel: &Selecti
         let by_name = config.channel(name).into_iter().collect::<Vec<_>>();
         // A type name selects every enabled channel of that type.
         let matched = if by_name.is_empty() {
-            config.channels.iter().filter(|c| c.type_name() == name && c.settings.common.enabled).collect()
+            config
+                .channels
+                .iter()
+                .filter(|c| c.type_name() == name && c.settings.common.enabled)
+                .collect()
         } else {
             by_name
         };
         if matched.is_empty() {
-            let known = config.channels.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
-            let msg = format!("no channel named {name:?} in {} (configured: {known})", config.file_name());
+            let known = config
+                .channels
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let msg = format!(
+                "no channel named {name:?} in {} (configured: {known})",
+                config.file_name()
+            );
             return Err(if explicit {
                 AppError::invalid(format!("--channel {name}: {msg}"))
             } else {
@@ -85,7 +101,10 @@ pub fn select_channels<'c>(config: &'c Config, ann: &Announcement, sel: &Selecti
         }
         for c in matched {
             if !explicit && !c.settings.common.enabled {
-                tracing::warn!("channel {} is listed in the announcement but disabled in the config", c.name);
+                tracing::warn!(
+                    "channel {} is listed in the announcement but disabled in the config",
+                    c.name
+                );
                 continue;
             }
             if !out.iter().any(|o| o.name == c.name) {
@@ -110,10 +129,17 @@ pub fn load_suppressions(config: &Config) -> Result<Suppressions, AppError> {
     };
     let own = config.state_dir.join(STATE_SUPPRESSIONS);
     if own.exists() {
-        let extra = std::fs::read_to_string(&own)
-            .map_err(|e| AppError::invalid(format!("{}: {e}", own.display())))?;
-        for line in extra.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            if line.contains('@') { s.insert_email(line) } else { s.insert_phone(line) }
+        let extra = std::fs::read_to_string(&own).map_err(|e| AppError::invalid(format!("{}: {e}", own.display())))?;
+        for line in extra
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            if line.contains('@') {
+                s.insert_email(line)
+            } else {
+                s.insert_phone(line)
+            }
         }
     }
     Ok(s)
@@ -123,7 +149,12 @@ pub fn load_suppressions(config: &Config) -> Result<Suppressions, AppError> {
 pub fn digest(ann: &Announcement, channels: &[&ChannelEntry], audience: Option<&PathBuf>, tags: &[String]) -> String {
     let mut names: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
     names.sort_unstable();
-    let audience = audience.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string());
+    let audience = audience.map(|p| {
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string()
+    });
     let doc = serde_json::json!({
         "title": ann.meta.title, "summary": ann.meta.summary, "link": ann.meta.link, "image": ann.meta.image,
         "body": ann.body_markdown, "channels": names, "audience": audience, "tags": tags,
@@ -135,14 +166,23 @@ pub fn build(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool
     let templates = Arc::new(Templates::load(config.templates_dir.as_deref())?);
     let entries = select_channels(config, ann, sel)?;
     if entries.is_empty() {
-        return Err(AppError::invalid(format!("no enabled channel in {}", config.file_name())));
+        return Err(AppError::invalid(format!(
+            "no enabled channel in {}",
+            config.file_name()
+        )));
     }
-    let channels: Vec<(ChannelEntry, Arc<dyn Channel>)> =
-        entries.iter().map(|e| Ok(((*e).clone(), channel::build(e, config)?))).collect::<Result<_, AppError>>()?;
+    let channels: Vec<(ChannelEntry, Arc<dyn Channel>)> = entries
+        .iter()
+        .map(|e| Ok(((*e).clone(), channel::build(e, config)?)))
+        .collect::<Result<_, AppError>>()?;
 
     let run_id = uuid::Uuid::now_v7().to_string();
     let base = BaseContext::new(ann, &config.org, &run_id, &config.timezone());
-    let tags = if sel.tags.is_empty() { ann.meta.tags.clone() } else { sel.tags.clone() };
+    let tags = if sel.tags.is_empty() {
+        ann.meta.tags.clone()
+    } else {
+        sel.tags.clone()
+    };
 
     let needs_people = channels.iter().any(|(_, c)| matches!(c.reach(), Reach::PerPerson(_)));
     let audience_file = audience_path(config, ann, sel);
@@ -153,7 +193,10 @@ pub fn build(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool
                 config.file_name()
             ))
         })?;
-        let opts = AudienceOptions { delimiter: config.audience.delimiter, default_region: config.default_region };
+        let opts = AudienceOptions {
+            delimiter: config.audience.delimiter,
+            default_region: config.default_region,
+        };
         let a = audience::load(&path, &opts).map_err(|e| AppError::invalid(e.to_string()))?;
         (Some(a), load_suppressions(config)?)
     } else {
@@ -198,7 +241,14 @@ pub fn build(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool
         }
         let problems = mine.iter().filter(|d| d.problem).count();
         let (sample, total_weight) = validate_rendering(&entry, ch.as_ref(), &templates, &base, mine)?;
-        planned.push(PlannedChannel { entry, channel: ch, counts, problems, sample, total_weight });
+        planned.push(PlannedChannel {
+            entry,
+            channel: ch,
+            counts,
+            problems,
+            sample,
+            total_weight,
+        });
     }
 
     let digest = digest(ann, &entries, audience_file.as_ref(), &tags);
@@ -215,7 +265,14 @@ pub fn build(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool
         started_at: now_rfc3339(),
         finished_at: None,
     };
-    Ok(Plan { run, deliveries, channels: planned, audience: summary, templates, base })
+    Ok(Plan {
+        run,
+        deliveries,
+        channels: planned,
+        audience: summary,
+        templates,
+        base,
+    })
 }
 
 /// One delivery per distinct address; skipped ones carry their reason. Returns the number of
@@ -229,18 +286,26 @@ fn plan_people(
     suppressions: &Suppressions,
     out: &mut Vec<NewDelivery>,
 ) -> (usize, usize) {
-    let new = |recipient: String, name: &str, data: Option<String>, status, error: Option<String>, problem| NewDelivery {
-        channel: entry.name.clone(),
-        channel_type: entry.type_name().to_string(),
-        recipient,
-        name: name.to_string(),
-        data,
-        status,
-        error,
-        problem,
-    };
+    let new =
+        |recipient: String, name: &str, data: Option<String>, status, error: Option<String>, problem| NewDelivery {
+            channel: entry.name.clone(),
+            channel_type: entry.type_name().to_string(),
+            recipient,
+            name: name.to_string(),
+            data,
+            status,
+            error,
+            problem,
+        };
     for bad in &a.rejected {
-        out.push(new(format!("row {}", bad.line), "", None, Status::Skipped, Some(format!("row {}: {}", bad.line, bad.reason)), true));
+        out.push(new(
+            format!("row {}", bad.line),
+            "",
+            None,
+            Status::Skipped,
+            Some(format!("row {}: {}", bad.line, bad.reason)),
+            true,
+        ));
     }
     let mut seen = HashSet::new();
     let (mut dups, mut untagged) = (0, 0);
@@ -263,7 +328,14 @@ fn plan_people(
         let address = match address {
             Address::Valid(v) => v.clone(),
             Address::Missing => {
-                out.push(new(row_key(), &r.name, None, Status::Skipped, Some(format!("row {}: no {what}", r.line)), false));
+                out.push(new(
+                    row_key(),
+                    &r.name,
+                    None,
+                    Status::Skipped,
+                    Some(format!("row {}: no {what}", r.line)),
+                    false,
+                ));
                 continue;
             }
             Address::Invalid { raw, reason } => {
@@ -272,20 +344,30 @@ fn plan_people(
                 continue;
             }
         };
-        let key = if address.contains('@') { address.to_lowercase() } else { address.clone() };
+        let key = if address.contains('@') {
+            address.to_lowercase()
+        } else {
+            address.clone()
+        };
         if !seen.insert(key) {
             dups += 1;
             continue;
         }
         let skip = if r.opted_out_of(&entry.name, ch.type_name()) {
             Some(format!("row {}: opted out (opt_out column)", r.line))
-        } else if (address.contains('@') && suppressions.contains_email(&address)) || suppressions.contains_phone(&address) {
+        } else if (address.contains('@') && suppressions.contains_email(&address))
+            || suppressions.contains_phone(&address)
+        {
             Some("on the suppression list".to_string())
         } else {
             None
         };
         let data = serde_json::to_string(&recipient_value(r)).ok();
-        let status = if skip.is_some() { Status::Skipped } else { Status::Pending };
+        let status = if skip.is_some() {
+            Status::Skipped
+        } else {
+            Status::Pending
+        };
         out.push(new(address, &r.name, data, status, skip, false));
     }
     (dups, untagged)
@@ -307,7 +389,10 @@ fn validate_rendering(
         let data = d.data.as_deref().and_then(|s| serde_json::from_str(s).ok());
         let ctx = base.for_target(&entry.name, entry.type_name(), data.as_ref(), &d.recipient);
         let rendered = ch.render(templates, &ctx).map_err(|e| {
-            AppError::invalid(format!("channel {} ({}): {e}; nothing was sent", entry.name, d.recipient))
+            AppError::invalid(format!(
+                "channel {} ({}): {e}; nothing was sent",
+                entry.name, d.recipient
+            ))
         })?;
         total += u64::from(rendered.weight.max(1));
         if sample.is_none() {

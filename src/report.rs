@@ -84,7 +84,9 @@ impl Totals {
 
 impl Report {
     pub fn load(journal: &Journal, run_id: &str) -> Result<Option<(Report, Vec<DeliveryRow>)>, JournalError> {
-        let Some(run) = journal.run(run_id)? else { return Ok(None) };
+        let Some(run) = journal.run(run_id)? else {
+            return Ok(None);
+        };
         let rows = journal.deliveries(&run.id)?;
         Ok(Some((Report::from_rows(&run, &rows), rows)))
     }
@@ -127,7 +129,11 @@ impl Report {
         Report {
             run_id: run.id.clone(),
             dry_run: run.dry_run,
-            announcement: AnnouncementRef { title: run.title.clone(), thread: run.thread.clone(), digest: run.digest.clone() },
+            announcement: AnnouncementRef {
+                title: run.title.clone(),
+                thread: run.thread.clone(),
+                digest: run.digest.clone(),
+            },
             started_at: run.started_at.clone(),
             finished_at: run.finished_at.clone(),
             totals,
@@ -137,7 +143,11 @@ impl Report {
                 .map(|r| DeliveryReport {
                     channel: r.channel.clone(),
                     recipient: r.recipient.clone(),
-                    status: if r.status == Status::Sending { Status::Unknown } else { r.status },
+                    status: if r.status == Status::Sending {
+                        Status::Unknown
+                    } else {
+                        r.status
+                    },
                     attempts: r.attempts,
                     provider_id: r.provider_id.clone(),
                     route: r.route.clone(),
@@ -174,20 +184,35 @@ impl Format {
 /// "2026-04-03 11:12:41 CEST" in the org's time zone.
 pub fn local_time(ts: &str, tz: &jiff::tz::TimeZone) -> String {
     ts.parse::<jiff::Timestamp>()
-        .map(|t| t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string())
+        .map(|t| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
         .unwrap_or_else(|_| ts.to_string())
 }
 
 fn table() -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t
 }
 
 /// The per-channel summary that ends `send` and heads `report`.
 pub fn summary_table(report: &Report) -> Table {
     let mut t = table();
-    t.set_header(["channel", "type", "planned", "sent", "delivered", "failed", "skipped", "pending", "unknown"]);
+    t.set_header([
+        "channel",
+        "type",
+        "planned",
+        "sent",
+        "delivered",
+        "failed",
+        "skipped",
+        "pending",
+        "unknown",
+    ]);
     for c in &report.channels {
         t.add_row([
             Cell::new(&c.name),
@@ -202,23 +227,51 @@ pub fn summary_table(report: &Report) -> Table {
         ]);
     }
     let x = &report.totals;
-    t.add_row(["total".to_string(), String::new(), x.planned.to_string(), x.sent.to_string(), x.delivered.to_string(),
-        x.failed.to_string(), x.skipped.to_string(), x.pending.to_string(), x.unknown.to_string()]);
+    t.add_row([
+        "total".to_string(),
+        String::new(),
+        x.planned.to_string(),
+        x.sent.to_string(),
+        x.delivered.to_string(),
+        x.failed.to_string(),
+        x.skipped.to_string(),
+        x.pending.to_string(),
+        x.unknown.to_string(),
+    ]);
     t
 }
 
 fn write_table(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "Run {}{}", report.run_id, if report.dry_run { " (dry run)" } else { "" })?;
+    writeln!(
+        out,
+        "Run {}{}",
+        report.run_id,
+        if report.dry_run { " (dry run)" } else { "" }
+    )?;
     writeln!(out, "Announcement: {}", report.announcement.title)?;
     writeln!(
         out,
         "Started {}, {}",
         local_time(&report.started_at, tz),
-        report.finished_at.as_deref().map_or("not finished".to_string(), |f| format!("finished {}", local_time(f, tz)))
+        report
+            .finished_at
+            .as_deref()
+            .map_or("not finished".to_string(), |f| format!(
+                "finished {}",
+                local_time(f, tz)
+            ))
     )?;
     writeln!(out, "{}", summary_table(report))?;
     let mut t = table();
-    t.set_header(["channel", "recipient", "status", "attempts", "route", "provider id", "error"]);
+    t.set_header([
+        "channel",
+        "recipient",
+        "status",
+        "attempts",
+        "route",
+        "provider id",
+        "error",
+    ]);
     for d in &report.deliveries {
         t.add_row([
             d.channel.clone(),
@@ -235,7 +288,17 @@ fn write_table(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) ->
 
 fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["run_id", "channel", "recipient", "status", "attempts", "provider_id", "route", "error", "updated_at"])?;
+    w.write_record([
+        "run_id",
+        "channel",
+        "recipient",
+        "status",
+        "attempts",
+        "provider_id",
+        "route",
+        "error",
+        "updated_at",
+    ])?;
     for d in &report.deliveries {
         w.write_record([
             report.run_id.as_str(),
@@ -272,17 +335,34 @@ fn write_html(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> 
         esc(&report.run_id),
         if report.dry_run { " (dry run)" } else { "" },
         esc(&local_time(&report.started_at, tz)),
-        report.finished_at.as_deref().map_or("not finished".into(), |f| format!("finished {}", esc(&local_time(f, tz)))),
+        report.finished_at.as_deref().map_or("not finished".into(), |f| format!(
+            "finished {}",
+            esc(&local_time(f, tz))
+        )),
     )?;
-    writeln!(out, "<table><thead><tr><th>channel</th><th>type</th><th>planned</th><th>sent</th><th>delivered</th><th>failed</th><th>skipped</th><th>pending</th><th>unknown</th></tr></thead><tbody>")?;
+    writeln!(
+        out,
+        "<table><thead><tr><th>channel</th><th>type</th><th>planned</th><th>sent</th><th>delivered</th><th>failed</th><th>skipped</th><th>pending</th><th>unknown</th></tr></thead><tbody>"
+    )?;
     for c in &report.channels {
         writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.name), esc(&c.kind), c.planned, c.sent, c.delivered, c.failed, c.skipped, c.pending, c.unknown
+            esc(&c.name),
+            esc(&c.kind),
+            c.planned,
+            c.sent,
+            c.delivered,
+            c.failed,
+            c.skipped,
+            c.pending,
+            c.unknown
         )?;
     }
-    writeln!(out, "</tbody></table>\n<table><thead><tr><th>channel</th><th>recipient</th><th>status</th><th>attempts</th><th>route</th><th>provider id</th><th>error</th><th>updated</th></tr></thead><tbody>")?;
+    writeln!(
+        out,
+        "</tbody></table>\n<table><thead><tr><th>channel</th><th>recipient</th><th>status</th><th>attempts</th><th>route</th><th>provider id</th><th>error</th><th>updated</th></tr></thead><tbody>"
+    )?;
     for d in &report.deliveries {
         writeln!(
             out,

@@ -62,11 +62,21 @@ pub struct Stat {
 
 impl Stat {
     pub fn new(label: &str, value: impl ToString) -> Stat {
-        Stat { label: label.into(), value: value.to_string(), limit: None, over: false }
+        Stat {
+            label: label.into(),
+            value: value.to_string(),
+            limit: None,
+            over: false,
+        }
     }
 
     pub fn limited(label: &str, value: usize, limit: usize) -> Stat {
-        Stat { label: label.into(), value: value.to_string(), limit: Some(limit.to_string()), over: value > limit }
+        Stat {
+            label: label.into(),
+            value: value.to_string(),
+            limit: Some(limit.to_string()),
+            over: value > limit,
+        }
     }
 }
 
@@ -100,7 +110,11 @@ pub struct Receipt {
 pub enum DeliveryError {
     /// Worth retrying (4xx SMTP, timeouts before the message was handed over, HTTP 429/5xx).
     #[error("{message}")]
-    Transient { message: String, retry_after: Option<Duration>, route: Option<String> },
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+        route: Option<String>,
+    },
     /// Retrying cannot help (invalid recipient, expired token, 5xx SMTP for a recipient).
     #[error("{message}")]
     Permanent { message: String, route: Option<String> },
@@ -116,11 +130,18 @@ pub enum DeliveryError {
 
 impl DeliveryError {
     pub fn transient(message: impl Into<String>) -> Self {
-        DeliveryError::Transient { message: message.into(), retry_after: None, route: None }
+        DeliveryError::Transient {
+            message: message.into(),
+            retry_after: None,
+            route: None,
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        DeliveryError::Permanent { message: message.into(), route: None }
+        DeliveryError::Permanent {
+            message: message.into(),
+            route: None,
+        }
     }
 
     pub fn is_transient(&self) -> bool {
@@ -174,6 +195,11 @@ pub trait Channel: Send + Sync {
     async fn deliver(&self, delivery: &Delivery, message: &Rendered) -> Result<Receipt, DeliveryError>;
     /// Probe without sending (connect, authenticate, check the account).
     async fn check(&self) -> Vec<Probe>;
+    /// Whether sending a delivery again can never duplicate it (the outbox overwrites the same
+    /// file; an API with an idempotency key). `resume` re-sends such `unknown` deliveries.
+    fn resend_is_safe(&self) -> bool {
+        false
+    }
     /// Right-hand side of the Message-IDs this channel mints (email: the From domain).
     fn message_id_domain(&self) -> String {
         "announce.local".into()
@@ -184,7 +210,11 @@ pub trait Channel: Send + Sync {
     }
     /// What a timeout of the whole attempt means for this channel.
     fn timeout_error(&self, after: Duration) -> DeliveryError {
-        DeliveryError::Transient { message: format!("no answer within {after:?}"), retry_after: None, route: None }
+        DeliveryError::Transient {
+            message: format!("no answer within {after:?}"),
+            retry_after: None,
+            route: None,
+        }
     }
 }
 
@@ -193,7 +223,9 @@ pub fn build(entry: &ChannelEntry, config: &Config) -> Result<Arc<dyn Channel>, 
     let invalid = |m: String| AppError::invalid_at(Some(entry.location.clone()), m);
     Ok(match &entry.settings.kind {
         ChannelKind::Outbox(c) => Arc::new(outbox::Outbox::new(&entry.name, c, config).map_err(invalid)?),
-        ChannelKind::Email(c) => Arc::new(email::Email::new(&entry.name, &entry.settings.common, c, config).map_err(invalid)?),
+        ChannelKind::Email(c) => {
+            Arc::new(email::Email::new(&entry.name, &entry.settings.common, c, config).map_err(invalid)?)
+        }
         other => {
             return Err(invalid(format!(
                 "[channels.{}]: channel type `{}` is not available in this version of announce yet \

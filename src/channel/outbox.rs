@@ -33,14 +33,25 @@ impl Outbox {
                 "announce@localhost".parse().map_err(|e| format!("{e}"))?,
             ),
         };
-        Ok(Outbox { name: name.to_string(), dir: config.resolve(&cfg.dir), from, delay: cfg.delay.map(|d| d.0) })
+        Ok(Outbox {
+            name: name.to_string(),
+            dir: config.resolve(&cfg.dir),
+            from,
+            delay: cfg.delay.map(|d| d.0),
+        })
     }
 
     fn file_for(&self, d: &Delivery, ext: &str) -> PathBuf {
         let safe: String = d
             .address
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "@.+-_".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "@.+-_".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.dir.join(&d.run_id).join(format!("{:06}-{safe}.{ext}", d.id))
     }
@@ -64,6 +75,11 @@ impl Channel for Outbox {
         8
     }
 
+    /// The file name is fixed per delivery and written atomically: writing it twice is harmless.
+    fn resend_is_safe(&self) -> bool {
+        true
+    }
+
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
         if ctx.address.contains('@') {
             return message::render(templates, ctx, "email.html.hbs");
@@ -76,7 +92,13 @@ impl Channel for Outbox {
             Stat::new("SMS characters", info.chars),
             Stat::new("SMS segments", info.segments),
         ];
-        Ok(Rendered { subject: None, text, html: None, weight: 1, stats })
+        Ok(Rendered {
+            subject: None,
+            text,
+            html: None,
+            weight: 1,
+            stats,
+        })
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
@@ -102,15 +124,24 @@ impl Channel for Outbox {
                 "to": d.address, "name": d.name, "text": msg.text,
                 "encoding": info.encoding, "segments": info.segments, "message_id": d.message_id,
             });
-            (self.file_for(d, "json"), serde_json::to_vec_pretty(&doc).unwrap_or_default())
+            (
+                self.file_for(d, "json"),
+                serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+            )
         };
         let write = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || fsutil::write_private_atomic(&path, &bytes))
         };
         match write.await {
-            Ok(Ok(())) => Ok(Receipt { provider_id: Some(path.display().to_string()), route: Some(self.name.clone()) }),
-            Ok(Err(e)) => Err(DeliveryError::transient(format!("cannot write {}: {e}", path.display()))),
+            Ok(Ok(())) => Ok(Receipt {
+                provider_id: Some(path.display().to_string()),
+                route: Some(self.name.clone()),
+            }),
+            Ok(Err(e)) => Err(DeliveryError::transient(format!(
+                "cannot write {}: {e}",
+                path.display()
+            ))),
             Err(e) => Err(DeliveryError::transient(format!("outbox writer failed: {e}"))),
         }
     }

@@ -15,7 +15,11 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
     } else {
         args.channels
             .iter()
-            .map(|n| config.channel(n).ok_or_else(|| AppError::invalid(format!("--channel {n}: no such channel"))))
+            .map(|n| {
+                config
+                    .channel(n)
+                    .ok_or_else(|| AppError::invalid(format!("--channel {n}: no such channel")))
+            })
             .collect::<Result<_, _>>()?
     };
     let rt = super::runtime()?;
@@ -25,7 +29,11 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
             Err(err) => results.push((
                 e.name.clone(),
                 e.type_name().into(),
-                Probe { subject: "config".into(), ok: false, detail: err.to_string() },
+                Probe {
+                    subject: "config".into(),
+                    ok: false,
+                    detail: err.to_string(),
+                },
             )),
             Ok(ch) => {
                 for p in rt.block_on(ch.check()) {
@@ -35,11 +43,22 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
         }
     }
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t.set_header(["channel", "type", "probe", "state", "detail"]);
     for (name, kind, p) in &results {
-        t.add_row([name.as_str(), kind, &p.subject, if p.ok { "ok" } else { "FAILED" }, &p.detail]);
+        t.add_row([
+            name.as_str(),
+            kind,
+            &p.subject,
+            if p.ok { "ok" } else { "FAILED" },
+            &p.detail,
+        ]);
     }
     println!("{t}");
-    Ok(if results.iter().all(|(_, _, p)| p.ok) { Exit::Ok } else { Exit::Runtime })
+    Ok(if results.iter().all(|(_, _, p)| p.ok) {
+        Exit::Ok
+    } else {
+        Exit::Runtime
+    })
 }

@@ -17,8 +17,16 @@ const FILES: &[(&str, &str)] = &[
 pub fn run(args: &InitArgs) -> Result<Exit, AppError> {
     let dir = &args.dir;
     let templates = BUILTIN.iter().map(|(n, s)| (format!("templates/{n}"), *s));
-    let all: Vec<(String, &str)> = FILES.iter().map(|(n, s)| (n.to_string(), *s)).chain(templates).collect();
-    let existing: Vec<&str> = all.iter().filter(|(n, _)| dir.join(n).exists()).map(|(n, _)| n.as_str()).collect();
+    let all: Vec<(String, &str)> = FILES
+        .iter()
+        .map(|(n, s)| (n.to_string(), *s))
+        .chain(templates)
+        .collect();
+    let existing: Vec<&str> = all
+        .iter()
+        .filter(|(n, _)| dir.join(n).exists())
+        .map(|(n, _)| n.as_str())
+        .collect();
     if !existing.is_empty() {
         return Err(AppError::invalid(format!(
             "{}: would overwrite {}; choose an empty folder",

@@ -60,6 +60,8 @@ fn confirm(question: &str, yes: bool) -> Result<bool, AppError> {
     }
     eprint!("{question} [y/N] ");
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).map_err(|e| AppError::runtime(format!("cannot read the answer: {e}")))?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| AppError::runtime(format!("cannot read the answer: {e}")))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "j" | "ja"))
 }

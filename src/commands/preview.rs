@@ -11,25 +11,60 @@ use crate::plan::{self, Selection};
 
 pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
     let ann = Announcement::load(&args.file)?;
-    let sel = Selection { channels: args.channels.clone(), audience: args.audience.clone(), tags: Vec::new() };
+    let sel = Selection {
+        channels: args.channels.clone(),
+        audience: args.audience.clone(),
+        tags: Vec::new(),
+    };
     let plan = plan::build(config, &ann, &sel, true)?;
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| AppError::runtime(format!("cannot write: {e}"));
     let mut over = false;
     for c in &plan.channels {
-        let mine = plan.deliveries.iter().filter(|d| d.channel == c.entry.name && d.status == Status::Pending);
+        let mine = plan
+            .deliveries
+            .iter()
+            .filter(|d| d.channel == c.entry.name && d.status == Status::Pending);
         let target = match &args.recipient {
-            Some(want) => mine.clone().find(|d| d.recipient.eq_ignore_ascii_case(want) || d.recipient == normalize(config, want)),
+            Some(want) => {
+                let phone = normalize(config, want);
+                mine.clone().find(|d| {
+                    let data: serde_json::Value = d
+                        .data
+                        .as_deref()
+                        .and_then(|s| serde_json::from_str(s).ok())
+                        .unwrap_or_default();
+                    d.recipient.eq_ignore_ascii_case(want)
+                        || d.recipient == phone
+                        || data["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(want))
+                        || data["phone"].as_str() == Some(phone.as_str())
+                })
+            }
             None => mine.clone().next(),
         };
         let Some(target) = target else {
-            writeln!(out, "== {} ({}): no recipient to preview", c.entry.name, c.channel.type_name()).map_err(io)?;
+            writeln!(
+                out,
+                "== {} ({}): no recipient to preview",
+                c.entry.name,
+                c.channel.type_name()
+            )
+            .map_err(io)?;
             continue;
         };
         let data = target.data.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        let ctx = plan.base.for_target(&c.entry.name, c.channel.type_name(), data.as_ref(), &target.recipient);
+        let ctx = plan
+            .base
+            .for_target(&c.entry.name, c.channel.type_name(), data.as_ref(), &target.recipient);
         let m = c.channel.render(&plan.templates, &ctx).map_err(AppError::invalid)?;
-        writeln!(out, "== {} ({}) -> {}", c.entry.name, c.channel.type_name(), target.recipient).map_err(io)?;
+        writeln!(
+            out,
+            "== {} ({}) -> {}",
+            c.entry.name,
+            c.channel.type_name(),
+            target.recipient
+        )
+        .map_err(io)?;
         if let Some(s) = &m.subject {
             writeln!(out, "Subject: {s}").map_err(io)?;
         }

@@ -27,8 +27,8 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Exit, AppError> {
     let tz = config.timezone();
     let written = match &args.output {
         Some(path) => {
-            let mut f = fsutil::create_private_file(path)
-                .map_err(|e| AppError::runtime(format!("{}: {e}", path.display())))?;
+            let mut f =
+                fsutil::create_private_file(path).map_err(|e| AppError::runtime(format!("{}: {e}", path.display())))?;
             args.format.write(&report, &tz, &mut f).and_then(|()| f.flush())
         }
         None => args.format.write(&report, &tz, &mut std::io::stdout().lock()),
@@ -45,8 +45,11 @@ pub fn runs(config: &Config) -> Result<Exit, AppError> {
     let journal = journal(config)?;
     let tz = config.timezone();
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    t.set_header(["run", "started", "title", "planned", "sent", "failed", "skipped", "pending", "unknown", "state"]);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_header([
+        "run", "started", "title", "planned", "sent", "failed", "skipped", "pending", "unknown", "state",
+    ]);
     for run in journal.runs()? {
         let rows = journal.deliveries(&run.id)?;
         let r = Report::from_rows(&run, &rows);

@@ -22,7 +22,11 @@ use super::{confirm, runtime};
 
 pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
     let ann = Announcement::load(&args.file)?;
-    let sel = Selection { channels: args.channels.clone(), audience: args.audience.clone(), tags: args.tags.clone() };
+    let sel = Selection {
+        channels: args.channels.clone(),
+        audience: args.audience.clone(),
+        tags: args.tags.clone(),
+    };
     let plan = plan::build(config, &ann, &sel, args.dry_run)?;
 
     let mut journal = Journal::open(&config.state_dir)?;
@@ -55,8 +59,19 @@ pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
         Some(t) => journal.thread_roots(t, &run_id, &["email", "outbox"])?,
         None => HashMap::new(),
     };
-    let lanes = plan.channels.iter().map(|c| Lane::new(c.channel.clone(), &c.entry.settings.common)).collect();
-    let interrupted = execute(&journal, &run_id, &plan.base, plan.templates.clone(), thread_roots, lanes)?;
+    let lanes = plan
+        .channels
+        .iter()
+        .map(|c| Lane::new(c.channel.clone(), &c.entry.settings.common))
+        .collect();
+    let interrupted = execute(
+        &journal,
+        &run_id,
+        &plan.base,
+        plan.templates.clone(),
+        thread_roots,
+        lanes,
+    )?;
     if !interrupted {
         journal.finish_run(&run_id)?;
     }
@@ -65,13 +80,20 @@ pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
 
 pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
     let _lock = Journal::lock(&config.state_dir)?;
-    let journal = Journal::open_existing(&config.state_dir)?
-        .ok_or_else(|| AppError::invalid(format!("no journal in {}: nothing to resume", config.state_dir.display())))?;
+    let journal = Journal::open_existing(&config.state_dir)?.ok_or_else(|| {
+        AppError::invalid(format!(
+            "no journal in {}: nothing to resume",
+            config.state_dir.display()
+        ))
+    })?;
     let run = journal
         .run(&args.run_id)?
         .ok_or_else(|| AppError::invalid(format!("no run {:?} in {}", args.run_id, journal.path().display())))?;
     if run.dry_run {
-        return Err(AppError::invalid(format!("run {} was a dry run; send the announcement instead", run.id)));
+        return Err(AppError::invalid(format!(
+            "run {} was a dry run; send the announcement instead",
+            run.id
+        )));
     }
     // We hold the lock, so anything still `sending` belongs to a process that died.
     let unknown = journal.mark_in_flight_unknown(&run.id)?;
@@ -79,36 +101,51 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
         eprintln!("{unknown} deliveries were in flight when the previous process stopped: now `unknown`.");
     }
     if args.retry_failed {
-        journal.requeue(&run.id, Status::Failed)?;
+        journal.requeue(&run.id, Status::Failed, None)?;
     }
     if args.resend_unknown {
-        journal.requeue(&run.id, Status::Unknown)?;
+        journal.requeue(&run.id, Status::Unknown, None)?;
     }
     let ann = Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone())?;
+    // Build every channel the run used: a channel whose re-send cannot duplicate also takes
+    // back its `unknown` deliveries.
+    let mut channels: Vec<(String, Arc<dyn Channel>, &crate::config::Common)> = Vec::new();
+    let mut used: Vec<String> = journal.deliveries(&run.id)?.into_iter().map(|d| d.channel).collect();
+    used.sort_unstable();
+    used.dedup();
+    for name in used {
+        let entry = config.channel(&name).ok_or_else(|| {
+            AppError::invalid(format!(
+                "run {} used channel {name}, which is no longer in {}",
+                run.id,
+                config.file_name()
+            ))
+        })?;
+        let ch: Arc<dyn Channel> = channel::build(entry, config)?;
+        if ch.resend_is_safe() {
+            journal.requeue(&run.id, Status::Unknown, Some(&name))?;
+        }
+        channels.push((name, ch, &entry.settings.common));
+    }
     let rows = journal.deliveries(&run.id)?;
-    let mut names: Vec<&str> = rows.iter().filter(|d| d.status == Status::Pending).map(|d| d.channel.as_str()).collect();
-    names.dedup();
-    names.sort_unstable();
-    names.dedup();
-    if names.is_empty() {
+    let pending = rows.iter().filter(|d| d.status == Status::Pending).count();
+    if pending == 0 {
         eprintln!("Run {}: nothing left to send.", run.id);
         journal.finish_run(&run.id)?;
         return finish(config, &journal, &run.id, args.json);
     }
-    let pending = rows.iter().filter(|d| d.status == Status::Pending).count();
-    if !confirm(&format!("Resume run {}: send {pending} pending messages?", run.id), args.yes)? {
+    if !confirm(
+        &format!("Resume run {}: send {pending} pending messages?", run.id),
+        args.yes,
+    )? {
         eprintln!("Nothing was sent.");
         return Ok(Exit::Invalid);
     }
     let templates = Arc::new(Templates::load(config.templates_dir.as_deref())?);
-    let mut lanes = Vec::new();
-    for name in names {
-        let entry = config.channel(name).ok_or_else(|| {
-            AppError::invalid(format!("run {} used channel {name}, which is no longer in {}", run.id, config.file_name()))
-        })?;
-        let ch: Arc<dyn Channel> = channel::build(entry, config)?;
-        lanes.push(Lane::new(ch, &entry.settings.common));
-    }
+    let lanes = channels
+        .into_iter()
+        .map(|(_, ch, common)| Lane::new(ch, common))
+        .collect();
     let base = BaseContext::new(&ann, &config.org, &run.id, &config.timezone());
     let thread_roots = match &run.thread {
         Some(t) => journal.thread_roots(t, &run.id, &["email", "outbox"])?,
@@ -136,7 +173,9 @@ fn execute(
         let c = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nStopping: finishing messages in flight (Ctrl-C again to quit at once; they become `unknown`)...");
+                eprintln!(
+                    "\nStopping: finishing messages in flight (Ctrl-C again to quit at once; they become `unknown`)..."
+                );
                 c.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
@@ -153,7 +192,11 @@ fn execute(
         };
         dispatch::run(d, journal, lanes).await
     });
-    result.map_err(|e| AppError::Runtime(anyhow::Error::new(e).context(format!("run {run_id} stopped; `announce resume {run_id}` continues it"))))?;
+    result.map_err(|e| {
+        AppError::Runtime(
+            anyhow::Error::new(e).context(format!("run {run_id} stopped; `announce resume {run_id}` continues it")),
+        )
+    })?;
     if cancel.is_cancelled() {
         eprintln!("Interrupted. `announce resume {run_id}` sends the rest.");
     }
@@ -194,7 +237,12 @@ fn print_plan(plan: &Plan) {
         if let Some(sample) = &c.sample {
             for s in &sample.stats {
                 let limit = s.limit.as_ref().map(|l| format!(" (limit {l})")).unwrap_or_default();
-                eprintln!("      {}: {}{limit}{}", s.label, s.value, if s.over { "  OVER THE LIMIT" } else { "" });
+                eprintln!(
+                    "      {}: {}{limit}{}",
+                    s.label,
+                    s.value,
+                    if s.over { "  OVER THE LIMIT" } else { "" }
+                );
             }
         }
     }
@@ -202,7 +250,8 @@ fn print_plan(plan: &Plan) {
 
 /// Print the summary (or the JSON report) and choose the exit status.
 fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Result<Exit, AppError> {
-    let (report, rows) = Report::load(journal, run_id)?.ok_or_else(|| AppError::runtime("run vanished from the journal"))?;
+    let (report, rows) =
+        Report::load(journal, run_id)?.ok_or_else(|| AppError::runtime("run vanished from the journal"))?;
     if json {
         let mut out = std::io::stdout().lock();
         Format::Json

@@ -12,7 +12,10 @@ fn options() -> Options {
 /// Link targets that could run code in a mail client or browser are neutralised.
 fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
     let lower = url.trim_start().to_ascii_lowercase();
-    if ["javascript:", "vbscript:", "data:", "file:"].iter().any(|s| lower.starts_with(s)) {
+    if ["javascript:", "vbscript:", "data:", "file:"]
+        .iter()
+        .any(|s| lower.starts_with(s))
+    {
         CowStr::Borrowed("#")
     } else {
         url
@@ -22,12 +25,28 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 fn sanitized(markdown: &str) -> impl Iterator<Item = Event<'_>> {
     Parser::new_ext(markdown, options()).filter_map(|event| match event {
         Event::Html(_) | Event::InlineHtml(_) => None,
-        Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
-            Some(Event::Start(Tag::Link { link_type, dest_url: safe_url(dest_url), title, id }))
-        }
-        Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
-            Some(Event::Start(Tag::Image { link_type, dest_url: safe_url(dest_url), title, id }))
-        }
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Some(Event::Start(Tag::Link {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        })),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Some(Event::Start(Tag::Image {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        })),
         other => Some(other),
     })
 }
@@ -129,7 +148,9 @@ mod tests {
 
     #[test]
     fn text_keeps_structure_and_links() {
-        let text = to_text("# Störung\n\nUnsere *Website* ist offline.\nMehr: [Status](https://status.example.de)\n\n- eins\n- zwei\n");
+        let text = to_text(
+            "# Störung\n\nUnsere *Website* ist offline.\nMehr: [Status](https://status.example.de)\n\n- eins\n- zwei\n",
+        );
         assert_eq!(
             text,
             "Störung\n\nUnsere Website ist offline. Mehr: Status (https://status.example.de)\n\n- eins\n- zwei"

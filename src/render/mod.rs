@@ -38,7 +38,12 @@ impl BaseContext {
         let m = &a.meta;
         let mut base = Map::new();
         base.insert("title".into(), json!(m.title));
-        let optional = [("summary", &m.summary), ("link", &m.link), ("image", &m.image), ("thread", &m.thread)];
+        let optional = [
+            ("summary", &m.summary),
+            ("link", &m.link),
+            ("image", &m.image),
+            ("thread", &m.thread),
+        ];
         for (k, v) in optional {
             if let Some(v) = v {
                 base.insert(k.into(), json!(v));
@@ -49,7 +54,10 @@ impl BaseContext {
         base.insert("body_html".into(), json!(a.body_html));
         base.insert("body_text".into(), json!(a.body_text));
         base.insert("body_markdown".into(), json!(a.body_markdown));
-        base.insert("vars".into(), serde_json::to_value(&m.vars).unwrap_or_else(|_| json!({})));
+        base.insert(
+            "vars".into(),
+            serde_json::to_value(&m.vars).unwrap_or_else(|_| json!({})),
+        );
         base.insert("org".into(), serde_json::to_value(org).unwrap_or_else(|_| json!({})));
         base.insert("run_id".into(), json!(run_id));
         let now = jiff::Timestamp::now().to_zoned_datetime(tz.clone());
@@ -66,7 +74,10 @@ impl BaseContext {
         let mut data = self.base.clone();
         data.insert("channel".into(), json!({"name": channel, "type": channel_type}));
         data.insert("recipient".into(), recipient.cloned().unwrap_or_else(|| json!({})));
-        Context { data: Value::Object(data), address: address.to_string() }
+        Context {
+            data: Value::Object(data),
+            address: address.to_string(),
+        }
     }
 }
 

@@ -163,11 +163,7 @@ pub fn is_gsm7(text: &str) -> bool {
 }
 
 fn encoding_of(text: &str) -> Encoding {
-    if is_gsm7(text) {
-        Encoding::Gsm7
-    } else {
-        Encoding::Ucs2
-    }
+    if is_gsm7(text) { Encoding::Gsm7 } else { Encoding::Ucs2 }
 }
 
 fn count_units(text: &str, encoding: Encoding) -> usize {
@@ -244,9 +240,7 @@ fn typographic(c: char) -> Option<&'static str> {
         // single quotes, low-9 quote, prime
         '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' => "'",
         // double quotes, low-9 quote, double prime, guillemets
-        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' | '\u{AB}' | '\u{BB}' => {
-            "\""
-        }
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' | '\u{AB}' | '\u{BB}' => "\"",
         // hyphen, non-breaking hyphen, figure dash, en/em dash, horizontal bar, minus
         '\u{2010}'..='\u{2015}' | '\u{2212}' => "-",
         '\u{2026}' => "...",
@@ -328,11 +322,7 @@ mod tests {
             assert!(parts.is_empty());
             return parts;
         }
-        assert_eq!(
-            parts.len(),
-            info.segments as usize,
-            "split vs analyze: {text:?}"
-        );
+        assert_eq!(parts.len(), info.segments as usize, "split vs analyze: {text:?}");
         let limit = if parts.len() == 1 {
             info.encoding.single_limit()
         } else {
@@ -367,12 +357,7 @@ mod tests {
                 }
                 None => e.segments,
             };
-            let got = (
-                info.encoding.to_string(),
-                info.chars,
-                info.units,
-                info.segments,
-            );
+            let got = (info.encoding.to_string(), info.chars, info.units, info.segments);
             let want = (e.encoding.clone(), e.chars, e.units, expected_segments);
             if got != want {
                 let note = e.note.as_deref().unwrap_or("");
@@ -414,10 +399,7 @@ mod tests {
             assert_eq!(gsm7_septets(c), Some(1), "{c:?}");
         }
         let info = analyze(basic);
-        assert_eq!(
-            (info.encoding, info.units, info.segments),
-            (Encoding::Gsm7, 127, 1)
-        );
+        assert_eq!((info.encoding, info.units, info.segments), (Encoding::Gsm7, 127, 1));
     }
 
     #[test]
@@ -426,26 +408,21 @@ mod tests {
             assert_eq!(gsm7_septets(c), Some(2), "{c:?}");
         }
         let info = analyze("Preis: 5 €");
-        assert_eq!(
-            (info.encoding, info.chars, info.units),
-            (Encoding::Gsm7, 10, 11)
-        );
+        assert_eq!((info.encoding, info.chars, info.units), (Encoding::Gsm7, 10, 11));
     }
 
     #[test]
     fn non_gsm7_characters_force_ucs2() {
         for s in [
-            "\u{1B}", "`", "ç", "á", "í", "ó", "ú", "ê", "â", "„", "“", "”", "‘", "’", "–", "—",
-            "…", "\u{A0}", "😀", "\t", "α", "¢", "\u{200B}", "e\u{301}",
+            "\u{1B}", "`", "ç", "á", "í", "ó", "ú", "ê", "â", "„", "“", "”", "‘", "’", "–", "—", "…", "\u{A0}", "😀",
+            "\t", "α", "¢", "\u{200B}", "e\u{301}",
         ] {
             assert!(!is_gsm7(s), "{s:?}");
             assert!(!is_gsm7(&format!("Hallo {s} Welt")), "{s:?}");
             assert_eq!(analyze(s).encoding, Encoding::Ucs2, "{s:?}");
         }
         assert!(is_gsm7(""));
-        assert!(is_gsm7(
-            "Grüße aus Köln, Straße [1] {2} ~3~ ^4^ |5| \\6\\ €7"
-        ));
+        assert!(is_gsm7("Grüße aus Köln, Straße [1] {2} ~3~ ^4^ |5| \\6\\ €7"));
     }
 
     #[test]
@@ -605,18 +582,8 @@ mod tests {
 
     #[test]
     fn normalize_borrows_when_nothing_changes() {
-        for text in [
-            "",
-            "Hallo Welt",
-            "Grüße, 5 € [x]",
-            "ç",
-            "„Ça va?“ 😀",
-            "Café – 3… 😀",
-        ] {
-            assert!(
-                matches!(normalize(text), Cow::Borrowed(t) if t == text),
-                "{text:?}"
-            );
+        for text in ["", "Hallo Welt", "Grüße, 5 € [x]", "ç", "„Ça va?“ 😀", "Café – 3… 😀"] {
+            assert!(matches!(normalize(text), Cow::Borrowed(t) if t == text), "{text:?}");
         }
         // ç is never turned into Ç, so its text stays UCS-2 and untouched.
         assert_eq!(normalize("„garçon“"), "„garçon“");

@@ -58,7 +58,9 @@ pub struct Templates {
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Templates").field("names", &self.origins.keys()).finish()
+        f.debug_struct("Templates")
+            .field("names", &self.origins.keys())
+            .finish()
     }
 }
 
@@ -87,7 +89,9 @@ impl Templates {
                 .map_err(|e| AppError::invalid(format!("{}: cannot read templates_dir: {e}", dir.display())))?;
             for entry in entries.flatten() {
                 let path: PathBuf = entry.path();
-                let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
                 if !name.ends_with(".hbs") || !path.is_file() {
                     continue;
                 }
@@ -103,11 +107,18 @@ impl Templates {
             origins: BTreeMap::new(),
         };
         for (name, (origin, text)) in sources {
-            t.registry_mut(&name).register_template_string(&name, &text).map_err(|e| {
-                let (line, col) = e.pos().unwrap_or((1, 1));
-                let loc = SourceLocation { file: origin.clone(), line, column: col, offset: 0 };
-                AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
-            })?;
+            t.registry_mut(&name)
+                .register_template_string(&name, &text)
+                .map_err(|e| {
+                    let (line, col) = e.pos().unwrap_or((1, 1));
+                    let loc = SourceLocation {
+                        file: origin.clone(),
+                        line,
+                        column: col,
+                        offset: 0,
+                    };
+                    AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
+                })?;
             t.origins.insert(name, origin);
         }
         Ok(t)
@@ -128,7 +139,9 @@ impl Templates {
     /// Render `name`; an error names the template's file (and line when handlebars knows it).
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, String> {
         let Some(origin) = self.origins.get(name) else {
-            return Err(format!("template {name} not found (neither built in nor in templates_dir)"));
+            return Err(format!(
+                "template {name} not found (neither built in nor in templates_dir)"
+            ));
         };
         let reg = match escaping_of(name) {
             Escaping::Html => &self.html,
@@ -166,7 +179,10 @@ mod tests {
         std::fs::write(dir.path().join("x.json.hbs"), "{\"v\":\"{{v}}\"}").unwrap();
         let t = Templates::load(Some(dir.path())).unwrap();
         let data = json!({"v": "a & <b> \"q\"\n"});
-        assert_eq!(t.render("x.html.hbs", &data).unwrap(), "a &amp; &lt;b&gt; &quot;q&quot;\n");
+        assert_eq!(
+            t.render("x.html.hbs", &data).unwrap(),
+            "a &amp; &lt;b&gt; &quot;q&quot;\n"
+        );
         assert_eq!(t.render("x.txt.hbs", &data).unwrap(), "a & <b> \"q\"\n");
         let v: serde_json::Value = serde_json::from_str(&t.render("x.json.hbs", &data).unwrap()).unwrap();
         assert_eq!(v["v"], "a & <b> \"q\"\n");
@@ -177,7 +193,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sms.txt.hbs"), "Hi\n{{recipient.nickname}}").unwrap();
         let t = Templates::load(Some(dir.path())).unwrap();
-        let err = t.render("sms.txt.hbs", &json!({"recipient": {"name": "A"}})).unwrap_err();
+        let err = t
+            .render("sms.txt.hbs", &json!({"recipient": {"name": "A"}}))
+            .unwrap_err();
         assert!(err.contains("sms.txt.hbs:2:"), "{err}");
     }
 

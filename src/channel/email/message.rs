@@ -31,14 +31,23 @@ fn unsubscribe_value(v: &str) -> String {
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| if s.starts_with('<') { s.to_string() } else { format!("<{s}>") })
+        .map(|s| {
+            if s.starts_with('<') {
+                s.to_string()
+            } else {
+                format!("<{s}>")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// A multipart/alternative message (text + HTML), or text only when there is no HTML.
 pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
-    let to_addr = env.to_address.parse().map_err(|e| format!("invalid recipient address {:?}: {e}", env.to_address))?;
+    let to_addr = env
+        .to_address
+        .parse()
+        .map_err(|e| format!("invalid recipient address {:?}: {e}", env.to_address))?;
     let to_name = (!env.to_name.trim().is_empty()).then(|| env.to_name.trim().to_string());
     let mut b = Message::builder()
         .from(env.from.clone())
@@ -58,10 +67,15 @@ pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
         b = b.raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, value.clone()));
         // RFC 8058 one-click needs an https URI.
         if value.contains("<https://") {
-            b = b.raw_header(HeaderValue::new(LIST_UNSUBSCRIBE_POST, "List-Unsubscribe=One-Click".into()));
+            b = b.raw_header(HeaderValue::new(
+                LIST_UNSUBSCRIBE_POST,
+                "List-Unsubscribe=One-Click".into(),
+            ));
         }
     }
-    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(msg.text.clone());
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(msg.text.clone());
     let built = match &msg.html {
         Some(html) => b.multipart(
             MultiPart::alternative()
@@ -99,7 +113,13 @@ pub fn render(
         crate::channel::Stat::new("text characters", text.chars().count()),
         crate::channel::Stat::new("HTML bytes", html.len()),
     ];
-    Ok(Rendered { subject: Some(subject), text, html: Some(html), weight: 1, stats })
+    Ok(Rendered {
+        subject: Some(subject),
+        text,
+        html: Some(html),
+        weight: 1,
+        stats,
+    })
 }
 
 #[cfg(test)]
@@ -119,9 +139,16 @@ mod tests {
             list_unsubscribe: Some("https://studio.example/u/1, mailto:optout@studio.example"),
             date: SystemTime::now(),
         };
-        let msg = Rendered { subject: Some("Störung".into()), text: "t".into(), html: Some("<p>h</p>".into()), ..Default::default() };
+        let msg = Rendered {
+            subject: Some("Störung".into()),
+            text: "t".into(),
+            html: Some("<p>h</p>".into()),
+            ..Default::default()
+        };
         // Unfold header continuation lines (RFC 5322 folding) before looking.
-        let raw = String::from_utf8(build(&env, &msg).unwrap().formatted()).unwrap().replace("\r\n ", " ");
+        let raw = String::from_utf8(build(&env, &msg).unwrap().formatted())
+            .unwrap()
+            .replace("\r\n ", " ");
         for needle in [
             "Message-ID: <r1.7@studio.example>",
             "In-Reply-To: <r0.7@studio.example>",

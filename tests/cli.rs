@@ -1,0 +1,481 @@
+//! The core, end to end through the binary on the outbox channel.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use support::{Workspace, repo};
+
+const SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
+
+/// Recipient address from an outbox file name "000012-anna@example.de.eml".
+fn outbox_recipient(p: &std::path::Path) -> String {
+    let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+    name.split_once('-').unwrap().1.to_string()
+}
+
+#[test]
+fn readme_first_command_broadcasts_the_example() {
+    // The README's first command, verbatim apart from `cargo run --release --`.
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let cmd_line = readme
+        .lines()
+        .find(|l| l.contains("cargo run --release --"))
+        .expect("README has the command");
+    let args: Vec<&str> = cmd_line
+        .split("cargo run --release --")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "--config",
+            "examples/channels.toml",
+            "send",
+            "examples/notices/example.md",
+            "--yes"
+        ]
+    );
+
+    let w = Workspace::example();
+    std::fs::create_dir(w.path("examples")).unwrap();
+    for f in ["channels.toml", "customers.csv", "optouts.txt", "notices/example.md"] {
+        w.write(&format!("examples/{f}"), &w.read(f));
+    }
+    let run = w.run(&[args.as_slice(), &["--json"]].concat());
+    // Exit 3: the example audience has invalid rows, which are skipped and explained.
+    run.code(3);
+    let report = run.json();
+    let files = w.files("examples/outbox");
+    let sent = report["totals"]["sent"].as_u64().unwrap() as usize;
+    assert!(sent >= 20, "{}", run.describe());
+    assert_eq!(files.len(), sent, "one outbox file per sent delivery");
+    let deliveries = report["deliveries"].as_array().unwrap();
+    let skipped: Vec<_> = deliveries.iter().filter(|d| d["status"] == "skipped").collect();
+    let reasons: Vec<&str> = skipped.iter().map(|d| d["error"].as_str().unwrap()).collect();
+    assert!(reasons.iter().any(|r| r.contains("opted out")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("suppression list")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("invalid email address")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("row 30:")),
+        "the unreadable CSV row is named: {reasons:?}"
+    );
+    // Every sent delivery's file is there, named after its recipient.
+    let mut by_recipient: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &files {
+        *by_recipient.entry(outbox_recipient(f)).or_default() += 1;
+    }
+    for d in deliveries.iter().filter(|d| d["status"] == "sent") {
+        assert_eq!(by_recipient.get(d["recipient"].as_str().unwrap()), Some(&1), "{d}");
+    }
+    // The duplicate (same address in another case) got one message.
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| outbox_recipient(f).eq_ignore_ascii_case("wilma.meier@example.de"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn phone_only_recipients_get_the_sms_shape() {
+    let w = Workspace::example();
+    w.run(SEND).code(3);
+    let json: Vec<_> = w
+        .outbox()
+        .into_iter()
+        .filter(|p| p.extension().unwrap() == "json")
+        .collect();
+    assert!(!json.is_empty());
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json[0]).unwrap()).unwrap();
+    assert!(doc["to"].as_str().unwrap().starts_with("+49"), "{doc}");
+    assert_eq!(doc["encoding"], "GSM-7");
+    assert!(doc["text"].as_str().unwrap().contains("Alle Termine finden statt"));
+}
+
+#[test]
+fn invalid_input_exits_2_and_sends_nothing() {
+    // Malformed config.
+    let w = Workspace::example();
+    w.config_replace("dir = \"outbox\"", "dir = \"outbox\"\ndri = 3");
+    w.run(SEND).code(2).stderr_has("channels.toml:").stderr_has("dri");
+    assert!(w.outbox().is_empty());
+    assert!(!w.path(".announce/journal.sqlite3").exists(), "no run may be journaled");
+
+    // A template that uses a variable the context does not have.
+    let w = Workspace::example();
+    w.config_replace("# templates_dir = \"templates\"", "templates_dir = \"templates\"");
+    w.write("templates/email.txt.hbs", "Hallo\n\n{{recipient.nickname}}\n");
+    let run = w.run(SEND);
+    run.code(2).stderr_has("email.txt.hbs:3:");
+    assert!(w.outbox().is_empty());
+    assert!(!w.path(".announce/journal.sqlite3").exists());
+
+    // A front matter error.
+    let w = Workspace::example();
+    w.write(
+        "notices/bad.md",
+        "+++\ntitle = \"x\"\nseverity = \"apocalyptic\"\n+++\nbody\n",
+    );
+    w.run(&["send", "notices/bad.md", "--yes"])
+        .code(2)
+        .stderr_has("notices/bad.md:3:");
+    assert!(w.outbox().is_empty());
+    assert!(!w.path(".announce/journal.sqlite3").exists());
+}
+
+#[test]
+fn without_a_terminal_send_needs_yes() {
+    let w = Workspace::example();
+    w.run(&["send", "notices/example.md"]).code(2).stderr_has("--yes");
+    assert!(w.outbox().is_empty());
+}
+
+#[test]
+fn sigkill_halfway_then_resume_completes_exactly_once() {
+    let w = Workspace::example();
+    w.config_replace("# delay = \"200ms\"", "delay = \"60ms\"\nconcurrency = 2");
+    let mut child = w
+        .command()
+        .args(["send", "notices/example.md", "--yes"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.outbox().len() < 8 {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = w.outbox().len();
+    let j = w.journal();
+    let run_id = j.latest_run_id().unwrap().unwrap();
+    let pending = j
+        .deliveries(&run_id)
+        .unwrap()
+        .iter()
+        .filter(|d| d.status.as_str() == "pending")
+        .count();
+    assert!(
+        pending > 0 && before < 23,
+        "killed too late to prove anything: {before} files"
+    );
+
+    let run = w.run(&["resume", &run_id, "--yes", "--json"]);
+    run.code(3); // the example's bad rows stay skipped
+    let report = run.json();
+    assert_eq!(report["totals"]["pending"], 0);
+    assert_eq!(
+        report["totals"]["unknown"], 0,
+        "the outbox re-sends in-flight deliveries safely"
+    );
+    let files = w.outbox();
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &files {
+        *per.entry(outbox_recipient(f)).or_default() += 1;
+    }
+    let sent: Vec<&str> = report["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "sent")
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent.len(), 23);
+    for r in sent {
+        assert_eq!(per.get(r), Some(&1), "{r} must have exactly one file: {per:?}");
+    }
+    assert_eq!(files.len(), 23);
+}
+
+#[test]
+fn rate_limit_holds_in_every_one_second_window() {
+    let w = Workspace::example();
+    w.audience("people.csv", 60);
+    w.config_replace("dir = \"outbox\"", "dir = \"outbox\"\nrate = \"20/s\"\nconcurrency = 8");
+    w.run(&["send", "notices/example.md", "--yes", "--audience", "people.csv"])
+        .code(0);
+    let j = w.journal();
+    let run_id = j.latest_run_id().unwrap().unwrap();
+    let times = j.attempt_times(&run_id, "outbox").unwrap();
+    assert_eq!(times.len(), 60);
+    // Timestamps are taken after the limiter granted the attempt, so they can only be later
+    // than the grant: a window over-full here would mean the limiter let too many through.
+    let burst = 1;
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..].iter().take_while(|u| **u < t + 1000).count();
+        assert!(in_window <= 20 + burst, "{in_window} attempts in the second after {t}");
+    }
+    assert!(
+        times.last().unwrap() - times[0] >= 2000,
+        "60 messages at 20/s take at least ~2.9 s"
+    );
+}
+
+#[test]
+fn the_same_announcement_twice_is_refused_unless_again() {
+    let w = Workspace::example();
+    let first = w.run(SEND);
+    first.code(3);
+    let run_id = first.json()["run_id"].as_str().unwrap().to_string();
+    let files = w.outbox().len();
+    w.run(SEND).code(2).stderr_has(&run_id);
+    assert_eq!(w.outbox().len(), files, "the refused run sent nothing");
+    let again = w.run(&[SEND, &["--again"]].concat());
+    again.code(3);
+    assert_ne!(again.json()["run_id"], run_id);
+    assert_eq!(w.outbox().len(), files * 2);
+}
+
+#[test]
+fn dry_run_sends_nothing_and_does_not_count_as_sent() {
+    let w = Workspace::example();
+    let run = w.run(&["send", "notices/example.md", "--dry-run", "--json"]);
+    run.code(0);
+    let r = run.json();
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(r["totals"]["pending"], 23);
+    assert!(w.outbox().is_empty());
+    w.run(SEND).code(3);
+    assert_eq!(w.outbox().len(), 23);
+}
+
+#[test]
+fn send_reads_stdin() {
+    let w = Workspace::example();
+    let mut c = w.command();
+    c.args(["send", "-", "--yes", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"+++\ntitle = \"Kurz\"\n+++\nText von stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["announcement"]["title"], "Kurz");
+    assert_eq!(r["totals"]["sent"], 23);
+}
+
+#[test]
+fn reports_in_every_format() {
+    let w = Workspace::example();
+    let sent = w.run(SEND);
+    let id = sent.json()["run_id"].as_str().unwrap().to_string();
+    let r = w.run(&["report", &id, "--format", "json"]);
+    r.code(0);
+    let doc = r.json();
+    assert_eq!(doc, sent.json(), "send --json prints the report document");
+    // The contract's shape.
+    for k in [
+        "run_id",
+        "dry_run",
+        "announcement",
+        "started_at",
+        "finished_at",
+        "totals",
+        "channels",
+        "deliveries",
+    ] {
+        assert!(doc.get(k).is_some(), "missing {k}");
+    }
+    for k in ["title", "thread", "digest"] {
+        assert!(doc["announcement"].get(k).is_some(), "announcement.{k}");
+    }
+    assert!(doc["announcement"]["digest"].as_str().unwrap().starts_with("sha256:"));
+    for k in [
+        "planned",
+        "sent",
+        "delivered",
+        "failed",
+        "skipped",
+        "pending",
+        "unknown",
+    ] {
+        assert!(doc["totals"][k].is_u64(), "totals.{k}");
+        assert!(doc["channels"][0][k].is_u64(), "channels[].{k}");
+    }
+    assert_eq!(doc["channels"][0]["name"], "outbox");
+    assert_eq!(doc["channels"][0]["type"], "outbox");
+    let statuses = [
+        "pending",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "skipped",
+        "unknown",
+    ];
+    for d in doc["deliveries"].as_array().unwrap() {
+        for k in [
+            "channel",
+            "recipient",
+            "status",
+            "attempts",
+            "provider_id",
+            "route",
+            "error",
+            "updated_at",
+        ] {
+            assert!(d.get(k).is_some(), "deliveries[].{k}");
+        }
+        assert!(statuses.contains(&d["status"].as_str().unwrap()));
+        assert!(d["attempts"].is_u64());
+    }
+    let t = &doc["totals"];
+    let sum: u64 = ["sent", "delivered", "failed", "skipped", "pending", "unknown"]
+        .iter()
+        .map(|k| t[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, t["planned"].as_u64().unwrap());
+
+    let csv = w.run(&["report", &id, "--format", "csv"]);
+    csv.code(0);
+    let text = csv.stdout();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        rdr.headers().unwrap().iter().collect::<Vec<_>>()[..4],
+        ["run_id", "channel", "recipient", "status"]
+    );
+    assert_eq!(rdr.records().count(), doc["deliveries"].as_array().unwrap().len());
+
+    w.run(&["report", "latest", "--format", "html", "--output", "report.html"])
+        .code(0);
+    let html = w.read("report.html");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<table") && html.contains("Website und E-Mail"));
+    assert!(!html.contains("<script") && !html.contains("<link"), "self-contained");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(w.path("report.html")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let table = w.run(&["report"]);
+    table.code(0);
+    assert!(table.stdout().contains(&id) && table.stdout().contains("anna.mueller@example.de"));
+    let runs = w.run(&["runs"]);
+    runs.code(0);
+    assert!(runs.stdout().contains(&id) && runs.stdout().contains("finished"));
+}
+
+#[test]
+fn secrets_never_appear_anywhere() {
+    let secrets = [
+        ("PRIMARY_SMTP_PASSWORD", "s3cret-primary-7f3a"),
+        ("BACKUP_SMTP_PASSWORD", "s3cret-backup-91cc"),
+        ("TWILIO_AUTH_TOKEN", "s3cret-twilio-55aa"),
+        ("FB_PAGE_TOKEN", "s3cret-fb-0e0e"),
+        ("FB_APP_SECRET", "s3cret-fbapp-1234"),
+        ("IG_ACCESS_TOKEN", "s3cret-ig-abcd"),
+        ("WEBHOOK_SECRET", "whsec_c3VwZXJzZWNyZXRrZXk="),
+        ("TELEGRAM_BOT_TOKEN", "s3cret-tg-9999"),
+        ("MASTODON_TOKEN", "s3cret-masto-4242"),
+    ];
+    let w = Workspace::example();
+    let mut outputs = String::new();
+    for args in [
+        vec!["-vv", "preview", "notices/example.md"],
+        vec!["-vv", "send", "notices/example.md", "--yes", "--json"],
+        vec!["-vv", "report", "--format", "json"],
+        vec!["-vv", "report", "--format", "csv"],
+        vec!["-vv", "report", "--format", "html", "--output", "r.html"],
+        vec!["-vv", "report", "--format", "table"],
+        vec!["-vv", "runs"],
+        vec!["-vv", "check"],
+    ] {
+        let r = w.run_env(&args, &secrets);
+        outputs.push_str(&r.stdout());
+        outputs.push_str(&r.stderr());
+    }
+    let mut haystack = outputs.into_bytes();
+    for f in w.files("") {
+        haystack.extend(std::fs::read(f).unwrap());
+    }
+    let hay = String::from_utf8_lossy(&haystack);
+    for (var, value) in secrets {
+        assert!(!hay.contains(value), "the value of {var} leaked");
+    }
+    assert!(hay.contains("anna.mueller@example.de"), "the haystack is real");
+}
+
+#[test]
+fn journal_and_outbox_are_private_even_with_a_permissive_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Workspace::example();
+    let mut c = w.command();
+    // umask 000 through a shell, so the process inherits it.
+    let status = std::process::Command::new("sh")
+        .current_dir(w.root())
+        .arg("-c")
+        .arg(format!(
+            "umask 000 && exec '{}' send notices/example.md --yes",
+            env!("CARGO_BIN_EXE_announce")
+        ))
+        .env_remove("ANNOUNCE_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let _ = &mut c;
+    assert_eq!(status.code(), Some(3));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&w.path(".announce")), 0o700);
+    assert_eq!(mode(&w.path(".announce/journal.sqlite3")), 0o600);
+    assert_eq!(mode(&w.path("outbox")), 0o700);
+    for f in w.outbox() {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+        assert_eq!(mode(f.parent().unwrap()), 0o700);
+    }
+}
+
+#[test]
+fn init_creates_a_folder_that_sends_at_once() {
+    let w = Workspace::empty();
+    w.run(&["init", "studio"]).code(0);
+    let mut c = w.command();
+    let out = c
+        .current_dir(w.path("studio"))
+        .args(["send", "notices/example.md", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(w.files("studio/outbox").len(), 23);
+    // init refuses to overwrite.
+    w.run(&["init", "studio"]).code(2).stderr_has("overwrite");
+}
+
+#[test]
+fn preview_shows_lengths_against_limits() {
+    let w = Workspace::example();
+    let r = w.run(&["preview", "notices/example.md", "--recipient", "0171 2345678"]);
+    r.code(0);
+    let out = r.stdout();
+    assert!(
+        out.contains("-> greta.becker@example.de") || out.contains("-> +491712345678"),
+        "{out}"
+    );
+    let r = w.run(&["preview", "notices/example.md"]);
+    assert!(
+        r.stdout().contains("Subject: Website und E-Mail vorübergehend gestört"),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stdout().contains("subject characters: 40 / 78"), "{}", r.describe());
+    assert!(
+        w.outbox().is_empty() && !w.path(".announce/journal.sqlite3").exists(),
+        "preview neither sends nor journals"
+    );
+}

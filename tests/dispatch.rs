@@ -1,0 +1,240 @@
+//! The dispatcher's retry policy, through the library with a scripted channel.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use announce::announcement::Announcement;
+use announce::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered};
+use announce::config::{Common, Org};
+use announce::dispatch::{self, Dispatch, Lane};
+use announce::journal::{Journal, NewDelivery, RunRow, Status, now_rfc3339};
+use announce::render::{BaseContext, Context, Templates};
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+/// Behaves according to the recipient's local part: `flaky-N` fails N times (transient, with a
+/// Retry-After for `slowflaky-N`), `bad` fails permanently, `lost` is ambiguous, `broke` halts.
+#[derive(Default)]
+struct Scripted {
+    calls: Mutex<HashMap<String, u32>>,
+}
+
+#[async_trait]
+impl Channel for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn type_name(&self) -> &'static str {
+        "outbox"
+    }
+    fn reach(&self) -> Reach {
+        Reach::PerPerson(AddressKind::Email)
+    }
+    fn render(&self, _t: &Templates, ctx: &Context) -> Result<Rendered, String> {
+        Ok(Rendered {
+            text: ctx.address.clone(),
+            weight: 1,
+            ..Default::default()
+        })
+    }
+    async fn deliver(&self, d: &Delivery, _m: &Rendered) -> Result<Receipt, DeliveryError> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            let c = calls.entry(d.address.clone()).or_default();
+            *c += 1;
+            *c
+        };
+        let local = d.address.split('@').next().unwrap();
+        let fails = |prefix: &str| local.strip_prefix(prefix).and_then(|k| k.parse::<u32>().ok());
+        if let Some(k) = fails("flaky-")
+            && n <= k
+        {
+            return Err(DeliveryError::transient(format!("421 try later (call {n})")));
+        }
+        if let Some(k) = fails("slowflaky-")
+            && n <= k
+        {
+            return Err(DeliveryError::Transient {
+                message: "429 slow down".into(),
+                retry_after: Some(Duration::from_millis(400)),
+                route: None,
+            });
+        }
+        match local {
+            "bad" => Err(DeliveryError::permanent("550 5.1.1 no such user")),
+            "lost" => Err(DeliveryError::Ambiguous {
+                message: "connection lost after DATA".into(),
+                route: None,
+            }),
+            "broke" => Err(DeliveryError::Halt {
+                message: "insufficient credit".into(),
+            }),
+            "always" => Err(DeliveryError::transient("451 busy")),
+            _ => Ok(Receipt {
+                provider_id: Some(format!("id-{}", d.id)),
+                route: Some("r1".into()),
+            }),
+        }
+    }
+    async fn check(&self) -> Vec<Probe> {
+        Vec::new()
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    journal: Journal,
+    run_id: String,
+    channel: Arc<Scripted>,
+}
+
+fn harness(recipients: &[&str]) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path()).unwrap();
+    let run_id = "run-1".to_string();
+    let run = RunRow {
+        id: run_id.clone(),
+        digest: "sha256:x".into(),
+        dry_run: false,
+        title: "t".into(),
+        thread: None,
+        severity: "info".into(),
+        announcement: "+++\ntitle = \"t\"\n+++\n".into(),
+        origin: "n.md".into(),
+        base_dir: ".".into(),
+        started_at: now_rfc3339(),
+        finished_at: None,
+    };
+    let deliveries: Vec<NewDelivery> = recipients
+        .iter()
+        .map(|r| NewDelivery {
+            channel: "scripted".into(),
+            channel_type: "outbox".into(),
+            recipient: r.to_string(),
+            name: String::new(),
+            data: None,
+            status: Status::Pending,
+            error: None,
+            problem: false,
+        })
+        .collect();
+    journal.create_run(&run, &deliveries).unwrap();
+    Harness {
+        _dir: dir,
+        journal,
+        run_id,
+        channel: Arc::new(Scripted::default()),
+    }
+}
+
+fn common(toml_text: &str) -> Common {
+    toml::from_str(toml_text).unwrap()
+}
+
+async fn dispatch(h: &Harness, settings: &str) {
+    let ann = Announcement::parse("n.md", Path::new("."), "+++\ntitle = \"t\"\n+++\n".into()).unwrap();
+    let base = BaseContext::new(&ann, &Org::default(), &h.run_id, &jiff::tz::TimeZone::UTC);
+    let d = Dispatch {
+        run_id: &h.run_id,
+        base: &base,
+        templates: Arc::new(Templates::load(None).unwrap()),
+        thread_roots: HashMap::new(),
+        cancel: CancellationToken::new(),
+        progress: false,
+    };
+    let lane = Lane::new(h.channel.clone(), &common(settings));
+    dispatch::run(d, &h.journal, vec![lane]).await.unwrap();
+}
+
+fn by_recipient(h: &Harness) -> HashMap<String, announce::journal::DeliveryRow> {
+    h.journal
+        .deliveries(&h.run_id)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.recipient.clone(), d))
+        .collect()
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_with_backoff_permanent_ones_once() {
+    let h = harness(&["ok@x.de", "flaky-2@x.de", "bad@x.de", "always@x.de", "lost@x.de"]);
+    dispatch(&h, "retry_base = \"40ms\"\nretry_max = \"200ms\"\nmax_attempts = 4").await;
+    let rows = by_recipient(&h);
+    let calls = h.channel.calls.lock().unwrap().clone();
+
+    assert_eq!((rows["ok@x.de"].status, rows["ok@x.de"].attempts), (Status::Sent, 1));
+    assert_eq!(
+        rows["ok@x.de"].provider_id.as_deref(),
+        Some(&*format!("id-{}", rows["ok@x.de"].id))
+    );
+    assert_eq!(rows["ok@x.de"].route.as_deref(), Some("r1"));
+
+    assert_eq!(
+        (rows["flaky-2@x.de"].status, rows["flaky-2@x.de"].attempts),
+        (Status::Sent, 3)
+    );
+    assert_eq!(calls["flaky-2@x.de"], 3);
+
+    assert_eq!((rows["bad@x.de"].status, calls["bad@x.de"]), (Status::Failed, 1));
+    assert!(rows["bad@x.de"].error.as_deref().unwrap().contains("550 5.1.1"));
+
+    assert_eq!((rows["always@x.de"].status, calls["always@x.de"]), (Status::Failed, 4));
+    assert!(
+        rows["always@x.de"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("gave up after 4 attempts")
+    );
+
+    assert_eq!(
+        (rows["lost@x.de"].status, calls["lost@x.de"]),
+        (Status::Unknown, 1),
+        "ambiguous is never retried"
+    );
+
+    // Backoff: each retry starts at least retry_base after the previous attempt started.
+    let times = attempt_starts(&h, rows["flaky-2@x.de"].id);
+    assert_eq!(times.len(), 3);
+    assert!(times.windows(2).all(|w| w[1] - w[0] >= 40), "{times:?}");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let h = harness(&["slowflaky-1@x.de"]);
+    dispatch(&h, "retry_base = \"10ms\"\nmax_attempts = 3").await;
+    let rows = by_recipient(&h);
+    assert_eq!(rows["slowflaky-1@x.de"].status, Status::Sent);
+    let times = attempt_starts(&h, rows["slowflaky-1@x.de"].id);
+    assert!(times[1] - times[0] >= 400, "retried before Retry-After: {times:?}");
+}
+
+#[tokio::test]
+async fn a_halting_error_stops_the_channel_and_leaves_the_rest_pending() {
+    let recipients: Vec<String> = std::iter::once("broke@x.de".to_string())
+        .chain((0..20).map(|i| format!("p{i}@x.de")))
+        .collect();
+    let refs: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let h = harness(&refs);
+    dispatch(&h, "concurrency = 1").await;
+    let rows = by_recipient(&h);
+    assert_eq!(rows["broke@x.de"].status, Status::Failed);
+    let pending = rows.values().filter(|r| r.status == Status::Pending).count();
+    assert!(
+        pending >= 19,
+        "the channel kept sending after a halt: {pending} pending"
+    );
+}
+
+fn attempt_starts(h: &Harness, delivery: i64) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(h.journal.path()).unwrap();
+    let mut st = conn
+        .prepare("SELECT started_ms FROM attempts WHERE delivery_id = ?1 ORDER BY attempt")
+        .unwrap();
+    st.query_map([delivery], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
