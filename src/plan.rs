@@ -56,6 +56,20 @@ pub struct Plan {
 /// The file name of the state folder's own suppression list (numbers that answered STOP...).
 pub const STATE_SUPPRESSIONS: &str = "suppressed.txt";
 
+/// Add an address to the state folder's own suppression list (e.g. a number that replied STOP):
+/// every later run skips it.
+pub fn add_state_suppression(state_dir: &std::path::Path, address: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::fsutil::create_private_dir(state_dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(state_dir.join(STATE_SUPPRESSIONS))?;
+    writeln!(f, "{address}")
+}
+
 /// Which configured channels this announcement goes to.
 pub fn select_channels<'c>(
     config: &'c Config,

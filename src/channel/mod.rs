@@ -5,7 +5,13 @@
 //! Adding a channel type: a module here, a variant in `config::ChannelKind`, an arm in [`build`].
 
 pub mod email;
+pub mod graph;
+pub mod mastodon;
 pub mod outbox;
+pub mod sms;
+pub mod statuspage;
+pub mod telegram;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,6 +171,16 @@ impl DeliveryError {
     }
 }
 
+/// What a provider says happened to an accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    Delivered,
+    /// With the provider's reason (e.g. "30003 unreachable").
+    Undelivered(String),
+    /// Not final yet (queued, sent to carrier...).
+    Pending,
+}
+
 /// One line of `announce check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Probe {
@@ -200,6 +216,14 @@ pub trait Channel: Send + Sync {
     fn resend_is_safe(&self) -> bool {
         false
     }
+    /// Whether `report --refresh` can ask this channel's provider for final statuses.
+    fn can_refresh(&self) -> bool {
+        false
+    }
+    /// The final status of an accepted message (`provider_id` as recorded), for `report --refresh`.
+    async fn refresh(&self, _provider_id: &str) -> Result<Refreshed, String> {
+        Err("this channel's provider cannot report final statuses".into())
+    }
     /// Right-hand side of the Message-IDs this channel mints (email: the From domain).
     fn message_id_domain(&self) -> String {
         "announce.local".into()
@@ -226,13 +250,18 @@ pub fn build(entry: &ChannelEntry, config: &Config) -> Result<Arc<dyn Channel>, 
         ChannelKind::Email(c) => {
             Arc::new(email::Email::new(&entry.name, &entry.settings.common, c, config).map_err(invalid)?)
         }
-        other => {
-            return Err(invalid(format!(
-                "[channels.{}]: channel type `{}` is not available in this version of announce yet \
-                 (set `enabled = false` or remove it)",
-                entry.name,
-                other.type_name()
-            )));
+        ChannelKind::Sms(c) => sms::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
+        ChannelKind::Facebook(c) => {
+            graph::build_facebook(&entry.name, &entry.settings.common, c, config).map_err(invalid)?
+        }
+        ChannelKind::Instagram(c) => {
+            graph::build_instagram(&entry.name, &entry.settings.common, c, config).map_err(invalid)?
+        }
+        ChannelKind::Webhook(c) => webhook::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
+        ChannelKind::Telegram(c) => telegram::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
+        ChannelKind::Mastodon(c) => mastodon::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
+        ChannelKind::Statuspage(c) => {
+            statuspage::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?
         }
     })
 }

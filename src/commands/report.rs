@@ -4,11 +4,12 @@ use std::io::Write;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
+use crate::channel::{self, Refreshed};
 use crate::cli::ReportArgs;
 use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::fsutil;
-use crate::journal::Journal;
+use crate::journal::{Journal, Status};
 use crate::report::{Report, local_time};
 
 fn journal(config: &Config) -> Result<Journal, AppError> {
@@ -20,10 +21,14 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Exit, AppError> {
     let journal = journal(config)?;
     let (report, _) = Report::load(&journal, &args.run_id)?
         .ok_or_else(|| AppError::invalid(format!("no run {:?} in {}", args.run_id, journal.path().display())))?;
-    if args.refresh {
-        // No channel of this version can ask its provider for final statuses yet.
-        eprintln!("note: none of this run's channels can report final delivery statuses; nothing refreshed");
-    }
+    let report = if args.refresh {
+        refresh(config, &journal, &report.run_id)?;
+        Report::load(&journal, &report.run_id)?
+            .map(|(r, _)| r)
+            .unwrap_or(report)
+    } else {
+        report
+    };
     let tz = config.timezone();
     let written = match &args.output {
         Some(path) => {
@@ -39,6 +44,51 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Exit, AppError> {
         other => other.map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?,
     }
     Ok(Exit::Ok)
+}
+
+/// Ask each channel that can tell for the final status of its `sent` deliveries.
+fn refresh(config: &Config, journal: &Journal, run_id: &str) -> Result<(), AppError> {
+    let rows = journal.deliveries(run_id)?;
+    let mut names: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.status == Status::Sent)
+        .map(|r| r.channel.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let rt = super::runtime()?;
+    for name in names {
+        let Some(entry) = config.channel(name) else {
+            eprintln!("note: channel {name} is no longer configured; its statuses were not refreshed");
+            continue;
+        };
+        let ch = channel::build(entry, config)?;
+        if !ch.can_refresh() {
+            eprintln!(
+                "note: channel {name} ({}) cannot report final delivery statuses",
+                ch.type_name()
+            );
+            continue;
+        }
+        let (mut delivered, mut undelivered, mut open) = (0, 0, 0);
+        for row in rows.iter().filter(|r| r.channel == name && r.status == Status::Sent) {
+            let Some(id) = row.provider_id.as_deref() else { continue };
+            match rt.block_on(ch.refresh(id)) {
+                Ok(Refreshed::Delivered) => {
+                    journal.set_status(row.id, Status::Delivered, None)?;
+                    delivered += 1;
+                }
+                Ok(Refreshed::Undelivered(why)) => {
+                    journal.set_status(row.id, Status::Undelivered, Some(&why))?;
+                    undelivered += 1;
+                }
+                Ok(Refreshed::Pending) => open += 1,
+                Err(e) => eprintln!("warning: {name}: {}: {e}", row.recipient),
+            }
+        }
+        eprintln!("{name}: {delivered} delivered, {undelivered} undelivered, {open} not final yet");
+    }
+    Ok(())
 }
 
 pub fn runs(config: &Config) -> Result<Exit, AppError> {

@@ -1,0 +1,15 @@
+//! The `mastodon` channel (not implemented yet).
+
+use std::sync::Arc;
+
+use crate::channel::Channel;
+use crate::config::{Common, Config, MastodonConfig};
+
+pub fn build(
+    _name: &str,
+    _common: &Common,
+    _cfg: &MastodonConfig,
+    _config: &Config,
+) -> Result<Arc<dyn Channel>, String> {
+    Err("channel type `mastodon` is not available in this version of announce yet (set `enabled = false`)".into())
+}

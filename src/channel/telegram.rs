@@ -1,0 +1,15 @@
+//! The `telegram` channel (not implemented yet).
+
+use std::sync::Arc;
+
+use crate::channel::Channel;
+use crate::config::{Common, Config, TelegramConfig};
+
+pub fn build(
+    _name: &str,
+    _common: &Common,
+    _cfg: &TelegramConfig,
+    _config: &Config,
+) -> Result<Arc<dyn Channel>, String> {
+    Err("channel type `telegram` is not available in this version of announce yet (set `enabled = false`)".into())
+}
