@@ -367,7 +367,9 @@ fn plan_people(
             dups += 1;
             continue;
         }
-        let skip = if r.opted_out_of(&entry.name, ch.type_name()) {
+        let skip = if let Some(why) = ch.skip_reason(&address) {
+            Some(format!("row {}: {why}", r.line))
+        } else if r.opted_out_of(&entry.name, ch.type_name()) {
             Some(format!("row {}: opted out (opt_out column)", r.line))
         } else if (address.contains('@') && suppressions.contains_email(&address))
             || suppressions.contains_phone(&address)

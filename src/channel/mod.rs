@@ -204,6 +204,11 @@ pub trait Channel: Send + Sync {
     fn validate_every_target(&self) -> bool {
         false
     }
+    /// A reason to skip this address although it is valid (e.g. a landline for SMS). Checked while
+    /// planning; the delivery becomes `skipped` with the reason.
+    fn skip_reason(&self, _address: &str) -> Option<String> {
+        None
+    }
     /// Render the message for one target. An `Err` is a template or limit problem: found while
     /// planning, it stops the run before anything is sent.
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String>;
