@@ -229,16 +229,12 @@ pub fn build(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool
     for (entry, ch) in channels {
         let start = deliveries.len();
         match ch.reach() {
-            Reach::Broadcast(target) => deliveries.push(NewDelivery {
-                channel: entry.name.clone(),
-                channel_type: entry.type_name().to_string(),
-                recipient: target,
-                name: config.org.name.clone(),
-                data: None,
-                status: Status::Pending,
-                error: None,
-                problem: false,
-            }),
+            Reach::Broadcast(target) => deliveries.push(broadcast(&entry, ch.as_ref(), &base, config, target)),
+            Reach::Targets(targets) => {
+                for target in targets {
+                    deliveries.push(broadcast(&entry, ch.as_ref(), &base, config, target));
+                }
+            }
             Reach::PerPerson(kind) => {
                 let a = audience.as_ref().expect("audience is loaded for per-person channels");
                 let (dups, untagged) = plan_people(&entry, ch.as_ref(), kind, a, &tags, &suppressions, &mut deliveries);
@@ -287,6 +283,31 @@ pub fn build(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool
         templates,
         base,
     })
+}
+
+/// The one delivery of a broadcast channel to `target`, or its skip.
+fn broadcast(
+    entry: &ChannelEntry,
+    ch: &dyn Channel,
+    base: &BaseContext,
+    config: &Config,
+    target: String,
+) -> NewDelivery {
+    let skip = ch.skip_broadcast(&base.for_target(&entry.name, entry.type_name(), None, &target));
+    NewDelivery {
+        channel: entry.name.clone(),
+        channel_type: entry.type_name().to_string(),
+        recipient: target,
+        name: config.org.name.clone(),
+        data: None,
+        status: if skip.is_some() {
+            Status::Skipped
+        } else {
+            Status::Pending
+        },
+        error: skip,
+        problem: false,
+    }
 }
 
 /// One delivery per distinct address; skipped ones carry their reason. Returns the number of

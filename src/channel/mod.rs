@@ -30,6 +30,8 @@ pub enum Reach {
     PerPerson(AddressKind),
     /// One delivery per run, to this page / account / site.
     Broadcast(String),
+    /// One delivery per run to each of these (e.g. several Telegram chats).
+    Targets(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +209,11 @@ pub trait Channel: Send + Sync {
     /// A reason to skip this address although it is valid (e.g. a landline for SMS). Checked while
     /// planning; the delivery becomes `skipped` with the reason.
     fn skip_reason(&self, _address: &str) -> Option<String> {
+        None
+    }
+    /// A reason to skip a broadcast channel for this announcement (e.g. Instagram without an
+    /// image). Checked while planning; the delivery becomes `skipped` with the reason.
+    fn skip_broadcast(&self, _ctx: &Context) -> Option<String> {
         None
     }
     /// Render the message for one target. An `Err` is a template or limit problem: found while

@@ -60,6 +60,8 @@ impl BaseContext {
         );
         base.insert("org".into(), serde_json::to_value(org).unwrap_or_else(|_| json!({})));
         base.insert("run_id".into(), json!(run_id));
+        // Local files named in the front matter (image) are relative to the announcement.
+        base.insert("announcement_dir".into(), json!(a.base_dir.display().to_string()));
         let now = jiff::Timestamp::now().to_zoned_datetime(tz.clone());
         base.insert("date".into(), json!(now.strftime("%d.%m.%Y %H:%M").to_string()));
         // Absent optional org fields are removed so templates test them with {{#if}}.
