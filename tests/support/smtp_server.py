@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
 log = logging.getLogger("smtp_server")
 
@@ -47,6 +47,7 @@ ALL_STATS = (
     "connections",
     "ehlo",
     "starttls",
+    "starttls_fail",
     "auth_ok",
     "auth_fail",
     "messages",
@@ -292,6 +293,15 @@ class Handler:
     def handle_STARTTLS(self, server, session, envelope):  # sync hook, after handshake
         self.rec.bump("starttls")
         return True
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # aiosmtpd closes the connection after this; the reply is not sent.
+            self.rec.bump("starttls_fail")
+            log.warning("STARTTLS handshake failed: %r", error.__cause__)
+            return "454 4.7.0 TLS handshake failed"
+        log.error("SMTP session exception", exc_info=error)
+        return f"500 5.3.0 Error: ({type(error).__name__}) {error}"
 
     async def handle_AUTH(self, server, session, envelope, args):
         if not self.auth_enabled:
