@@ -44,14 +44,8 @@ pub struct ChannelTotals {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub planned: usize,
-    pub sent: usize,
-    pub delivered: usize,
-    pub undelivered: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub pending: usize,
-    pub unknown: usize,
+    #[serde(flatten)]
+    pub counts: Totals,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,29 +96,12 @@ impl Report {
                     channels.push(ChannelTotals {
                         name: r.channel.clone(),
                         kind: r.channel_type.clone(),
-                        planned: 0,
-                        sent: 0,
-                        delivered: 0,
-                        undelivered: 0,
-                        failed: 0,
-                        skipped: 0,
-                        pending: 0,
-                        unknown: 0,
+                        counts: Totals::default(),
                     });
                     channels.len() - 1
                 }
             };
-            let mut t = Totals::default();
-            t.add(r.status);
-            let c = &mut channels[idx];
-            c.planned += t.planned;
-            c.sent += t.sent;
-            c.delivered += t.delivered;
-            c.undelivered += t.undelivered;
-            c.failed += t.failed;
-            c.skipped += t.skipped;
-            c.pending += t.pending;
-            c.unknown += t.unknown;
+            channels[idx].counts.add(r.status);
         }
         Report {
             run_id: run.id.clone(),
@@ -199,6 +176,22 @@ fn table() -> Table {
     t
 }
 
+fn counts_row(name: &str, kind: &str, x: &Totals) -> Vec<Cell> {
+    let n = [
+        x.planned,
+        x.sent,
+        x.delivered,
+        x.failed,
+        x.skipped,
+        x.pending,
+        x.unknown,
+    ];
+    [Cell::new(name), Cell::new(kind)]
+        .into_iter()
+        .chain(n.into_iter().map(Cell::new))
+        .collect()
+}
+
 /// The per-channel summary that ends `send` and heads `report`.
 pub fn summary_table(report: &Report) -> Table {
     let mut t = table();
@@ -214,30 +207,9 @@ pub fn summary_table(report: &Report) -> Table {
         "unknown",
     ]);
     for c in &report.channels {
-        t.add_row([
-            Cell::new(&c.name),
-            Cell::new(&c.kind),
-            Cell::new(c.planned),
-            Cell::new(c.sent),
-            Cell::new(c.delivered),
-            Cell::new(c.failed),
-            Cell::new(c.skipped),
-            Cell::new(c.pending),
-            Cell::new(c.unknown),
-        ]);
+        t.add_row(counts_row(&c.name, &c.kind, &c.counts));
     }
-    let x = &report.totals;
-    t.add_row([
-        "total".to_string(),
-        String::new(),
-        x.planned.to_string(),
-        x.sent.to_string(),
-        x.delivered.to_string(),
-        x.failed.to_string(),
-        x.skipped.to_string(),
-        x.pending.to_string(),
-        x.unknown.to_string(),
-    ]);
+    t.add_row(counts_row("total", "", &report.totals));
     t
 }
 
@@ -350,13 +322,13 @@ fn write_html(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> 
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&c.name),
             esc(&c.kind),
-            c.planned,
-            c.sent,
-            c.delivered,
-            c.failed,
-            c.skipped,
-            c.pending,
-            c.unknown
+            c.counts.planned,
+            c.counts.sent,
+            c.counts.delivered,
+            c.counts.failed,
+            c.counts.skipped,
+            c.counts.pending,
+            c.counts.unknown
         )?;
     }
     writeln!(
