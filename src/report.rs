@@ -169,10 +169,17 @@ pub fn local_time(ts: &str, tz: &jiff::tz::TimeZone) -> String {
         .unwrap_or_else(|_| ts.to_string())
 }
 
-fn table() -> Table {
+/// A table that wraps to the terminal's width — unless the width is unknown or tiny (a pty
+/// without a size, a pipe), where wrapping would squash every column to one letter.
+pub fn table() -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_preset(UTF8_FULL_CONDENSED);
+    let wide = t.width().is_some_and(|w| w >= 60);
+    t.set_content_arrangement(if wide {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
     t
 }
 

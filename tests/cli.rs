@@ -484,24 +484,40 @@ fn preview_shows_lengths_against_limits() {
 fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
     let w = Workspace::example();
     w.config_replace("# delay = \"200ms\"", "delay = \"80ms\"\nconcurrency = 2");
-    let child = w.command().args(["send", "notices/example.md", "--yes"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = w
+        .command()
+        .args(["send", "notices/example.md", "--yes"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while w.outbox().len() < 4 {
         assert!(Instant::now() < deadline, "the run never got going");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "interrupted runs exit 1 (resumable)\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "interrupted runs exit 1 (resumable)\n{stderr}"
+    );
     assert!(stderr.contains("announce resume"), "{stderr}");
 
     let j = w.journal();
     let run_id = j.latest_run_id().unwrap().unwrap();
     let rows = j.deliveries(&run_id).unwrap();
     let count = |s: &str| rows.iter().filter(|d| d.status.as_str() == s).count();
-    assert_eq!(count("sending") + count("unknown"), 0, "in-flight deliveries were finished, not abandoned");
+    assert_eq!(
+        count("sending") + count("unknown"),
+        0,
+        "in-flight deliveries were finished, not abandoned"
+    );
     assert!(count("pending") > 0, "stopped taking new deliveries");
     assert_eq!(count("sent"), w.outbox().len(), "every sent delivery has its file");
 
@@ -513,9 +529,46 @@ fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
 fn config_from_environment_and_state_dir_override() {
     let w = Workspace::example();
     std::fs::rename(w.path("channels.toml"), w.path("studio.toml")).unwrap();
-    w.run(&["send", "notices/example.md", "--yes"]).code(2).stderr_has("announce init");
-    let r = w.run_env(&["--state-dir", "elsewhere", "send", "notices/example.md", "--yes"], &[("ANNOUNCE_CONFIG", "studio.toml")]);
+    w.run(&["send", "notices/example.md", "--yes"])
+        .code(2)
+        .stderr_has("announce init");
+    let r = w.run_env(
+        &["--state-dir", "elsewhere", "send", "notices/example.md", "--yes"],
+        &[("ANNOUNCE_CONFIG", "studio.toml")],
+    );
     r.code(3);
     assert!(w.path("elsewhere/journal.sqlite3").exists());
     assert!(!w.path(".announce").exists());
+}
+
+/// Run `announce` on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn on_terminal(w: &Workspace, args: &str, answer: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("script")
+        .current_dir(w.root())
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_announce")),
+            "/dev/null",
+        ])
+        .env_remove("ANNOUNCE_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs commands on a pty");
+    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn on_a_terminal_send_shows_the_plan_and_asks() {
+    let w = Workspace::example();
+    let screen = on_terminal(&w, "send notices/example.md", "n\n");
+    assert!(screen.contains("outbox (outbox): 23 to send, 4 skipped"), "{screen}");
+    assert!(screen.contains("Send 23 messages now? [y/N]"), "{screen}");
+    assert!(w.outbox().is_empty(), "answering no sends nothing");
+    let screen = on_terminal(&w, "send notices/example.md", "y\n");
+    assert!(screen.contains("Details: announce report"), "{screen}");
+    assert_eq!(w.outbox().len(), 23);
 }

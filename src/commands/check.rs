@@ -1,7 +1,5 @@
 //! `check`: config, templates, secrets and a live probe per channel, without sending.
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-
 use crate::channel::{self, Probe};
 use crate::cli::CheckArgs;
 use crate::config::Config;
@@ -42,9 +40,7 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
             }
         }
     }
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut t = crate::report::table();
     t.set_header(["channel", "type", "probe", "state", "detail"]);
     for (name, kind, p) in &results {
         t.add_row([

@@ -2,8 +2,6 @@
 
 use std::io::Write;
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-
 use crate::channel::{self, Refreshed};
 use crate::cli::ReportArgs;
 use crate::config::Config;
@@ -94,9 +92,7 @@ fn refresh(config: &Config, journal: &Journal, run_id: &str) -> Result<(), AppEr
 pub fn runs(config: &Config) -> Result<Exit, AppError> {
     let journal = journal(config)?;
     let tz = config.timezone();
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut t = crate::report::table();
     t.set_header([
         "run", "started", "title", "planned", "sent", "failed", "skipped", "pending", "unknown", "state",
     ]);
