@@ -73,11 +73,7 @@ pub fn to_text(markdown: &str) -> String {
     };
     for event in sanitized(markdown) {
         match event {
-            Event::Start(Tag::Paragraph) => {
-                if list_stack.is_empty() {
-                    block_break(&mut out)
-                }
-            }
+            Event::Start(Tag::Paragraph) if list_stack.is_empty() => block_break(&mut out),
             Event::Start(Tag::Heading { .. }) | Event::Start(Tag::BlockQuote(_)) | Event::Start(Tag::CodeBlock(_)) => {
                 block_break(&mut out)
             }

@@ -1,0 +1,784 @@
+//! The email channel end to end: the `announce` binary against real SMTP servers
+//! (tests/support/smtp_server.py on aiosmtpd, tests/support/smtp_fault.py for scripted faults).
+//! Needs Python with tests/support/requirements.txt; `scripts/test` installs it. Without it
+//! these tests fail (they do not skip).
+
+#[path = "support/smtp.rs"]
+mod smtp;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+use smtp::{Server, header};
+use support::{Run, Workspace};
+
+/// A distinctive password: it must never show up in output, reports or the journal.
+const SECRET: &str = "pw-Zebra-Quokka-7781";
+const PW_ENV: &str = "ANNOUNCE_TEST_SMTP_PASSWORD";
+const USER: &str = "alice";
+const TITLE: &str = "Störung: Website vorübergehend offline";
+
+/// `[channels.email]` with the given relays (already formatted) and extra channel keys.
+fn config(channel_extra: &str, relays: &[String]) -> String {
+    format!(
+        r#"state_dir = ".announce"
+
+[org]
+name = "Studio Test"
+
+[audience]
+file = "customers.csv"
+
+[channels.email]
+type = "email"
+from = "Studio Test <info@studio.example>"
+reply_to = "Termine <termine@studio.example>"
+list_unsubscribe = "https://studio.example/u/abc, mailto:optout@studio.example"
+concurrency = 4
+retry_base = "50ms"
+retry_max = "200ms"
+{channel_extra}
+{}"#,
+        relays.join("\n")
+    )
+}
+
+/// One `[[channels.email.relays]]` on 127.0.0.1 that logs in as alice.
+fn relay(name: &str, port: u16, tls: &str, extra: &str) -> String {
+    format!(
+        r#"  [[channels.email.relays]]
+  name = "{name}"
+  host = "127.0.0.1"
+  port = {port}
+  tls = "{tls}"
+  username = "{USER}"
+  password_env = "{PW_ENV}"
+  {extra}
+"#
+    )
+}
+
+/// aiosmtpd with STARTTLS (required) and AUTH as alice, writing into `ws/box-NAME`.
+fn starttls_server(ws: &Workspace, name: &str, certs: &smtp::Certs, extra: &[&str]) -> Server {
+    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
+    let mut args = vec![
+        "--mode",
+        "starttls",
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "--auth-user",
+        USER,
+        "--auth-pass",
+        SECRET,
+    ];
+    args.extend_from_slice(extra);
+    Server::smtp(&ws.path(&format!("box-{name}")), &args)
+}
+
+fn workspace(recipients: usize) -> Workspace {
+    let ws = Workspace::empty();
+    let mut csv = String::from("name,email\n");
+    for i in 1..=recipients {
+        csv.push_str(&format!("Kundin {i} Müller,kunde{i}@example.de\n"));
+    }
+    ws.write("customers.csv", &csv);
+    notice(
+        &ws,
+        "notices/n1.md",
+        TITLE,
+        "Unsere Website ist offline. Alle Termine finden statt.",
+    );
+    ws
+}
+
+fn notice(ws: &Workspace, rel: &str, title: &str, body: &str) {
+    ws.write(
+        rel,
+        &format!("+++\ntitle = \"{title}\"\nthread = \"outage-1\"\nseverity = \"major\"\n+++\n{body}\n"),
+    );
+}
+
+fn send(ws: &Workspace, extra: &[&str]) -> Run {
+    let mut args = vec!["send", "notices/n1.md", "--yes", "--json"];
+    args.extend_from_slice(extra);
+    ws.run_env(&args, &[(PW_ENV, SECRET)])
+}
+
+fn deliveries(run: &Run) -> Vec<Value> {
+    run.json()["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+/// The password is nowhere: not in stdout/stderr, not in any file of the state folder.
+fn assert_secret_absent(ws: &Workspace, runs: &[&Run]) {
+    for r in runs {
+        assert!(
+            !r.stdout().contains(SECRET) && !r.stderr().contains(SECRET),
+            "secret leaked:\n{}",
+            r.describe()
+        );
+    }
+    let files = ws.files(".announce");
+    assert!(!files.is_empty(), "no journal written");
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "secret found in {}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn delivers_to_200_recipients_over_starttls_with_auth() {
+    let ws = workspace(200);
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(&ws, "primary", &certs, &["--queue-id"]);
+    ws.write(
+        "channels.toml",
+        &config(
+            "",
+            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
+        ),
+    );
+
+    let run = send(&ws, &[]);
+    run.code(0);
+    assert_secret_absent(&ws, &[&run]);
+
+    // Every message arrived exactly once, over TLS, authenticated.
+    let messages = server.messages();
+    assert_eq!(messages.len(), 200, "{}", server.log());
+    let rcpts: Vec<String> = messages
+        .iter()
+        .flat_map(|m| m["rcpt_tos"].as_array().unwrap().clone())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rcpts.len(), 200, "one envelope per recipient");
+    let expected: BTreeSet<String> = (1..=200).map(|i| format!("kunde{i}@example.de")).collect();
+    assert_eq!(rcpts.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    // Pooled: a handful of connections (one per concurrent slot), not one per message.
+    assert!(server.stat("connections") <= 20, "{}", server.stats());
+
+    let mut message_ids = BTreeMap::new();
+    for m in &messages {
+        let rcpt = m["rcpt_tos"][0].as_str().unwrap();
+        let i: usize = rcpt
+            .trim_start_matches("kunde")
+            .trim_end_matches("@example.de")
+            .parse()
+            .unwrap();
+        assert_eq!(m["tls"], true);
+        assert_eq!(m["auth_user"], USER);
+        assert_eq!(m["mail_from"], "info@studio.example");
+        let p = &m["parsed"];
+        assert_eq!(p["ok"], true, "MIME defects: {}", p["defects"]);
+        assert_eq!(p["content_type"], "multipart/alternative");
+        assert_eq!(p["parts"], serde_json::json!(["text/plain", "text/html"]));
+        assert!(p["text"].as_str().unwrap().contains("Alle Termine finden statt"));
+        assert!(p["html"].as_str().unwrap().contains("Alle Termine finden statt"));
+        assert_eq!(header(m, "to"), Some(format!("Kundin {i} Müller <{rcpt}>").as_str()));
+        assert_eq!(header(m, "subject"), Some(TITLE));
+        assert!(
+            p["raw_headers"]["subject"][0].as_str().unwrap().contains("=?utf-8?"),
+            "RFC 2047 subject"
+        );
+        assert_eq!(header(m, "reply-to"), Some("Termine <termine@studio.example>"));
+        assert_eq!(header(m, "auto-submitted"), Some("auto-generated"));
+        assert_eq!(
+            header(m, "list-unsubscribe"),
+            Some("<https://studio.example/u/abc>, <mailto:optout@studio.example>")
+        );
+        assert_eq!(header(m, "list-unsubscribe-post"), Some("List-Unsubscribe=One-Click"));
+        assert!(header(m, "date").is_some());
+        let mid = header(m, "message-id").unwrap();
+        assert!(mid.starts_with('<') && mid.ends_with("@studio.example>"), "{mid}");
+        assert_eq!(p["raw_checks"]["bare_lf"], false);
+        assert!(p["raw_checks"]["max_line_length"].as_u64().unwrap() <= 998);
+        message_ids.insert(rcpt.to_string(), mid.to_string());
+    }
+    assert_eq!(
+        message_ids.values().collect::<BTreeSet<_>>().len(),
+        200,
+        "Message-IDs are unique"
+    );
+
+    let ds = deliveries(&run);
+    assert_eq!(ds.len(), 200);
+    for d in &ds {
+        assert_eq!(d["status"], "sent", "{d}");
+        assert_eq!(d["attempts"], 1, "{d}");
+        assert_eq!(d["route"], "primary", "{d}");
+        let pid = d["provider_id"].as_str().unwrap();
+        let mid = &message_ids[d["recipient"].as_str().unwrap()];
+        assert!(
+            pid.starts_with(mid.as_str()) && pid.contains("(queued as "),
+            "{pid} vs {mid}"
+        );
+    }
+}
+
+/// How the primary fails in [`primary_failure_moves_everything_to_the_alternate`].
+enum Primary {
+    ClosedPort,
+    /// A smtp_fault.py script, with STARTTLS (so AUTH and MAIL are reachable).
+    Fault(&'static str),
+}
+
+/// 50 messages, a broken primary, an alternate on implicit TLS: all arrive through the
+/// alternate and the primary sees only a few connection attempts (circuit breaker).
+fn primary_failure_moves_everything_to_the_alternate(primary: Primary) {
+    let ws = workspace(50);
+    let certs = smtp::certs(&ws.path("tls"));
+    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
+    let alternate = Server::smtp(
+        &ws.path("box-alternate"),
+        &[
+            "--mode",
+            "tls",
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "--auth-user",
+            USER,
+            "--auth-pass",
+            SECRET,
+        ],
+    );
+    let fault = match primary {
+        Primary::ClosedPort => None,
+        Primary::Fault(script) => Some((
+            script,
+            Server::fault(&ws.path("box-primary"), script, &["--cert", cert, "--key", key]),
+        )),
+    };
+    let primary_port = fault.as_ref().map_or_else(smtp::closed_port, |(_, f)| f.port);
+    ws.write(
+        "channels.toml",
+        &config(
+            "",
+            &[
+                relay("primary", primary_port, "starttls", r#"ca_file = "tls/ca.pem""#),
+                relay("alternate", alternate.port, "tls", r#"ca_file = "tls/ca.pem""#),
+            ],
+        ),
+    );
+
+    let run = send(&ws, &[]);
+    run.code(0);
+    assert_secret_absent(&ws, &[&run]);
+    let ds = deliveries(&run);
+    assert_eq!(ds.len(), 50);
+    for d in &ds {
+        assert_eq!(
+            (d["status"].as_str(), d["route"].as_str()),
+            (Some("sent"), Some("alternate")),
+            "{d}"
+        );
+    }
+    let got = alternate.messages();
+    assert_eq!(got.len(), 50, "every message exactly once through the alternate");
+    assert_eq!(
+        got.iter()
+            .map(|m| m["rcpt_tos"][0].as_str().unwrap())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        50
+    );
+    if let Some((script, f)) = fault {
+        // The scripted fault itself was reached (not an earlier failure such as TLS).
+        let reached = match script {
+            "auth535" => f.stat("starttls") >= 1 && f.stat("auth_attempts") >= 1,
+            "mail421" => f.stat("starttls") >= 1 && f.stat("mail_from") >= 1,
+            _ => true,
+        };
+        assert!(reached, "{script}: {}", f.stats());
+        let connections = f.stat("connections");
+        assert!(
+            (1..=5).contains(&connections),
+            "primary saw {connections} connections for 50 messages: {}",
+            f.stats()
+        );
+        assert_eq!(
+            f.stat("data_complete"),
+            0,
+            "the primary must not have received a message"
+        );
+    }
+}
+
+#[test]
+fn failover_when_the_primary_refuses_connections() {
+    primary_failure_moves_everything_to_the_alternate(Primary::ClosedPort);
+}
+
+#[test]
+fn failover_when_the_primary_greets_with_421() {
+    primary_failure_moves_everything_to_the_alternate(Primary::Fault("greet421"));
+}
+
+#[test]
+fn failover_when_the_primary_rejects_auth() {
+    primary_failure_moves_everything_to_the_alternate(Primary::Fault("auth535"));
+}
+
+#[test]
+fn failover_when_the_primary_answers_mail_with_421() {
+    primary_failure_moves_everything_to_the_alternate(Primary::Fault("mail421"));
+}
+
+#[test]
+fn recipient_550_fails_once_and_451_is_retried() {
+    let ws = workspace(8);
+    ws.write(
+        "customers.csv",
+        &(ws.read("customers.csv") + "Falsch,bad@example.de\nLangsam,slow@example.de\n"),
+    );
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(
+        &ws,
+        "primary",
+        &certs,
+        &["--reject-rcpt", "bad@example.de", "--tempfail-rcpt", "slow@example.de"],
+    );
+    let alternate = starttls_server(&ws, "alternate", &certs, &[]);
+    ws.write(
+        "channels.toml",
+        &config(
+            "",
+            &[
+                relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#),
+                relay("alternate", alternate.port, "starttls", r#"ca_file = "tls/ca.pem""#),
+            ],
+        ),
+    );
+
+    let run = send(&ws, &[]);
+    run.code(3);
+    assert_secret_absent(&ws, &[&run]);
+    let by: BTreeMap<String, Value> = deliveries(&run)
+        .into_iter()
+        .map(|d| (d["recipient"].as_str().unwrap().to_string(), d))
+        .collect();
+    let bad = &by["bad@example.de"];
+    assert_eq!(bad["status"], "failed", "{bad}");
+    assert_eq!(bad["attempts"], 1, "permanent: attempted once: {bad}");
+    assert_eq!(bad["route"], "primary", "no failover on a per-recipient 5xx: {bad}");
+    let err = bad["error"].as_str().unwrap();
+    assert!(
+        err.contains("550") && err.contains("5.1.1") && err.contains("User unknown"),
+        "{err}"
+    );
+    let slow = &by["slow@example.de"];
+    assert_eq!(slow["status"], "sent", "{slow}");
+    assert_eq!(slow["attempts"], 2, "451 is retried: {slow}");
+    for i in 1..=8 {
+        let d = &by[&format!("kunde{i}@example.de")];
+        assert_eq!(
+            (d["status"].as_str(), d["attempts"].as_u64()),
+            (Some("sent"), Some(1)),
+            "{d}"
+        );
+    }
+    assert_eq!(server.stat("rcpt_rejected"), 1);
+    assert_eq!(server.stat("rcpt_tempfail"), 1);
+    assert_eq!(server.messages().len() + alternate.messages().len(), 9);
+    assert!(
+        alternate
+            .messages()
+            .iter()
+            .all(|m| m["rcpt_tos"][0] != "bad@example.de"),
+        "a refused recipient is not failed over"
+    );
+}
+
+#[test]
+fn plaintext_to_a_remote_host_is_refused_at_config_time() {
+    let ws = workspace(1);
+    let cfg =
+        config("", &[relay("remote", 25, "none", "")]).replace("host = \"127.0.0.1\"", "host = \"smtp.example.org\"");
+    ws.write("channels.toml", &cfg);
+    let run = send(&ws, &[]);
+    run.code(2);
+    let err = run.stderr();
+    let line = cfg.lines().position(|l| l.starts_with("[channels.email]")).unwrap() + 1;
+    assert!(
+        err.contains(&format!("channels.toml:{line}:")) && err.contains("loopback"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn untrusted_certificate_fails_without_downgrade_until_ca_file_is_set() {
+    let ws = workspace(3);
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(&ws, "primary", &certs, &[]);
+    // No ca_file: the test CA is not a trusted root. One attempt, so the run ends at once.
+    let relays = |extra: &str| [relay("primary", server.port, "starttls", extra)];
+    ws.write("channels.toml", &config("max_attempts = 1", &relays("")));
+    let run = send(&ws, &[]);
+    run.code(3);
+    for d in deliveries(&run) {
+        assert_eq!(d["status"], "failed", "{d}");
+    }
+    let errors: Vec<String> = deliveries(&run)
+        .iter()
+        .map(|d| d["error"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("certificate") || e.contains("UnknownIssuer")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        server.messages().len(),
+        0,
+        "nothing may be sent over an unverified connection"
+    );
+    assert_eq!(
+        server.stat("auth_ok") + server.stat("auth_fail"),
+        0,
+        "no AUTH in the clear"
+    );
+
+    ws.write(
+        "channels.toml",
+        &config("max_attempts = 1", &relays(r#"ca_file = "tls/ca.pem""#)),
+    );
+    let run2 = send(&ws, &["--again"]);
+    run2.code(0);
+    assert_eq!(server.messages().len(), 3);
+    assert_secret_absent(&ws, &[&run, &run2]);
+}
+
+#[test]
+fn dkim_signatures_verify_with_dkimpy() {
+    let ws = workspace(3);
+    smtp::run(
+        Command::new("openssl")
+            .args(["genrsa", "-traditional", "-out"])
+            .arg(ws.path("dkim.pem"))
+            .arg("2048"),
+    );
+    assert!(ws.read("dkim.pem").contains("BEGIN RSA PRIVATE KEY"));
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(&ws, "primary", &certs, &[]);
+    let dkim = r#"dkim = { selector = "s1", domain = "studio.example", private_key_file = "dkim.pem" }"#;
+    ws.write(
+        "channels.toml",
+        &config(
+            dkim,
+            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
+        ),
+    );
+    send(&ws, &[]).code(0);
+    // A follow-up in the same thread: In-Reply-To and References are signed too.
+    notice(
+        &ws,
+        "notices/n2.md",
+        "Update: Website wieder online",
+        "Alles läuft wieder.",
+    );
+    ws.run_env(&["send", "notices/n2.md", "--yes"], &[(PW_ENV, SECRET)])
+        .code(0);
+    let emls = server.emls();
+    assert_eq!(emls.len(), 6);
+    assert!(std::fs::read_to_string(&emls[5]).unwrap().contains("In-Reply-To: <"));
+
+    // dkimpy with a resolver that serves the public key of dkim.pem as s1._domainkey TXT.
+    let script = r#"
+import base64, sys, dkim
+from cryptography.hazmat.primitives import serialization
+key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+pub = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+txt = b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub)
+def dns(name, timeout=5):
+    return txt if name.rstrip(b".") == b"s1._domainkey.studio.example" else None
+for path in sys.argv[2:]:
+    data = open(path, "rb").read()
+    if not dkim.verify(data, dnsfunc=dns):
+        sys.exit(f"FAIL {path}")
+    tampered = data.replace(b"Subject: ", b"Subject: X", 1)
+    if dkim.verify(tampered, dnsfunc=dns):
+        sys.exit(f"tampered message still verifies: {path}")
+    print("OK", path)
+"#;
+    let mut cmd = Command::new(smtp::python());
+    cmd.args(["-c", script]).arg(ws.path("dkim.pem")).args(&emls);
+    let out = smtp::run(&mut cmd);
+    assert_eq!(out.lines().filter(|l| l.starts_with("OK ")).count(), 6, "{out}");
+
+    // The signature covers the headers that matter, the unsubscribe pair included.
+    let raw = std::fs::read_to_string(&emls[0])
+        .unwrap()
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    let sig = raw.lines().find(|l| l.starts_with("DKIM-Signature:")).expect("signed");
+    let h = sig
+        .split(';')
+        .map(str::trim)
+        .find_map(|t| t.strip_prefix("h="))
+        .unwrap()
+        .replace(' ', "");
+    let h: BTreeSet<&str> = h.split(':').collect();
+    for name in [
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    ] {
+        assert!(h.contains(name), "h= lacks {name}: {sig}");
+    }
+    assert!(
+        sig.contains("c=relaxed/relaxed") && sig.contains("d=studio.example") && sig.contains("s=s1"),
+        "{sig}"
+    );
+}
+
+#[test]
+fn dkim_key_forms_and_errors() {
+    use announce::channel::email::dkim::signing_key;
+    use announce::config::DkimAlgorithm;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f);
+    // PKCS#8, what `openssl genpkey` (and OpenSSL 3's genrsa) write: converted for lettre.
+    smtp::run(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(p("rsa8.pem")),
+    );
+    assert!(
+        std::fs::read_to_string(p("rsa8.pem"))
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+    signing_key(&p("rsa8.pem"), DkimAlgorithm::Rsa).expect("PKCS#8 RSA key");
+    smtp::run(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(p("ed.pem")),
+    );
+    signing_key(&p("ed.pem"), DkimAlgorithm::Ed25519).expect("PKCS#8 Ed25519 key");
+    // An RSA key where Ed25519 is configured and vice versa, and a missing file.
+    assert!(signing_key(&p("rsa8.pem"), DkimAlgorithm::Ed25519).is_err());
+    assert!(signing_key(&p("ed.pem"), DkimAlgorithm::Rsa).is_err());
+    let e = signing_key(&p("missing.pem"), DkimAlgorithm::Rsa).err().unwrap();
+    assert!(e.contains("missing.pem"), "{e}");
+
+    // Through the binary: a key that cannot be read is a config error (exit 2) with the
+    // channel's location, before anything is sent.
+    let ws = workspace(1);
+    ws.write(
+        "dkim.pem",
+        "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n",
+    );
+    let dkim = r#"dkim = { selector = "s1", domain = "studio.example", private_key_file = "dkim.pem" }"#;
+    ws.write(
+        "channels.toml",
+        &config(dkim, &[relay("primary", smtp::closed_port(), "starttls", "")]),
+    );
+    let run = send(&ws, &[]);
+    run.code(2);
+    assert!(
+        run.stderr().contains("channels.toml:") && run.stderr().contains("BEGIN RSA PRIVATE KEY"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn follow_up_in_the_same_thread_replies_to_the_first_message() {
+    let ws = workspace(3);
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(&ws, "primary", &certs, &[]);
+    ws.write(
+        "channels.toml",
+        &config(
+            "",
+            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
+        ),
+    );
+    send(&ws, &[]).code(0);
+    notice(
+        &ws,
+        "notices/n2.md",
+        "Update: Website wieder online",
+        "Alles läuft wieder.",
+    );
+    let run2 = ws.run_env(&["send", "notices/n2.md", "--yes", "--json"], &[(PW_ENV, SECRET)]);
+    run2.code(0);
+
+    let messages = server.messages();
+    assert_eq!(messages.len(), 6);
+    let mut by_rcpt: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for m in &messages {
+        by_rcpt
+            .entry(m["rcpt_tos"][0].as_str().unwrap().to_string())
+            .or_default()
+            .push(m);
+    }
+    assert_eq!(by_rcpt.len(), 3);
+    for (rcpt, msgs) in by_rcpt {
+        let (first, second) = if header(msgs[0], "subject") == Some(TITLE) {
+            (msgs[0], msgs[1])
+        } else {
+            (msgs[1], msgs[0])
+        };
+        let root = header(first, "message-id").unwrap();
+        assert_eq!(header(first, "in-reply-to"), None, "{rcpt}");
+        assert_eq!(header(second, "in-reply-to"), Some(root), "{rcpt}");
+        assert_eq!(header(second, "references"), Some(root), "{rcpt}");
+        assert_ne!(header(second, "message-id"), Some(root));
+    }
+}
+
+#[test]
+fn check_reports_each_relay() {
+    let ws = workspace(1);
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(&ws, "alternate", &certs, &[]);
+    let alternate = relay("alternate", server.port, "starttls", r#"ca_file = "tls/ca.pem""#);
+    ws.write(
+        "channels.toml",
+        &config(
+            "",
+            &[
+                relay("primary", smtp::closed_port(), "starttls", r#"ca_file = "tls/ca.pem""#),
+                alternate.clone(),
+            ],
+        ),
+    );
+    let run = ws.run_env(&["check"], &[(PW_ENV, SECRET)]);
+    run.code(1);
+    let out = run.stdout();
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("relay {name}")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        row("primary").contains("FAILED") && row("primary").contains("refused"),
+        "{out}"
+    );
+    assert!(
+        row("alternate").contains("ok") && row("alternate").contains("authenticated as alice"),
+        "{out}"
+    );
+
+    // Both working (the primary is the same server): exit 0, and nothing was sent.
+    let primary = relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#);
+    ws.write("channels.toml", &config("", &[primary, alternate]));
+    let run2 = ws.run_env(&["check"], &[(PW_ENV, SECRET)]);
+    run2.code(0);
+    assert_eq!(server.messages().len(), 0);
+    assert_eq!(
+        server.stat("auth_ok"),
+        3,
+        "one AUTH per working probe: {}",
+        server.stats()
+    );
+    assert!(!run.stdout().contains(SECRET) && !run2.stdout().contains(SECRET) && !run2.stderr().contains(SECRET));
+}
+
+#[test]
+fn missing_password_variable_is_a_config_error() {
+    let ws = workspace(1);
+    ws.write(
+        "channels.toml",
+        &config("", &[relay("primary", smtp::closed_port(), "starttls", "")]),
+    );
+    let run = ws.run(&["send", "notices/n1.md", "--yes", "--json"]);
+    run.code(2);
+    assert!(
+        run.stderr().contains(PW_ENV) && run.stderr().contains("channels.toml:"),
+        "{}",
+        run.describe()
+    );
+}
+
+/// The connection drops after the final "." (no reply): the relay may have the message, so
+/// the delivery is `unknown`, attempted once, and NOT offered to the alternate.
+#[test]
+fn connection_lost_after_data_is_unknown_and_not_failed_over() {
+    let ws = workspace(3);
+    let certs = smtp::certs(&ws.path("tls"));
+    let fault = Server::fault(&ws.path("box-primary"), "drop_after_data", &[]);
+    let alternate = starttls_server(&ws, "alternate", &certs, &[]);
+    ws.write(
+        "channels.toml",
+        &config(
+            "concurrency = 1",
+            &[
+                relay("primary", fault.port, "none", ""),
+                relay("alternate", alternate.port, "starttls", r#"ca_file = "tls/ca.pem""#),
+            ],
+        )
+        .replace("concurrency = 4\n", ""),
+    );
+    let run = send(&ws, &[]);
+    assert_ne!(run.output.status.code(), Some(0), "{}", run.describe());
+    let ds = deliveries(&run);
+    let unknown: Vec<&Value> = ds.iter().filter(|d| d["status"] == "unknown").collect();
+    // The breaker opens after two relay failures; the third message goes to the alternate.
+    assert_eq!(unknown.len(), 2, "{ds:?}");
+    for d in &unknown {
+        assert_eq!(
+            (d["attempts"].as_u64(), d["route"].as_str()),
+            (Some(1), Some("primary")),
+            "{d}"
+        );
+        assert!(d["error"].as_str().unwrap().contains("resend-unknown"), "{d}");
+    }
+    assert_eq!(fault.stat("data_complete"), 2);
+    let via_alternate: BTreeSet<String> = alternate
+        .messages()
+        .iter()
+        .map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(via_alternate.len(), 1);
+    for d in &unknown {
+        assert!(
+            !via_alternate.contains(d["recipient"].as_str().unwrap()),
+            "an ambiguous delivery was sent twice"
+        );
+    }
+}
+
+/// No reply after the final "." within the relay's timeout: also `unknown`.
+#[test]
+fn no_reply_after_data_is_unknown() {
+    let ws = workspace(1);
+    let fault = Server::fault(&ws.path("box-primary"), "stall_after_data", &[]);
+    ws.write(
+        "channels.toml",
+        &config("", &[relay("primary", fault.port, "none", r#"timeout = "1s""#)]),
+    );
+    let run = send(&ws, &[]);
+    let ds = deliveries(&run);
+    assert_eq!(ds.len(), 1);
+    assert_eq!(
+        (ds[0]["status"].as_str(), ds[0]["attempts"].as_u64()),
+        (Some("unknown"), Some(1)),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(fault.stat("data_complete"), 1);
+}
