@@ -1,0 +1,268 @@
+//! A Facebook Page post: `POST /{page-id}/feed` (`message`, `link`) without an image;
+//! `POST /{page-id}/photos` with one (`url` for an https URL, multipart `source` for a local
+//! file, `caption`). The report's `provider_id` is the post id (`post_id` for photos).
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::client::{Effect, FilePart, GraphClient, GraphError, Settings, classify, valid_id};
+use super::{IMAGE_STAT, Image, LINK_STAT, image_of, read_image, stat_value};
+use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::config::{Common, FacebookConfig};
+use crate::render::{Context, Templates};
+
+/// Facebook's limit for the text of a post.
+pub const MAX_MESSAGE: usize = 63_206;
+
+pub struct Facebook {
+    name: String,
+    page_id: String,
+    template: String,
+    client: GraphClient,
+}
+
+/// The Page a local image is uploaded to, unpublished, so Instagram can fetch it.
+pub struct PageHost {
+    pub channel: String,
+    pub page_id: String,
+    pub client: GraphClient,
+}
+
+pub fn client_for(name: &str, cfg: &FacebookConfig) -> Result<GraphClient, String> {
+    if !valid_id(&cfg.page_id) {
+        return Err(format!(
+            "[channels.{name}] page_id {:?} is not a Graph id (digits, as shown in the Page's About section)",
+            cfg.page_id
+        ));
+    }
+    GraphClient::new(&Settings {
+        channel: name,
+        graph_url: cfg.graph_url.as_deref(),
+        api_version: cfg.api_version.as_deref(),
+        token_env: &cfg.access_token_env,
+        app_secret_env: cfg.app_secret_env.as_deref(),
+        throttle_wait: cfg.throttle_wait.map(|d| d.0),
+        token_kind: "Page",
+    })
+}
+
+impl Facebook {
+    pub fn new(name: &str, common: &Common, cfg: &FacebookConfig) -> Result<Facebook, String> {
+        Ok(Facebook {
+            name: name.to_string(),
+            page_id: cfg.page_id.clone(),
+            template: common.template.clone().unwrap_or_else(|| "facebook.hbs".into()),
+            client: client_for(name, cfg)?,
+        })
+    }
+}
+
+impl PageHost {
+    /// Upload a local image to the Page without publishing it and return its largest CDN URL
+    /// (`GET /{photo-id}?fields=images`). Creates nothing public, so failures are retryable.
+    pub async fn host(&self, path: &Path, attempt: u32) -> Result<String, DeliveryError> {
+        let file = read_image(path).await?;
+        let photos = format!("{}/photos", self.page_id);
+        let route = Some(self.client.route(&photos));
+        let err = |e: GraphError| {
+            let d = classify(&e, &self.client.hints, attempt, route.clone());
+            prefix(d, &format!("hosting the image on facebook channel `{}`", self.channel))
+        };
+        let v = self
+            .client
+            .post_multipart(&photos, &[("published", "false")], file, Effect::Private)
+            .await
+            .map_err(err)?;
+        let photo = v["id"]
+            .as_str()
+            .filter(|id| valid_id(id))
+            .ok_or_else(|| DeliveryError::transient(format!("unexpected answer to the unpublished photo upload: {v}")))?
+            .to_string();
+        let v = self.client.get(&photo, "images").await.map_err(err)?;
+        largest_image(&v).ok_or_else(|| {
+            DeliveryError::transient(format!("photo {photo} has no image URL yet (answer: {v}); retrying"))
+        })
+    }
+}
+
+/// `images[]` holds renditions `{height, width, source}`; take the largest.
+pub fn largest_image(v: &Value) -> Option<String> {
+    v["images"]
+        .as_array()?
+        .iter()
+        .filter_map(|i| {
+            let src = i["source"].as_str()?;
+            let area = i["width"].as_u64().unwrap_or(0) * i["height"].as_u64().unwrap_or(0);
+            Some((area, src))
+        })
+        .max_by_key(|(area, _)| *area)
+        .map(|(_, s)| s.to_string())
+}
+
+/// Prefix an error's message with what was being done.
+pub fn prefix(e: DeliveryError, what: &str) -> DeliveryError {
+    match e {
+        DeliveryError::Transient {
+            message,
+            retry_after,
+            route,
+        } => DeliveryError::Transient {
+            message: format!("{what}: {message}"),
+            retry_after,
+            route,
+        },
+        DeliveryError::Permanent { message, route } => DeliveryError::Permanent {
+            message: format!("{what}: {message}"),
+            route,
+        },
+        DeliveryError::Ambiguous { message, route } => DeliveryError::Ambiguous {
+            message: format!("{what}: {message}"),
+            route,
+        },
+        DeliveryError::Halt { message } => DeliveryError::Halt {
+            message: format!("{what}: {message}"),
+        },
+    }
+}
+
+#[async_trait]
+impl Channel for Facebook {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn type_name(&self) -> &'static str {
+        "facebook"
+    }
+
+    fn reach(&self) -> Reach {
+        Reach::Broadcast(self.page_id.clone())
+    }
+
+    fn default_concurrency(&self) -> u32 {
+        1
+    }
+
+    fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
+        let text = templates.render(&self.template, &ctx.data)?.trim().to_string();
+        let chars = text.chars().count();
+        let mut stats = vec![Stat::limited("post characters", chars, MAX_MESSAGE)];
+        if text.is_empty() {
+            return Err(format!("{}: the Facebook post is empty", self.template));
+        }
+        if chars > MAX_MESSAGE {
+            return Err(format!(
+                "the Facebook post has {chars} characters; Facebook allows {MAX_MESSAGE}"
+            ));
+        }
+        match image_of(ctx)? {
+            Some(Image::Url(u)) => {
+                stats.push(Stat::new("post type", "photo (from the image URL)"));
+                stats.push(Stat::new(IMAGE_STAT, u));
+            }
+            Some(Image::File(p)) => {
+                stats.push(Stat::new("post type", "photo (uploaded from the local file)"));
+                stats.push(Stat::new(IMAGE_STAT, p.display()));
+            }
+            None => {
+                let link = ctx.data["link"].as_str().filter(|l| !l.is_empty());
+                stats.push(Stat::new(
+                    "post type",
+                    if link.is_some() {
+                        "text with link preview"
+                    } else {
+                        "text"
+                    },
+                ));
+                if let Some(l) = link {
+                    stats.push(Stat::new(LINK_STAT, l));
+                }
+            }
+        }
+        Ok(Rendered {
+            subject: None,
+            text,
+            html: None,
+            weight: 1,
+            stats,
+        })
+    }
+
+    async fn deliver(&self, d: &Delivery, m: &Rendered) -> Result<Receipt, DeliveryError> {
+        let (path, result) = match stat_value(m, IMAGE_STAT).map(Image::from_stat) {
+            None => {
+                let path = format!("{}/feed", self.page_id);
+                let mut params = vec![("message", m.text.as_str())];
+                if let Some(link) = stat_value(m, LINK_STAT) {
+                    params.push(("link", link));
+                }
+                let r = self.client.post_form(&path, &params, Effect::Publish).await;
+                (path, r)
+            }
+            Some(Image::Url(url)) => {
+                let path = format!("{}/photos", self.page_id);
+                let params = [("url", url.as_str()), ("caption", m.text.as_str())];
+                let r = self.client.post_form(&path, &params, Effect::Publish).await;
+                (path, r)
+            }
+            Some(Image::File(file)) => {
+                let path = format!("{}/photos", self.page_id);
+                let part: FilePart = read_image(&file).await?;
+                let r = self
+                    .client
+                    .post_multipart(&path, &[("caption", m.text.as_str())], part, Effect::Publish)
+                    .await;
+                (path, r)
+            }
+        };
+        let route = Some(self.client.route(&path));
+        let v = result.map_err(|e| classify(&e, &self.client.hints, d.attempt, route.clone()))?;
+        // Photos answer {"id": photo, "post_id": post}; the feed answers {"id": post}.
+        let provider_id = v["post_id"].as_str().or_else(|| v["id"].as_str()).map(str::to_string);
+        match &provider_id {
+            Some(id) => tracing::info!(channel = %self.name, "published Facebook post {id}"),
+            None => tracing::warn!(channel = %self.name, "Facebook accepted the post but sent no id: {v}"),
+        }
+        Ok(Receipt { provider_id, route })
+    }
+
+    /// `GET /{page-id}?fields=id,name` with the token; nothing is posted.
+    async fn check(&self) -> Vec<Probe> {
+        let (ok, detail) = match self.client.get(&self.page_id, "id,name").await {
+            Ok(v) => (
+                true,
+                format!(
+                    "Page {:?} ({}) via {}",
+                    v["name"].as_str().unwrap_or("?"),
+                    v["id"].as_str().unwrap_or(&self.page_id),
+                    self.client.route("")
+                ),
+            ),
+            Err(e) => (false, classify(&e, &self.client.hints, 1, None).to_string()),
+        };
+        vec![Probe {
+            subject: format!("page {}", self.page_id),
+            ok,
+            detail,
+        }]
+    }
+
+    fn attempt_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(150))
+    }
+
+    /// The attempt was cut off by the channel's `timeout`, possibly after Facebook created the post.
+    fn timeout_error(&self, after: Duration) -> DeliveryError {
+        DeliveryError::Ambiguous {
+            message: format!(
+                "no answer from Facebook within {after:?} (the channel's `timeout`); the post may or may not have \
+                 been published, so it is not sent again automatically (check the Page, then `announce resume RUN \
+                 --resend-unknown` if it is missing)"
+            ),
+            route: None,
+        }
+    }
+}

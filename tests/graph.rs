@@ -1,0 +1,777 @@
+//! Facebook Page and Instagram channels through the binary, against a local Graph fake
+//! (tests/support/graph_fake.rs) that follows the documented contract.
+
+#[path = "support/graph_fake.rs"]
+mod graph_fake;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use graph_fake::{Endpoint, FB_SECRET, FB_TOKEN, FakeError, GraphFake, IG_ID, IG_TOKEN, PAGE_ID, Recorded, proof};
+use serde_json::Value;
+use support::{Run, Workspace};
+
+const ENV: &[(&str, &str)] = &[
+    ("FB_PAGE_TOKEN", FB_TOKEN),
+    ("FB_APP_SECRET", FB_SECRET),
+    ("IG_ACCESS_TOKEN", IG_TOKEN),
+];
+const SEND: &[&str] = &["send", "notices/n.md", "--yes", "--json"];
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 1, 2, 3, 4, 5, 0xFF, 0xD9,
+];
+
+fn facebook_block(uri: &str, extra: &str) -> String {
+    format!(
+        "[channels.facebook]\ntype = \"facebook\"\npage_id = \"{PAGE_ID}\"\naccess_token_env = \"FB_PAGE_TOKEN\"\n\
+         app_secret_env = \"FB_APP_SECRET\"\ngraph_url = \"{uri}\"\napi_version = \"v26.0\"\nretry_base = \"10ms\"\n\
+         retry_max = \"50ms\"\nthrottle_wait = \"50ms\"\n{extra}\n"
+    )
+}
+
+fn instagram_block(uri: &str, extra: &str) -> String {
+    format!(
+        "[channels.instagram]\ntype = \"instagram\"\nig_user_id = \"{IG_ID}\"\naccess_token_env = \"IG_ACCESS_TOKEN\"\n\
+         graph_url = \"{uri}\"\napi_version = \"v26.0\"\nretry_base = \"10ms\"\nretry_max = \"50ms\"\n\
+         throttle_wait = \"50ms\"\npoll_interval = \"50ms\"\npoll_timeout = \"5s\"\n{extra}\n"
+    )
+}
+
+/// A working folder with only the given channel blocks and no audience (broadcasts need none).
+fn workspace(blocks: &[String]) -> Arc<Workspace> {
+    let w = Workspace::empty();
+    let mut cfg = String::from(
+        "state_dir = \".announce\"\n[org]\nname = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"\n\n",
+    );
+    for b in blocks {
+        cfg.push_str(b);
+    }
+    w.write("channels.toml", &cfg);
+    Arc::new(w)
+}
+
+/// notices/n.md with front matter lines `front` (channels, image, link...).
+fn notice(w: &Workspace, front: &str, body: &str) {
+    w.write(
+        "notices/n.md",
+        &format!("+++\ntitle = \"Website vorübergehend gestört\"\nsummary = \"Alle Termine finden statt.\"\n{front}\n+++\n{body}\n"),
+    );
+}
+
+const BODY: &str = "Unsere **Website** ist offline. Fragen: 030 1234567";
+
+async fn run(w: &Arc<Workspace>, args: &[&str]) -> Run {
+    let (w, args): (_, Vec<String>) = (w.clone(), args.iter().map(|s| s.to_string()).collect());
+    let r = tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        w.run_env(&a, ENV)
+    })
+    .await
+    .unwrap();
+    let all = format!("{}{}", r.stdout(), r.stderr());
+    for s in [FB_TOKEN, IG_TOKEN, FB_SECRET] {
+        assert!(!all.contains(s), "a secret leaked into the output:\n{}", r.describe());
+    }
+    r
+}
+
+/// Every request authenticated with the right Bearer token, and no secret in any URL.
+fn assert_auth(reqs: &[Recorded]) {
+    for r in reqs {
+        for s in [FB_TOKEN, IG_TOKEN, FB_SECRET] {
+            assert!(!r.url.contains(s), "secret in URL {}", r.url);
+        }
+        assert!(!r.query.contains_key("access_token") && !r.body.contains_key("access_token"));
+        let page_call = matches!(
+            r.endpoint,
+            Endpoint::Feed | Endpoint::Photos | Endpoint::GetPhoto | Endpoint::GetPage
+        );
+        let token = if page_call { FB_TOKEN } else { IG_TOKEN };
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bearer {token}").as_str()),
+            "{r:?}"
+        );
+        if page_call {
+            assert_eq!(
+                r.param("appsecret_proof"),
+                Some(proof(FB_SECRET, FB_TOKEN).as_str()),
+                "{r:?}"
+            );
+        } else {
+            assert_eq!(
+                r.param("appsecret_proof"),
+                None,
+                "instagram has no app secret configured"
+            );
+        }
+        assert!(r.path.starts_with("/v26.0/"), "{}", r.path);
+    }
+}
+
+fn endpoints(reqs: &[Recorded]) -> Vec<Endpoint> {
+    reqs.iter().map(|r| r.endpoint).collect()
+}
+
+fn keys(r: &Recorded) -> Vec<&str> {
+    r.body.keys().map(String::as_str).collect()
+}
+
+fn delivery<'a>(report: &'a Value, channel: &str) -> &'a Value {
+    report["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == channel)
+        .unwrap_or_else(|| panic!("no {channel} delivery in {report}"))
+}
+
+fn journal_has_no_secret(w: &Workspace) {
+    for f in w.files(".announce") {
+        let bytes = std::fs::read(&f).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for s in [FB_TOKEN, IG_TOKEN, FB_SECRET] {
+            assert!(!text.contains(s), "secret in {}", f.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn facebook_text_post_sends_exactly_the_documented_request() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"facebook\"]\nlink = \"https://status.example.de\"",
+        BODY,
+    );
+    let r = run(&w, SEND).await;
+    r.code(0);
+    let report = r.json();
+    let d = delivery(&report, "facebook");
+    assert_eq!(d["recipient"], PAGE_ID);
+    assert_eq!(d["status"], "sent");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["provider_id"], format!("{PAGE_ID}_1"));
+    assert!(
+        d["route"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/v26.0/{PAGE_ID}/feed")),
+        "{d}"
+    );
+
+    let reqs = fake.requests();
+    assert_eq!(endpoints(&reqs), [Endpoint::Feed]);
+    let p = &reqs[0];
+    assert_eq!((p.method.as_str(), p.path.as_str()), ("POST", "/v26.0/1234567890/feed"));
+    assert!(
+        p.content_type.starts_with("application/x-www-form-urlencoded"),
+        "{}",
+        p.content_type
+    );
+    assert!(p.query.is_empty(), "nothing in the query string: {}", p.url);
+    assert_eq!(keys(p), ["appsecret_proof", "link", "message"]);
+    assert_eq!(p.param("link"), Some("https://status.example.de"));
+    let msg = p.param("message").unwrap();
+    assert!(
+        msg.starts_with("Website vorübergehend gestört\n\nAlle Termine finden statt."),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("Unsere Website ist offline.") && msg.contains("Telefon: +49 30 1234567"),
+        "{msg}"
+    );
+    assert_ne!(p.param("appsecret_proof"), Some(FB_TOKEN));
+    assert_auth(&reqs);
+    journal_has_no_secret(&w);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn facebook_photo_post_from_an_image_url_reports_the_post_id() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"facebook\"]\nlink = \"https://status.example.de\"\nimage = \"https://cdn.example.de/notice.jpg\"",
+        BODY,
+    );
+    let r = run(&w, SEND).await;
+    r.code(0);
+    let reqs = fake.requests();
+    assert_eq!(endpoints(&reqs), [Endpoint::Photos]);
+    let p = &reqs[0];
+    assert_eq!(p.path, "/v26.0/1234567890/photos");
+    assert!(p.content_type.starts_with("application/x-www-form-urlencoded"));
+    assert_eq!(keys(p), ["appsecret_proof", "caption", "url"]);
+    assert_eq!(p.param("url"), Some("https://cdn.example.de/notice.jpg"));
+    let caption = p.param("caption").unwrap();
+    assert!(caption.starts_with("Website vorübergehend gestört"), "{caption}");
+    assert!(
+        caption.contains("https://status.example.de"),
+        "a photo post carries the link in its caption: {caption}"
+    );
+    // {"id": photo, "post_id": page_post}: the report names the post.
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(d["provider_id"], format!("{PAGE_ID}_1"));
+    assert_auth(&reqs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn facebook_photo_post_uploads_a_local_file_as_multipart_source() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    std::fs::create_dir_all(w.path("notices/pics")).unwrap();
+    std::fs::write(w.path("notices/pics/notice.jpg"), JPEG).unwrap();
+    notice(&w, "channels = [\"facebook\"]\nimage = \"pics/notice.jpg\"", BODY);
+    let r = run(&w, SEND).await;
+    r.code(0);
+    let reqs = fake.requests();
+    assert_eq!(endpoints(&reqs), [Endpoint::Photos]);
+    let p = &reqs[0];
+    assert!(
+        p.content_type.starts_with("multipart/form-data; boundary="),
+        "{}",
+        p.content_type
+    );
+    assert_eq!(keys(p), ["appsecret_proof", "caption"], "no url for an upload");
+    assert_eq!(p.files.len(), 1);
+    let f = &p.files[0];
+    assert_eq!(f.name, "source");
+    assert_eq!(f.file_name.as_deref(), Some("notice.jpg"));
+    assert_eq!(f.content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(f.bytes, JPEG);
+    assert!(p.param("caption").unwrap().contains("Unsere Website ist offline."));
+    assert_eq!(delivery(&r.json(), "facebook")["provider_id"], format!("{PAGE_ID}_1"));
+    assert_auth(&reqs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instagram_post_goes_through_the_whole_container_flow() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[instagram_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/notice.jpg\"\n[vars]\nimage_alt = \"Schild an der Studiotür\"",
+        BODY,
+    );
+    let r = run(&w, SEND).await;
+    r.code(0);
+    let reqs = fake.requests();
+    use Endpoint::*;
+    assert_eq!(
+        endpoints(&reqs),
+        [
+            PublishingLimit,
+            Media,
+            GetContainer,
+            GetContainer,
+            GetContainer,
+            MediaPublish
+        ]
+    );
+    let limit = &reqs[0];
+    assert_eq!(
+        (limit.method.as_str(), limit.path.as_str()),
+        ("GET", format!("/v26.0/{IG_ID}/content_publishing_limit").as_str())
+    );
+    assert_eq!(limit.param("fields"), Some("config,quota_usage"));
+    let media = &reqs[1];
+    assert_eq!(
+        (media.method.as_str(), media.path.as_str()),
+        ("POST", format!("/v26.0/{IG_ID}/media").as_str())
+    );
+    assert!(media.content_type.starts_with("application/x-www-form-urlencoded"));
+    assert_eq!(keys(media), ["alt_text", "caption", "image_url"]);
+    assert_eq!(media.param("image_url"), Some("https://cdn.example.de/notice.jpg"));
+    assert_eq!(media.param("alt_text"), Some("Schild an der Studiotür"));
+    assert!(
+        media
+            .param("caption")
+            .unwrap()
+            .starts_with("Website vorübergehend gestört")
+    );
+    let container = "1780002"; // the fake's id for the second request
+    for poll in &reqs[2..5] {
+        assert_eq!(poll.method, "GET");
+        assert_eq!(poll.path, format!("/v26.0/{container}"));
+        assert_eq!(poll.param("fields"), Some("status_code,status"));
+    }
+    // Backing off: the second wait is at least twice poll_interval.
+    assert!(reqs[3].at - reqs[2].at >= Duration::from_millis(50));
+    assert!(reqs[4].at - reqs[3].at >= Duration::from_millis(100));
+    let publish = &reqs[5];
+    assert_eq!(publish.path, format!("/v26.0/{IG_ID}/media_publish"));
+    assert_eq!(keys(publish), ["creation_id"]);
+    assert_eq!(publish.param("creation_id"), Some(container));
+    let d = delivery(&r.json(), "instagram").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["recipient"].as_str()),
+        (Some("sent"), Some(IG_ID))
+    );
+    assert_eq!(d["provider_id"], "1790006");
+    assert_auth(&reqs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_image_is_hosted_via_an_unpublished_facebook_photo_then_posted_on_instagram() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
+    notice(&w, "channels = [\"instagram\"]\nimage = \"notice.jpg\"", BODY);
+    std::fs::write(w.path("notices/notice.jpg"), JPEG).unwrap();
+    let r = run(&w, SEND).await;
+    r.code(0);
+    let reqs = fake.requests();
+    use Endpoint::*;
+    assert_eq!(
+        endpoints(&reqs),
+        [
+            PublishingLimit,
+            Photos,
+            GetPhoto,
+            Media,
+            GetContainer,
+            GetContainer,
+            GetContainer,
+            MediaPublish
+        ],
+        "no public Facebook post"
+    );
+    let upload = &reqs[1];
+    assert!(upload.content_type.starts_with("multipart/form-data"));
+    assert_eq!(keys(upload), ["appsecret_proof", "published"]);
+    assert_eq!(upload.param("published"), Some("false"));
+    assert_eq!(upload.files.len(), 1);
+    assert_eq!(
+        (upload.files[0].name.as_str(), upload.files[0].bytes.as_slice()),
+        ("source", JPEG)
+    );
+    let photo = "900002";
+    assert_eq!(reqs[2].path, format!("/v26.0/{photo}"));
+    assert_eq!(reqs[2].param("fields"), Some("images"));
+    // The largest rendition, whatever its position in `images`.
+    assert_eq!(
+        reqs[3].param("image_url"),
+        Some(format!("https://scontent.fake.example/o1440/{photo}.jpg").as_str())
+    );
+    let report = r.json();
+    assert_eq!(report["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(delivery(&report, "instagram")["status"], "sent");
+    assert_auth(&reqs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_image_without_a_facebook_channel_is_refused_at_validation() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[instagram_block(&fake.uri(), "")]);
+    notice(&w, "channels = [\"instagram\"]\nimage = \"notice.jpg\"", BODY);
+    std::fs::write(w.path("notices/notice.jpg"), JPEG).unwrap();
+    let r = run(&w, SEND).await;
+    r.code(2).stderr_has("Instagram needs a public https URL");
+    assert!(fake.requests().is_empty());
+    assert!(!w.path(".announce/journal.sqlite3").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_announcement_without_an_image_skips_instagram_with_the_reason() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
+    notice(&w, "channels = [\"facebook\", \"instagram\"]", BODY);
+    let r = run(&w, SEND).await;
+    r.code(0);
+    let report = r.json();
+    let ig = delivery(&report, "instagram");
+    assert_eq!(ig["status"], "skipped");
+    assert!(ig["error"].as_str().unwrap().contains("need an image"), "{ig}");
+    assert_eq!(delivery(&report, "facebook")["status"], "sent");
+    assert_eq!(
+        endpoints(&fake.requests()),
+        [Endpoint::Feed],
+        "nothing was sent to Instagram"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_fails_at_once_with_renewal_advice() {
+    let fake = GraphFake::start().await;
+    fake.fail(
+        Endpoint::Feed,
+        5,
+        FakeError::new(
+            190,
+            Some(463),
+            "Error validating access token: Session has expired on Friday, 06-Nov-26 09:00:00 PST.",
+        ),
+    );
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    notice(&w, "channels = [\"facebook\"]", BODY);
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{d}"
+    );
+    let e = d["error"].as_str().unwrap();
+    assert!(e.contains("the access token expired") && e.contains("190/463"), "{e}");
+    assert!(
+        e.contains("create a new Page access token") && e.contains("FB_PAGE_TOKEN"),
+        "{e}"
+    );
+    assert_eq!(fake.of(Endpoint::Feed).len(), 1, "no retries");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_code_4_with_app_usage_at_100_percent_is_retried_after_waiting() {
+    let fake = GraphFake::start().await;
+    fake.fail(
+        Endpoint::Feed,
+        1,
+        FakeError::new(4, None, "(#4) Application request limit reached").header(
+            "x-app-usage",
+            r#"{"call_count":100,"total_time":41,"total_cputime":12}"#,
+        ),
+    );
+    let w = workspace(&[
+        facebook_block(&fake.uri(), "throttle_wait = \"1500ms\"").replace("throttle_wait = \"50ms\"\n", "")
+    ]);
+    notice(&w, "channels = [\"facebook\"]", BODY);
+    let r = run(&w, SEND).await;
+    r.code(0);
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("sent"), Some(2)),
+        "{d}"
+    );
+    let posts = fake.of(Endpoint::Feed);
+    assert_eq!(posts.len(), 2);
+    let waited = posts[1].at - posts[0].at;
+    // retry_base is 10ms: only the usage header can explain a wait this long.
+    assert!(waited >= Duration::from_millis(1500), "retried after {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn posting_too_fast_368_is_retried_a_bounded_number_of_times() {
+    let fake = GraphFake::start().await;
+    fake.fail(
+        Endpoint::Feed,
+        10,
+        FakeError::new(
+            368,
+            Some(1390008),
+            "It looks like you were misusing this feature by going too fast.",
+        ),
+    );
+    // max_attempts is the default (5); 368 stops earlier.
+    let w =
+        workspace(
+            &[facebook_block(&fake.uri(), "throttle_wait = \"200ms\"").replace("throttle_wait = \"50ms\"\n", "")],
+        );
+    notice(&w, "channels = [\"facebook\"]", BODY);
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(3)),
+        "{d}"
+    );
+    let e = d["error"].as_str().unwrap();
+    assert!(e.contains("368/1390008") && e.contains("posting too fast"), "{e}");
+    let posts = fake.of(Endpoint::Feed);
+    assert_eq!(posts.len(), 3);
+    for pair in posts.windows(2) {
+        assert!(pair[1].at - pair[0].at >= Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_in_error_fails_with_the_reason() {
+    let fake = GraphFake::start().await;
+    fake.container_script(&[
+        ("IN_PROGRESS", "In Progress"),
+        ("ERROR", "Error: The aspect ratio is not supported. (2207009)"),
+    ]);
+    let w = workspace(&[instagram_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/wide.jpg\"",
+        BODY,
+    );
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "instagram").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{d}"
+    );
+    let e = d["error"].as_str().unwrap();
+    assert!(
+        e.contains("ERROR") && e.contains("The aspect ratio is not supported. (2207009)"),
+        "{e}"
+    );
+    assert!(fake.of(Endpoint::MediaPublish).is_empty());
+    assert_eq!(fake.of(Endpoint::GetContainer).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_container_is_not_published() {
+    let fake = GraphFake::start().await;
+    fake.container_script(&[("EXPIRED", "Expired: the container was not published within 24 hours")]);
+    let w = workspace(&[instagram_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
+        BODY,
+    );
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "instagram").clone();
+    assert_eq!(d["status"], "failed");
+    assert!(d["error"].as_str().unwrap().contains("EXPIRED"), "{d}");
+    assert!(fake.of(Endpoint::MediaPublish).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_used_up_publishing_limit_is_refused_politely_before_anything_is_created() {
+    let fake = GraphFake::start().await;
+    fake.quota(50, 50);
+    let w = workspace(&[instagram_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
+        BODY,
+    );
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "instagram").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{d}"
+    );
+    let e = d["error"].as_str().unwrap();
+    assert!(
+        e.contains("publishing limit is used up (50 of 50 posts in the last 24 hours)"),
+        "{e}"
+    );
+    assert_eq!(endpoints(&fake.requests()), [Endpoint::PublishingLimit]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_publishing_limit_error_at_media_publish_is_permanent() {
+    let fake = GraphFake::start().await;
+    fake.quota(49, 50).fail(
+        Endpoint::MediaPublish,
+        1,
+        FakeError::new(9, Some(2207042), "Application request limit reached"),
+    );
+    fake.container_script(&[("FINISHED", "Finished")]);
+    let w = workspace(&[instagram_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
+        BODY,
+    );
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "instagram").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{d}"
+    );
+    assert!(d["error"].as_str().unwrap().contains("publishing limit"), "{d}");
+    assert_eq!(fake.of(Endpoint::MediaPublish).len(), 1);
+}
+
+/// Acceptance 4: the process dies while the feed POST is in flight (Graph got it, the journal
+/// never learnt the result).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted() {
+    let fake = GraphFake::start().await;
+    fake.delay(Endpoint::Feed, Duration::from_secs(30));
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    notice(&w, "channels = [\"facebook\"]", BODY);
+    let mut cmd = w.command();
+    cmd.args(["send", "notices/n.md", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in ENV {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.of(Endpoint::Feed).is_empty() {
+        assert!(Instant::now() < deadline, "the POST never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap(); // SIGKILL while Graph is still answering
+    child.wait().unwrap();
+    let run_id = w.journal().latest_run_id().unwrap().unwrap();
+    let status = w.journal().deliveries(&run_id).unwrap()[0].status.as_str().to_string();
+    assert_eq!(status, "sending", "killed before the journal recorded the result");
+
+    let r = run(&w, &["resume", &run_id, "--yes", "--json"]).await;
+    r.code(3);
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(d["status"], "unknown", "{d}");
+    // A second resume does not post it either.
+    run(&w, &["resume", &run_id, "--yes", "--json"]).await;
+    assert_eq!(fake.of(Endpoint::Feed).len(), 1, "never re-posted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attempt_cut_off_after_the_post_was_sent_is_unknown_not_retried() {
+    let fake = GraphFake::start().await;
+    fake.delay(Endpoint::Feed, Duration::from_secs(10));
+    let w = workspace(&[facebook_block(&fake.uri(), "timeout = \"700ms\"")]);
+    notice(&w, "channels = [\"facebook\"]", BODY);
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("unknown"), Some(1)),
+        "{d}"
+    );
+    assert!(
+        d["error"]
+            .as_str()
+            .unwrap()
+            .contains("may or may not have been published"),
+        "{d}"
+    );
+    assert_eq!(fake.of(Endpoint::Feed).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_is_transient_and_retried() {
+    // Nothing listens there: the request never reaches Graph, so retrying is safe.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let w = workspace(&[facebook_block(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")]);
+    notice(&w, "channels = [\"facebook\"]", BODY);
+    let r = run(&w, SEND).await;
+    r.code(3);
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(2)),
+        "{d}"
+    );
+    assert!(d["error"].as_str().unwrap().contains("gave up after 2 attempts"), "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caption_with_31_hashtags_is_refused_before_anything_is_sent() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
+    let tags: Vec<String> = (1..=31).map(|i| format!("#tag{i}")).collect();
+    notice(
+        &w,
+        "channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
+        &format!("{BODY}\n\n{}", tags.join(" ")),
+    );
+    let r = run(&w, SEND).await;
+    r.code(2).stderr_has("31 hashtags (max 30)");
+    assert!(fake.requests().is_empty(), "nothing was sent, not even to Facebook");
+    assert!(!w.path(".announce/journal.sqlite3").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_facebook_post_over_the_length_limit_is_refused() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    notice(&w, "channels = [\"facebook\"]", &"Sehr lang. ".repeat(6000));
+    let r = run(&w, SEND).await;
+    r.code(2).stderr_has("Facebook allows 63206");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_shows_caption_and_post_lengths_without_calling_graph() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
+    notice(
+        &w,
+        "channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
+        &format!("{BODY}\n\n#studio #fotografie #berlin danke @sarahkastner.foto"),
+    );
+    let r = run(&w, &["preview", "notices/n.md"]).await;
+    r.code(0);
+    let out = r.stdout();
+    let text = "Website vorübergehend gestört\n\nAlle Termine finden statt.\n\nUnsere Website ist offline. Fragen: 030 \
+                1234567\n\n#studio #fotografie #berlin danke @sarahkastner.foto\n\nTelefon: +49 30 1234567";
+    let n = text.chars().count();
+    assert!(out.contains(&format!("post characters: {n} / 63206")), "{out}");
+    assert!(out.contains(&format!("caption characters: {n} / 2200")), "{out}");
+    assert!(out.contains("hashtags: 3 / 30"), "{out}");
+    assert!(out.contains("mentions: 1 / 20"), "{out}");
+    assert!(out.contains("image: https://cdn.example.de/n.jpg"), "{out}");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_probes_page_and_account_without_posting() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
+    let r = run(&w, &["check"]).await;
+    r.code(0);
+    let out = r.stdout();
+    assert!(
+        out.contains("Sarah Kastner Fotografie") && out.contains("@sarahkastner.foto"),
+        "{out}"
+    );
+    let reqs = fake.requests();
+    assert!(reqs.iter().all(|r| r.method == "GET"), "check only reads");
+    let page = reqs.iter().find(|r| r.endpoint == Endpoint::GetPage).unwrap();
+    assert_eq!(page.param("fields"), Some("id,name"));
+    let ig = reqs.iter().find(|r| r.endpoint == Endpoint::GetIgUser).unwrap();
+    assert_eq!(ig.param("fields"), Some("id,username"));
+    assert_auth(&reqs);
+
+    // An expired token is reported clearly.
+    fake.fail(
+        Endpoint::GetPage,
+        1,
+        FakeError::new(190, Some(463), "Error validating access token: Session has expired"),
+    );
+    let r = run(&w, &["check", "--channel", "facebook"]).await;
+    r.code(1);
+    assert!(r.stdout().contains("the access token expired"), "{}", r.describe());
+    assert!(fake.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_rejected_by_the_fake_with_the_190_envelope() {
+    // The fake really checks auth: a token it does not know gets 190, which fails permanently.
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    notice(&w, "channels = [\"facebook\"]", BODY);
+    let w2 = w.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        w2.run_env(
+            SEND,
+            &[("FB_PAGE_TOKEN", "not-a-valid-token"), ("FB_APP_SECRET", FB_SECRET)],
+        )
+    })
+    .await
+    .unwrap();
+    r.code(3);
+    let d = delivery(&r.json(), "facebook").clone();
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{d}"
+    );
+    assert!(d["error"].as_str().unwrap().contains("Graph error 190"), "{d}");
+    assert!(!r.stdout().contains("not-a-valid-token") && !r.stderr().contains("not-a-valid-token"));
+}
