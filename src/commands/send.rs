@@ -230,9 +230,6 @@ fn print_plan(plan: &Plan) {
         if c.problems > 0 {
             eprint!(" ({} for bad input)", c.problems);
         }
-        if let Some(w) = c.total_weight {
-            eprint!(", {w} segments in all");
-        }
         eprintln!();
         if let Some(sample) = &c.sample {
             for s in &sample.stats {
@@ -244,6 +241,9 @@ fn print_plan(plan: &Plan) {
                     if s.over { "  OVER THE LIMIT" } else { "" }
                 );
             }
+        }
+        if let Some(totals) = channel::sms::plan_totals(plan, c) {
+            eprintln!("      {totals}");
         }
     }
 }

@@ -1,10 +1,612 @@
-//! The `sms` channel (not implemented yet).
+//! The `sms` channel: one text per mobile number through an HTTP SMS gateway — Twilio, Vonage
+//! (SMS API), seven.io, or a generic gateway described in the config.
+//!
+//! * The text is the `sms.txt.hbs` template (or the channel's `template`), tidied, optionally
+//!   normalised to GSM-7 (`normalize`), then measured with [`crate::render::sms`]: encoding,
+//!   characters, segments. A text longer than `max_segments` is refused while planning (every
+//!   recipient is rendered: `validate_every_target`), so nothing is sent.
+//! * With `rate_unit = "segment"` a message weighs its segment count in the rate limiter.
+//! * Numbers that are valid but not mobile (fixed line, toll free, ...) are skipped.
+//! * Each gateway classifies its own errors (`twilio.rs`, `vonage.rs`, `seven.rs`,
+//!   `generic.rs`); a `Retry-After` from any of them also pauses the whole channel until then,
+//!   so no request at all goes out earlier than the gateway allows.
+//! * Gateways have no idempotency key, so a request that got no answer is `unknown`, never
+//!   re-sent automatically.
 
-use std::sync::Arc;
+mod generic;
+mod http;
+mod seven;
+mod twilio;
+mod vonage;
 
-use crate::channel::Channel;
-use crate::config::{Common, Config, SmsConfig};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-pub fn build(_name: &str, _common: &Common, _cfg: &SmsConfig, _config: &Config) -> Result<Arc<dyn Channel>, String> {
-    Err("channel type `sms` is not available in this version of announce yet (set `enabled = false`)".into())
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat};
+use crate::config::{ChannelKind, Common, Config, SmsConfig};
+use crate::journal::Status;
+use crate::plan::{Plan, PlannedChannel};
+use crate::render::sms::{self, Encoding, SmsInfo};
+use crate::render::{Context, Templates};
+
+/// `max_segments` when the config does not say (Twilio's advice is to stay under 10).
+pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
+/// The whole-attempt deadline the dispatcher uses when `timeout` is not configured.
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Upper bound of one HTTP request (it is also kept below the attempt deadline).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One message on its way to a gateway.
+pub(crate) struct Outgoing<'a> {
+    /// E.164, with the leading `+`.
+    pub to: &'a str,
+    pub text: &'a str,
+    pub info: &'a SmsInfo,
+    pub delivery: &'a Delivery,
+}
+
+/// One SMS provider's API.
+#[async_trait]
+pub(crate) trait Gateway: Send + Sync {
+    /// "twilio", "vonage", ...: the `route` of the report and the prefix of error messages.
+    fn provider(&self) -> &'static str;
+    async fn send(&self, m: &Outgoing<'_>) -> Result<Receipt, DeliveryError>;
+    /// A live check of the account without sending.
+    async fn check(&self) -> Probe;
+    fn can_refresh(&self) -> bool {
+        false
+    }
+    async fn refresh(&self, _provider_id: &str) -> Result<Refreshed, String> {
+        Err(format!(
+            "{} has no status API here; it reports deliveries by webhook",
+            self.provider()
+        ))
+    }
+    /// A limit of the API on the text length in characters.
+    fn max_chars(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The gateway's `Retry-After`, for every delivery of the channel.
+#[derive(Default)]
+struct Pause {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Pause {
+    fn extend(&self, by: Duration) {
+        let until = Instant::now() + by;
+        let mut g = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none_or(|u| u < until) {
+            *g = Some(until);
+        }
+    }
+
+    fn remaining(&self) -> Option<Duration> {
+        let g = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        g.and_then(|u| u.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+}
+
+pub struct Sms {
+    name: String,
+    gateway: Box<dyn Gateway>,
+    template: String,
+    normalize: bool,
+    max_segments: u32,
+    price: Option<f64>,
+    currency: Option<String>,
+    weigh_segments: bool,
+    pause: Pause,
+}
+
+pub fn build(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Arc<dyn Channel>, String> {
+    Ok(Arc::new(Sms::new(name, common, cfg, config)?))
+}
+
+impl Sms {
+    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Sms, String> {
+        let at = format!("[channels.{name}]");
+        unused_keys(&at, cfg)?;
+        let attempt = common.timeout.map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0);
+        // Our own request timeout fires first, so a slow gateway is classified here (unknown)
+        // rather than by the dispatcher's deadline.
+        let client = http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
+        let gateway: Box<dyn Gateway> = match cfg.provider.as_str() {
+            "twilio" => Box::new(twilio::Twilio::new(&at, cfg, client, &config.state_dir)?),
+            "vonage" => Box::new(vonage::Vonage::new(&at, cfg, client)?),
+            "seven" => Box::new(seven::Seven::new(&at, cfg, client)?),
+            "generic" => Box::new(generic::Generic::new(&at, cfg, client)?),
+            other => {
+                return Err(format!(
+                    "{at} provider {other:?}: expected twilio, vonage, seven or generic"
+                ));
+            }
+        };
+        let max_segments = cfg.max_segments.unwrap_or(DEFAULT_MAX_SEGMENTS);
+        if max_segments == 0 {
+            return Err(format!("{at} max_segments must be at least 1"));
+        }
+        if let Some(p) = cfg.price_per_segment
+            && !(p.is_finite() && p >= 0.0)
+        {
+            return Err(format!("{at} price_per_segment must be a number >= 0"));
+        }
+        let weigh_segments = match cfg.rate_unit.as_deref() {
+            None | Some("message") => false,
+            Some("segment") => true,
+            Some(u) => return Err(format!("{at} rate_unit {u:?}: expected \"message\" or \"segment\"")),
+        };
+        if weigh_segments && let Some(rate) = common.rate {
+            // The limiter refuses a message that costs more cells than the burst holds.
+            let burst = common.burst.map_or(1, |b| b.get());
+            if burst < max_segments {
+                return Err(format!(
+                    "{at} rate_unit = \"segment\" weighs a message by its segments, so burst ({burst}) must be at \
+                     least max_segments ({max_segments}); e.g. rate = \"{rate}\", burst = {max_segments}"
+                ));
+            }
+        }
+        Ok(Sms {
+            name: name.to_string(),
+            gateway,
+            template: common.template.clone().unwrap_or_else(|| "sms.txt.hbs".into()),
+            normalize: cfg.normalize,
+            max_segments,
+            price: cfg.price_per_segment,
+            currency: cfg.currency.as_deref().map(str::to_string),
+            weigh_segments,
+            pause: Pause::default(),
+        })
+    }
+
+    fn money(&self, amount: f64) -> String {
+        money(amount, self.currency.as_deref())
+    }
+}
+
+/// Keys that belong to other providers are a mistake worth reporting, not ignoring.
+fn unused_keys(at: &str, cfg: &SmsConfig) -> Result<(), String> {
+    let p = cfg.provider.as_str();
+    let keys: [(&str, bool, &[&str]); 12] = [
+        ("account_sid", cfg.account_sid.is_some(), &["twilio"]),
+        ("api_key", cfg.api_key.is_some(), &["vonage"]),
+        ("api_key_env", cfg.api_key_env.is_some(), &["vonage", "seven"]),
+        ("api_secret_env", cfg.api_secret_env.is_some(), &["vonage"]),
+        ("auth_token_env", cfg.auth_token_env.is_some(), &["twilio", "generic"]),
+        ("url", cfg.url.is_some(), &["generic"]),
+        ("method", cfg.method.is_some(), &["generic"]),
+        ("headers", !cfg.headers.is_empty(), &["generic"]),
+        ("body_template", cfg.body_template.is_some(), &["generic"]),
+        ("body_format", cfg.body_format.is_some(), &["generic"]),
+        ("id_pointer", cfg.id_pointer.is_some(), &["generic"]),
+        ("success_statuses", cfg.success_statuses.is_some(), &["generic"]),
+    ];
+    for (key, set, providers) in keys {
+        if set && !providers.contains(&p) {
+            return Err(format!(
+                "{at} {key} is not used by provider {p:?} (only by {})",
+                providers.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An amount with up to 4 decimals, trailing zeros dropped (but at least 2): "0.225", "1.50".
+pub fn money(amount: f64, currency: Option<&str>) -> String {
+    let mut s = format!("{amount:.4}");
+    while s.ends_with('0') && s.len() - s.find('.').unwrap_or(0) > 3 {
+        s.pop();
+    }
+    match currency {
+        Some(c) => format!("{s} {c}"),
+        None => s,
+    }
+}
+
+/// Line ends unified, trailing spaces dropped, at most one empty line in a row, trimmed.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut empty_run = 0;
+    for line in text.trim().lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            empty_run += 1;
+            if empty_run > 1 {
+                continue;
+            }
+        } else {
+            empty_run = 0;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Why a text needs UCS-2: its first character that normalisation cannot map to GSM 03.38 (a
+/// curly quote only forces UCS-2 because something else, e.g. an emoji, already does), else
+/// its first character outside GSM 03.38.
+fn first_non_gsm(text: &str) -> char {
+    let fixable = |c: &char| sms::is_gsm7(&sms::normalize(c.encode_utf8(&mut [0; 4])));
+    let outside = |c: &char| !sms::is_gsm7(c.encode_utf8(&mut [0; 4]));
+    text.chars()
+        .find(|c| outside(c) && !fixable(c))
+        .or_else(|| text.chars().find(outside))
+        .unwrap_or(' ')
+}
+
+/// Why a valid number cannot take an SMS, from libphonenumber's metadata.
+pub fn not_mobile(e164: &str) -> Option<&'static str> {
+    use phonenumber::Type;
+    let number = phonenumber::parse(None, e164).ok()?;
+    Some(match number.number_type(&phonenumber::metadata::DATABASE) {
+        Type::Mobile | Type::FixedLineOrMobile | Type::PersonalNumber | Type::Unknown => {
+            return None;
+        }
+        Type::FixedLine => "fixed line",
+        Type::TollFree => "toll free",
+        Type::PremiumRate => "premium rate",
+        Type::SharedCost => "shared cost",
+        Type::Voip => "VoIP",
+        Type::Pager => "pager",
+        Type::Uan => "company number",
+        Type::Emergency => "emergency",
+        Type::Voicemail => "voicemail",
+        Type::ShortCode => "short code",
+        Type::StandardRate | Type::Carrier | Type::NoInternational => "service number",
+    })
+}
+
+#[async_trait]
+impl Channel for Sms {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn type_name(&self) -> &'static str {
+        "sms"
+    }
+
+    fn reach(&self) -> Reach {
+        Reach::PerPerson(AddressKind::Phone)
+    }
+
+    /// Gateways throttle hard; the rate limit does the pacing.
+    fn default_concurrency(&self) -> u32 {
+        2
+    }
+
+    /// The segment count depends on each recipient's text (names, columns): check them all.
+    fn validate_every_target(&self) -> bool {
+        true
+    }
+
+    fn skip_reason(&self, address: &str) -> Option<String> {
+        not_mobile(address).map(|kind| format!("not a mobile number ({kind})"))
+    }
+
+    fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
+        let text = tidy(&templates.render(&self.template, &ctx.data)?);
+        let normalized = if self.normalize {
+            sms::normalize(&text).into_owned()
+        } else {
+            text.clone()
+        };
+        if normalized.is_empty() {
+            return Err(format!("the SMS text ({}) is empty", self.template));
+        }
+        let info = sms::analyze(&normalized);
+        let encoding = match info.encoding {
+            Encoding::Ucs2 => {
+                let culprit = first_non_gsm(&normalized);
+                let mut e = format!("UCS-2 (because of {culprit:?} {})", unicode_name(culprit));
+                if !self.normalize && sms::is_gsm7(&sms::normalize(&normalized)) {
+                    e.push_str("; normalize = true would make it GSM-7");
+                }
+                e
+            }
+            e if normalized != text => format!("{e} (typographic characters normalised)"),
+            e => e.to_string(),
+        };
+        let unit = match info.encoding {
+            Encoding::Gsm7 => "septets",
+            Encoding::Ucs2 => "UTF-16 units",
+        };
+        if info.segments > self.max_segments {
+            return Err(format!(
+                "the SMS is {} segments ({encoding}, {} characters = {} {unit}), max_segments = {}: shorten the \
+                 summary (or the {} template) or raise max_segments",
+                info.segments, info.chars, info.units, self.max_segments, self.template
+            ));
+        }
+        if let Some(max) = self.gateway.max_chars()
+            && info.chars > max
+        {
+            return Err(format!(
+                "the SMS has {} characters; {} accepts at most {max}",
+                info.chars,
+                self.gateway.provider()
+            ));
+        }
+        let mut stats = vec![
+            Stat::new("SMS encoding", encoding),
+            Stat::new("SMS characters", format!("{} ({} {unit})", info.chars, info.units)),
+            Stat::limited("SMS segments", info.segments as usize, self.max_segments as usize),
+        ];
+        if let Some(p) = self.price {
+            stats.push(Stat::new(
+                "SMS cost per message",
+                format!(
+                    "{} ({} × {})",
+                    self.money(p * f64::from(info.segments)),
+                    info.segments,
+                    money(p, None)
+                ),
+            ));
+        }
+        Ok(Rendered {
+            subject: None,
+            text: normalized,
+            html: None,
+            weight: if self.weigh_segments { info.segments } else { 1 },
+            stats,
+        })
+    }
+
+    async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
+        let provider = self.gateway.provider();
+        // The gateway asked everyone to wait: nothing is sent before then. Returning (rather
+        // than sleeping here) lets the dispatcher take a fresh rate-limit cell afterwards.
+        if let Some(left) = self.pause.remaining() {
+            return Err(DeliveryError::Transient {
+                message: format!("{provider} asked to pause sending (Retry-After); not sent"),
+                retry_after: Some(left),
+                route: Some(provider.to_string()),
+            });
+        }
+        let info = sms::analyze(&msg.text);
+        let out = Outgoing {
+            to: &d.address,
+            text: &msg.text,
+            info: &info,
+            delivery: d,
+        };
+        let result = self.gateway.send(&out).await;
+        if let Err(e) = &result
+            && let Some(wait) = e.retry_after()
+        {
+            self.pause.extend(wait);
+        }
+        result
+    }
+
+    async fn check(&self) -> Vec<Probe> {
+        vec![self.gateway.check().await]
+    }
+
+    fn can_refresh(&self) -> bool {
+        self.gateway.can_refresh()
+    }
+
+    async fn refresh(&self, provider_id: &str) -> Result<Refreshed, String> {
+        self.gateway.refresh(provider_id).await
+    }
+
+    /// Our request timeout is below the attempt deadline; if the deadline still fires, the
+    /// request was on its way and the gateway may have it.
+    fn timeout_error(&self, after: Duration) -> DeliveryError {
+        DeliveryError::Ambiguous {
+            message: format!(
+                "{}: no answer within {after:?}; the gateway may have accepted it",
+                self.gateway.provider()
+            ),
+            route: Some(self.gateway.provider().to_string()),
+        }
+    }
+}
+
+/// A few names for the characters that most often force UCS-2.
+fn unicode_name(c: char) -> String {
+    match c {
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{2018}' | '\u{2019}' => "a typographic quote".into(),
+        '\u{2013}' | '\u{2014}' => "a dash".into(),
+        '\u{2026}' => "an ellipsis".into(),
+        '\u{A0}' => "a no-break space".into(),
+        _ => format!("U+{:04X}", c as u32),
+    }
+}
+
+/// The plan's SMS totals over every recipient: messages, segments, encodings and the estimated
+/// cost. `None` for other channel types or when nothing is to be sent.
+pub fn plan_totals(plan: &Plan, c: &PlannedChannel) -> Option<String> {
+    let ChannelKind::Sms(cfg) = &c.entry.settings.kind else {
+        return None;
+    };
+    let (mut messages, mut segments, mut ucs2) = (0u64, 0u64, 0u64);
+    for d in plan
+        .deliveries
+        .iter()
+        .filter(|d| d.channel == c.entry.name && d.status == Status::Pending)
+    {
+        let data = d.data.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        let ctx = plan
+            .base
+            .for_target(&c.entry.name, c.entry.type_name(), data.as_ref(), &d.recipient);
+        let Ok(r) = c.channel.render(&plan.templates, &ctx) else {
+            continue;
+        };
+        let info = sms::analyze(&r.text);
+        messages += 1;
+        segments += u64::from(info.segments);
+        ucs2 += u64::from(info.encoding == Encoding::Ucs2);
+    }
+    if messages == 0 {
+        return None;
+    }
+    let mut line = format!(
+        "SMS in all: {segments} segments for {messages} messages ({} GSM-7, {ucs2} UCS-2)",
+        messages - ucs2
+    );
+    if let Some(p) = cfg.price_per_segment {
+        // Segment counts are far below 2^52: exact as f64.
+        #[allow(clippy::cast_precision_loss)]
+        let cost = p * segments as f64;
+        line.push_str(&format!(", estimated cost {}", money(cost, cfg.currency.as_deref())));
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_format() {
+        assert_eq!(money(0.15, None), "0.15");
+        assert_eq!(money(0.225, Some("EUR")), "0.225 EUR");
+        assert_eq!(money(1.5, None), "1.50");
+        assert_eq!(money(0.0, None), "0.00");
+        assert_eq!(money(0.07526, None), "0.0753");
+    }
+
+    #[test]
+    fn tidy_text() {
+        assert_eq!(tidy("  a  \r\nb\n\n\n\nc \n"), "a\nb\n\nc");
+    }
+
+    #[test]
+    fn mobile_numbers() {
+        assert_eq!(not_mobile("+4915123456789"), None);
+        assert_eq!(not_mobile("+491701234567"), None);
+        assert_eq!(not_mobile("+49301234567"), Some("fixed line"));
+        assert_eq!(not_mobile("+498001234567"), Some("toll free"));
+        // The US does not tell mobile from fixed line: allowed.
+        assert_eq!(not_mobile("+12015550123"), None);
+    }
+
+    /// Refuses the first request with Retry-After, accepts the rest; counts requests.
+    #[derive(Default)]
+    struct Fake {
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Gateway for Arc<Fake> {
+        fn provider(&self) -> &'static str {
+            "fake"
+        }
+        async fn send(&self, _m: &Outgoing<'_>) -> Result<Receipt, DeliveryError> {
+            if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                return Err(DeliveryError::Transient {
+                    message: "429".into(),
+                    retry_after: Some(Duration::from_secs(30)),
+                    route: None,
+                });
+            }
+            Ok(Receipt::default())
+        }
+        async fn check(&self) -> Probe {
+            Probe {
+                subject: "fake".into(),
+                ok: true,
+                detail: String::new(),
+            }
+        }
+    }
+
+    fn channel(weigh_segments: bool, gateway: Arc<Fake>) -> Sms {
+        Sms {
+            name: "sms".into(),
+            gateway: Box::new(gateway),
+            template: "sms.txt.hbs".into(),
+            normalize: true,
+            max_segments: 3,
+            price: Some(0.075),
+            currency: None,
+            weigh_segments,
+            pause: Pause::default(),
+        }
+    }
+
+    fn context(summary: &str) -> Context {
+        Context {
+            data: serde_json::json!({"summary": summary, "org": {}, "recipient": {}}),
+            address: "+4915123456789".into(),
+        }
+    }
+
+    fn delivery() -> Delivery {
+        Delivery {
+            id: 1,
+            run_id: "run".into(),
+            address: "+4915123456789".into(),
+            name: "Anna".into(),
+            attempt: 1,
+            message_id: "run.1@announce.local".into(),
+            idempotency_key: "announce-run-1".into(),
+            thread_root: None,
+        }
+    }
+
+    #[test]
+    fn weight_is_segments_only_with_rate_unit_segment() {
+        let templates = Templates::load(None).unwrap();
+        let two_segments = "x".repeat(200);
+        let by_segment = channel(true, Arc::default()).render(&templates, &context(&two_segments));
+        let by_message = channel(false, Arc::default()).render(&templates, &context(&two_segments));
+        assert_eq!(by_segment.unwrap().weight, 2);
+        assert_eq!(by_message.unwrap().weight, 1);
+        let long = "x".repeat(500);
+        let err = channel(false, Arc::default())
+            .render(&templates, &context(&long))
+            .unwrap_err();
+        assert!(err.contains("4 segments") && err.contains("max_segments = 3"), "{err}");
+    }
+
+    #[test]
+    fn render_normalises_and_reports_cost() {
+        let templates = Templates::load(None).unwrap();
+        let r = channel(false, Arc::default())
+            .render(&templates, &context("„Termine“ – finden statt…"))
+            .unwrap();
+        assert_eq!(r.text, "\"Termine\" - finden statt...");
+        let stat = |label: &str| r.stats.iter().find(|s| s.label == label).unwrap().value.clone();
+        assert_eq!(stat("SMS encoding"), "GSM-7 (typographic characters normalised)");
+        assert_eq!(stat("SMS cost per message"), "0.075 (1 × 0.075)");
+    }
+
+    #[tokio::test]
+    async fn retry_after_pauses_every_delivery_of_the_channel() {
+        let fake = Arc::new(Fake::default());
+        let ch = channel(false, fake.clone());
+        let msg = Rendered {
+            text: "Hallo".into(),
+            ..Rendered::default()
+        };
+        let first = ch.deliver(&delivery(), &msg).await.unwrap_err();
+        assert_eq!(first.retry_after(), Some(Duration::from_secs(30)));
+        // Another delivery is not sent while the pause lasts; it is told how long to wait.
+        let second = ch.deliver(&delivery(), &msg).await.unwrap_err();
+        assert!(second.is_transient());
+        assert!(second.retry_after().unwrap() > Duration::from_secs(29));
+        assert_eq!(fake.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn pause_extends_only_forward() {
+        let p = Pause::default();
+        assert_eq!(p.remaining(), None);
+        p.extend(Duration::from_secs(5));
+        p.extend(Duration::from_secs(1));
+        assert!(p.remaining().unwrap() > Duration::from_secs(4));
+    }
 }

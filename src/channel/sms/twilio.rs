@@ -1,0 +1,295 @@
+//! Twilio Programmable Messaging: `POST /2010-04-01/Accounts/{sid}/Messages.json` (form body,
+//! Basic auth `AccountSid:AuthToken`) answers `201` with the message `sid`, or an error
+//! `{"code","message","more_info","status"}`. Final statuses come from
+//! `GET .../Messages/{sid}.json`.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::http;
+use super::{Gateway, Outgoing};
+use crate::channel::{DeliveryError, Probe, Receipt, Refreshed};
+use crate::config::{SmsConfig, secret_from_env};
+
+const PROVIDER: &str = "twilio";
+/// Twilio refuses longer bodies (error 21617).
+const MAX_BODY_CHARS: usize = 1600;
+
+pub struct Twilio {
+    client: reqwest::Client,
+    base: String,
+    sid: String,
+    token: SecretString,
+    from: String,
+    state_dir: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiError {
+    code: Option<u32>,
+    message: Option<String>,
+    more_info: Option<String>,
+}
+
+impl Twilio {
+    pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client, state_dir: &Path) -> Result<Twilio, String> {
+        let sid = cfg
+            .account_sid
+            .clone()
+            .ok_or_else(|| format!("{at} provider \"twilio\" needs account_sid (\"AC...\")"))?;
+        if sid.is_empty() || !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{at} account_sid {sid:?} is not a Twilio Account SID (\"AC...\")"
+            ));
+        }
+        let var = cfg
+            .auth_token_env
+            .as_deref()
+            .ok_or_else(|| format!("{at} provider \"twilio\" needs auth_token_env"))?;
+        let token = secret_from_env(var, &format!("{at} auth_token_env"))?;
+        let from = cfg
+            .from
+            .clone()
+            .filter(|f| !f.trim().is_empty())
+            .ok_or_else(|| format!("{at} provider \"twilio\" needs from (a number, sender id or \"MG...\")"))?;
+        Ok(Twilio {
+            client,
+            base: http::base(cfg.base_url.as_deref().unwrap_or("https://api.twilio.com")),
+            sid,
+            token,
+            from,
+            state_dir: state_dir.to_path_buf(),
+        })
+    }
+
+    fn account_url(&self) -> String {
+        format!("{}/2010-04-01/Accounts/{}", self.base, self.sid)
+    }
+
+    /// `From`, or `MessagingServiceSid` for a Messaging Service (`MG` + 32 hex digits).
+    fn sender_field(&self) -> &'static str {
+        let f = &self.from;
+        if f.len() == 34 && f.starts_with("MG") && f[2..].chars().all(|c| c.is_ascii_hexdigit()) {
+            "MessagingServiceSid"
+        } else {
+            "From"
+        }
+    }
+
+    fn classify(
+        &self,
+        to: &str,
+        status: StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &str,
+    ) -> DeliveryError {
+        let err: ApiError = serde_json::from_str(body).unwrap_or_default();
+        let Some(code) = err.code else {
+            return http::classify_status(
+                PROVIDER,
+                status,
+                headers,
+                format!("unexpected answer: {}", http::excerpt(body)),
+            );
+        };
+        let mut what = format!(
+            "{PROVIDER} {code}: {}",
+            err.message.as_deref().unwrap_or("(no message)")
+        );
+        if let Some(more) = &err.more_info {
+            what.push_str(&format!(" ({more})"));
+        }
+        let route = Some(PROVIDER.to_string());
+        match code {
+            20429 => DeliveryError::Transient {
+                message: what,
+                retry_after: http::retry_after(headers),
+                route,
+            },
+            // Authentication, or a sender that cannot send: no delivery of this channel can succeed.
+            20003 | 20005 | 21212 | 21606 => DeliveryError::Halt {
+                message: format!("{what}; check account_sid, the auth token and `from`"),
+            },
+            21610 => {
+                let file = self.state_dir.join(crate::plan::STATE_SUPPRESSIONS);
+                let note = match crate::plan::add_state_suppression(&self.state_dir, to) {
+                    Ok(()) => format!(
+                        "the recipient replied STOP: added to the suppression list {}",
+                        file.display()
+                    ),
+                    Err(e) => format!(
+                        "the recipient replied STOP, but it could not be added to {}: {e}",
+                        file.display()
+                    ),
+                };
+                DeliveryError::Permanent {
+                    message: format!("{what}; {note}"),
+                    route,
+                }
+            }
+            _ if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => DeliveryError::Transient {
+                message: format!("{what} (HTTP {})", status.as_u16()),
+                retry_after: http::retry_after(headers),
+                route,
+            },
+            // 21211 invalid To, 21408 region, 21608 unverified (trial), 21612 unroutable,
+            // 21614 not a mobile number, 21617 too long, and every other 4xx.
+            _ => DeliveryError::Permanent { message: what, route },
+        }
+    }
+}
+
+/// Twilio's names for the asynchronous delivery errors.
+fn delivery_error_name(code: u64) -> Option<&'static str> {
+    Some(match code {
+        30001 => "queue overflow",
+        30002 => "account suspended",
+        30003 => "unreachable destination handset",
+        30004 => "message blocked",
+        30005 => "unknown destination handset",
+        30006 => "landline or unreachable carrier",
+        30007 => "carrier filtering",
+        30008 => "unknown error",
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl Gateway for Twilio {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn max_chars(&self) -> Option<usize> {
+        Some(MAX_BODY_CHARS)
+    }
+
+    async fn send(&self, m: &Outgoing<'_>) -> Result<Receipt, DeliveryError> {
+        let form = [
+            ("To", m.to),
+            (self.sender_field(), self.from.as_str()),
+            ("Body", m.text),
+        ];
+        let resp = self
+            .client
+            .post(format!("{}/Messages.json", self.account_url()))
+            .basic_auth(&self.sid, Some(self.token.expose_secret()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| http::transport_error(PROVIDER, &e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await;
+        if status.is_success() {
+            let body = body.map_err(|e| DeliveryError::Ambiguous {
+                message: format!(
+                    "{PROVIDER}: accepted (HTTP {}) but the answer was cut off: {}",
+                    status.as_u16(),
+                    http::without_url(&e)
+                ),
+                route: Some(PROVIDER.into()),
+            })?;
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            let sid = v["sid"].as_str().map(str::to_string);
+            if sid.is_none() {
+                tracing::warn!("{PROVIDER}: accepted without a message sid: {}", http::excerpt(&body));
+            }
+            return Ok(Receipt {
+                provider_id: sid,
+                route: Some(PROVIDER.into()),
+            });
+        }
+        Err(self.classify(m.to, status, &headers, &body.unwrap_or_default()))
+    }
+
+    async fn check(&self) -> Probe {
+        let subject = format!("{PROVIDER} account {}", self.sid);
+        let resp = self
+            .client
+            .get(format!("{}.json", self.account_url()))
+            .basic_auth(&self.sid, Some(self.token.expose_secret()))
+            .send()
+            .await;
+        let (ok, detail) = match resp {
+            Err(e) => (false, format!("cannot reach {}: {}", self.base, http::without_url(&e))),
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                if status.is_success() {
+                    let state = v["status"].as_str().unwrap_or("unknown");
+                    let name = v["friendly_name"].as_str().unwrap_or("");
+                    (
+                        state == "active",
+                        format!("credentials accepted; account {name:?} is {state}"),
+                    )
+                } else {
+                    let code = v["code"].as_u64().map(|c| format!(" {c}")).unwrap_or_default();
+                    let msg = v["message"]
+                        .as_str()
+                        .map_or_else(|| http::excerpt(&body), str::to_string);
+                    (false, format!("HTTP {}{code}: {msg}", status.as_u16()))
+                }
+            }
+        };
+        Probe { subject, ok, detail }
+    }
+
+    fn can_refresh(&self) -> bool {
+        true
+    }
+
+    async fn refresh(&self, provider_id: &str) -> Result<Refreshed, String> {
+        if provider_id.is_empty() || !provider_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("{provider_id:?} is not a Twilio message sid"));
+        }
+        let resp = self
+            .client
+            .get(format!("{}/Messages/{provider_id}.json", self.account_url()))
+            .basic_auth(&self.sid, Some(self.token.expose_secret()))
+            .send()
+            .await
+            .map_err(|e| format!("{PROVIDER}: {}", http::without_url(&e)))?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| format!("{PROVIDER}: {}", http::without_url(&e)))?;
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        if !status.is_success() {
+            let code = v["code"].as_u64().map(|c| format!(" {c}")).unwrap_or_default();
+            let msg = v["message"]
+                .as_str()
+                .map_or_else(|| http::excerpt(&body), str::to_string);
+            return Err(format!("{PROVIDER}{code}: {msg} (HTTP {})", status.as_u16()));
+        }
+        let state = v["status"].as_str().unwrap_or("");
+        Ok(match state {
+            "delivered" | "read" => Refreshed::Delivered,
+            "undelivered" | "failed" | "canceled" => {
+                // error_code is a number in the API, a string in some fixtures.
+                let code = v["error_code"]
+                    .as_u64()
+                    .or_else(|| v["error_code"].as_str().and_then(|s| s.parse().ok()));
+                let text = v["error_message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| code.and_then(delivery_error_name).map(str::to_string));
+                let reason = match (code, text) {
+                    (Some(c), Some(t)) => format!("{c} {t}"),
+                    (Some(c), None) => c.to_string(),
+                    (None, Some(t)) => t,
+                    (None, None) => "no error code".into(),
+                };
+                Refreshed::Undelivered(format!("{reason} ({PROVIDER}: {state})"))
+            }
+            _ => Refreshed::Pending,
+        })
+    }
+}

@@ -1,0 +1,228 @@
+//! In-process fakes of SMS gateways (wiremock on 127.0.0.1), following the contracts in
+//! shared/reference/provider-apis.md §3. Every request is recorded with the time it arrived,
+//! so tests can assert both its exact shape and the pacing.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use base64::Engine;
+use serde_json::json;
+use wiremock::{Request, Respond, ResponseTemplate};
+
+/// One request as the fake saw it.
+#[derive(Clone)]
+pub struct Seen {
+    pub at: Instant,
+    pub request: Request,
+}
+
+impl Seen {
+    pub fn path(&self) -> &str {
+        self.request.url.path()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.request.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+    }
+
+    /// The form body as (name, value) pairs in order; panics unless it is a form.
+    pub fn form_pairs(&self) -> Vec<(String, String)> {
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/x-www-form-urlencoded"),
+            "not a form request"
+        );
+        parse_form(&String::from_utf8(self.request.body.clone()).unwrap())
+    }
+
+    /// The form body as a map; panics on a repeated field.
+    pub fn form(&self) -> BTreeMap<String, String> {
+        let pairs = self.form_pairs();
+        let map: BTreeMap<_, _> = pairs.iter().cloned().collect();
+        assert_eq!(map.len(), pairs.len(), "repeated form field in {pairs:?}");
+        map
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.request.body).expect("JSON body")
+    }
+}
+
+/// The shared request log of a fake.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<Seen>>>);
+
+impl Log {
+    pub fn all(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn on(&self, path: &str) -> Vec<Seen> {
+        self.all().into_iter().filter(|s| s.path() == path).collect()
+    }
+
+    fn push(&self, request: &Request) -> usize {
+        let mut g = self.0.lock().unwrap();
+        g.push(Seen {
+            at: Instant::now(),
+            request: request.clone(),
+        });
+        g.len()
+    }
+}
+
+type Script = dyn Fn(&Request, usize) -> ResponseTemplate + Send + Sync;
+
+/// A responder that records the request, then answers with `script(request, n)` where `n`
+/// counts the requests this responder has seen (1-based).
+pub struct Scripted {
+    log: Log,
+    count: AtomicUsize,
+    script: Box<Script>,
+}
+
+impl Scripted {
+    pub fn new(log: &Log, script: impl Fn(&Request, usize) -> ResponseTemplate + Send + Sync + 'static) -> Scripted {
+        Scripted {
+            log: log.clone(),
+            count: AtomicUsize::new(0),
+            script: Box::new(script),
+        }
+    }
+}
+
+impl Respond for Scripted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.log.push(request);
+        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        (self.script)(request, n)
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding.
+pub fn parse_form(body: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).expect("percent escape"));
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).expect("UTF-8 form value")
+    }
+    if body.is_empty() {
+        return Vec::new();
+    }
+    body.split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The form value of a request body (for routing inside a script).
+pub fn form_value(request: &Request, name: &str) -> Option<String> {
+    parse_form(std::str::from_utf8(&request.body).ok()?)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+// --- Twilio -----------------------------------------------------------------------------------
+
+pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TWILIO_TOKEN: &str = "twilio-test-token-5f3a";
+
+pub fn twilio_messages_path() -> String {
+    format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages.json")
+}
+
+/// A deterministic message sid per recipient: "SM" + the digits, zero-padded to 34 characters.
+pub fn twilio_sid_for(to: &str) -> String {
+    let digits: String = to.chars().filter(char::is_ascii_digit).collect();
+    format!("SM{digits:0>32}")
+}
+
+/// `201 Created` as Twilio answers a message create.
+pub fn twilio_created(request: &Request) -> ResponseTemplate {
+    let to = form_value(request, "To").unwrap_or_default();
+    let body = form_value(request, "Body").unwrap_or_default();
+    let sid = twilio_sid_for(&to);
+    ResponseTemplate::new(201).set_body_json(json!({
+        "sid": sid, "account_sid": TWILIO_SID, "to": to, "from": form_value(request, "From"),
+        "body": body, "status": "queued", "num_segments": "1", "error_code": null,
+        "error_message": null, "price": null, "date_created": "Fri, 03 Apr 2026 09:12:00 +0000",
+        "uri": format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages/{sid}.json"),
+    }))
+}
+
+/// Twilio's error envelope.
+pub fn twilio_error(http: u16, code: u32, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(http).set_body_json(json!({
+        "code": code, "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"), "status": http,
+    }))
+}
+
+// --- Vonage -----------------------------------------------------------------------------------
+
+pub const VONAGE_KEY: &str = "abcd1234";
+pub const VONAGE_SECRET: &str = "vonage-secret-9d2e";
+
+/// HTTP 200 with one entry per part: `Ok(id)` accepted, `Err((status, text))` refused.
+pub fn vonage_answer(to: &str, parts: &[Result<&str, (&str, &str)>]) -> ResponseTemplate {
+    let messages: Vec<_> = parts
+        .iter()
+        .map(|p| match p {
+            Ok(id) => json!({"to": to, "message-id": id, "status": "0",
+                              "remaining-balance": "15.53590000", "message-price": "0.03330000",
+                              "network": "26202"}),
+            Err((status, text)) => json!({"to": to, "status": status, "error-text": text}),
+        })
+        .collect();
+    ResponseTemplate::new(200).set_body_json(json!({
+        "message-count": parts.len().to_string(), "messages": messages,
+    }))
+}
+
+// --- seven.io ---------------------------------------------------------------------------------
+
+pub const SEVEN_KEY: &str = "seven-key-7c1b";
+
+/// The `json=1` answer for one recipient.
+pub fn seven_answer(
+    success: &str,
+    to: &str,
+    text: &str,
+    id: Option<&str>,
+    error: Option<(&str, &str)>,
+) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "success": success, "total_price": 0.075, "balance": 12.5, "debug": "false",
+        "sms_type": "direct",
+        "messages": [{
+            "id": id, "sender": "Studio", "recipient": to.trim_start_matches('+'), "text": text,
+            "encoding": "gsm", "parts": 1, "price": 0.075, "success": error.is_none(),
+            "error": error.map(|e| e.0), "error_text": error.map(|e| e.1), "label": null,
+        }],
+    }))
+}
