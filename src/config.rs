@@ -195,30 +195,59 @@ pub enum TlsMode {
     None,
 }
 
+/// `type = "sms"`: one SMS gateway. Which keys apply depends on `provider`; `channel::sms::build`
+/// checks that the provider's keys are there.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsConfig {
+    // The rarely used keys are boxed (`Box<str>`: 16 bytes, not 24) to keep this variant of
+    // `ChannelKind` from dwarfing the others (clippy::large_enum_variant).
+    /// twilio | vonage | seven | generic
     pub provider: String,
+    /// Sender: an E.164 number or an alphanumeric sender id (twilio: also a Messaging Service
+    /// SID `MG...`). Required for twilio and vonage.
     pub from: Option<String>,
+    /// twilio: the Account SID (`AC...`).
     pub account_sid: Option<String>,
+    /// vonage: the API key (not a secret; `api_key_env` reads it from the environment instead).
     pub api_key: Option<String>,
+    /// vonage, seven: environment variable holding the API key.
     pub api_key_env: Option<String>,
+    /// vonage: environment variable holding the API secret.
     pub api_secret_env: Option<String>,
+    /// twilio: environment variable holding the Auth Token. generic: an optional token, sent as
+    /// `Authorization: Bearer ...` unless a header value contains `{token}`.
     pub auth_token_env: Option<String>,
+    /// The gateway's API root (tests and proxies point it elsewhere). Defaults per provider.
     pub base_url: Option<String>,
+    /// Refuse (before anything is sent) texts longer than this many segments. Default 10.
     pub max_segments: Option<u32>,
+    /// Typographic quotes, dashes, ellipsis and odd spaces -> GSM-7 look-alikes. Default on.
     #[serde(default = "yes")]
     pub normalize: bool,
+    /// Price of one segment, for the cost estimate in `preview` and the plan.
     pub price_per_segment: Option<f64>,
+    /// Shown after estimated costs, e.g. "EUR".
+    pub currency: Option<Box<str>>,
+    /// "message" (default) or "segment": what one rate-limit cell is.
     pub rate_unit: Option<String>,
-    pub url: Option<String>,
-    pub method: Option<String>,
+    /// generic: the endpoint; absolute, or a path joined to `base_url`.
+    pub url: Option<Box<str>>,
+    /// generic: HTTP method, default POST.
+    pub method: Option<Box<str>>,
+    /// generic: extra request headers; `{token}` in a value is replaced by `auth_token_env`'s secret.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    pub body_template: Option<String>,
-    pub body_format: Option<String>,
-    pub id_pointer: Option<String>,
-    pub success_statuses: Option<Vec<u16>>,
+    /// generic: handlebars template of the request body, with `to`, `to_digits`, `from`, `text`,
+    /// `encoding`, `unicode`, `segments`, `name`, `reference`, `message_id`.
+    pub body_template: Option<Box<str>>,
+    /// generic: "json" (default; values are JSON-string-escaped) or "form" (values are
+    /// form-urlencoded).
+    pub body_format: Option<Box<str>>,
+    /// generic: RFC 6901 JSON pointer to the message id in the response, e.g. "/messages/0/id".
+    pub id_pointer: Option<Box<str>>,
+    /// generic: HTTP statuses that mean "accepted" (default 200, 201, 202, 204).
+    pub success_statuses: Option<Box<[u16]>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +258,9 @@ pub struct FacebookConfig {
     pub app_secret_env: Option<String>,
     pub graph_url: Option<String>,
     pub api_version: Option<String>,
+    /// How long to wait before retrying when Graph throttles (usage at 100 %, error 368) without
+    /// saying for how long (default "60s").
+    pub throttle_wait: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,13 +271,27 @@ pub struct InstagramConfig {
     pub app_secret_env: Option<String>,
     pub graph_url: Option<String>,
     pub api_version: Option<String>,
+    /// As for Facebook (default "60s").
+    pub throttle_wait: Option<HumanDuration>,
+    /// First wait between media-container status checks (default "3s"); doubles up to 1 min.
+    pub poll_interval: Option<HumanDuration>,
+    /// Give up on a container that is not FINISHED after this long (default "5min").
+    pub poll_timeout: Option<HumanDuration>,
+    /// The facebook channel whose Page hosts local image files (uploaded unpublished), since
+    /// Instagram only takes public URLs. Default: the first enabled channel of type facebook.
+    pub image_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    pub url: String,
+    /// Where to POST. Chat webhook URLs carry their token in the path: prefer `url_env` for them.
+    pub url: Option<String>,
+    /// Environment variable holding the URL instead of `url` (exactly one of the two).
+    pub url_env: Option<String>,
+    /// Standard Webhooks signing secret(s) `whsec_...` (several, space-separated, during rotation).
     pub secret_env: Option<String>,
+    /// slack | discord | teams | mattermost | google-chat: the body shape that API expects.
     pub preset: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -257,7 +303,12 @@ pub struct TelegramConfig {
     pub bot_token_env: String,
     pub chat_ids: Vec<String>,
     pub base_url: Option<String>,
+    /// "HTML" (uses the HTML-escaped telegram.html.hbs), or "MarkdownV2" / "Markdown" with your
+    /// own `template`.
     pub parse_mode: Option<String>,
+    /// Send silently (no notification sound).
+    #[serde(default)]
+    pub disable_notification: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -267,6 +318,8 @@ pub struct MastodonConfig {
     pub access_token_env: String,
     pub visibility: Option<String>,
     pub max_characters: Option<usize>,
+    /// ISO 639 language of the posts, e.g. "de".
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,7 +327,12 @@ pub struct MastodonConfig {
 pub struct StatuspageConfig {
     pub dir: String,
     pub publish_command: Option<String>,
+    /// Page title (default: "<org name> status").
     pub title: Option<String>,
+    /// Public URL the site is served from: absolute links and ids in feed.atom.
+    pub base_url: Option<String>,
+    /// Resolved incidents stay under "Recently resolved" for this many days (default 30).
+    pub recent_days: Option<u32>,
 }
 
 /// `rate = "10/s"`: `count` cells per `per`.

@@ -1,15 +1,364 @@
-//! The `telegram` channel (not implemented yet).
+//! The `telegram` channel: Bot API `sendMessage` to each configured chat (core.telegram.org/bots/
+//! api#sendmessage) — one delivery per chat id, so one blocked chat does not fail the others.
+//!
+//! The Bot API takes the token in the URL path (`/bot<TOKEN>/sendMessage`); there is no header
+//! alternative. So the URL is never printed: errors are built without it (reqwest's
+//! `without_url`) and name the API host only.
+//!
+//! Answers (`{"ok":false,"error_code":..,"description":..,"parameters":{..}}`): 429 with
+//! `parameters.retry_after` is retried no sooner; 400 with `parameters.migrate_to_chat_id` (a
+//! group became a supergroup) fails with the new id to put in `chat_ids`; 403 (bot blocked,
+//! kicked) fails for that chat; 401/404 (token rejected) stop the channel; 5xx are retried. A
+//! timeout after the request left is `unknown`: Telegram has no idempotency key, and a blind
+//! retry could post twice.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::channel::Channel;
-use crate::config::{Common, Config, TelegramConfig};
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
 
-pub fn build(
-    _name: &str,
-    _common: &Common,
-    _cfg: &TelegramConfig,
-    _config: &Config,
-) -> Result<Arc<dyn Channel>, String> {
-    Err("channel type `telegram` is not available in this version of announce yet (set `enabled = false`)".into())
+use crate::channel::webhook::http;
+use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::config::{Common, Config, TelegramConfig, secret_from_env};
+use crate::render::{Context, Templates};
+
+/// "Text of the message to be sent, 1-4096 characters after entities parsing."
+pub const MAX_TEXT: usize = 4096;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Telegram {
+    name: String,
+    token: SecretString,
+    base: reqwest::Url,
+    host: String,
+    chat_ids: Vec<String>,
+    parse_mode: Option<String>,
+    disable_notification: bool,
+    template: String,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+pub fn build(name: &str, common: &Common, cfg: &TelegramConfig, _config: &Config) -> Result<Arc<dyn Channel>, String> {
+    Ok(Arc::new(Telegram::new(name, common, cfg)?))
+}
+
+/// `chat_id`: "Unique identifier for the target chat or username of the target channel (in the
+/// format @channelusername)".
+fn valid_chat_id(s: &str) -> bool {
+    if let Some(user) = s.strip_prefix('@') {
+        (4..=32).contains(&user.len()) && user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    } else {
+        s.parse::<i64>().is_ok()
+    }
+}
+
+impl Telegram {
+    pub fn new(name: &str, common: &Common, cfg: &TelegramConfig) -> Result<Telegram, String> {
+        let at = format!("[channels.{name}]");
+        if cfg.chat_ids.is_empty() {
+            return Err(format!(
+                "{at} chat_ids is empty: list at least one chat id or @channelusername"
+            ));
+        }
+        let mut chat_ids: Vec<String> = Vec::new();
+        for id in &cfg.chat_ids {
+            let id = id.trim().to_string();
+            if !valid_chat_id(&id) {
+                return Err(format!(
+                    "{at} chat_ids: {id:?} is neither a numeric chat id (e.g. \"-1001234567890\") nor \"@channelusername\""
+                ));
+            }
+            if !chat_ids.contains(&id) {
+                chat_ids.push(id);
+            }
+        }
+        let parse_mode = match cfg.parse_mode.as_deref() {
+            None => None,
+            Some(m @ ("HTML" | "MarkdownV2" | "Markdown")) => Some(m.to_string()),
+            Some(other) => {
+                return Err(format!(
+                    "{at} parse_mode {other:?}: expected \"HTML\", \"MarkdownV2\" or \"Markdown\""
+                ));
+            }
+        };
+        let template = match (&common.template, parse_mode.as_deref()) {
+            (Some(t), _) => t.clone(),
+            (None, None) => "telegram.hbs".into(),
+            (None, Some("HTML")) => "telegram.html.hbs".into(),
+            (None, Some(m)) => {
+                return Err(format!(
+                    "{at} parse_mode {m:?} needs your own `template` that escapes Telegram's Markdown special characters; or use parse_mode = \"HTML\" (built-in telegram.html.hbs)"
+                ));
+            }
+        };
+        let token = secret_from_env(&cfg.bot_token_env, &format!("{at} bot_token_env"))?;
+        let base = http::base_url(
+            &format!("{at} base_url"),
+            cfg.base_url.as_deref().unwrap_or("https://api.telegram.org"),
+        )?;
+        let timeout = common.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+        Ok(Telegram {
+            name: name.to_string(),
+            token,
+            host: http::host_of(&base),
+            base,
+            chat_ids,
+            parse_mode,
+            disable_notification: cfg.disable_notification,
+            template,
+            client: http::client(timeout)?,
+            timeout,
+        })
+    }
+
+    /// `{base}/bot<token>/{method}`. Holds the token: never print it.
+    fn method_url(&self, method: &str) -> reqwest::Url {
+        let path = format!(
+            "{}/bot{}/{method}",
+            self.base.path().trim_end_matches('/'),
+            self.token.expose_secret()
+        );
+        let mut url = self.base.clone();
+        url.set_path(&path);
+        url
+    }
+
+    fn chat_id_value(id: &str) -> Value {
+        match id.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(id),
+        }
+    }
+
+    /// Text length as Telegram counts it: after entity parsing (tags removed, entities decoded for
+    /// HTML), in UTF-16 code units (the unit of its entity offsets; an emoji counts 2).
+    fn visible_len(&self, text: &str) -> usize {
+        let visible = if self.parse_mode.as_deref() == Some("HTML") {
+            strip_html(text)
+        } else {
+            text.to_string()
+        };
+        visible.encode_utf16().count()
+    }
+
+    fn classify(
+        &self,
+        chat: &str,
+        status: reqwest::StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &str,
+    ) -> DeliveryError {
+        let route = Some(self.host.clone());
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let code = v["error_code"].as_u64().unwrap_or(u64::from(status.as_u16()));
+        let desc = v["description"]
+            .as_str()
+            .map(|d| http::head(d, 300))
+            .unwrap_or_else(|| http::head(body, 200));
+        let message = format!("Telegram {code} for chat {chat}: {desc}");
+        if let Some(new_id) = v["parameters"]["migrate_to_chat_id"].as_i64() {
+            return DeliveryError::Permanent {
+                message: format!(
+                    "{message} — the group was upgraded to a supergroup: replace {chat} with {new_id} in chat_ids"
+                ),
+                route,
+            };
+        }
+        match code {
+            429 => {
+                let ra = v["parameters"]["retry_after"]
+                    .as_u64()
+                    .map(Duration::from_secs)
+                    .or_else(|| http::retry_after(headers));
+                DeliveryError::Transient {
+                    message,
+                    retry_after: ra,
+                    route,
+                }
+            }
+            401 | 404 => DeliveryError::Halt {
+                message: format!("{message} — the bot token was rejected; check bot_token_env"),
+            },
+            500..=599 => DeliveryError::Transient {
+                message,
+                retry_after: http::retry_after(headers),
+                route,
+            },
+            _ => DeliveryError::Permanent { message, route },
+        }
+    }
+}
+
+/// Drop tags and decode the entities Telegram's HTML mode knows, to count visible characters.
+fn strip_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    // Every entity (&lt; &#x27; ...) is one character after parsing.
+    let mut counted = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find('&') {
+        counted.push_str(&rest[..i]);
+        let after = &rest[i..];
+        match after.find(';') {
+            Some(j) if j <= 10 && after[1..j].chars().all(|c| c.is_ascii_alphanumeric() || c == '#') && j > 1 => {
+                counted.push('x');
+                rest = &after[j + 1..];
+            }
+            _ => {
+                counted.push('&');
+                rest = &after[1..];
+            }
+        }
+    }
+    counted.push_str(rest);
+    counted
+}
+
+#[async_trait]
+impl Channel for Telegram {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn type_name(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn reach(&self) -> Reach {
+        Reach::Targets(self.chat_ids.clone())
+    }
+
+    /// The Bot API allows about one message per second per chat and 30 per second overall.
+    fn default_concurrency(&self) -> u32 {
+        4
+    }
+
+    fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
+        let text = templates.render(&self.template, &ctx.data)?.trim().to_string();
+        let n = self.visible_len(&text);
+        if n == 0 {
+            return Err(format!("{}: the Telegram message is empty", self.template));
+        }
+        if n > MAX_TEXT {
+            return Err(format!(
+                "the Telegram message is {n} characters, more than the {MAX_TEXT} sendMessage accepts; shorten the announcement or the template"
+            ));
+        }
+        Ok(Rendered {
+            subject: None,
+            text,
+            html: None,
+            weight: 1,
+            stats: vec![Stat::limited("Telegram characters", n, MAX_TEXT)],
+        })
+    }
+
+    async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
+        let chat = d.address.as_str();
+        let mut body = json!({
+            "chat_id": Self::chat_id_value(chat),
+            "text": msg.text,
+        });
+        if let Some(m) = &self.parse_mode {
+            body["parse_mode"] = json!(m);
+        }
+        if self.disable_notification {
+            body["disable_notification"] = json!(true);
+        }
+        let url = self.method_url("sendMessage");
+        let resp = self.client.post(url).json(&body).send().await.map_err(|e| {
+            http::request_error(e, &self.host, |m| DeliveryError::Ambiguous {
+                message: format!("{m} (the message may have been posted; Telegram has no idempotency key, so it is not re-sent automatically)"),
+                route: Some(self.host.clone()),
+            })
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() && v["ok"] == json!(true) {
+            let mid = v["result"]["message_id"].as_i64();
+            let chat_id = v["result"]["chat"]["id"]
+                .as_i64()
+                .map_or(chat.to_string(), |c| c.to_string());
+            return Ok(Receipt {
+                provider_id: mid.map(|m| format!("{chat_id}:{m}")),
+                route: Some(self.host.clone()),
+            });
+        }
+        Err(self.classify(chat, status, &headers, &text))
+    }
+
+    async fn check(&self) -> Vec<Probe> {
+        let probe = |ok: bool, detail: String| {
+            vec![Probe {
+                subject: self.name.clone(),
+                ok,
+                detail,
+            }]
+        };
+        let url = self.method_url("getMe");
+        let resp = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => return probe(false, format!("getMe: {}", e.without_url())),
+        };
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() && v["ok"] == json!(true) {
+            let user = v["result"]["username"].as_str().unwrap_or("?");
+            probe(
+                true,
+                format!(
+                    "bot @{user} on {}; sends to {} chat(s): {}",
+                    self.host,
+                    self.chat_ids.len(),
+                    self.chat_ids.join(", ")
+                ),
+            )
+        } else {
+            let desc = v["description"].as_str().unwrap_or("no description");
+            probe(false, format!("getMe: HTTP {}: {desc}", status.as_u16()))
+        }
+    }
+
+    fn attempt_timeout(&self) -> Option<Duration> {
+        Some(self.timeout + Duration::from_secs(5))
+    }
+
+    fn timeout_error(&self, after: Duration) -> DeliveryError {
+        DeliveryError::Ambiguous {
+            message: format!("no answer within {after:?}; the message may have been posted"),
+            route: Some(self.host.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_ids() {
+        assert!(valid_chat_id("-1001234567890"));
+        assert!(valid_chat_id("@studio_news"));
+        assert!(!valid_chat_id("studio_news"));
+        assert!(!valid_chat_id("@a b"));
+    }
+
+    #[test]
+    fn html_length_counts_visible_text() {
+        assert_eq!(strip_html("<b>Hi &amp; you</b>").chars().count(), "Hi & you".len());
+        assert_eq!(strip_html("a & b"), "a & b");
+    }
 }

@@ -21,8 +21,19 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("facebook.hbs", include_str!("../../templates/facebook.hbs")),
     ("instagram.hbs", include_str!("../../templates/instagram.hbs")),
     ("webhook.json.hbs", include_str!("../../templates/webhook.json.hbs")),
+    ("webhook.chat.hbs", include_str!("../../templates/webhook.chat.hbs")),
     ("telegram.hbs", include_str!("../../templates/telegram.hbs")),
+    ("telegram.html.hbs", include_str!("../../templates/telegram.html.hbs")),
     ("mastodon.hbs", include_str!("../../templates/mastodon.hbs")),
+    (
+        "statuspage.index.html.hbs",
+        include_str!("../../templates/statuspage.index.html.hbs"),
+    ),
+    (
+        "statuspage.incident.html.hbs",
+        include_str!("../../templates/statuspage.incident.html.hbs"),
+    ),
+    ("statuspage.css.hbs", include_str!("../../templates/statuspage.css.hbs")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

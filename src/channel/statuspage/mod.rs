@@ -1,0 +1,389 @@
+//! The `statuspage` channel: a static site in `dir` — `index.html` (open incidents, most severe
+//! first, then recently resolved ones), one `incident-<thread>.html` per thread (updates newest
+//! first) and `feed.atom` — that can be hosted anywhere, in particular not on the broken server.
+//!
+//! The content comes from the journal, not from this one announcement: every announcement ever
+//! sent through this channel (deliveries `sent`/`delivered`, plus the run being sent now), so
+//! the site is always complete and can be regenerated at any time; sending again is harmless
+//! (`resend_is_safe`). Files are replaced atomically (temp file + rename). An optional
+//! `publish_command` runs afterwards (`sh -c`, `{dir}` replaced by the shell-quoted folder);
+//! its failure fails the delivery with the tail of its stderr.
+
+pub mod atom;
+pub mod site;
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::announcement::{Announcement, Severity};
+use crate::channel::webhook::http::tail;
+use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::config::{Common, Config, StatuspageConfig};
+use crate::journal::{Journal, Status};
+use crate::render::{Context, Templates};
+
+use site::{Entry, Settings};
+
+const DEFAULT_RECENT_DAYS: u32 = 30;
+
+pub struct Statuspage {
+    site: Arc<Site>,
+}
+
+/// Everything needed to (re)generate the site; shared with the blocking writer task.
+pub struct Site {
+    name: String,
+    dir: PathBuf,
+    state_dir: PathBuf,
+    templates_dir: Option<PathBuf>,
+    publish_command: Option<String>,
+    settings: Settings,
+}
+
+impl std::ops::Deref for Statuspage {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
+}
+
+pub fn build(
+    name: &str,
+    _common: &Common,
+    cfg: &StatuspageConfig,
+    config: &Config,
+) -> Result<Arc<dyn Channel>, String> {
+    Ok(Arc::new(Statuspage::new(name, cfg, config)?))
+}
+
+/// Quote for `sh`: single quotes, with embedded ones as `'\''`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Write a file of the public site atomically: a temp file in the same folder, fsync, rename.
+/// Unlike `fsutil::write_private_atomic` (0600, for customer data) these files are meant to be
+/// served: 0644 files in 0755 folders, set explicitly so a strict umask cannot hide them from
+/// the web server or the publish command.
+fn write_public_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_public_dir(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    f.set_permissions(fs::Permissions::from_mode(0o644))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)
+}
+
+fn create_public_dir(dir: &Path) -> io::Result<()> {
+    if !dir.is_dir() {
+        DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+impl Statuspage {
+    pub fn new(name: &str, cfg: &StatuspageConfig, config: &Config) -> Result<Statuspage, String> {
+        Ok(Statuspage {
+            site: Arc::new(Site::new(name, cfg, config)?),
+        })
+    }
+
+    /// The entry of the announcement being planned, from its template context.
+    fn entry_from_context(ctx: &Context) -> Entry {
+        let d = &ctx.data;
+        let s = |k: &str| d[k].as_str().map(str::to_string);
+        Entry {
+            run_id: s("run_id").unwrap_or_default(),
+            title: s("title").unwrap_or_default(),
+            summary: s("summary"),
+            body_html: s("body_html").unwrap_or_default(),
+            severity: serde_json::from_value::<Severity>(d["severity"].clone()).unwrap_or_default(),
+            thread: s("thread"),
+            link: s("link"),
+            at: jiff::Timestamp::now(),
+        }
+    }
+}
+
+impl Site {
+    pub fn new(name: &str, cfg: &StatuspageConfig, config: &Config) -> Result<Site, String> {
+        let at = format!("[channels.{name}]");
+        if cfg.dir.trim().is_empty() {
+            return Err(format!("{at} dir is empty"));
+        }
+        let base_url = match &cfg.base_url {
+            None => None,
+            Some(u) => {
+                let parsed = reqwest::Url::parse(u).map_err(|e| format!("{at} base_url {u:?}: {e}"))?;
+                if !matches!(parsed.scheme(), "https" | "http") {
+                    return Err(format!("{at} base_url {u:?}: expected an http(s) URL"));
+                }
+                Some(u.trim_end_matches('/').to_string())
+            }
+        };
+        if let Some(c) = &cfg.publish_command
+            && c.trim().is_empty()
+        {
+            return Err(format!("{at} publish_command is empty"));
+        }
+        let title = cfg.title.clone().unwrap_or_else(|| "Current status".to_string());
+        Ok(Site {
+            name: name.to_string(),
+            // Absolute: the report names it, and publish_command runs inside it.
+            dir: std::path::absolute(config.resolve(&cfg.dir)).map_err(|e| format!("{at} dir: {e}"))?,
+            state_dir: config.state_dir.clone(),
+            templates_dir: config.templates_dir.clone(),
+            publish_command: cfg.publish_command.clone(),
+            settings: Settings {
+                title,
+                org: config.org.clone(),
+                tz: config.timezone(),
+                base_url,
+                recent_days: cfg.recent_days.unwrap_or(DEFAULT_RECENT_DAYS),
+            },
+        })
+    }
+
+    /// The report's recipient: the public URL, or the folder.
+    fn target(&self) -> String {
+        self.settings
+            .base_url
+            .clone()
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    fn route(&self) -> String {
+        if self.publish_command.is_some() {
+            "dir + publish_command".into()
+        } else {
+            "dir".into()
+        }
+    }
+
+    /// Every announcement sent through this channel, plus the run `current` (being sent now).
+    fn entries(&self, current: &str) -> Result<Vec<Entry>, String> {
+        let journal = Journal::open_existing(&self.state_dir)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no journal in {}", self.state_dir.display()))?;
+        let runs = journal.runs().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for run in runs {
+            if run.dry_run && run.id != current {
+                continue;
+            }
+            // The run being sent is in (its delivery is `sending` right now); earlier ones only
+            // if this channel sent them.
+            if run.id != current
+                && journal
+                    .deliveries_in(&run.id, &self.name, &[Status::Sent, Status::Delivered])
+                    .map_err(|e| e.to_string())?
+                    .is_empty()
+            {
+                continue;
+            }
+            let ann = match Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone()) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(channel = %self.name, run = %run.id, "left off the status page: {e}");
+                    continue;
+                }
+            };
+            let at = run
+                .started_at
+                .parse::<jiff::Timestamp>()
+                .unwrap_or_else(|_| jiff::Timestamp::now());
+            out.push(Entry {
+                run_id: run.id.clone(),
+                title: ann.meta.title.clone(),
+                summary: ann.meta.summary.clone(),
+                body_html: ann.body_html.clone(),
+                severity: ann.meta.severity,
+                thread: ann.meta.thread.clone(),
+                link: ann.meta.link.clone(),
+                at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Regenerate the whole site. Returns the index path.
+    pub fn generate(&self, current: &str) -> Result<PathBuf, DeliveryError> {
+        let templates = Templates::load(self.templates_dir.as_deref())
+            .map_err(|e| DeliveryError::permanent(format!("templates: {e}")))?;
+        let entries = self
+            .entries(current)
+            .map_err(|e| DeliveryError::transient(format!("cannot read the journal: {e}")))?;
+        let threads = site::threads(entries);
+        let pages = site::pages(&templates, &self.settings, &threads, jiff::Timestamp::now())
+            .map_err(|e| DeliveryError::permanent(format!("status page template: {e}")))?;
+        let feed = atom::feed(&self.settings, &threads, &self.name);
+        let write = |file: &str, bytes: &[u8]| {
+            let p = self.dir.join(file);
+            write_public_atomic(&p, bytes)
+                .map_err(|e| DeliveryError::transient(format!("cannot write {}: {e}", p.display())))
+        };
+        // Thread pages first, the index (which links them) last.
+        let (index, rest) = pages.split_last().expect("pages end with the index");
+        for (file, html) in rest {
+            write(file, html.as_bytes())?;
+        }
+        write("feed.atom", feed.as_bytes())?;
+        write(&index.0, index.1.as_bytes())?;
+        Ok(self.dir.join("index.html"))
+    }
+
+    /// Run `publish_command` with `sh -c` inside the folder: `{dir}` becomes the shell-quoted
+    /// folder; without `{dir}` the folder is appended as the last argument. Also in the
+    /// environment as `ANNOUNCE_STATUSPAGE_DIR`. Returns the output's tail.
+    async fn publish(&self, command: &str) -> Result<String, DeliveryError> {
+        let dir = self.dir.display().to_string();
+        let line = if command.contains("{dir}") {
+            command.replace("{dir}", &shell_quote(&dir))
+        } else {
+            format!("{command} {}", shell_quote(&dir))
+        };
+        let out = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("ANNOUNCE_STATUSPAGE_DIR", &self.dir)
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| DeliveryError::permanent(format!("publish_command: cannot run sh: {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return Ok(tail(&format!("{stdout}\n{stderr}"), 300));
+        }
+        let status = match out.status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "killed by a signal".to_string(),
+        };
+        let detail = if stderr.trim().is_empty() {
+            tail(&stdout, 500)
+        } else {
+            tail(&stderr, 500)
+        };
+        Err(DeliveryError::Permanent {
+            message: format!("publish_command failed ({status}): {detail}"),
+            route: Some(self.route()),
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for Statuspage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn type_name(&self) -> &'static str {
+        "statuspage"
+    }
+
+    fn reach(&self) -> Reach {
+        Reach::Broadcast(self.target())
+    }
+
+    fn default_concurrency(&self) -> u32 {
+        1
+    }
+
+    /// Regenerating writes the same files again.
+    fn resend_is_safe(&self) -> bool {
+        true
+    }
+
+    /// Renders this announcement's pages with the status page templates, so a template error
+    /// stops the run before anything is sent.
+    fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
+        let entry = Self::entry_from_context(ctx);
+        let threads = site::threads(vec![entry]);
+        let pages = site::pages(templates, &self.settings, &threads, jiff::Timestamp::now())?;
+        let t = &threads[0];
+        let file = t.file_name();
+        let html = pages.into_iter().find(|(f, _)| *f == file).map(|(_, h)| h);
+        Ok(Rendered {
+            subject: None,
+            text: format!(
+                "{} [{}] on {}",
+                t.latest().title,
+                t.latest().severity.as_str(),
+                self.dir.join(&file).display()
+            ),
+            html,
+            weight: 1,
+            stats: vec![
+                Stat::new("status page thread", t.name.as_deref().unwrap_or("(none)")),
+                Stat::new("status page file", file),
+            ],
+        })
+    }
+
+    async fn deliver(&self, d: &Delivery, _msg: &Rendered) -> Result<Receipt, DeliveryError> {
+        let site = self.site.clone();
+        let run_id = d.run_id.clone();
+        let index = tokio::task::spawn_blocking(move || site.generate(&run_id))
+            .await
+            .map_err(|e| DeliveryError::transient(format!("status page writer failed: {e}")))??;
+        if let Some(cmd) = &self.publish_command {
+            let output = self.publish(cmd).await?;
+            if !output.is_empty() {
+                tracing::info!(channel = %self.name, "publish_command: {output}");
+            }
+        }
+        Ok(Receipt {
+            provider_id: Some(index.display().to_string()),
+            route: Some(self.route()),
+        })
+    }
+
+    async fn check(&self) -> Vec<Probe> {
+        let probe = (|| -> io::Result<()> {
+            create_public_dir(&self.dir)?;
+            let p = self.dir.join(format!(".announce-check.{}", std::process::id()));
+            write_public_atomic(&p, b"ok")?;
+            fs::remove_file(&p)
+        })();
+        let publish = self
+            .publish_command
+            .as_ref()
+            .map_or(String::new(), |_| "; publish_command is set (not run by check)".into());
+        vec![Probe {
+            subject: self.name.clone(),
+            ok: probe.is_ok(),
+            detail: match probe {
+                Ok(()) => format!("writes to {}{publish}", self.dir.display()),
+                Err(e) => format!("cannot write to {}: {e}", self.dir.display()),
+            },
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}

@@ -1,0 +1,338 @@
+//! The static status page, end to end through the binary: content rebuilt from the journal,
+//! thread state and order, the Atom feed (checked with Python's feedparser), file modes, and
+//! `publish_command`. The Chromium screenshot is `scripts/screenshot-statuspage` (not a test, so
+//! the suite does not depend on a browser).
+
+#[path = "support/channels.rs"]
+mod channels;
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use channels::{deliveries_of, python_script};
+use serde_json::Value;
+use support::Workspace;
+
+/// Asia/Kolkata: +05:30 all year, so the local times are predictable.
+fn workspace(top: &str, channel_extra: &str) -> Workspace {
+    let w = Workspace::empty();
+    w.write(
+        "channels.toml",
+        &format!(
+            "state_dir = \".announce\"\n{top}\n[org]\nname = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"\n\
+             email = \"termine@example.de\"\nwebsite = \"https://sarahkastner.example\"\ntimezone = \"Asia/Kolkata\"\n\n\
+             [channels.status]\ntype = \"statuspage\"\ndir = \"public/status\"\n{channel_extra}"
+        ),
+    );
+    w
+}
+
+fn notice(w: &Workspace, file: &str, title: &str, thread: &str, severity: &str, body: &str) {
+    w.write(
+        file,
+        &format!("+++\ntitle = \"{title}\"\nthread = \"{thread}\"\nseverity = \"{severity}\"\n+++\n{body}\n"),
+    );
+}
+
+fn send(w: &Workspace, file: &str) -> Value {
+    let r = w.run(&["send", file, "--yes", "--json"]);
+    r.code(0);
+    r.json()
+}
+
+/// Byte position of `needle` in `hay`, panicking with context when absent.
+fn pos(hay: &str, needle: &str) -> usize {
+    hay.find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not found in:\n{hay}"))
+}
+
+/// The part of the index between two headings (or to the end).
+fn section<'a>(html: &'a str, heading: &str) -> &'a str {
+    let start = pos(html, heading);
+    let rest = &html[start..];
+    let end = rest[1..].find("<h2").map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
+#[test]
+fn a_thread_of_three_updates_and_another_incident() {
+    let w = workspace("", "");
+    notice(
+        &w,
+        "n1.md",
+        "Website und E-Mail gestört",
+        "outage-2026-04",
+        "major",
+        "Unser Hoster wurde **gehackt**.",
+    );
+    notice(
+        &w,
+        "n2.md",
+        "Studio-Telefon gestört",
+        "phone",
+        "minor",
+        "Bitte per E-Mail.",
+    );
+    notice(
+        &w,
+        "n3.md",
+        "Update: E-Mail läuft wieder",
+        "outage-2026-04",
+        "info",
+        "Die Website ist noch offline.",
+    );
+    notice(
+        &w,
+        "n4.md",
+        "Alles wieder in Ordnung",
+        "outage-2026-04",
+        "resolved",
+        "Website und E-Mail laufen.",
+    );
+
+    let report = send(&w, "n1.md");
+    let d = &deliveries_of(&report, "status")[0];
+    assert_eq!(d["status"], "sent");
+    assert_eq!(d["route"], "dir");
+    let index_path = w.path("public/status/index.html");
+    assert_eq!(d["provider_id"], index_path.display().to_string().as_str());
+    assert_eq!(d["recipient"], w.path("public/status").display().to_string().as_str());
+    send(&w, "n2.md");
+
+    // Both open: the major one first although the minor one is newer.
+    let index = w.read("public/status/index.html");
+    let current = section(&index, "Current incidents");
+    assert!(pos(current, "Website und E-Mail gestört") < pos(current, "Studio-Telefon gestört"));
+    assert!(current.contains("Major disruption") && current.contains("Minor disruption"));
+    assert!(!index.contains("Recently resolved"));
+
+    send(&w, "n3.md");
+    // An update without a severity of its own keeps the incident major.
+    let index = w.read("public/status/index.html");
+    let current = section(&index, "Current incidents");
+    assert!(pos(current, "Website und E-Mail gestört") < pos(current, "Studio-Telefon gestört"));
+    assert!(
+        current.contains("Die Website ist noch offline."),
+        "the latest update is shown"
+    );
+
+    send(&w, "n4.md");
+    let index = w.read("public/status/index.html");
+    let current = section(&index, "Current incidents");
+    assert!(current.contains("Studio-Telefon gestört"));
+    assert!(
+        !current.contains("Website und E-Mail gestört"),
+        "resolved closes the thread"
+    );
+    let resolved = section(&index, "Recently resolved");
+    assert!(resolved.contains("Website und E-Mail gestört") && resolved.contains("Resolved"));
+    assert!(resolved.contains("href=\"incident-outage-2026-04.html\""));
+    // Org, contact details, the feed, times in the org's time zone.
+    assert!(index.contains("Sarah Kastner Fotografie"));
+    assert!(index.contains("href=\"tel:+49301234567\""));
+    assert!(index.contains("mailto:termine@example.de"));
+    assert!(index.contains("type=\"application/atom+xml\""));
+    assert!(
+        index.contains("+05:30\">") && index.contains(" IST</time>"),
+        "local times: {index}"
+    );
+    assert!(index.contains("name=\"viewport\""));
+    assert!(!index.to_lowercase().contains("<script"), "no JavaScript");
+
+    // The thread page: closed, updates newest first.
+    let thread = w.read("public/status/incident-outage-2026-04.html");
+    assert!(thread.contains("Closed"));
+    let (a, b, c) = (
+        pos(&thread, "<h3>Alles wieder in Ordnung</h3>"),
+        pos(&thread, "<h3>Update: E-Mail läuft wieder</h3>"),
+        pos(&thread, "<h3>Website und E-Mail gestört</h3>"),
+    );
+    assert!(a < b && b < c, "newest first");
+    assert!(thread.contains("<strong>gehackt</strong>"), "the Markdown body as HTML");
+    let other = w.read("public/status/incident-phone.html");
+    assert!(other.contains("Ongoing") && other.contains("Minor disruption"));
+
+    // The feed: valid Atom per an independent parser, one entry per announcement.
+    let feed = w.path("public/status/feed.atom");
+    let out = python_script(
+        "feedparser",
+        r#"
+import json, sys, feedparser
+f = feedparser.parse(sys.argv[1])
+print(json.dumps({
+    "bozo": f.bozo, "error": str(f.get("bozo_exception", "")), "version": f.version,
+    "title": f.feed.get("title"), "id": f.feed.get("id"), "author": f.feed.get("author"),
+    "updated_parsed": f.feed.get("updated_parsed") is not None,
+    "entries": [{"id": e.id, "title": e.title, "updated": e.updated, "link": e.link,
+                 "updated_parsed": e.get("updated_parsed") is not None,
+                 "content": e.content[0].value if "content" in e else ""} for e in f.entries],
+}))
+"#,
+        &[&feed.display().to_string()],
+    );
+    let f: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        f["bozo"] == Value::Bool(false) || f["bozo"] == 0,
+        "feedparser found a problem: {f}"
+    );
+    assert_eq!(f["version"], "atom10");
+    // RFC 4287's required feed elements: id, title, updated (a date it can parse), author.
+    assert!(f["id"].as_str().unwrap().starts_with("urn:uuid:"), "{f}");
+    assert_eq!(f["title"], "Current status – Sarah Kastner Fotografie");
+    assert_eq!(f["author"], "Sarah Kastner Fotografie (termine@example.de)");
+    assert_eq!(f["updated_parsed"], true);
+    let entries = f["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{f}");
+    let titles: Vec<&str> = entries.iter().map(|e| e["title"].as_str().unwrap()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Alles wieder in Ordnung",
+            "Update: E-Mail läuft wieder",
+            "Studio-Telefon gestört",
+            "Website und E-Mail gestört"
+        ],
+        "newest first"
+    );
+    let ids: std::collections::HashSet<&str> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 4);
+    for e in entries {
+        assert_eq!(e["updated_parsed"], true, "{e}");
+        assert!(e["id"].as_str().unwrap().starts_with("urn:uuid:"));
+        assert!(e["updated"].as_str().unwrap().ends_with("+05:30"), "{e}");
+    }
+    assert!(
+        entries[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>gehackt</strong>")
+    );
+    assert!(
+        entries[0]["link"]
+            .as_str()
+            .unwrap()
+            .contains("incident-outage-2026-04.html#u-")
+    );
+
+    // Public files: 0644 in a 0755 folder (the state folder stays private).
+    for f in ["index.html", "feed.atom", "incident-outage-2026-04.html"] {
+        let mode = std::fs::metadata(w.path(&format!("public/status/{f}")))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{f}");
+    }
+    let mode = std::fs::metadata(w.path("public/status")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert!(
+        !w.files("public/status")
+            .iter()
+            .any(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp")),
+        "no temp files left"
+    );
+}
+
+#[test]
+fn the_site_is_rebuilt_from_the_journal_and_leaves_out_other_channels_runs() {
+    let w = workspace("", "");
+    w.config_append(
+        "\n[channels.files]\ntype = \"outbox\"\ndir = \"outbox\"\n\n[audience]\nfile = \"customers.csv\"\n",
+    );
+    w.write("customers.csv", "name,email\nAnna,anna@example.de\n");
+    notice(&w, "a.md", "Only on the status page", "t1", "major", "a");
+    w.write(
+        "b.md",
+        "+++\ntitle = \"Only in the outbox\"\nchannels = [\"files\"]\naudience = \"customers.csv\"\n+++\nb\n",
+    );
+    send(&w, "a.md");
+    send(&w, "b.md");
+    // Deleting the site loses nothing: the next announcement rebuilds it completely.
+    std::fs::remove_dir_all(w.path("public")).unwrap();
+    notice(&w, "c.md", "Second incident", "t2", "minor", "c");
+    send(&w, "c.md");
+    let index = w.read("public/status/index.html");
+    assert!(index.contains("Only on the status page") && index.contains("Second incident"));
+    assert!(!index.contains("Only in the outbox"));
+    let feed = w.read("public/status/feed.atom");
+    assert_eq!(feed.matches("<entry>").count(), 2);
+}
+
+#[test]
+fn publish_command_runs_with_the_folder_and_its_failure_fails_the_delivery() {
+    // A folder name with a space and a quote: {dir} must be shell-quoted.
+    let w = workspace(
+        "",
+        "publish_command = \"test -f {dir}/index.html && test -f {dir}/feed.atom && touch {dir}/../published\"\n",
+    );
+    w.config_replace("dir = \"public/status\"", "dir = \"public/it's status\"");
+    notice(&w, "a.md", "Outage", "t", "major", "x");
+    let report = send(&w, "a.md");
+    let d = &deliveries_of(&report, "status")[0];
+    assert_eq!(d["route"], "dir + publish_command");
+    assert!(
+        w.path("public/published").exists(),
+        "the command ran on the written folder"
+    );
+
+    // Without {dir} the folder is the last argument.
+    let w = workspace(
+        "",
+        r#"publish_command = '''sh -c 'test -f "$1/index.html" && touch "$1/../published-arg"' publish'''"#,
+    );
+    notice(&w, "a.md", "Outage", "t", "major", "x");
+    send(&w, "a.md");
+    assert!(w.path("public/published-arg").exists());
+
+    let w = workspace(
+        "",
+        "publish_command = \"echo uploading; echo 'rsync: connection unexpectedly closed (0 bytes received)' >&2; exit 12\"\n",
+    );
+    notice(&w, "a.md", "Outage", "t", "major", "x");
+    let r = w.run(&["send", "a.md", "--yes", "--json"]);
+    r.code(3);
+    let d = &deliveries_of(&r.json(), "status")[0];
+    assert_eq!(d["status"], "failed", "{d}");
+    let err = d["error"].as_str().unwrap();
+    assert!(
+        err.contains("publish_command failed (exit status 12)")
+            && err.contains("rsync: connection unexpectedly closed"),
+        "{err}"
+    );
+    assert_eq!(d["attempts"], 1);
+    // The report command shows the same.
+    let rep = w.run(&["report", "latest", "--format", "json"]);
+    rep.code(0);
+    assert!(rep.stdout().contains("rsync: connection unexpectedly closed"));
+}
+
+#[test]
+fn a_broken_status_page_template_stops_the_run_before_anything_is_written() {
+    let w = workspace("templates_dir = \"templates\"", "");
+    w.write(
+        "templates/statuspage.incident.html.hbs",
+        "<html><body>{{thread.title}} {{thread.no_such_field}}</body></html>",
+    );
+    notice(&w, "a.md", "Outage", "t", "major", "x");
+    let r = w.run(&["send", "a.md", "--yes"]);
+    r.code(2).stderr_has("statuspage.incident.html.hbs");
+    assert!(!w.path("public/status").exists());
+}
+
+#[test]
+fn base_url_makes_feed_links_absolute() {
+    let w = workspace(
+        "",
+        "base_url = \"https://status.example.de/\"\ntitle = \"Betriebsstatus\"\n",
+    );
+    notice(&w, "a.md", "Outage & <more>", "t", "critical", "x");
+    send(&w, "a.md");
+    let feed = w.read("public/status/feed.atom");
+    assert!(feed.contains("<id>https://status.example.de/feed.atom</id>"), "{feed}");
+    assert!(feed.contains("rel=\"self\" type=\"application/atom+xml\" href=\"https://status.example.de/feed.atom\""));
+    assert!(feed.contains("href=\"https://status.example.de/incident-t.html#u-"));
+    assert!(feed.contains("<title>Outage &amp; &lt;more&gt;</title>"));
+    assert!(feed.contains("<title>Betriebsstatus – Sarah Kastner Fotografie</title>"));
+    let index = w.read("public/status/index.html");
+    assert!(index.contains("<h1>Betriebsstatus</h1>"));
+    assert!(index.contains("Outage &amp; &lt;more&gt;"));
+}
