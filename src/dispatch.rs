@@ -24,6 +24,10 @@ use crate::config::{Common, Rate};
 use crate::journal::{DeliveryRow, Journal, JournalError, Status, Writer};
 use crate::render::{BaseContext, Templates};
 
+/// The most deliveries an unthrottled lane may have journaled as `sending` beyond its
+/// `concurrency` while they wait for a slot (see [`Pace`]).
+pub const PIPELINE_DEPTH: usize = 48;
+
 /// How one channel is driven.
 pub struct Lane {
     pub channel: Arc<dyn Channel>,
@@ -58,6 +62,75 @@ impl Lane {
     }
 }
 
+impl Lane {
+    /// The most deliveries that can be between "journaled as sending" and "done": the
+    /// `concurrency` slots, plus the pipeline of unthrottled lanes.
+    pub fn window(&self) -> usize {
+        let slots = self.concurrency.max(1);
+        if self.limiter.is_some() {
+            slots
+        } else {
+            slots + PIPELINE_DEPTH
+        }
+    }
+}
+
+/// How far ahead of the provider a lane journals its deliveries.
+///
+/// A delivery's `sending` mark must be durable (a journal commit: an fsync, about a millisecond)
+/// before its message leaves. With only `concurrency` deliveries under way, each connection
+/// would wait for a commit before every message: against a local relay that answers in a
+/// quarter of a millisecond, 4 connections would idle four fifths of the time. So an
+/// unthrottled lane lets more deliveries be journaled ahead, as many as its connections can
+/// send while one commit is being made: `concurrency x commit time / send time`, measured as
+/// it goes (at most [`PIPELINE_DEPTH`]). Against a slow provider (a send takes longer than a
+/// commit) that is one or none; against a fast one, the commits of the next messages overlap
+/// the sending of the current ones and the connections stay busy.
+///
+/// The price, on a process killed outright: besides the messages in flight, those journaled
+/// ahead are `unknown` although they never left — as many as the channel sends in one commit.
+/// A Ctrl-C or a halt puts them back to `pending`. Rate-limited lanes do not pipeline: the
+/// limiter, not the disk, sets their pace.
+#[derive(Default)]
+struct Pace {
+    /// Moving averages (µs) of a journal commit and of a send.
+    times: std::sync::Mutex<(f64, f64)>,
+    /// Deliveries taken and not done.
+    under_way: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl Pace {
+    fn record(&self, commit: Duration, send: Duration) {
+        let mut t = self.times.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (c, s) = (commit.as_secs_f64() * 1e6, send.as_secs_f64() * 1e6);
+        *t = if t.1 == 0.0 {
+            (c, s.max(1.0))
+        } else {
+            (t.0 * 0.9 + c * 0.1, (t.1 * 0.9 + s * 0.1).max(1.0))
+        };
+    }
+
+    /// How many deliveries may be under way now.
+    fn limit(&self, lane: &Lane) -> usize {
+        let slots = lane.concurrency.max(1);
+        if lane.limiter.is_some() {
+            return slots;
+        }
+        let (commit, send) = *self.times.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if send == 0.0 {
+            return slots;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let ahead = (slots as f64 * commit / send).ceil().min(PIPELINE_DEPTH as f64) as usize;
+        slots + ahead
+    }
+}
+
 /// A GCRA limiter: one cell every `per / count`, up to `burst` at once.
 pub fn limiter(rate: Rate, burst: NonZeroU32) -> DefaultDirectRateLimiter {
     let period = rate.per / rate.count.get();
@@ -80,6 +153,11 @@ pub struct Dispatch<'a> {
 enum AttemptError {
     Delivery(DeliveryError),
     Journal(JournalError),
+    /// The run was stopped (Ctrl-C) or the channel halted before the message reached the
+    /// channel. `marked`: the attempt was already journaled as `sending` and must be released.
+    Stopped {
+        marked: bool,
+    },
 }
 
 /// Send every `pending` delivery of the run on the given lanes.
@@ -135,25 +213,43 @@ struct Shared {
 
 async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: Option<ProgressBar>) {
     let lane = Arc::new(lane);
-    let semaphore = Arc::new(Semaphore::new(lane.concurrency.max(1)));
+    // Attempts talking to the provider: at most `concurrency`.
+    let slots = Arc::new(Semaphore::new(lane.concurrency.max(1)));
+    let pace = Arc::new(Pace::default());
     let halted = Arc::new(AtomicBool::new(false));
     let mut inflight = tokio::task::JoinSet::new();
-    for row in rows {
-        let permit = tokio::select! {
-            p = semaphore.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            _ = shared.cancel.cancelled() => break,
-        };
+    'rows: for row in rows {
+        // Room in the window (see `Pace`).
+        loop {
+            let done = pace.done.notified();
+            if pace.under_way.load(Ordering::SeqCst) < pace.limit(&lane) {
+                break;
+            }
+            tokio::select! {
+                _ = done => {}
+                _ = shared.cancel.cancelled() => break 'rows,
+            }
+        }
         if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) || shared.journal_failed.load(Ordering::SeqCst)
         {
             break;
         }
-        let (shared, lane, halted, bar) = (shared.clone(), lane.clone(), halted.clone(), bar.clone());
+        pace.under_way.fetch_add(1, Ordering::SeqCst);
+        let (shared, lane, halted, slots, pace, bar) = (
+            shared.clone(),
+            lane.clone(),
+            halted.clone(),
+            slots.clone(),
+            pace.clone(),
+            bar.clone(),
+        );
         inflight.spawn(async move {
-            deliver_one(&shared, &lane, &halted, row).await;
+            deliver_one(&shared, &lane, &halted, &slots, &pace, row).await;
             if let Some(b) = bar {
                 b.inc(1);
             }
-            drop(permit);
+            pace.under_way.fetch_sub(1, Ordering::SeqCst);
+            pace.done.notify_one();
         });
         // Reap finished tasks as we go so a 100k run does not keep 100k handles.
         while inflight.try_join_next().is_some() {}
@@ -168,7 +264,14 @@ async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: 
     }
 }
 
-async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: DeliveryRow) {
+async fn deliver_one(
+    shared: &Shared,
+    lane: &Lane,
+    halted: &AtomicBool,
+    slots: &Semaphore,
+    pace: &Pace,
+    row: DeliveryRow,
+) {
     let channel = lane.channel.as_ref();
     let data = row.data.as_deref().and_then(|d| serde_json::from_str(d).ok());
     let ctx = shared
@@ -230,15 +333,33 @@ async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: Del
                     ))),
                 ));
             }
+            let stopped = || shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst);
+            if stopped() {
+                return Err((this_attempt, AttemptError::Stopped { marked: false }));
+            }
+            let marking = std::time::Instant::now();
             shared
                 .writer
                 .sending(delivery.id, this_attempt, &delivery.message_id)
                 .await
                 .map_err(|e| (this_attempt, AttemptError::Journal(e)))?;
+            let commit = marking.elapsed();
+            let _slot = slots.acquire().await.expect("semaphore is never closed");
+            if stopped() {
+                return Err((this_attempt, AttemptError::Stopped { marked: true }));
+            }
+            let sending = std::time::Instant::now();
             let result = tokio::time::timeout(lane.timeout, channel.deliver(&delivery, message)).await;
+            pace.record(commit, sending.elapsed());
             match result {
                 Ok(Ok(receipt)) => Ok((this_attempt, receipt)),
-                Ok(Err(e)) => Err((this_attempt, AttemptError::Delivery(e))),
+                Ok(Err(e)) => {
+                    if matches!(e, DeliveryError::Halt { .. }) {
+                        // Before the slot is free: no delivery waiting for it may start.
+                        halted.store(true, Ordering::SeqCst);
+                    }
+                    Err((this_attempt, AttemptError::Delivery(e)))
+                }
                 Err(_) => Err((
                     this_attempt,
                     AttemptError::Delivery(channel.timeout_error(lane.timeout)),
@@ -293,6 +414,15 @@ async fn deliver_one(shared: &Shared, lane: &Lane, halted: &AtomicBool, row: Del
             shared.journal_failed.store(true, Ordering::SeqCst);
             shared.cancel.cancel();
             let _ = n;
+            return;
+        }
+        // Never reached the channel: it stays (or, when marked, becomes again) `pending`; an
+        // earlier attempt's outcome is already journaled.
+        Err((_, AttemptError::Stopped { marked: false })) => return,
+        Err((n, AttemptError::Stopped { marked: true })) => {
+            if shared.writer.released(row.id, n).is_err() {
+                shared.journal_failed.store(true, Ordering::SeqCst);
+            }
             return;
         }
         Err((n, AttemptError::Delivery(e))) => {

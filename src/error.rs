@@ -59,9 +59,10 @@ pub enum AppError {
 }
 
 fn fmt_invalid(location: &Option<SourceLocation>, message: &str) -> String {
+    let message = crate::config::redact(message);
     match location {
         Some(l) => format!("{l}: {message}"),
-        None => message.to_string(),
+        None => message.into_owned(),
     }
 }
 
@@ -95,6 +96,34 @@ impl AppError {
 impl From<crate::journal::JournalError> for AppError {
     fn from(e: crate::journal::JournalError) -> Self {
         AppError::Runtime(anyhow::Error::new(e))
+    }
+}
+
+/// The same error with every registered secret taken out of its message: gateways' error
+/// texts can quote the request, credentials included.
+pub fn redacted(e: crate::channel::DeliveryError) -> crate::channel::DeliveryError {
+    use crate::channel::DeliveryError;
+    let redact = crate::config::redact;
+    let r = |m: String| redact(&m).into_owned();
+    match e {
+        DeliveryError::Transient {
+            message,
+            retry_after,
+            route,
+        } => DeliveryError::Transient {
+            message: r(message),
+            retry_after,
+            route,
+        },
+        DeliveryError::Permanent { message, route } => DeliveryError::Permanent {
+            message: r(message),
+            route,
+        },
+        DeliveryError::Ambiguous { message, route } => DeliveryError::Ambiguous {
+            message: r(message),
+            route,
+        },
+        DeliveryError::Halt { message } => DeliveryError::Halt { message: r(message) },
     }
 }
 

@@ -34,9 +34,11 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Create (or open) a file that must be private, e.g. a report written with `--output`.
+/// Missing parent folders are created 0700 (whatever the umask); existing ones are the
+/// user's and are left as they are.
 pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+        DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
     let f = OpenOptions::new()
         .write(true)

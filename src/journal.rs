@@ -11,6 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,18 @@ pub struct NewDelivery {
     pub problem: bool,
 }
 
+/// One channel's deliveries of a run, counted ([`Journal::status_counts`]).
+#[derive(Debug, Clone)]
+pub struct ChannelCounts {
+    pub channel: String,
+    pub channel_type: String,
+    /// The channel's first delivery: channels are listed in this order.
+    pub first_id: i64,
+    pub counts: Vec<(Status, usize)>,
+    /// Skipped because of bad input (`problem`).
+    pub bad_skips: usize,
+}
+
 /// One delivery as read back.
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
@@ -163,7 +176,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE (run_id, channel, recipient)
 );
 CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries(run_id, channel, status);
-CREATE INDEX IF NOT EXISTS deliveries_recipient ON deliveries(recipient, channel_type);
+DROP INDEX IF EXISTS deliveries_recipient;
 CREATE TABLE IF NOT EXISTS attempts (
     delivery_id  INTEGER NOT NULL REFERENCES deliveries(id),
     attempt      INTEGER NOT NULL,
@@ -402,6 +415,66 @@ impl Journal {
         rows.collect::<std::result::Result<_, _>>().map_err(sql(&self.path))
     }
 
+    /// How many deliveries of a run each channel has in each status, and the channels' types,
+    /// in the order the channels first appear (by delivery id) — without reading the rows.
+    pub fn status_counts(&self, run_id: &str) -> Result<Vec<ChannelCounts>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT channel, status, COUNT(*), MIN(id) FROM deliveries WHERE run_id = ?1 GROUP BY channel, status",
+            )
+            .map_err(sql(&self.path))?;
+        let rows = st
+            .query_map([run_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Status::parse(&r.get::<_, String>(1)?),
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(sql(&self.path))?;
+        let mut out: Vec<ChannelCounts> = Vec::new();
+        for row in rows {
+            let (channel, status, n, first_id) = row.map_err(sql(&self.path))?;
+            let i = match out.iter().position(|c| c.channel == channel) {
+                Some(i) => i,
+                None => {
+                    out.push(ChannelCounts {
+                        channel,
+                        channel_type: String::new(),
+                        first_id,
+                        counts: Vec::new(),
+                        bad_skips: 0,
+                    });
+                    out.len() - 1
+                }
+            };
+            let c = &mut out[i];
+            c.first_id = c.first_id.min(first_id);
+            c.counts.push((status, usize::try_from(n).unwrap_or(0)));
+        }
+        out.sort_by_key(|c| c.first_id);
+        for c in &mut out {
+            c.channel_type = self
+                .conn
+                .query_row("SELECT channel_type FROM deliveries WHERE id = ?1", [c.first_id], |r| {
+                    r.get(0)
+                })
+                .map_err(sql(&self.path))?;
+            c.bad_skips = self
+                .conn
+                .query_row(
+                    "SELECT COUNT(*) FROM deliveries
+                     WHERE run_id = ?1 AND channel = ?2 AND status = 'skipped' AND problem = 1",
+                    params![run_id, c.channel],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(sql(&self.path))? as usize;
+        }
+        Ok(out)
+    }
+
     /// Deliveries left `sending` by a process that died: the provider may or may not have them.
     pub fn mark_in_flight_unknown(&self, run_id: &str) -> Result<usize> {
         self.conn
@@ -511,6 +584,141 @@ impl Journal {
     }
 }
 
+/// One planned delivery as the planner hands it over, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRef<'a> {
+    pub channel: &'a str,
+    pub channel_type: &'a str,
+    pub recipient: &'a str,
+    pub name: &'a str,
+    pub data: Option<&'a str>,
+    pub status: Status,
+    pub error: Option<&'a str>,
+    pub problem: bool,
+}
+
+impl NewDelivery {
+    pub fn as_ref(&self) -> DeliveryRef<'_> {
+        DeliveryRef {
+            channel: &self.channel,
+            channel_type: &self.channel_type,
+            recipient: &self.recipient,
+            name: &self.name,
+            data: self.data.as_deref(),
+            status: self.status,
+            error: self.error.as_deref(),
+            problem: self.problem,
+        }
+    }
+}
+
+impl DeliveryRef<'_> {
+    pub fn to_owned(&self) -> NewDelivery {
+        NewDelivery {
+            channel: self.channel.to_string(),
+            channel_type: self.channel_type.to_string(),
+            recipient: self.recipient.to_string(),
+            name: self.name.to_string(),
+            data: self.data.map(str::to_string),
+            status: self.status,
+            error: self.error.map(str::to_string),
+            problem: self.problem,
+        }
+    }
+}
+
+const INSERT_DELIVERY: &str = "INSERT INTO deliveries
+       (id, run_id, channel, channel_type, recipient, name, data, status, problem, error, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING";
+
+/// A run being planned. The run and its deliveries go into one transaction, written as the
+/// planner streams them, that only [`RunWriter::commit`] makes visible: dropping the writer
+/// (an invalid plan, a "no" at the confirmation) leaves the journal as it was. It holds the
+/// journal's write lock until then.
+pub struct RunWriter<'j> {
+    tx: Transaction<'j>,
+    path: PathBuf,
+    run_id: String,
+    started_at: String,
+    first_free_id: i64,
+}
+
+impl Journal {
+    /// Start writing `run`. Deliveries get explicit ids from [`RunWriter::first_free_id`] up.
+    pub fn begin_run(&mut self, run: &RunRow) -> Result<RunWriter<'_>> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql(&path))?;
+        insert_run(&tx, run, &[]).map_err(sql(&path))?;
+        let first_free_id = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM deliveries", [], |r| r.get(0))
+            .map_err(sql(&path))?;
+        Ok(RunWriter {
+            tx,
+            path,
+            run_id: run.id.clone(),
+            started_at: run.started_at.clone(),
+            first_free_id,
+        })
+    }
+}
+
+impl RunWriter<'_> {
+    /// No delivery of any run has this id or a higher one.
+    pub fn first_free_id(&self) -> i64 {
+        self.first_free_id
+    }
+
+    /// Add a delivery with the given id. `false` when the run already has one for this channel
+    /// and recipient (nothing is written).
+    pub fn insert(&mut self, id: i64, d: &DeliveryRef<'_>) -> Result<bool> {
+        let mut st = self.tx.prepare_cached(INSERT_DELIVERY).map_err(sql(&self.path))?;
+        let n = st
+            .execute(params![
+                id,
+                self.run_id,
+                d.channel,
+                d.channel_type,
+                d.recipient,
+                d.name,
+                d.data,
+                d.status.as_str(),
+                d.problem,
+                d.error,
+                self.started_at
+            ])
+            .map_err(sql(&self.path))?;
+        Ok(n == 1)
+    }
+
+    /// The recipient of a delivery written so far.
+    pub fn recipient(&self, id: i64) -> Result<Option<String>> {
+        self.tx
+            .prepare_cached("SELECT recipient FROM deliveries WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+            .map_err(sql(&self.path))
+    }
+
+    /// An earlier non-dry run with this content digest (see [`Journal::find_by_digest`]).
+    pub fn earlier_run_with_digest(&self, digest: &str) -> Result<Option<String>> {
+        self.tx
+            .query_row(
+                "SELECT id FROM runs WHERE digest = ?1 AND dry_run = 0 AND id != ?2 ORDER BY started_at LIMIT 1",
+                params![digest, self.run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql(&self.path))
+    }
+
+    /// Make the run and every delivery durable.
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit().map_err(sql(&self.path))
+    }
+}
+
 fn insert_run(tx: &Transaction<'_>, run: &RunRow, deliveries: &[NewDelivery]) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO runs (id, digest, dry_run, title, thread, severity, announcement, origin, base_dir, started_at)
@@ -568,6 +776,9 @@ pub enum Op {
         route: Option<String>,
         error: Option<String>,
     },
+    /// The attempt journaled by `Sending` never started (the run was stopped while it waited for
+    /// a connection): back to `pending`, as if it had not been marked.
+    Released { id: i64, attempt: u32 },
     /// Reply once everything before it is committed.
     Flush(tokio::sync::oneshot::Sender<bool>),
 }
@@ -618,6 +829,13 @@ impl Writer {
             .map_err(|_| JournalError::WriterGone)
     }
 
+    /// Undo a `sending` mark whose message was never handed to the channel.
+    pub fn released(&self, id: i64, attempt: u32) -> Result<()> {
+        self.tx
+            .send(Op::Released { id, attempt })
+            .map_err(|_| JournalError::WriterGone)
+    }
+
     pub async fn flush(&self) -> Result<()> {
         let (ack, done) = tokio::sync::oneshot::channel();
         self.tx.send(Op::Flush(ack)).map_err(|_| JournalError::WriterGone)?;
@@ -640,12 +858,30 @@ impl Drop for Writer {
 }
 
 const MAX_BATCH: usize = 512;
+/// A commit costs about the same for 2 operations as for 200 (an fsync, and every touched page
+/// written whole), so under load the writer lingers briefly for more: it commits when nothing
+/// came for `LINGER`, or `MAX_LINGER` after the first operation of the batch.
+const LINGER: Duration = Duration::from_micros(150);
+const MAX_LINGER: Duration = Duration::from_millis(2);
 
 fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
+        let deadline = Instant::now() + MAX_LINGER;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
+                Ok(op) => {
+                    batch.push(op);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(LINGER.min(left)) {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
@@ -662,7 +898,7 @@ fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>) {
                 Op::Sending { ack, .. } | Op::Flush(ack) => {
                     let _ = ack.send(ok);
                 }
-                Op::Outcome { .. } => {}
+                Op::Outcome { .. } | Op::Released { .. } => {}
             }
         }
         if !ok {
@@ -688,6 +924,10 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
         let mut attempt_end = tx.prepare_cached(
             "UPDATE attempts SET finished_ms = ?3, outcome = ?4, error = ?5, route = ?6 WHERE delivery_id = ?1 AND attempt = ?2",
         )?;
+        let mut unmark = tx.prepare_cached(
+            "UPDATE deliveries SET status = 'pending', attempts = ?2 - 1, updated_at = ?3 WHERE id = ?1 AND status = 'sending'",
+        )?;
+        let mut unattempt = tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1 AND attempt = ?2")?;
         for op in batch {
             match op {
                 Op::Sending {
@@ -715,6 +955,10 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
                         status.as_str()
                     };
                     attempt_end.execute(params![id, n, now_ms(), what, error, route])?;
+                }
+                Op::Released { id, attempt: n } => {
+                    unmark.execute(params![id, n, now])?;
+                    unattempt.execute(params![id, n])?;
                 }
                 Op::Flush(_) => {}
             }

@@ -62,16 +62,20 @@ pub struct DeliveryReport {
 
 impl Totals {
     fn add(&mut self, status: Status) {
-        self.planned += 1;
+        self.add_n(status, 1);
+    }
+
+    fn add_n(&mut self, status: Status, n: usize) {
+        self.planned += n;
         match status {
-            Status::Sent => self.sent += 1,
-            Status::Delivered => self.delivered += 1,
-            Status::Undelivered => self.undelivered += 1,
-            Status::Failed => self.failed += 1,
-            Status::Skipped => self.skipped += 1,
+            Status::Sent => self.sent += n,
+            Status::Delivered => self.delivered += n,
+            Status::Undelivered => self.undelivered += n,
+            Status::Failed => self.failed += n,
+            Status::Skipped => self.skipped += n,
             // `sending` only exists while a process runs; a report of a dead run shows it as unknown.
-            Status::Pending => self.pending += 1,
-            Status::Sending | Status::Unknown => self.unknown += 1,
+            Status::Pending => self.pending += n,
+            Status::Sending | Status::Unknown => self.unknown += n,
         }
     }
 }
@@ -83,6 +87,31 @@ impl Report {
         };
         let rows = journal.deliveries(&run.id)?;
         Ok(Some((Report::from_rows(&run, &rows), rows)))
+    }
+
+    /// The report without its `deliveries` (the totals come from SQL counts: a run of a
+    /// million deliveries is summed without reading them), and the number of deliveries skipped
+    /// because of bad input.
+    pub fn load_summary(journal: &Journal, run_id: &str) -> Result<Option<(Report, usize)>, JournalError> {
+        let Some(run) = journal.run(run_id)? else {
+            return Ok(None);
+        };
+        let mut report = Report::from_rows(&run, &[]);
+        let mut bad_skips = 0;
+        for c in journal.status_counts(&run.id)? {
+            let mut counts = Totals::default();
+            for (status, n) in c.counts {
+                counts.add_n(status, n);
+                report.totals.add_n(status, n);
+            }
+            bad_skips += c.bad_skips;
+            report.channels.push(ChannelTotals {
+                name: c.channel,
+                kind: c.channel_type,
+                counts,
+            });
+        }
+        Ok(Some((report, bad_skips)))
     }
 
     pub fn from_rows(run: &RunRow, rows: &[DeliveryRow]) -> Report {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 
 pub fn run(cli: Cli) -> Result<Exit, AppError> {
-    match &cli.command {
+    let result = match &cli.command {
         Command::Init(a) => init::run(a),
         Command::Send(a) => send::send(&load_config(&cli)?, a),
         Command::Resume(a) => send::resume(&load_config(&cli)?, a),
@@ -23,6 +23,22 @@ pub fn run(cli: Cli) -> Result<Exit, AppError> {
         Command::Report(a) => report::report(&load_config(&cli)?, a),
         Command::Runs => report::runs(&load_config(&cli)?),
         Command::Check(a) => check::run(&load_config(&cli)?, a),
+    };
+    result.map_err(redact_runtime)
+}
+
+/// A runtime error's chain can quote a provider's answer: take every secret out of it.
+/// (`Invalid` messages are redacted when displayed.)
+fn redact_runtime(e: AppError) -> AppError {
+    match e {
+        AppError::Runtime(err) => {
+            let text = format!("{err:#}");
+            match crate::config::redact(&text) {
+                std::borrow::Cow::Owned(clean) => AppError::Runtime(anyhow::anyhow!(clean)),
+                std::borrow::Cow::Borrowed(_) => AppError::Runtime(err),
+            }
+        }
+        other => other,
     }
 }
 

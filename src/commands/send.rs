@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 use crate::announcement::Announcement;
 use crate::channel::{self, Channel};
 use crate::cli::{ResumeArgs, SendArgs};
-use crate::config::Config;
+use crate::config::{ChannelKind, Config};
 use crate::dispatch::{self, Dispatch, Lane};
 use crate::error::{AppError, Exit};
 use crate::journal::{Journal, Status};
-use crate::plan::{self, Plan, Selection};
+use crate::plan::{Plan, PlannedChannel, Planner, Selection};
 use crate::render::{BaseContext, Templates};
 use crate::report::{Format, Report, summary_table};
 
@@ -27,29 +27,52 @@ pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
         audience: args.audience.clone(),
         tags: args.tags.clone(),
     };
-    let plan = plan::build(config, &ann, &sel, args.dry_run)?;
-
-    let mut journal = Journal::open(&config.state_dir)?;
-    if !args.again
-        && !args.dry_run
-        && let Some(earlier) = journal.find_by_digest(&plan.run.digest)?
-    {
-        return Err(AppError::invalid(format!(
-            "this announcement was already sent in run {earlier} (same title, body, channels and audience); \
-             see `announce report {earlier}`, or pass --again to send it again"
-        )));
+    let planner = Planner::new(config, &ann, &sel, args.dry_run)?;
+    // A run that is refused leaves no journal behind where there was none.
+    let state_existed = config.state_dir.exists();
+    let journal_existed = Journal::path_in(&config.state_dir).exists();
+    let mut started = false;
+    let result = plan_and_send(config, args, planner, &mut started);
+    if !started {
+        forget_new_state(&config.state_dir, state_existed, journal_existed);
     }
-    print_plan(&plan);
-    let to_send: usize = plan.deliveries.iter().filter(|d| d.status == Status::Pending).count();
-    if !args.dry_run && to_send > 0 && !confirm(&format!("Send {to_send} messages now?"), args.yes)? {
-        eprintln!("Nothing was sent.");
-        return Ok(Exit::Invalid);
-    }
+    result
+}
 
+/// Plan into the journal (one transaction, committed only when the user confirms), then send.
+/// `started` becomes true once the run is committed.
+fn plan_and_send(config: &Config, args: &SendArgs, planner: Planner, started: &mut bool) -> Result<Exit, AppError> {
     let _lock = Journal::lock(&config.state_dir)?;
-    // The run and every planned delivery are durable before the first message goes out.
-    journal.create_run(&plan.run, &plan.deliveries)?;
-    let run_id = plan.run.id.clone();
+    let mut journal = Journal::open(&config.state_dir)?;
+    let run_id = planner.run().id.clone();
+    let plan = {
+        let mut writer = journal.begin_run(planner.run())?;
+        let first_id = writer.first_free_id();
+        let plan = planner.plan(config, &mut writer, first_id)?;
+        if !args.again
+            && !args.dry_run
+            && let Some(earlier) = writer.earlier_run_with_digest(&plan.run.digest)?
+        {
+            return Err(AppError::invalid(format!(
+                "this announcement was already sent in run {earlier} (same title, body, channels and audience); \
+                 see `announce report {earlier}`, or pass --again to send it again"
+            )));
+        }
+        print_plan(&plan);
+        let to_send: usize = plan
+            .channels
+            .iter()
+            .map(|c| c.counts.get(&Status::Pending).copied().unwrap_or(0))
+            .sum();
+        if !args.dry_run && to_send > 0 && !confirm(&format!("Send {to_send} messages now?"), args.yes)? {
+            eprintln!("Nothing was sent.");
+            return Ok(Exit::Invalid);
+        }
+        // The run and every planned delivery are durable before the first message goes out.
+        writer.commit()?;
+        *started = true;
+        plan
+    };
     if args.dry_run {
         journal.finish_run(&run_id)?;
         eprintln!("Dry run {run_id}: nothing was sent.");
@@ -76,6 +99,24 @@ pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
         journal.finish_run(&run_id)?;
     }
     finish(config, &journal, &run_id, args.json)
+}
+
+/// Remove the journal (and the state folder) a refused run created: nothing may look as if a
+/// run had been journaled.
+fn forget_new_state(state_dir: &Path, state_existed: bool, journal_existed: bool) {
+    if journal_existed {
+        return;
+    }
+    let journal = Journal::path_in(state_dir);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = journal.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    }
+    if !state_existed {
+        let _ = std::fs::remove_file(state_dir.join("lock"));
+        let _ = std::fs::remove_dir(state_dir);
+    }
 }
 
 pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
@@ -242,26 +283,56 @@ fn print_plan(plan: &Plan) {
                 );
             }
         }
-        if let Some(totals) = channel::sms::plan_totals(plan, c) {
+        if let Some(totals) = sms_totals(c) {
             eprintln!("      {totals}");
         }
     }
 }
 
+/// "SMS in all: 6 segments for 3 messages (3 GSM-7, 0 UCS-2), estimated cost 0.45 EUR", from
+/// what planning counted (as `channel::sms::plan_totals` does for an in-memory plan).
+fn sms_totals(c: &PlannedChannel) -> Option<String> {
+    let ChannelKind::Sms(cfg) = &c.entry.settings.kind else {
+        return None;
+    };
+    let t = c.texts.filter(|t| t.messages > 0)?;
+    let mut line = format!(
+        "SMS in all: {} segments for {} messages ({} GSM-7, {} UCS-2)",
+        t.segments,
+        t.messages,
+        t.messages - t.ucs2,
+        t.ucs2
+    );
+    if let Some(p) = cfg.price_per_segment {
+        // Segment counts are far below 2^52: exact as f64.
+        #[allow(clippy::cast_precision_loss)]
+        let cost = p * t.segments as f64;
+        line.push_str(&format!(
+            ", estimated cost {}",
+            channel::sms::money(cost, cfg.currency.as_deref())
+        ));
+    }
+    Some(line)
+}
+
 /// Print the summary (or the JSON report) and choose the exit status.
 fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Result<Exit, AppError> {
-    let (report, rows) =
-        Report::load(journal, run_id)?.ok_or_else(|| AppError::runtime("run vanished from the journal"))?;
-    if json {
+    let vanished = || AppError::runtime("run vanished from the journal");
+    // Only the JSON report lists every delivery; the summary is counted by SQL.
+    let (report, bad_skips) = if json {
+        let (report, rows) = Report::load(journal, run_id)?.ok_or_else(vanished)?;
         let mut out = std::io::stdout().lock();
         Format::Json
             .write(&report, &config.timezone(), &mut out)
             .map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?;
-    }
+        let bad_skips = rows.iter().filter(|r| r.status == Status::Skipped && r.problem).count();
+        (report, bad_skips)
+    } else {
+        Report::load_summary(journal, run_id)?.ok_or_else(vanished)?
+    };
     eprintln!("{}", summary_table(&report));
     eprintln!("Run {run_id}. Details: announce report {run_id}");
     let t = &report.totals;
-    let bad_skips = rows.iter().filter(|r| r.status == Status::Skipped && r.problem).count();
     Ok(if report.dry_run {
         Exit::Ok
     } else if t.pending > 0 {

@@ -266,8 +266,10 @@ fn typographic(c: char) -> Option<&'static str> {
 /// meaning). The mapping is applied only when its result is GSM-7: if the
 /// text would still need UCS-2 (emoji, `ç`, CJK, …) it is returned unchanged,
 /// since replacing typography would then save nothing (in UCS-2 `...` is even
-/// longer than `…`) and could break emoji ZWJ sequences. Returns
-/// [`Cow::Borrowed`] whenever nothing changes.
+/// longer than `…`) and could break emoji ZWJ sequences. Nor is it applied
+/// when the GSM-7 text would need more segments than the original (`…` takes
+/// three septets as `...`: a text of many ellipses is cheaper in UCS-2).
+/// Returns [`Cow::Borrowed`] whenever nothing changes.
 pub fn normalize(text: &str) -> Cow<'_, str> {
     if is_gsm7(text) {
         return Cow::Borrowed(text);
@@ -280,6 +282,9 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
             // Stays UCS-2 whatever we map: leave the text alone.
             None => return Cow::Borrowed(text),
         }
+    }
+    if analyze(&out).segments > analyze(text).segments {
+        return Cow::Borrowed(text);
     }
     Cow::Owned(out)
 }
@@ -578,6 +583,17 @@ mod tests {
             assert_eq!(normalize(from), to, "{from:?}");
             assert!(is_gsm7(&normalize(from)));
         }
+    }
+
+    #[test]
+    fn normalize_never_costs_more_segments() {
+        // 60 ellipses: 60 UTF-16 units (1 segment) in UCS-2, 180 septets (2 segments) as "...".
+        let text = "…".repeat(60);
+        assert_eq!(analyze(&text).segments, 1);
+        assert_eq!(analyze(&"...".repeat(60)).segments, 2);
+        assert!(matches!(normalize(&text), Cow::Borrowed(_)));
+        // 20 ellipses: both fit one segment; GSM-7 it is.
+        assert_eq!(normalize(&"…".repeat(20)), "...".repeat(20));
     }
 
     #[test]

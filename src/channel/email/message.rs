@@ -42,13 +42,33 @@ fn unsubscribe_value(v: &str) -> String {
         .join(", ")
 }
 
+const MAX_DISPLAY_NAME: usize = 200;
+
+/// Bodies with CRLF line endings. lettre converts bare LFs itself, but one inserted character at
+/// a time — quadratic in the body size (a 10 MB body took a minute).
+fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut prev = '\0';
+    for c in text.chars() {
+        if c == '\n' && prev != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
+}
+
 /// A multipart/alternative message (text + HTML), or text only when there is no HTML.
 pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
     let to_addr = env
         .to_address
         .parse()
         .map_err(|e| format!("invalid recipient address {:?}: {e}", env.to_address))?;
-    let to_name = (!env.to_name.trim().is_empty()).then(|| env.to_name.trim().to_string());
+    // A display name is decoration: an absurdly long one (a CSV cell gone wrong) would make a
+    // header line over RFC 5322's 998 characters, which relays refuse. Drop it instead.
+    let name = env.to_name.trim();
+    let to_name = (!name.is_empty() && name.chars().count() <= MAX_DISPLAY_NAME).then(|| name.to_string());
     let mut b = Message::builder()
         .from(env.from.clone())
         .to(Mailbox::new(to_name, to_addr))
@@ -75,12 +95,12 @@ pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
     }
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
-        .body(msg.text.clone());
+        .body(crlf(&msg.text));
     let built = match &msg.html {
         Some(html) => b.multipart(
             MultiPart::alternative()
                 .singlepart(text)
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(html))),
         ),
         None => b.singlepart(text),
     };

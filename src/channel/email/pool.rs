@@ -15,10 +15,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// sessions (RFC 5321 asks for 5 min, many use less) and a stale one costs a round trip.
 const MAX_IDLE: Duration = Duration::from_secs(30);
 
+/// One SMTP connection and what the relay found out about it.
+pub struct Session {
+    pub conn: AsyncSmtpConnection,
+    /// The server announced PIPELINING (RFC 2920): MAIL, RCPT and DATA may go in one write.
+    pub pipelining: bool,
+}
+
 pub struct Pool {
     size: usize,
     slots: Arc<Semaphore>,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Session, Instant)>>,
 }
 
 impl Pool {
@@ -38,24 +45,24 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still fresh.
-    pub fn take(&self) -> Option<AsyncSmtpConnection> {
+    pub fn take(&self) -> Option<Session> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some((conn, since)) = idle.pop() {
-            if since.elapsed() < MAX_IDLE && !conn.has_broken() {
-                return Some(conn);
+        while let Some((session, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE && !session.conn.has_broken() {
+                return Some(session);
             }
         }
         None
     }
 
     /// Park a connection after a completed transaction.
-    pub fn put(&self, conn: AsyncSmtpConnection) {
-        if conn.has_broken() {
+    pub fn put(&self, session: Session) {
+        if session.conn.has_broken() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.size {
-            idle.push((conn, Instant::now()));
+            idle.push((session, Instant::now()));
         }
     }
 }

@@ -192,41 +192,46 @@ impl Channel for Facebook {
     }
 
     async fn deliver(&self, d: &Delivery, m: &Rendered) -> Result<Receipt, DeliveryError> {
-        let (path, result) = match stat_value(m, IMAGE_STAT).map(Image::from_stat) {
-            None => {
-                let path = format!("{}/feed", self.page_id);
-                let mut params = vec![("message", m.text.as_str())];
-                if let Some(link) = stat_value(m, LINK_STAT) {
-                    params.push(("link", link));
+        // Graph error texts can quote the request: no secret reaches the journal or a report.
+        let result: Result<Receipt, DeliveryError> = async {
+            let (path, result) = match stat_value(m, IMAGE_STAT).map(Image::from_stat) {
+                None => {
+                    let path = format!("{}/feed", self.page_id);
+                    let mut params = vec![("message", m.text.as_str())];
+                    if let Some(link) = stat_value(m, LINK_STAT) {
+                        params.push(("link", link));
+                    }
+                    let r = self.client.post_form(&path, &params, Effect::Publish).await;
+                    (path, r)
                 }
-                let r = self.client.post_form(&path, &params, Effect::Publish).await;
-                (path, r)
+                Some(Image::Url(url)) => {
+                    let path = format!("{}/photos", self.page_id);
+                    let params = [("url", url.as_str()), ("caption", m.text.as_str())];
+                    let r = self.client.post_form(&path, &params, Effect::Publish).await;
+                    (path, r)
+                }
+                Some(Image::File(file)) => {
+                    let path = format!("{}/photos", self.page_id);
+                    let part: FilePart = read_image(&file).await?;
+                    let r = self
+                        .client
+                        .post_multipart(&path, &[("caption", m.text.as_str())], part, Effect::Publish)
+                        .await;
+                    (path, r)
+                }
+            };
+            let route = Some(self.client.route(&path));
+            let v = result.map_err(|e| classify(&e, &self.client.hints, d.attempt, route.clone()))?;
+            // Photos answer {"id": photo, "post_id": post}; the feed answers {"id": post}.
+            let provider_id = v["post_id"].as_str().or_else(|| v["id"].as_str()).map(str::to_string);
+            match &provider_id {
+                Some(id) => tracing::info!(channel = %self.name, "published Facebook post {id}"),
+                None => tracing::warn!(channel = %self.name, "Facebook accepted the post but sent no id: {v}"),
             }
-            Some(Image::Url(url)) => {
-                let path = format!("{}/photos", self.page_id);
-                let params = [("url", url.as_str()), ("caption", m.text.as_str())];
-                let r = self.client.post_form(&path, &params, Effect::Publish).await;
-                (path, r)
-            }
-            Some(Image::File(file)) => {
-                let path = format!("{}/photos", self.page_id);
-                let part: FilePart = read_image(&file).await?;
-                let r = self
-                    .client
-                    .post_multipart(&path, &[("caption", m.text.as_str())], part, Effect::Publish)
-                    .await;
-                (path, r)
-            }
-        };
-        let route = Some(self.client.route(&path));
-        let v = result.map_err(|e| classify(&e, &self.client.hints, d.attempt, route.clone()))?;
-        // Photos answer {"id": photo, "post_id": post}; the feed answers {"id": post}.
-        let provider_id = v["post_id"].as_str().or_else(|| v["id"].as_str()).map(str::to_string);
-        match &provider_id {
-            Some(id) => tracing::info!(channel = %self.name, "published Facebook post {id}"),
-            None => tracing::warn!(channel = %self.name, "Facebook accepted the post but sent no id: {v}"),
+            Ok(Receipt { provider_id, route })
         }
-        Ok(Receipt { provider_id, route })
+        .await;
+        result.map_err(crate::error::redacted)
     }
 
     /// `GET /{page-id}?fields=id,name` with the token; nothing is posted.
@@ -241,7 +246,10 @@ impl Channel for Facebook {
                     self.client.route("")
                 ),
             ),
-            Err(e) => (false, classify(&e, &self.client.hints, 1, None).to_string()),
+            Err(e) => (
+                false,
+                crate::config::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
+            ),
         };
         vec![Probe {
             subject: format!("page {}", self.page_id),

@@ -357,68 +357,75 @@ impl Channel for Instagram {
     }
 
     async fn deliver(&self, d: &Delivery, m: &Rendered) -> Result<Receipt, DeliveryError> {
-        self.check_quota(d.attempt).await?;
-        let image_url = self.image_url(d, m).await?;
+        // Graph error texts can quote the request: no secret reaches the journal or a report.
+        let result: Result<Receipt, DeliveryError> = async {
+            self.check_quota(d.attempt).await?;
+            let image_url = self.image_url(d, m).await?;
 
-        let media = format!("{}/media", self.ig_user_id);
-        let container = match self.progress(d.id).container {
-            Some(c) => c,
-            None => {
-                let mut params = vec![("image_url", image_url.as_str()), ("caption", m.text.as_str())];
-                if let Some(alt) = stat_value(m, ALT_STAT) {
-                    params.push(("alt_text", alt));
+            let media = format!("{}/media", self.ig_user_id);
+            let container = match self.progress(d.id).container {
+                Some(c) => c,
+                None => {
+                    let mut params = vec![("image_url", image_url.as_str()), ("caption", m.text.as_str())];
+                    if let Some(alt) = stat_value(m, ALT_STAT) {
+                        params.push(("alt_text", alt));
+                    }
+                    let v = self
+                        .client
+                        .post_form(&media, &params, Effect::Private)
+                        .await
+                        .map_err(|e| self.err(&e, &media, d.attempt))?;
+                    let id = v["id"]
+                        .as_str()
+                        .filter(|id| valid_id(id))
+                        .ok_or_else(|| {
+                            DeliveryError::transient(format!("unexpected answer creating the media container: {v}"))
+                        })?
+                        .to_string();
+                    tracing::info!(channel = %self.name, "media container {id} created");
+                    self.remember(d.id, |p| p.container = Some(id.clone()));
+                    id
                 }
-                let v = self
+            };
+
+            let publish = format!("{}/media_publish", self.ig_user_id);
+            let started = Instant::now();
+            loop {
+                self.wait_finished(d, &container).await?;
+                let result = self
                     .client
-                    .post_form(&media, &params, Effect::Private)
-                    .await
-                    .map_err(|e| self.err(&e, &media, d.attempt))?;
-                let id = v["id"]
-                    .as_str()
-                    .filter(|id| valid_id(id))
-                    .ok_or_else(|| {
-                        DeliveryError::transient(format!("unexpected answer creating the media container: {v}"))
-                    })?
-                    .to_string();
-                tracing::info!(channel = %self.name, "media container {id} created");
-                self.remember(d.id, |p| p.container = Some(id.clone()));
-                id
-            }
-        };
-
-        let publish = format!("{}/media_publish", self.ig_user_id);
-        let started = Instant::now();
-        loop {
-            self.wait_finished(d, &container).await?;
-            let result = self
-                .client
-                .post_form(&publish, &[("creation_id", container.as_str())], Effect::Publish)
-                .await;
-            match result {
-                Ok(v) => {
-                    self.forget(d.id);
-                    let provider_id = v["id"].as_str().map(str::to_string);
-                    match &provider_id {
-                        Some(id) => tracing::info!(channel = %self.name, "published Instagram media {id}"),
-                        None => tracing::warn!(channel = %self.name, "Instagram accepted the post but sent no id: {v}"),
+                    .post_form(&publish, &[("creation_id", container.as_str())], Effect::Publish)
+                    .await;
+                match result {
+                    Ok(v) => {
+                        self.forget(d.id);
+                        let provider_id = v["id"].as_str().map(str::to_string);
+                        match &provider_id {
+                            Some(id) => tracing::info!(channel = %self.name, "published Instagram media {id}"),
+                            None => {
+                                tracing::warn!(channel = %self.name, "Instagram accepted the post but sent no id: {v}")
+                            }
+                        }
+                        return Ok(Receipt {
+                            provider_id,
+                            route: Some(self.client.route(&publish)),
+                        });
                     }
-                    return Ok(Receipt {
-                        provider_id,
-                        route: Some(self.client.route(&publish)),
-                    });
-                }
-                // 9007/2207027: not ready after all; keep polling within the same bound.
-                Err(GraphError::Api(a)) if a.subcode == Some(2207027) && started.elapsed() < self.poll_timeout => {
-                    tokio::time::sleep(self.poll_interval).await;
-                }
-                Err(e) => {
-                    if matches!(&e, GraphError::Api(a) if a.subcode == Some(2207020)) {
-                        self.forget(d.id); // expired: the next attempt creates a new container
+                    // 9007/2207027: not ready after all; keep polling within the same bound.
+                    Err(GraphError::Api(a)) if a.subcode == Some(2207027) && started.elapsed() < self.poll_timeout => {
+                        tokio::time::sleep(self.poll_interval).await;
                     }
-                    return Err(prefix(self.err(&e, &publish, d.attempt), "publishing"));
+                    Err(e) => {
+                        if matches!(&e, GraphError::Api(a) if a.subcode == Some(2207020)) {
+                            self.forget(d.id); // expired: the next attempt creates a new container
+                        }
+                        return Err(prefix(self.err(&e, &publish, d.attempt), "publishing"));
+                    }
                 }
             }
         }
+        .await;
+        result.map_err(crate::error::redacted)
     }
 
     /// `GET /{ig-user-id}?fields=id,username` and the publishing quota; nothing is posted.
@@ -434,7 +441,10 @@ impl Channel for Instagram {
                     self.client.route("")
                 ),
             ),
-            Err(e) => (false, classify(&e, &self.client.hints, 1, None).to_string()),
+            Err(e) => (
+                false,
+                crate::config::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
+            ),
         };
         probes.push(Probe {
             subject: format!("account {}", self.ig_user_id),
@@ -444,7 +454,7 @@ impl Channel for Instagram {
         if ok {
             let (ok, detail) = match self.check_quota(1).await {
                 Ok(()) => (true, "posts can be published now".to_string()),
-                Err(e) => (false, e.to_string()),
+                Err(e) => (false, crate::config::redact(&e.to_string()).into_owned()),
             };
             probes.push(Probe {
                 subject: "publishing limit".into(),

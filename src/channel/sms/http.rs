@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::channel::DeliveryError;
+use crate::config::redact;
 
 /// Connect timeout of every gateway request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,11 +77,13 @@ pub fn without_url(e: &reqwest::Error) -> String {
         s.push_str(&inner.to_string());
         source = inner.source();
     }
-    s
+    redact(&s).into_owned()
 }
 
-/// At most 200 characters of a response body, on one line, for error messages.
+/// At most 200 characters of a response body, on one line, for error messages. Secrets the
+/// gateway echoed back (some quote the request) are redacted.
 pub fn excerpt(body: &str) -> String {
+    let body = redact(body);
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() > 200 {
         format!("{}…", one_line.chars().take(200).collect::<String>())

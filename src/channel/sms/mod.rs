@@ -380,7 +380,7 @@ impl Channel for Sms {
             info: &info,
             delivery: d,
         };
-        let result = self.gateway.send(&out).await;
+        let result = self.gateway.send(&out).await.map_err(crate::error::redacted);
         if let Err(e) = &result
             && let Some(wait) = e.retry_after()
         {
@@ -390,7 +390,9 @@ impl Channel for Sms {
     }
 
     async fn check(&self) -> Vec<Probe> {
-        vec![self.gateway.check().await]
+        let mut probe = self.gateway.check().await;
+        probe.detail = crate::config::redact(&probe.detail).into_owned();
+        vec![probe]
     }
 
     fn can_refresh(&self) -> bool {
@@ -398,7 +400,12 @@ impl Channel for Sms {
     }
 
     async fn refresh(&self, provider_id: &str) -> Result<Refreshed, String> {
-        self.gateway.refresh(provider_id).await
+        let redact = |s: String| crate::config::redact(&s).into_owned();
+        match self.gateway.refresh(provider_id).await {
+            Ok(Refreshed::Undelivered(why)) => Ok(Refreshed::Undelivered(redact(why))),
+            Ok(r) => Ok(r),
+            Err(e) => Err(redact(e)),
+        }
     }
 
     /// Our request timeout is below the attempt deadline; if the deadline still fires, the

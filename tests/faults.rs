@@ -1,0 +1,851 @@
+//! Fault injection through real network behaviour and real file-system trouble, through the
+//! binary: SMTP servers that drop, stall or answer 421 (tests/support/smtp_fault.py); HTTP
+//! gateways that reset connections, answer too slowly, send malformed JSON or say "200, but
+//! no" (Vonage style); a state folder that cannot be written, a corrupted journal, a journal
+//! held by another process, and a full disk. Every case asserts the final statuses, that the
+//! attempts were bounded (counted on both sides), and that the report explains each failure.
+
+#[path = "support/smtp.rs"]
+mod smtp;
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Run, Workspace};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn deliveries(report: &Value) -> Vec<Value> {
+    report["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+fn by_recipient(report: &Value) -> BTreeMap<String, Value> {
+    deliveries(report)
+        .into_iter()
+        .map(|d| (d["recipient"].as_str().unwrap().to_string(), d))
+        .collect()
+}
+
+/// (status, attempts) of a delivery.
+fn outcome(d: &Value) -> (&str, u64) {
+    (d["status"].as_str().unwrap(), d["attempts"].as_u64().unwrap())
+}
+
+fn error_of(d: &Value) -> &str {
+    d["error"].as_str().unwrap_or_else(|| panic!("no error in {d}"))
+}
+
+/// Run the binary off the async runtime, so in-process fakes keep serving.
+async fn announce(w: &Arc<Workspace>, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let w = w.clone();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        w.run_env(&a, &e)
+    })
+    .await
+    .unwrap()
+}
+
+const NOTICE: &str = "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n";
+
+// ---------------------------------------------------------------------------------------------
+// SMTP
+// ---------------------------------------------------------------------------------------------
+
+fn smtp_workspace(recipients: usize, channel_extra: &str, port: u16, relay_extra: &str) -> Workspace {
+    let ws = Workspace::empty();
+    let mut csv = String::from("name,email\n");
+    for i in 1..=recipients {
+        csv.push_str(&format!("Kunde {i},kunde{i}@example.de\n"));
+    }
+    ws.write("customers.csv", &csv);
+    ws.write("notices/n.md", NOTICE);
+    ws.write(
+        "channels.toml",
+        &format!(
+            "state_dir = \".announce\"\n[org]\nname = \"Studio\"\n[audience]\nfile = \"customers.csv\"\n\n\
+             [channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 1\n\
+             retry_base = \"50ms\"\nretry_max = \"100ms\"\n{channel_extra}\n\
+             [[channels.email.relays]]\nname = \"only\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n{relay_extra}\n"
+        ),
+    );
+    ws
+}
+
+fn send_json(ws: &Workspace) -> (Run, Value) {
+    let run = ws.run(&["send", "notices/n.md", "--yes", "--json"]);
+    let report = run.json();
+    (run, report)
+}
+
+/// The relay closes the connection after the final "." without answering: it may have the
+/// message, so the delivery is `unknown` after exactly one attempt, and is never retried.
+#[test]
+fn smtp_drop_after_data_is_unknown_after_one_attempt() {
+    let ws = smtp_workspace(2, "max_attempts = 4", 0, "");
+    let fault = smtp::Server::fault(&ws.path("box"), "drop_after_data", &[]);
+    ws.config_replace("port = 0", &format!("port = {}", fault.port));
+    let (run, report) = send_json(&ws);
+    run.code(3);
+    for d in deliveries(&report) {
+        assert_eq!(outcome(&d), ("unknown", 1), "{d}");
+        assert_eq!(d["route"], "only");
+        let e = error_of(&d);
+        assert!(e.contains("may have accepted") && e.contains("--resend-unknown"), "{e}");
+    }
+    assert_eq!(report["totals"]["unknown"], 2);
+    // Both messages were handed over completely, once each.
+    assert_eq!(fault.stat("data_complete"), 2, "{}", fault.stats());
+}
+
+/// No answer after the final "." within the relay's timeout: `unknown`, one attempt.
+#[test]
+fn smtp_stall_after_data_times_out_as_unknown() {
+    let ws = smtp_workspace(1, "max_attempts = 4", 0, "timeout = \"1s\"");
+    let fault = smtp::Server::fault(&ws.path("box"), "stall_after_data", &["--stall-seconds", "20"]);
+    ws.config_replace("port = 0", &format!("port = {}", fault.port));
+    let started = Instant::now();
+    let (run, report) = send_json(&ws);
+    run.code(3);
+    let d = &deliveries(&report)[0];
+    assert_eq!(outcome(d), ("unknown", 1), "{d}");
+    let e = error_of(d);
+    assert!(e.contains("may have accepted"), "{e}");
+    assert_eq!(fault.stat("data_complete"), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the 1 s timeout was not applied"
+    );
+}
+
+/// 421 in the middle of the dialogue (to MAIL FROM, then the connection closes) is transient:
+/// retried with backoff up to `max_attempts`, then `failed` with the relay's words.
+#[test]
+fn smtp_421_midway_is_retried_up_to_max_attempts() {
+    let ws = smtp_workspace(1, "max_attempts = 2", 0, "");
+    let fault = smtp::Server::fault(&ws.path("box"), "mail421", &[]);
+    ws.config_replace("port = 0", &format!("port = {}", fault.port));
+    let (run, report) = send_json(&ws);
+    run.code(3);
+    let d = &deliveries(&report)[0];
+    assert_eq!(outcome(d), ("failed", 2), "{d}");
+    let e = error_of(d);
+    assert!(e.contains("gave up after 2 attempts") && e.contains("421"), "{e}");
+    assert_eq!(fault.stat("mail_from"), 2, "one MAIL per attempt: {}", fault.stats());
+    assert_eq!(fault.stat("messages"), 0);
+}
+
+/// A relay that greets with 421 never gets the message; bounded, then `failed`.
+#[test]
+fn smtp_421_greeting_is_retried_up_to_max_attempts() {
+    let ws = smtp_workspace(1, "max_attempts = 2", 0, "");
+    let fault = smtp::Server::fault(&ws.path("box"), "greet421", &[]);
+    ws.config_replace("port = 0", &format!("port = {}", fault.port));
+    let (run, report) = send_json(&ws);
+    run.code(3);
+    let d = &deliveries(&report)[0];
+    assert_eq!(outcome(d), ("failed", 2), "{d}");
+    let e = error_of(d);
+    assert!(e.contains("gave up after 2 attempts") && e.contains("421"), "{e}");
+    assert_eq!(fault.stat("connections"), 2, "{}", fault.stats());
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP gateways (the SMS channel)
+// ---------------------------------------------------------------------------------------------
+
+const PHONES: [(&str, &str); 3] = [
+    ("0151 23456781", "+4915123456781"),
+    ("0151 23456782", "+4915123456782"),
+    ("0151 23456783", "+4915123456783"),
+];
+
+fn sms_workspace(n: usize, channel: &str) -> Arc<Workspace> {
+    let ws = Workspace::empty();
+    let mut csv = String::from("name,phone\n");
+    for (i, (raw, _)) in PHONES.iter().take(n).enumerate() {
+        csv.push_str(&format!("Kunde {i},{raw}\n"));
+    }
+    ws.write("customers.csv", &csv);
+    ws.write("notices/n.md", NOTICE);
+    ws.write(
+        "channels.toml",
+        &format!(
+            "state_dir = \".announce\"\ndefault_region = \"DE\"\n[org]\nname = \"Studio\"\n\
+             [audience]\nfile = \"customers.csv\"\n\n[channels.sms]\ntype = \"sms\"\nmax_attempts = 3\n\
+             retry_base = \"50ms\"\nretry_max = \"100ms\"\n{channel}\n"
+        ),
+    );
+    Arc::new(ws)
+}
+
+fn generic(url: &str, extra: &str) -> String {
+    format!("provider = \"generic\"\nurl = \"{url}\"\nfrom = \"Studio\"\nid_pointer = \"/id\"\n{extra}")
+}
+
+fn vonage(base: &str, extra: &str) -> String {
+    format!(
+        "provider = \"vonage\"\nbase_url = \"{base}\"\nfrom = \"Studio\"\napi_key = \"abcd1234\"\n\
+         api_secret_env = \"FAULT_VONAGE_SECRET\"\n{extra}"
+    )
+}
+
+const VONAGE_ENV: &[(&str, &str)] = &[("FAULT_VONAGE_SECRET", "vonage-secret-f4u1t")];
+
+async fn send(ws: &Arc<Workspace>, env: &[(&str, &str)]) -> (Run, Value) {
+    let run = announce(ws, &["send", "notices/n.md", "--yes", "--json"], env).await;
+    let report = run.json();
+    (run, report)
+}
+
+type Answer = Box<dyn Fn(usize, &Request) -> ResponseTemplate + Send + Sync>;
+
+/// Records requests and answers with a script of (request number, request) -> response.
+struct Script {
+    seen: Arc<Mutex<Vec<Request>>>,
+    answer: Answer,
+}
+
+impl Respond for Script {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let n = {
+            let mut s = self.seen.lock().unwrap();
+            s.push(request.clone());
+            s.len()
+        };
+        (self.answer)(n, request)
+    }
+}
+
+async fn fake(
+    path: &str,
+    answer: impl Fn(usize, &Request) -> ResponseTemplate + Send + Sync + 'static,
+) -> (MockServer, Arc<Mutex<Vec<Request>>>) {
+    let server = MockServer::start().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(wiremock::matchers::path(path))
+        .respond_with(Script {
+            seen: seen.clone(),
+            answer: Box::new(answer),
+        })
+        .mount(&server)
+        .await;
+    (server, seen)
+}
+
+/// A raw TCP server that accepts every connection and closes it at once (after reading what
+/// arrived), counting connections: a gateway behind a resetting proxy.
+fn resetting_listener() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for stream in l.incoming() {
+            let Ok(mut s) = stream else { continue };
+            c.fetch_add(1, Ordering::SeqCst);
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            // Unread bytes + close = RST on Linux; either way no HTTP answer.
+            drop(s);
+        }
+    });
+    (port, count)
+}
+
+/// The gateway takes the connection and drops it without an answer: the request may have
+/// been processed, and SMS gateways have no idempotency key, so the delivery is `unknown`
+/// after one attempt (never re-sent automatically).
+#[tokio::test(flavor = "multi_thread")]
+async fn http_connection_reset_is_unknown_after_one_attempt() {
+    let (port, connections) = resetting_listener();
+    let ws = sms_workspace(2, &generic(&format!("http://127.0.0.1:{port}/send"), ""));
+    let (run, report) = send(&ws, &[]).await;
+    run.code(3);
+    for d in deliveries(&report) {
+        assert_eq!(outcome(&d), ("unknown", 1), "{d}");
+        let e = error_of(&d);
+        assert!(
+            e.contains("generic: no answer") && e.contains("may have accepted"),
+            "{e}"
+        );
+        assert!(!e.contains(&port.to_string()), "the URL is kept out of errors: {e}");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "one connection per delivery");
+}
+
+/// Nobody listens: the request never left, so it is retried up to `max_attempts`, then
+/// `failed`, with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_refused_connection_is_retried_then_failed() {
+    let ws = sms_workspace(
+        1,
+        &generic(&format!("http://127.0.0.1:{}/send", smtp::closed_port()), ""),
+    );
+    let (run, report) = send(&ws, &[]).await;
+    run.code(3);
+    let d = &deliveries(&report)[0];
+    assert_eq!(outcome(d), ("failed", 3), "{d}");
+    let e = error_of(d);
+    assert!(
+        e.contains("gave up after 3 attempts") && e.contains("cannot connect"),
+        "{e}"
+    );
+}
+
+/// An answer slower than the channel's `timeout`: the gateway got the request and may send
+/// the text, so `unknown` after one attempt, and exactly one request per delivery.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_slow_answer_beyond_timeout_is_unknown_after_one_attempt() {
+    let (server, seen) = fake("/send", |_, _| {
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"id": "late"}))
+            .set_delay(Duration::from_secs(4))
+    })
+    .await;
+    let ws = sms_workspace(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\""));
+    let started = Instant::now();
+    let (run, report) = send(&ws, &[]).await;
+    run.code(3);
+    for d in deliveries(&report) {
+        assert_eq!(outcome(&d), ("unknown", 1), "{d}");
+        let e = error_of(&d);
+        assert!(e.contains("may have accepted"), "{e}");
+    }
+    assert_eq!(seen.lock().unwrap().len(), 2, "one request per delivery, never re-sent");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the 1 s timeout ended the attempts before the gateway answered"
+    );
+}
+
+/// HTTP 200 with a body that is not JSON, from a gateway whose success is only in the body
+/// (Vonage): nobody knows whether it was sent, so `unknown`, one attempt, and the report
+/// quotes the answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_malformed_json_from_vonage_is_unknown() {
+    let (server, seen) = fake("/sms/json", |_, _| {
+        ResponseTemplate::new(200).set_body_raw("{\"message-count\":\"1\",\"messages\":[{\"sta", "application/json")
+    })
+    .await;
+    let ws = sms_workspace(1, &vonage(&server.uri(), ""));
+    let (run, report) = send(&ws, VONAGE_ENV).await;
+    run.code(3);
+    let d = &deliveries(&report)[0];
+    assert_eq!(outcome(d), ("unknown", 1), "{d}");
+    let e = error_of(d);
+    assert!(e.contains("unreadable answer") && e.contains("message-count"), "{e}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+/// A 5xx with garbage instead of an error envelope: transient, retried up to `max_attempts`,
+/// then `failed` with the status and an excerpt.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_500_with_malformed_body_is_retried_then_failed() {
+    let (server, seen) = fake("/send", |_, _| {
+        ResponseTemplate::new(500).set_body_raw("<html>upstream exploded", "text/html")
+    })
+    .await;
+    let ws = sms_workspace(1, &generic(&format!("{}/send", server.uri()), ""));
+    let (run, report) = send(&ws, &[]).await;
+    run.code(3);
+    let d = &deliveries(&report)[0];
+    assert_eq!(outcome(d), ("failed", 3), "{d}");
+    let e = error_of(d);
+    assert!(
+        e.contains("gave up after 3 attempts") && e.contains("HTTP 500") && e.contains("upstream exploded"),
+        "{e}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+/// A generic gateway that says 200 but whose answer is not JSON: the status says accepted,
+/// so it is `sent`, without a provider id.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_200_with_malformed_json_from_a_generic_gateway_is_sent_without_id() {
+    let (server, seen) = fake("/send", |_, _| {
+        ResponseTemplate::new(200).set_body_raw("OK{", "application/json")
+    })
+    .await;
+    let ws = sms_workspace(1, &generic(&format!("{}/send", server.uri()), ""));
+    let (run, report) = send(&ws, &[]).await;
+    run.code(0);
+    let d = &deliveries(&report)[0];
+    assert_eq!(outcome(d), ("sent", 1), "{d}");
+    assert!(d["provider_id"].is_null(), "{d}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+fn vonage_part(to: &str, status: &str, error: Option<&str>) -> Value {
+    match error {
+        None => json!({"to": to, "message-id": format!("id-{to}"), "status": status,
+                       "remaining-balance": "15.5", "message-price": "0.03", "network": "26202"}),
+        Some(text) => json!({"to": to, "status": status, "error-text": text}),
+    }
+}
+
+fn form_to(r: &Request) -> String {
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix("to="))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Vonage answers HTTP 200 and puts the failure in the body. Per recipient: a permanent
+/// refusal (29) fails after one attempt; "throttled" (1) is retried and then sent; a delivery
+/// whose first part was accepted and second refused is not retried (that would re-send part 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn http_200_with_an_error_body_vonage_style() {
+    let attempts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let a = attempts.clone();
+    let (server, seen) = fake("/sms/json", move |_, r| {
+        let to = form_to(r);
+        let n = {
+            let mut g = a.lock().unwrap();
+            let e = g.entry(to.clone()).or_default();
+            *e += 1;
+            *e
+        };
+        let parts = match (to.as_str(), n) {
+            ("4915123456781", _) => vec![vonage_part(&to, "29", Some("Non White-listed Destination"))],
+            ("4915123456782", 1) => vec![vonage_part(&to, "1", Some("Throughput Rate Exceeded"))],
+            ("4915123456782", _) => vec![vonage_part(&to, "0", None)],
+            _ => vec![
+                vonage_part(&to, "0", None),
+                vonage_part(&to, "5", Some("Internal Error")),
+            ],
+        };
+        ResponseTemplate::new(200).set_body_json(json!({"message-count": parts.len().to_string(), "messages": parts}))
+    })
+    .await;
+    let ws = sms_workspace(3, &vonage(&server.uri(), ""));
+    let (run, report) = send(&ws, VONAGE_ENV).await;
+    run.code(3);
+    let by = by_recipient(&report);
+    let refused = &by[PHONES[0].1];
+    assert_eq!(outcome(refused), ("failed", 1), "{refused}");
+    assert!(
+        error_of(refused).contains("vonage status 29: Non White-listed Destination"),
+        "{refused}"
+    );
+    let throttled = &by[PHONES[1].1];
+    assert_eq!(outcome(throttled), ("sent", 2), "{throttled}");
+    assert_eq!(throttled["provider_id"], "id-4915123456782");
+    let half = &by[PHONES[2].1];
+    assert_eq!(outcome(half), ("failed", 1), "{half}");
+    let e = error_of(half);
+    assert!(
+        e.contains("status 5") && e.contains("part 2 of 2") && e.contains("not retried"),
+        "{e}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 4, "1 + 2 + 1 requests");
+}
+
+/// Vonage "partner quota exceeded" (9) in a 200 answer: no other delivery can get through
+/// either, so the channel stops after one request; the rest stay `pending` for `resume`, the
+/// run exits 1, and a later resume against a healthy gateway finishes it exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_200_quota_exceeded_stops_the_channel_and_resume_finishes() {
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = healthy.clone();
+    let (server, seen) = fake("/sms/json", move |_, r| {
+        let to = form_to(r);
+        let part = if h.load(Ordering::SeqCst) {
+            vonage_part(&to, "0", None)
+        } else {
+            vonage_part(&to, "9", Some("Quota Exceeded - rejected"))
+        };
+        ResponseTemplate::new(200).set_body_json(json!({"message-count": "1", "messages": [part]}))
+    })
+    .await;
+    let ws = sms_workspace(3, &vonage(&server.uri(), "concurrency = 1"));
+    let (run, report) = send(&ws, VONAGE_ENV).await;
+    run.code(1);
+    let all = deliveries(&report);
+    let statuses: Vec<(&str, u64)> = all.iter().map(outcome).collect();
+    let failed: Vec<_> = deliveries(&report)
+        .into_iter()
+        .filter(|d| d["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{statuses:?}");
+    assert!(error_of(&failed[0]).contains("Quota Exceeded"), "{}", failed[0]);
+    assert_eq!(report["totals"]["pending"], 2, "{statuses:?}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "the channel stopped after the first answer"
+    );
+
+    healthy.store(true, Ordering::SeqCst);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let run = announce(
+        &ws,
+        &["resume", &run_id, "--yes", "--json", "--retry-failed"],
+        VONAGE_ENV,
+    )
+    .await;
+    run.code(0);
+    let after = run.json();
+    assert_eq!(after["totals"]["sent"], 3);
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for r in seen.lock().unwrap().iter() {
+        *per.entry(form_to(r)).or_default() += 1;
+    }
+    let refused = failed[0]["recipient"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('+')
+        .to_string();
+    for (to, n) in &per {
+        let expected = if *to == refused { 2 } else { 1 };
+        assert_eq!(
+            *n, expected,
+            "the refused one once more (--retry-failed), the others once: {per:?}"
+        );
+    }
+    assert_eq!(per.len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// State folder and journal
+// ---------------------------------------------------------------------------------------------
+
+/// The example folder with the outbox channel, slowed down so a run lasts a while.
+fn outbox_workspace(recipients: usize, delay_ms: u64) -> Workspace {
+    let w = Workspace::example();
+    w.audience("people.csv", recipients);
+    w.config_replace("file = \"customers.csv\"", "file = \"people.csv\"");
+    w.config_replace("suppress = \"optouts.txt\"", "");
+    if delay_ms > 0 {
+        w.config_replace(
+            "# delay = \"200ms\"",
+            &format!("delay = \"{delay_ms}ms\"\nconcurrency = 2"),
+        );
+    }
+    w
+}
+
+const SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
+
+fn mount_tmpfs(dir: &Path, opts: &str) -> Result<Mount, String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+    if out.status.success() {
+        Ok(Mount(dir.to_path_buf()))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Unmounts on drop (also when the test panics).
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A state folder that cannot be created (a file is in the way: ENOTDIR, which stops root
+/// too; chmod would not), and, where this sandbox lets us mount, one on a read-only file
+/// system (EROFS): a clear error naming the folder, exit 1, nothing sent.
+#[test]
+fn unwritable_state_folder_is_a_clear_error_and_nothing_is_sent() {
+    let w = outbox_workspace(5, 0);
+    w.write("blocker", "a file, not a folder\n");
+    w.config_replace("state_dir = \".announce\"", "state_dir = \"blocker/state\"");
+    let run = w.run(SEND);
+    run.code(1).stderr_has("blocker/state").stderr_has("Not a directory");
+    assert!(w.outbox().is_empty(), "nothing may be sent without a journal");
+
+    let w = outbox_workspace(5, 0);
+    match mount_tmpfs(&w.path("ro-state"), "ro,size=64k") {
+        Ok(_m) => {
+            w.config_replace("state_dir = \".announce\"", "state_dir = \"ro-state\"");
+            let run = w.run(SEND);
+            run.code(1).stderr_has("ro-state").stderr_has("Read-only file system");
+            assert!(w.outbox().is_empty());
+        }
+        Err(e) => println!("note: mount not permitted here ({e}); the read-only file system case is not run"),
+    }
+}
+
+/// Garbage where the journal should be: every command says which file is broken and why;
+/// `send` sends nothing and does not overwrite the file (it may be someone's only record).
+#[test]
+fn corrupted_journal_is_a_clear_error_and_nothing_is_sent() {
+    let w = outbox_workspace(5, 0);
+    std::fs::create_dir_all(w.path(".announce")).unwrap();
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(w.path(".announce/journal.sqlite3"), &garbage).unwrap();
+    for args in [SEND, &["resume", "0190-0000", "--yes"], &["report"], &["runs"]] {
+        let run = w.run(args);
+        run.code(1)
+            .stderr_has(".announce/journal.sqlite3")
+            .stderr_has("file is not a database");
+    }
+    assert!(w.outbox().is_empty());
+    assert_eq!(std::fs::read(w.path(".announce/journal.sqlite3")).unwrap(), garbage);
+
+    // A real journal damaged afterwards (a page overwritten): reading it fails clearly.
+    let w = outbox_workspace(40, 0);
+    w.run(SEND).code(0);
+    let files = w.outbox().len();
+    let path = w.path(".announce/journal.sqlite3");
+    // Fold the WAL into the file first, so the damage is not masked by the WAL copy.
+    let j = rusqlite_free_checkpoint(&w);
+    drop(j);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 3 * 4096, "journal of {} bytes", bytes.len());
+    for b in &mut bytes[4096..3 * 4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let run = w.run(&["report", "--format", "json"]);
+    run.code(1).stderr_has("journal.sqlite3").stderr_has("malformed");
+    let run = w.run(&["send", "notices/example.md", "--yes", "--again"]);
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.describe());
+    assert_eq!(w.outbox().len(), files, "nothing more was sent");
+}
+
+/// Open and close the journal through the library, which checkpoints the WAL on close.
+fn rusqlite_free_checkpoint(w: &Workspace) -> announce::journal::Journal {
+    let j = w.journal();
+    let _ = j.runs();
+    j
+}
+
+/// While one `send` runs, a second one against the same state folder (same announcement or
+/// another) and a `resume` of the running run fail at once with a clear message, and send
+/// nothing: the first run's recipients get exactly one message each.
+#[test]
+fn a_second_process_cannot_use_a_busy_state_folder() {
+    let w = outbox_workspace(20, 100);
+    w.write(
+        "notices/other.md",
+        "+++\ntitle = \"Another notice\"\nchannels = [\"outbox\"]\n+++\nSomething else.\n",
+    );
+    let mut first = w
+        .command()
+        .args(["send", "notices/example.md", "--yes"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.outbox().len() < 2 {
+        assert!(Instant::now() < deadline, "the first run never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let run_id = w.journal().latest_run_id().unwrap().unwrap();
+    for args in [
+        &["send", "notices/example.md", "--yes", "--again"][..],
+        &["send", "notices/other.md", "--yes"],
+        &["resume", &run_id, "--yes"],
+    ] {
+        let run = w.run(args);
+        run.code(1).stderr_has("in use by another announce process");
+    }
+    assert!(first.wait().unwrap().success());
+    let files = w.outbox();
+    assert_eq!(files.len(), 20, "only the first run sent: {files:?}");
+    assert_eq!(w.journal().runs().unwrap().len(), 1, "no second run was journaled");
+}
+
+/// Two people send the same announcement at once: one on a terminal still reading the plan,
+/// the other from a script. Either the script is told the state folder is busy, or it sends
+/// and then the person's "y" is refused (same content, see `announce report RUN`): never both.
+/// (With the duplicate check before the state lock, the second run sent everything again.)
+#[test]
+fn concurrent_sends_of_the_same_announcement_do_not_both_send() {
+    let w = outbox_workspace(6, 0);
+    // The person: `send` on a pseudo-terminal, stopped at the confirmation prompt.
+    let mut person = Command::new("script")
+        .current_dir(w.root())
+        .args([
+            "-qec",
+            &format!("{} send notices/example.md", env!("CARGO_BIN_EXE_announce")),
+            "/dev/null",
+        ])
+        .env_remove("ANNOUNCE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script`");
+    let mut screen = BufReader::new(person.stdout.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains("[y/N]") {
+        assert!(Instant::now() < deadline, "no prompt: {seen}");
+        let mut chunk = Vec::new();
+        let _ = screen.read_until(b']', &mut chunk);
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The script: sends and finishes meanwhile, or is told the state folder is busy.
+    let script = w.run(&["send", "notices/example.md", "--yes"]);
+    match script.output.status.code() {
+        Some(0) => assert_eq!(w.outbox().len(), 6),
+        Some(1) => {
+            script.stderr_has("in use by another announce process");
+            assert!(w.outbox().is_empty());
+        }
+        _ => panic!("{}", script.describe()),
+    }
+    // The person says yes.
+    let mut stdin = person.stdin.take().unwrap();
+    stdin.write_all(b"y\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    let _ = screen.read_to_string(&mut rest);
+    let _ = person.wait();
+    assert_eq!(
+        w.outbox().len(),
+        6,
+        "the announcement went out twice; the second run said:\n{seen}{rest}"
+    );
+    assert_eq!(w.journal().runs().unwrap().len(), 1);
+}
+
+fn journal_at(w: &Workspace, state: &str) -> announce::journal::Journal {
+    announce::journal::Journal::open_existing(&w.path(state))
+        .unwrap()
+        .expect("a journal")
+}
+
+/// Every outbox file is journaled as sent (or was in flight: unknown); nothing pending has a file.
+fn assert_nothing_sent_unjournaled(w: &Workspace, state: &str) {
+    let j = journal_at(w, state);
+    let run_id = j.latest_run_id().unwrap().unwrap();
+    let rows = j.deliveries(&run_id).unwrap();
+    let files: Vec<String> = w
+        .outbox()
+        .iter()
+        .map(|p| {
+            p.file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .split_once('-')
+                .unwrap()
+                .1
+                .to_string()
+        })
+        .collect();
+    for f in &files {
+        let row = rows
+            .iter()
+            .find(|r| &r.recipient == f)
+            .expect("a file for a planned recipient");
+        assert!(
+            matches!(row.status.as_str(), "sent" | "sending" | "unknown"),
+            "{f} has a file but is journaled as {}",
+            row.status.as_str()
+        );
+    }
+}
+
+/// The disk fills up. (a) Before the plan fits into the journal: a clear error and nothing is
+/// sent. (b) While sending: the run stops with a clear error, no message went out without
+/// being journaled first, and once there is space again `resume` finishes it exactly once.
+/// Uses a small tmpfs; where mounting is not permitted, (a) runs under RLIMIT_FSIZE instead
+/// (SIGXFSZ ignored, so writes fail with EFBIG) and (b) is reported as not run.
+#[test]
+fn full_disk_is_a_clear_error_and_nothing_is_sent_unjournaled() {
+    // (a) The plan does not fit.
+    let w = outbox_workspace(3000, 0);
+    match mount_tmpfs(&w.path("small"), "size=128k") {
+        Ok(_m) => {
+            w.config_replace("state_dir = \".announce\"", "state_dir = \"small/state\"");
+            let run = w.run(SEND);
+            println!("plan does not fit: {}", run.stderr().trim());
+            run.code(1).stderr_has("small/state").stderr_has("disk is full");
+            assert!(w.outbox().is_empty());
+        }
+        Err(e) => {
+            println!("note: mount not permitted ({e}); simulating a full disk with RLIMIT_FSIZE");
+            let out = Command::new("sh")
+                .current_dir(w.root())
+                .arg("-c")
+                .arg(format!(
+                    "trap '' XFSZ; ulimit -f 128; exec '{}' send notices/example.md --yes",
+                    env!("CARGO_BIN_EXE_announce")
+                ))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("journal.sqlite3"), "{err}");
+            assert!(w.outbox().is_empty());
+            return;
+        }
+    }
+
+    // (b) The disk fills while sending.
+    let w = outbox_workspace(200, 20);
+    let _m = mount_tmpfs(&w.path("state"), "size=16m").expect("mount worked a moment ago");
+    w.config_replace("state_dir = \".announce\"", "state_dir = \"state\"");
+    let mut child = w
+        .command()
+        .args(["send", "notices/example.md", "--yes"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.outbox().len() < 5 {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("the run never got going: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Fill every free byte.
+    let mut filler = std::fs::File::create(w.path("state/filler")).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while filler.write_all(&block).is_ok() {}
+    let _ = filler.write_all(&[0u8; 512]);
+    while filler.write_all(&[0u8; 1]).is_ok() {}
+    drop(filler);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    println!("disk full while sending: {}", err.trim());
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("disk is full") || err.contains("No space left"), "{err}");
+    let sent_before = w.outbox().len();
+    assert!(
+        sent_before < 200,
+        "the run stopped when the journal could not be written: {err}"
+    );
+    assert_nothing_sent_unjournaled(&w, "state");
+
+    // Space again: resume finishes, one file per recipient.
+    std::fs::remove_file(w.path("state/filler")).unwrap();
+    let run_id = journal_at(&w, "state").latest_run_id().unwrap().unwrap();
+    let run = w.run(&["resume", &run_id, "--yes", "--json"]);
+    run.code(0);
+    assert_eq!(run.json()["totals"]["sent"], 200);
+    assert_eq!(w.outbox().len(), 200);
+}

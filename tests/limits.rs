@@ -1,0 +1,392 @@
+//! Bad and big input: a huge audience (peak memory measured), a huge body, a 1 MB CSV field,
+//! invalid UTF-8 in each kind of file, byte order marks, CRLF, and semicolon-delimited CSV as
+//! German spreadsheets write it. Each ends in a clear error naming the place, or in correct
+//! handling.
+//!
+//! CI runs small sizes; the full ones are
+//!
+//! ```text
+//! LIMITS_AUDIENCE_MB=200 LIMITS_BODY_MB=10 cargo test --release --test limits -- --nocapture
+//! ```
+
+#[path = "support/smtp.rs"]
+mod smtp;
+mod support;
+
+use std::io::Write;
+
+use base64::Engine;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Run, Workspace};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?}")))
+        .unwrap_or(default)
+}
+
+/// An outbox-only working folder with `customers.csv` and `notices/n.md`.
+fn workspace(csv: &[u8]) -> Workspace {
+    let w = Workspace::empty();
+    w.write(
+        "channels.toml",
+        "state_dir = \".announce\"\ndefault_region = \"DE\"\n[org]\nname = \"Studio\"\n\
+         [audience]\nfile = \"customers.csv\"\n[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n",
+    );
+    std::fs::write(w.path("customers.csv"), csv).unwrap();
+    w.write(
+        "notices/n.md",
+        "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n",
+    );
+    w
+}
+
+fn deliveries(r: &Run) -> Vec<Value> {
+    r.json()["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+fn send(w: &Workspace) -> Run {
+    w.run(&["send", "notices/n.md", "--yes", "--json"])
+}
+
+/// Peak resident memory (VmHWM) of a child, polled from /proc while it runs.
+fn run_measured(w: &Workspace, args: &[&str]) -> (std::process::ExitStatus, u64, Duration, String) {
+    let started = Instant::now();
+    let mut child = w
+        .command()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(&status_file)
+            && let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, peak_kb, started.elapsed(), w.read("stderr.log"))
+}
+
+/// A big audience (CI: 4 MB; `LIMITS_AUDIENCE_MB=200` for the real thing): the dry run plans
+/// and journals every row. Memory is measured and printed; the bound asserted is generous
+/// (planning is being made streaming), it catches only a blow-up.
+#[test]
+fn a_huge_audience_is_planned_with_bounded_memory() {
+    let mb = env_num("LIMITS_AUDIENCE_MB", 4);
+    let w = workspace(b"");
+    let started = Instant::now();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(w.path("customers.csv")).unwrap());
+    writeln!(f, "name,email,phone,tags,appointment").unwrap();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    while bytes < mb * 1024 * 1024 {
+        let line = format!(
+            "Kundin {rows} Müller,kunde{rows}@example.de,0151 {:08},appointments;portrait,2026-04-04 10:00\n",
+            20_000_000 + rows % 70_000_000
+        );
+        f.write_all(line.as_bytes()).unwrap();
+        bytes += line.len() as u64;
+        rows += 1;
+    }
+    f.flush().unwrap();
+    drop(f);
+    let generated = started.elapsed();
+    let (status, peak_kb, took, stderr) = run_measured(&w, &["send", "notices/n.md", "--yes", "--dry-run"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("{rows} rows")), "{stderr}");
+    let j = w.journal();
+    let run = j.latest_run_id().unwrap().unwrap();
+    assert_eq!(j.deliveries(&run).unwrap().len() as u64, rows);
+    let journal_mb = std::fs::metadata(w.path(".announce/journal.sqlite3")).unwrap().len() as f64 / 1048576.0;
+    println!(
+        "audience {mb} MB ({rows} rows, generated in {:.1} s): send --dry-run took {:.1} s, peak RSS {} MB \
+         ({:.1}x the file), journal {journal_mb:.0} MB",
+        generated.as_secs_f64(),
+        took.as_secs_f64(),
+        peak_kb / 1024,
+        peak_kb as f64 / 1024.0 / mb as f64,
+    );
+    let bound_mb = 150 + 40 * mb;
+    assert!(
+        peak_kb / 1024 < bound_mb,
+        "peak RSS {} MB >= {bound_mb} MB",
+        peak_kb / 1024
+    );
+}
+
+/// A 10 MB body (CI: 1 MB; `LIMITS_BODY_MB=10`) goes out whole, as HTML and text.
+#[test]
+fn a_huge_body_is_sent_whole() {
+    let mb = env_num("LIMITS_BODY_MB", 1);
+    let w = workspace(b"name,email\nAnna,anna@example.de\n");
+    let para = "Liebe Kundinnen und Kunden, **alle Termine** finden statt. Fragen: 030 1234567. \
+                [Status](https://status.example.de)\n\n";
+    let body = para.repeat((mb as usize * 1024 * 1024) / para.len() + 1);
+    w.write(
+        "notices/n.md",
+        &format!("+++\ntitle = \"Langer Text\"\nsummary = \"kurz\"\n+++\n{body}LETZTE-ZEILE\n"),
+    );
+    let (status, peak_kb, took, stderr) = run_measured(&w, &["send", "notices/n.md", "--yes"]);
+    assert!(status.success(), "{stderr}");
+    let files = w.outbox();
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(eml.matches("LETZTE-ZEILE").count(), 2, "in the text and the HTML part");
+    let longest = eml.lines().map(str::len).max().unwrap();
+    assert!(longest <= 998, "RFC 5322 line limit: a line of {longest}");
+    println!(
+        "body {mb} MB: sent in {:.1} s, peak RSS {} MB, message {} MB",
+        took.as_secs_f64(),
+        peak_kb / 1024,
+        eml.len() / 1048576
+    );
+}
+
+/// A 1 MB cell in an extra column is carried to the templates (`recipient.notes`) and the
+/// message; the other rows are unaffected.
+#[test]
+fn a_one_megabyte_csv_field_is_carried() {
+    let big = "Notiz ".repeat(1024 * 1024 / 6);
+    let w =
+        workspace(format!("name,email,notes\nAnna,anna@example.de,\"{big}\"\nBen,ben@example.de,kurz\n").as_bytes());
+    std::fs::create_dir_all(w.path("templates")).unwrap();
+    w.config_replace("[org]", "templates_dir = \"templates\"\n[org]");
+    w.write(
+        "templates/email.txt.hbs",
+        "Hallo {{recipient.name}}\n{{recipient.notes}}\nENDE\n",
+    );
+    let r = send(&w);
+    r.code(0);
+    let ds = deliveries(&r);
+    assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
+    let anna = w
+        .outbox()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("anna"))
+        .unwrap();
+    let eml = std::fs::read_to_string(anna).unwrap();
+    assert!(eml.len() > 1024 * 1024 && eml.contains("ENDE"), "{} bytes", eml.len());
+    assert!(eml.lines().all(|l| l.len() <= 998), "RFC 5322 line limit");
+}
+
+/// A 1 MB *name* cannot be a display name: the message must still be valid (no header line
+/// over 998 characters), or the delivery must fail with a reason; the other rows go out.
+#[test]
+fn a_one_megabyte_name_does_not_make_an_invalid_message() {
+    let huge = "N".repeat(1024 * 1024);
+    let w = workspace(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes());
+    let r = send(&w);
+    let ds = deliveries(&r);
+    let ben = ds.iter().find(|d| d["recipient"] == "ben@example.de").unwrap();
+    assert_eq!(ben["status"], "sent");
+    for f in w.outbox() {
+        let eml = std::fs::read_to_string(&f).unwrap();
+        let longest = eml.lines().map(str::len).max().unwrap_or(0);
+        assert!(longest <= 998, "{}: a line of {longest} characters", f.display());
+    }
+}
+
+/// Through a real SMTP server: the 1 MB name is dropped from the To: header (it would make a
+/// line the server refuses), so both recipients get their message.
+#[test]
+fn a_one_megabyte_name_does_not_cost_its_email_delivery() {
+    let huge = "N".repeat(1024 * 1024);
+    let w = workspace(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes());
+    let server = smtp::Server::smtp(&w.path("box"), &["--mode", "plain"]);
+    w.write(
+        "channels.toml",
+        &format!(
+            "state_dir = \".announce\"\n[org]\nname = \"Studio\"\n[audience]\nfile = \"customers.csv\"\n\
+             [channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nmax_attempts = 2\n\
+             retry_base = \"50ms\"\nretry_max = \"100ms\"\n\
+             [[channels.email.relays]]\nname = \"local\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            server.port
+        ),
+    );
+    let r = send(&w);
+    r.code(0);
+    let ds = deliveries(&r);
+    assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
+    let mut got: Vec<String> = server
+        .messages()
+        .iter()
+        .map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["anna@example.de", "ben@example.de"]);
+}
+
+/// Invalid UTF-8: in the announcement and the config a clear error with file:line:column
+/// (exit 2, nothing sent); in the CSV header a clear error; in a CSV row that row is skipped
+/// with its line and column (a Latin-1 "Müller" from an old Excel export), the rest is sent.
+#[test]
+fn invalid_utf8_is_reported_with_its_place() {
+    let w = workspace(b"name,email\nAnna,anna@example.de\n");
+    std::fs::write(w.path("notices/bad.md"), b"+++\ntitle = \"Gest\xf6rt\"\n+++\nText\n").unwrap();
+    w.run(&["send", "notices/bad.md", "--yes"])
+        .code(2)
+        .stderr_has("notices/bad.md:2:")
+        .stderr_has("not valid UTF-8");
+    std::fs::write(w.path("notices/bad2.md"), b"+++\ntitle = \"x\"\n+++\nGr\xfc\xdfe\n").unwrap();
+    w.run(&["send", "notices/bad2.md", "--yes"])
+        .code(2)
+        .stderr_has("notices/bad2.md:4:3");
+    assert!(w.outbox().is_empty());
+
+    let mut cfg = std::fs::read(w.path("channels.toml")).unwrap();
+    let at = cfg.windows(6).position(|x| x == b"Studio").unwrap();
+    cfg.splice(at + 2..at + 3, [0xFC]); // "St\xfcdio"
+    std::fs::write(w.path("latin1.toml"), &cfg).unwrap();
+    w.run(&["--config", "latin1.toml", "send", "notices/n.md", "--yes"])
+        .code(2)
+        .stderr_has("latin1.toml:4:11")
+        .stderr_has("not valid UTF-8");
+
+    std::fs::write(w.path("head.csv"), b"n\xe4me,email\nAnna,anna@example.de\n").unwrap();
+    w.run(&["send", "notices/n.md", "--yes", "--audience", "head.csv"])
+        .code(2)
+        .stderr_has("head.csv: header row is not valid UTF-8");
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            "name,email\r\nAnna,anna@example.de\r\n"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
+    std::fs::write(w.path("utf16.csv"), utf16).unwrap();
+    w.run(&["send", "notices/n.md", "--yes", "--audience", "utf16.csv"])
+        .code(2)
+        .stderr_has("utf16.csv: header row is not valid UTF-8");
+    assert!(w.outbox().is_empty());
+
+    std::fs::write(
+        w.path("latin1.csv"),
+        b"name,email\nAnna,anna@example.de\nM\xfcller,mueller@example.de\nBen,ben@example.de\n",
+    )
+    .unwrap();
+    let r = w.run(&["send", "notices/n.md", "--yes", "--json", "--audience", "latin1.csv"]);
+    r.code(3);
+    let ds = deliveries(&r);
+    let sent: Vec<&str> = ds
+        .iter()
+        .filter(|d| d["status"] == "sent")
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent, ["anna@example.de", "ben@example.de"]);
+    let skipped: Vec<&str> = ds
+        .iter()
+        .filter(|d| d["status"] == "skipped")
+        .map(|d| d["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["row 3: not valid UTF-8 (column `name`)"]);
+}
+
+/// Byte order marks and CRLF in every file: read as if they were not there.
+#[test]
+fn boms_and_crlf_everywhere_are_read_correctly() {
+    let bom = "\u{feff}";
+    let w = workspace(
+        format!(
+            "{bom}name,email,tags\r\n\"Müller, Anna\",anna@example.de,\"vip;\r\nportrait\"\r\nBen,ben@example.de,\r\n"
+        )
+        .as_bytes(),
+    );
+    let cfg = w.read("channels.toml").replace('\n', "\r\n");
+    w.write("channels.toml", &format!("{bom}{cfg}"));
+    w.write(
+        "notices/n.md",
+        &format!("{bom}+++\r\ntitle = \"Gestört\"\r\nsummary = \"kurz\"\r\n+++\r\nAlle Termine\r\nfinden statt.\r\n"),
+    );
+    let r = send(&w);
+    r.code(0);
+    let ds = deliveries(&r);
+    assert_eq!(ds.len(), 2, "{ds:?}");
+    let anna = w
+        .outbox()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("anna"))
+        .unwrap();
+    let eml = std::fs::read_to_string(anna).unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert!(
+        eml.contains(&format!("To: =?utf-8?b?{}?= <anna@example.de>", b64("Müller, Anna"))),
+        "{eml}"
+    );
+    assert!(
+        eml.contains(&format!("Subject: =?utf-8?b?{}?=", b64("Gestört"))),
+        "{eml}"
+    );
+    assert!(!eml.contains('\u{feff}'), "no BOM in the message");
+    let j = w.journal();
+    let run = j.latest_run_id().unwrap().unwrap();
+    let rows = j.deliveries(&run).unwrap();
+    assert_eq!(rows[0].name, "Müller, Anna");
+    assert!(
+        rows[0].data.as_deref().unwrap().contains("\"vip\""),
+        "{:?}",
+        rows[0].data
+    );
+}
+
+/// Semicolon-delimited CSV (German Excel): detected from the header row, with or without the
+/// `sep=;` line Excel writes, commas inside cells left alone; or set by `[audience] delimiter`.
+#[test]
+fn semicolon_csv_is_detected_or_configured() {
+    let csv = "Name;E-Mail;Mobil;Tags;Notiz\r\n\"Müller, Anna\";anna@example.de;0151 / 23456781;vip;\"a, b; c\"\r\n\
+               Ben Schröder;ben@example.de;+49 (0)151 23456782;;\r\n";
+    for (label, content, extra) in [
+        ("detected", csv.to_string(), ""),
+        ("sep= line", format!("sep=;\r\n{csv}"), ""),
+        ("configured", csv.to_string(), "delimiter = \";\"\n"),
+    ] {
+        let w = workspace(content.as_bytes());
+        if !extra.is_empty() {
+            w.config_replace(
+                "file = \"customers.csv\"\n",
+                &format!("file = \"customers.csv\"\n{extra}"),
+            );
+        }
+        let r = send(&w);
+        r.code(0);
+        let ds = deliveries(&r);
+        let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
+        assert_eq!(sent, ["anna@example.de", "ben@example.de"], "{label}");
+        let j = w.journal();
+        let run = j.latest_run_id().unwrap().unwrap();
+        let rows = j.deliveries(&run).unwrap();
+        assert_eq!(rows[0].name, "Müller, Anna", "{label}");
+        let data: Value = serde_json::from_str(rows[0].data.as_deref().unwrap()).unwrap();
+        assert_eq!(data["notiz"], "a, b; c", "{label}: {data}");
+    }
+    // A header that says nothing: told explicitly, a tab-delimited file works too.
+    let w = workspace(b"name\temail\nAnna\tanna@example.de\n");
+    w.config_replace(
+        "file = \"customers.csv\"\n",
+        "file = \"customers.csv\"\ndelimiter = \"tab\"\n",
+    );
+    send(&w).code(0);
+    // A wrong explicit delimiter is a clear error, not a silent empty run.
+    let w = workspace(b"name;email\nAnna;anna@example.de\n");
+    w.config_replace(
+        "file = \"customers.csv\"\n",
+        "file = \"customers.csv\"\ndelimiter = \",\"\n",
+    );
+    w.run(&["send", "notices/n.md", "--yes"])
+        .code(2)
+        .stderr_has("customers.csv: header row has neither an `email` nor a `phone` column");
+}
