@@ -358,7 +358,9 @@ async fn deliver_one(
                         // Before the slot is free: no delivery waiting for it may start.
                         halted.store(true, Ordering::SeqCst);
                     }
-                    Err((this_attempt, AttemptError::Delivery(e)))
+                    // Providers echo requests in their errors; no secret may reach the journal,
+                    // the logs or a report through them, whatever the channel.
+                    Err((this_attempt, AttemptError::Delivery(crate::error::redacted(e))))
                 }
                 Err(_) => Err((
                     this_attempt,

@@ -337,8 +337,12 @@ impl Planner {
 
         // Ids: one block per channel, each holding its unreadable rows, then its targets.
         // Rows can be no more than the file has bytes.
+        // (A pipe has no length: then blocks as large as `Seen` can count.)
         let max_rows = match &reader {
-            Some(r) => std::fs::metadata(r.path()).map_or(0, |m| m.len()) as i64 + 1,
+            Some(r) => match std::fs::metadata(r.path()) {
+                Ok(m) if m.is_file() && m.len() > 0 => m.len() as i64 + 1,
+                _ => i64::from(u32::MAX),
+            },
             None => 0,
         };
         let max_targets = lanes
@@ -354,6 +358,7 @@ impl Planner {
             lane.st.rejected_next = first_id + 2 * half * k as i64;
             lane.st.targets_start = lane.st.rejected_next + half;
             lane.st.targets_next = lane.st.targets_start;
+            lane.st.block_half = half;
         }
 
         // Broadcast channels: their one delivery (per target).
@@ -384,7 +389,7 @@ impl Planner {
                     error: skip.as_deref(),
                     problem: false,
                 };
-                let id = lane.st.next_target_id();
+                let id = lane.st.next_target_id().ok_or_else(audience_grew)?;
                 lane.st.emit(
                     &lane.entry,
                     lane.channel.as_ref(),
@@ -472,7 +477,7 @@ impl Planner {
                                         error: Some(&error),
                                         problem: true,
                                     };
-                                    let id = lane.st.next_rejected_id();
+                                    let id = lane.st.next_rejected_id().ok_or_else(audience_grew)?;
                                     lane.st.emit(
                                         &lane.entry,
                                         lane.channel.as_ref(),
@@ -552,6 +557,8 @@ struct LaneState {
     rejected_next: i64,
     targets_start: i64,
     targets_next: i64,
+    /// Ids per half block (unreadable rows, then targets).
+    block_half: i64,
 }
 
 impl LanePlan {
@@ -569,24 +576,46 @@ impl LanePlan {
             rejected_next: 0,
             targets_start: 0,
             targets_next: 0,
+            block_half: 0,
         };
         LanePlan { entry, channel, st }
     }
 }
 
 impl LaneState {
-    fn next_target_id(&mut self) -> i64 {
+    /// The next id of the channel's block for targets; `None` when the block is full (the
+    /// audience has more rows than it had bytes when planning started).
+    fn next_target_id(&mut self) -> Option<i64> {
         let id = self.targets_next;
+        // Blocks are `targets_start - rejected_start` long: the targets' part ends where the
+        // next channel's block starts.
+        if id >= self.targets_start + self.half() {
+            return None;
+        }
         self.targets_next += 1;
-        id
+        Some(id)
     }
 
-    fn next_rejected_id(&mut self) -> i64 {
+    fn next_rejected_id(&mut self) -> Option<i64> {
         let id = self.rejected_next;
+        if id >= self.targets_start {
+            return None;
+        }
         self.rejected_next += 1;
-        id
+        Some(id)
     }
 
+    fn half(&self) -> i64 {
+        self.block_half
+    }
+}
+
+/// More rows than the audience file had bytes when planning started.
+fn audience_grew() -> AppError {
+    AppError::invalid("the audience file grew while it was being read; nothing was sent")
+}
+
+impl LaneState {
     /// Count, render when this target must be checked (or take what the reading thread
     /// rendered), and write one delivery.
     #[allow(clippy::too_many_arguments)]
@@ -788,12 +817,15 @@ fn plan_person(
                 error: Some(&error),
                 problem,
             };
-            let id = st.next_target_id();
+            let id = st.next_target_id().ok_or_else(audience_grew)?;
             return st.emit(entry, channel.as_ref(), sink, id, &d, None, None, base, templates);
         }
     };
     let id = st.targets_next;
     let start = st.targets_start;
+    if id >= start + st.half() {
+        return Err(audience_grew());
+    }
     let offset = u32::try_from(id - start).map_err(|_| AppError::invalid("the audience is too large"))?;
     let is_new = st
         .seen

@@ -48,7 +48,7 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
             kind,
             &p.subject,
             if p.ok { "ok" } else { "FAILED" },
-            &p.detail,
+            &crate::config::redact(&p.detail),
         ]);
     }
     println!("{t}");
