@@ -933,3 +933,43 @@ impl Seen {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Seen` answers exactly like a set of dedupe keys, through growth, case variants of
+    /// emails, and tag matches that must be confirmed against what was stored.
+    #[test]
+    fn seen_is_an_exact_set_of_addresses() {
+        let mut seen = Seen::default();
+        let mut stored: Vec<String> = Vec::new();
+        let mut reference = std::collections::HashSet::new();
+        let mut next: u64 = 7;
+        for i in 0..20_000u32 {
+            next = next
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let n = (next >> 33) % 6_000;
+            let address = match i % 3 {
+                0 => format!("Kunde.{n}@Example.DE"),
+                1 => format!("kunde.{n}@example.de"),
+                _ => format!("+49151{n:08}"),
+            };
+            let offset = u32::try_from(stored.len()).unwrap();
+            let new = seen
+                .insert(&address, offset, |o| Ok(stored.get(o as usize).cloned()))
+                .unwrap();
+            assert_eq!(new, reference.insert(dedupe_key(&address).into_owned()), "{address}");
+            if new {
+                stored.push(address);
+            }
+        }
+        assert_eq!(seen.len, reference.len());
+        // A matching tag whose stored address differs is not a duplicate.
+        let mut seen = Seen::default();
+        assert!(seen.insert("a@x.de", 0, |_| Ok(None)).unwrap());
+        assert!(seen.insert("a@x.de", 1, |_| Ok(Some("b@x.de".into()))).unwrap());
+        assert!(!seen.insert("A@X.DE", 2, |_| Ok(Some("a@x.de".into()))).unwrap());
+    }
+}

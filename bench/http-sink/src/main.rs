@@ -62,8 +62,7 @@ async fn connection(mut stream: TcpStream, count: Arc<AtomicU64>) {
     let mut out = Vec::with_capacity(256);
     loop {
         // Answer every complete request in the buffer.
-        loop {
-            let Some(head_end) = find(&buf, b"\r\n\r\n") else { break };
+        while let Some(head_end) = find(&buf, b"\r\n\r\n") {
             let head = &buf[..head_end];
             let length = content_length(head);
             let total = head_end + 4 + length;
