@@ -779,7 +779,7 @@ pub fn normalize_phone(raw: &str, region: Option<Id>) -> Result<String, String> 
         return Err("no country code and no default_region configured".to_string());
     }
     let region = if international { None } else { region };
-    let number = phonenumber::parse(region, s).map_err(|e| {
+    let number = crate::phone::parse(region, s).map_err(|e| {
         use phonenumber::ParseError as E;
         let why = match e {
             E::InvalidCountryCode => "unknown country code",
@@ -792,7 +792,7 @@ pub fn normalize_phone(raw: &str, region: Option<Id>) -> Result<String, String> 
     if number.extension().is_some() {
         return Err("invalid phone number: extensions are not supported".to_string());
     }
-    if !number.is_valid() {
+    if !crate::phone::is_valid(&number) {
         return Err(match region {
             Some(r) => format!("not a valid phone number for region {}", r.as_ref()),
             None => "not a valid phone number".to_string(),

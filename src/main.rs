@@ -1,6 +1,11 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+// glibc malloc serialises the tokio workers on its arena locks under load (seen in perf as lock
+// wake-ups inside malloc/realloc); mimalloc keeps per-thread heaps.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = announce::cli::Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
