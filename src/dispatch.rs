@@ -28,6 +28,12 @@ use crate::render::{BaseContext, Templates};
 /// `concurrency` while they wait for a slot (see [`Pace`]).
 pub const PIPELINE_DEPTH: usize = 48;
 
+/// How many commits' worth of deliveries a lane journals ahead. One would do if commits took
+/// the same time each; two absorb the slow ones (an fsync now and then takes several times
+/// the average), and put more `sending` marks into each commit (measured: 10,000 messages over
+/// 4 connections, send phase 1.12 s with one, 0.92 s with two).
+const AHEAD_COMMITS: f64 = 2.0;
+
 /// How one channel is driven.
 pub struct Lane {
     pub channel: Arc<dyn Channel>,
@@ -82,7 +88,7 @@ impl Lane {
 /// would wait for a commit before every message: against a local relay that answers in a
 /// quarter of a millisecond, 4 connections would idle four fifths of the time. So an
 /// unthrottled lane lets more deliveries be journaled ahead, as many as its connections can
-/// send while one commit is being made: `concurrency x commit time / send time`, measured as
+/// send while two commits are being made: `2 x concurrency x commit time / send time`, measured as
 /// it goes (at most [`PIPELINE_DEPTH`]). Against a slow provider (a send takes longer than a
 /// commit) that is one or none; against a fast one, the commits of the next messages overlap
 /// the sending of the current ones and the connections stay busy.
@@ -126,7 +132,9 @@ impl Pace {
             clippy::cast_sign_loss,
             clippy::cast_precision_loss
         )]
-        let ahead = (slots as f64 * commit / send).ceil().min(PIPELINE_DEPTH as f64) as usize;
+        let ahead = (AHEAD_COMMITS * slots as f64 * commit / send)
+            .ceil()
+            .min(PIPELINE_DEPTH as f64) as usize;
         slots + ahead
     }
 }

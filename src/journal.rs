@@ -175,6 +175,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at   TEXT NOT NULL,
     UNIQUE (run_id, channel, recipient)
 );
+-- Status counts and resumes read this index alone. (Without it, each commit writes fewer pages,
+-- but counting a 1,000,000-row run then reads the table in recipient order: measured, the
+-- 100,000-row dry run took 0.92 s instead of 0.72 s, for a 3 % faster send phase.)
 CREATE INDEX IF NOT EXISTS deliveries_run ON deliveries(run_id, channel, status);
 DROP INDEX IF EXISTS deliveries_recipient;
 CREATE TABLE IF NOT EXISTS attempts (
@@ -186,7 +189,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     error        TEXT,
     route        TEXT,
     PRIMARY KEY (delivery_id, attempt)
-);
+) WITHOUT ROWID; -- one b-tree, not a table and its key index: fewer pages per commit
 ";
 
 pub fn now_rfc3339() -> String {
@@ -868,23 +871,23 @@ fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + MAX_LINGER;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => {
-                    batch.push(op);
-                    continue;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => break,
-                Err(mpsc::TryRecvError::Empty) => {}
+        // Sleep rather than wait on the channel while lingering: a sender then has no one to
+        // wake, which under load saves a futex call and a context switch per operation.
+        let mut slept = false;
+        loop {
+            let before = batch.len();
+            while batch.len() < MAX_BATCH
+                && let Ok(op) = rx.try_recv()
+            {
+                batch.push(op);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            // Done when full, when lingering too long, or when nothing came during a linger.
+            if batch.len() >= MAX_BATCH || left.is_zero() || (slept && batch.len() == before) {
                 break;
             }
-            match rx.recv_timeout(LINGER.min(left)) {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
+            thread::sleep(LINGER.min(left));
+            slept = true;
         }
         let ok = match apply(&mut conn, &batch) {
             Ok(()) => true,
@@ -915,19 +918,19 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
         let mut mark = tx.prepare_cached(
             "UPDATE deliveries SET status = 'sending', attempts = ?2, message_id = ?3, updated_at = ?4 WHERE id = ?1",
         )?;
-        let mut attempt = tx
-            .prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_ms) VALUES (?1, ?2, ?3)")?;
         let mut outcome = tx.prepare_cached(
             "UPDATE deliveries SET status = ?2, provider_id = COALESCE(?3, provider_id), route = COALESCE(?4, route),
                     error = ?5, updated_at = ?6 WHERE id = ?1",
         )?;
+        let mut attempt = tx
+            .prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_ms) VALUES (?1, ?2, ?3)")?;
         let mut attempt_end = tx.prepare_cached(
             "UPDATE attempts SET finished_ms = ?3, outcome = ?4, error = ?5, route = ?6 WHERE delivery_id = ?1 AND attempt = ?2",
         )?;
+        let mut unattempt = tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1 AND attempt = ?2")?;
         let mut unmark = tx.prepare_cached(
             "UPDATE deliveries SET status = 'pending', attempts = ?2 - 1, updated_at = ?3 WHERE id = ?1 AND status = 'sending'",
         )?;
-        let mut unattempt = tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1 AND attempt = ?2")?;
         for op in batch {
             match op {
                 Op::Sending {

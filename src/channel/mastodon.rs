@@ -166,7 +166,7 @@ impl Channel for Mastodon {
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        let text = templates.render(&self.template, &ctx.data)?.trim().to_string();
+        let text = templates.render_ctx(&self.template, ctx)?.trim().to_string();
         if text.is_empty() {
             return Err(format!("{}: the Mastodon post is empty", self.template));
         }

@@ -22,6 +22,7 @@ pub struct Outbox {
     dir: PathBuf,
     from: Mailbox,
     delay: Option<Duration>,
+    css: crate::render::inline::CssCache,
 }
 
 impl Outbox {
@@ -38,6 +39,7 @@ impl Outbox {
             dir: config.resolve(&cfg.dir),
             from,
             delay: cfg.delay.map(|d| d.0),
+            css: Default::default(),
         })
     }
 
@@ -82,9 +84,9 @@ impl Channel for Outbox {
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
         if ctx.address.contains('@') {
-            return message::render(templates, ctx, "email.html.hbs");
+            return message::render(templates, ctx, "email.html.hbs", &self.css);
         }
-        let text = templates.render("sms.txt.hbs", &ctx.data)?.trim().to_string();
+        let text = templates.render_ctx("sms.txt.hbs", ctx)?.trim().to_string();
         let text = sms::normalize(&text).into_owned();
         let info = sms::analyze(&text);
         let stats = vec![

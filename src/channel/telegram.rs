@@ -245,7 +245,7 @@ impl Channel for Telegram {
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        let text = templates.render(&self.template, &ctx.data)?.trim().to_string();
+        let text = templates.render_ctx(&self.template, ctx)?.trim().to_string();
         let n = self.visible_len(&text);
         if n == 0 {
             return Err(format!("{}: the Telegram message is empty", self.template));

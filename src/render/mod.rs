@@ -1,5 +1,6 @@
 //! Everything between the announcement and a channel's bytes: Markdown, templates, SMS text.
 
+pub mod inline;
 pub mod markdown;
 pub mod sms;
 pub mod templates;
@@ -14,16 +15,34 @@ use crate::config::Org;
 
 /// The template context of one message: announcement fields, `vars.*`, `org.*`, `channel.*`,
 /// `recipient.*` (with the CSV's extra columns), `run_id`, `date`.
+///
+/// Kept as a handlebars context so that every template of a message renders from it as it is
+/// (handlebars would otherwise copy the whole data, bodies included, for each template).
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub data: Value,
+    data: handlebars::Context,
     /// The address this message goes to (email, E.164 phone, or broadcast target).
     pub address: String,
 }
 
 impl Context {
+    pub fn new(data: Value, address: impl Into<String>) -> Context {
+        Context {
+            data: handlebars::Context::from(data),
+            address: address.into(),
+        }
+    }
+
+    pub fn data(&self) -> &Value {
+        self.data.data()
+    }
+
+    pub fn handlebars(&self) -> &handlebars::Context {
+        &self.data
+    }
+
     pub fn recipient_name(&self) -> &str {
-        self.data["recipient"]["name"].as_str().unwrap_or("")
+        self.data()["recipient"]["name"].as_str().unwrap_or("")
     }
 }
 
@@ -76,10 +95,7 @@ impl BaseContext {
         let mut data = self.base.clone();
         data.insert("channel".into(), json!({"name": channel, "type": channel_type}));
         data.insert("recipient".into(), recipient.cloned().unwrap_or_else(|| json!({})));
-        Context {
-            data: Value::Object(data),
-            address: address.to_string(),
-        }
+        Context::new(Value::Object(data), address)
     }
 }
 

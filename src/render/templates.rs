@@ -149,6 +149,18 @@ impl Templates {
 
     /// Render `name`; an error names the template's file (and line when handlebars knows it).
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, String> {
+        let (reg, origin) = self.lookup(name)?;
+        reg.render(name, data).map_err(|e| located(origin, &e))
+    }
+
+    /// [`Templates::render`] for a message's context, which handlebars then need not copy.
+    pub fn render_ctx(&self, name: &str, ctx: &super::Context) -> Result<String, String> {
+        let (reg, origin) = self.lookup(name)?;
+        reg.render_with_context(name, ctx.handlebars())
+            .map_err(|e| located(origin, &e))
+    }
+
+    fn lookup(&self, name: &str) -> Result<(&Handlebars<'static>, &String), String> {
         let Some(origin) = self.origins.get(name) else {
             return Err(format!(
                 "template {name} not found (neither built in nor in templates_dir)"
@@ -159,14 +171,16 @@ impl Templates {
             Escaping::Json => &self.json,
             Escaping::Text => &self.text,
         };
-        reg.render(name, data).map_err(|e| {
-            let place = match (e.line_no, e.column_no) {
-                (Some(l), Some(c)) => format!("{origin}:{l}:{c}"),
-                _ => origin.clone(),
-            };
-            format!("{place}: {}", e.reason())
-        })
+        Ok((reg, origin))
     }
+}
+
+fn located(origin: &str, e: &handlebars::RenderError) -> String {
+    let place = match (e.line_no, e.column_no) {
+        (Some(l), Some(c)) => format!("{origin}:{l}:{c}"),
+        _ => origin.to_string(),
+    };
+    format!("{place}: {}", e.reason())
 }
 
 #[cfg(test)]

@@ -48,14 +48,17 @@ const MAX_DISPLAY_NAME: usize = 200;
 /// a time — quadratic in the body size (a 10 MB body took a minute).
 fn crlf(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut prev = '\0';
-    for c in text.chars() {
-        if c == '\n' && prev != '\r' {
+    let mut from = 0;
+    for (i, _) in text.match_indices('\n') {
+        let line = &text[from..i];
+        out.push_str(line);
+        if !line.ends_with('\r') {
             out.push('\r');
         }
-        out.push(c);
-        prev = c;
+        out.push('\n');
+        from = i + 1;
     }
+    out.push_str(&text[from..]);
     out
 }
 
@@ -107,27 +110,17 @@ pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
     built.map_err(|e| format!("cannot build the message: {e}"))
 }
 
-/// Inline the `<style>` rules into `style=""` attributes: many mail clients drop `<style>`.
-/// Never fetches anything remote.
-pub fn inline_css(html: &str) -> Result<String, String> {
-    css_inline::CSSInliner::options()
-        .load_remote_stylesheets(false)
-        .keep_at_rules(true)
-        .build()
-        .inline(html)
-        .map_err(|e| format!("cannot inline the CSS of the HTML template: {e}"))
-}
-
 /// Subject, text and inlined HTML from the email templates.
 pub fn render(
     templates: &crate::render::Templates,
     ctx: &crate::render::Context,
     html_template: &str,
+    css: &crate::render::inline::CssCache,
 ) -> Result<Rendered, String> {
-    let subject = templates.render("email.subject.hbs", &ctx.data)?;
+    let subject = templates.render_ctx("email.subject.hbs", ctx)?;
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = templates.render("email.txt.hbs", &ctx.data)?;
-    let html = inline_css(&templates.render(html_template, &ctx.data)?)?;
+    let text = templates.render_ctx("email.txt.hbs", ctx)?;
+    let html = css.render(templates, html_template, ctx)?;
     let stats = vec![
         crate::channel::Stat::limited("subject characters", subject.chars().count(), 78),
         crate::channel::Stat::new("text characters", text.chars().count()),

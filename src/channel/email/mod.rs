@@ -57,6 +57,7 @@ pub struct Email {
     reply_to: Option<Mailbox>,
     list_unsubscribe: Option<String>,
     html_template: String,
+    css: crate::render::inline::CssCache,
     /// Right-hand side of Message-IDs.
     id_domain: String,
     dkim: Option<dkim::Signer>,
@@ -125,6 +126,7 @@ impl Email {
             reply_to,
             list_unsubscribe: cfg.list_unsubscribe.clone(),
             html_template: common.template.clone().unwrap_or_else(|| "email.html.hbs".into()),
+            css: Default::default(),
             id_domain,
             dkim,
             relays: Failover::new(relays),
@@ -156,7 +158,7 @@ impl Channel for Email {
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        message::render(templates, ctx, &self.html_template)
+        message::render(templates, ctx, &self.html_template, &self.css)
     }
 
     async fn deliver(&self, d: &Delivery, m: &Rendered) -> Result<Receipt, DeliveryError> {

@@ -399,19 +399,18 @@ impl std::fmt::Display for Pipelined<'_> {
 struct DataPayload<'a>(&'a str);
 
 impl std::fmt::Display for DataPayload<'_> {
+    /// Dot-stuffing (RFC 5321 4.5.2): a "." at the start of a line is doubled.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = self.0;
-        let bytes = text.as_bytes();
-        let mut from = 0;
-        for i in 0..bytes.len() {
-            // A "." at the start of the message or right after CRLF.
-            let line_start = i == 0 || (i >= 2 && bytes[i - 2] == b'\r' && bytes[i - 1] == b'\n');
-            if bytes[i] == b'.' && line_start {
-                f.write_str(&text[from..=i])?;
-                from = i;
-            }
+        let mut text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
         }
-        f.write_str(&text[from..])?;
+        while let Some(i) = text.find("\r\n.") {
+            f.write_str(&text[..i + 3])?;
+            f.write_str(".")?;
+            text = &text[i + 3..];
+        }
+        f.write_str(text)?;
         f.write_str("\r\n.\r\n")
     }
 }

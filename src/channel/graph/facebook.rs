@@ -147,7 +147,7 @@ impl Channel for Facebook {
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        let text = templates.render(&self.template, &ctx.data)?.trim().to_string();
+        let text = templates.render_ctx(&self.template, ctx)?.trim().to_string();
         let chars = text.chars().count();
         let mut stats = vec![Stat::limited("post characters", chars, MAX_MESSAGE)];
         if text.is_empty() {
@@ -168,7 +168,7 @@ impl Channel for Facebook {
                 stats.push(Stat::new(IMAGE_STAT, p.display()));
             }
             None => {
-                let link = ctx.data["link"].as_str().filter(|l| !l.is_empty());
+                let link = ctx.data()["link"].as_str().filter(|l| !l.is_empty());
                 stats.push(Stat::new(
                     "post type",
                     if link.is_some() {

@@ -277,14 +277,14 @@ impl Channel for Instagram {
     }
 
     fn skip_broadcast(&self, ctx: &Context) -> Option<String> {
-        let has_image = ctx.data["image"].as_str().is_some_and(|s| !s.trim().is_empty());
+        let has_image = ctx.data()["image"].as_str().is_some_and(|s| !s.trim().is_empty());
         (!has_image).then(|| {
             "Instagram posts need an image and the announcement has none (set `image` in the front matter)".to_string()
         })
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        let caption = templates.render(&self.template, &ctx.data)?.trim().to_string();
+        let caption = templates.render_ctx(&self.template, ctx)?.trim().to_string();
         let chars = caption.chars().count();
         let hashtags = count_marked(&caption, '#');
         let mentions = count_marked(&caption, '@');
@@ -344,7 +344,10 @@ impl Channel for Instagram {
             // Planning skips Instagram without an image (skip_broadcast); preview may still ask.
             None => {}
         }
-        if let Some(alt) = ctx.data["vars"]["image_alt"].as_str().filter(|a| !a.trim().is_empty()) {
+        if let Some(alt) = ctx.data()["vars"]["image_alt"]
+            .as_str()
+            .filter(|a| !a.trim().is_empty())
+        {
             stats.push(Stat::new(ALT_STAT, alt.trim()));
         }
         Ok(Rendered {

@@ -102,7 +102,7 @@ pub fn stat_value<'m>(m: &'m Rendered, label: &str) -> Option<&'m str> {
 
 /// Resolve the context's `image`: an https URL, or a readable file relative to the announcement.
 pub fn image_of(ctx: &Context) -> Result<Option<Image>, String> {
-    let Some(s) = ctx.data["image"].as_str().map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(s) = ctx.data()["image"].as_str().map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     if s.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")) {
@@ -115,7 +115,7 @@ pub fn image_of(ctx: &Context) -> Result<Option<Image>, String> {
     if s.contains("://") {
         return Err(format!("image {s:?}: use an https URL or a local file"));
     }
-    let dir = ctx.data["announcement_dir"].as_str().unwrap_or(".");
+    let dir = ctx.data()["announcement_dir"].as_str().unwrap_or(".");
     let path = Path::new(dir).join(s);
     let meta = std::fs::metadata(&path).map_err(|e| format!("image {}: {e}", path.display()))?;
     if !meta.is_file() {
@@ -164,10 +164,10 @@ mod tests {
     use serde_json::json;
 
     fn ctx(image: &str, dir: &Path) -> Context {
-        Context {
-            data: json!({"image": image, "announcement_dir": dir.display().to_string()}),
-            address: "1".into(),
-        }
+        Context::new(
+            json!({"image": image, "announcement_dir": dir.display().to_string()}),
+            "1",
+        )
     }
 
     #[test]
@@ -194,14 +194,7 @@ mod tests {
                 .unwrap_err()
                 .contains("bild-ä€ö.jpg")
         );
-        assert_eq!(
-            image_of(&Context {
-                data: json!({}),
-                address: "1".into()
-            })
-            .unwrap(),
-            None
-        );
+        assert_eq!(image_of(&Context::new(json!({}), "1")).unwrap(), None);
         assert_eq!(sniff_mime(&[0xFF, 0xD8, 0xFF, 0xE0]), "image/jpeg");
     }
 }

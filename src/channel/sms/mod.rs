@@ -247,8 +247,8 @@ fn first_non_gsm(text: &str) -> char {
 /// Why a valid number cannot take an SMS, from libphonenumber's metadata.
 pub fn not_mobile(e164: &str) -> Option<&'static str> {
     use phonenumber::Type;
-    let number = phonenumber::parse(None, e164).ok()?;
-    Some(match number.number_type(&phonenumber::metadata::DATABASE) {
+    let number = crate::phone::parse(None, e164).ok()?;
+    Some(match crate::phone::number_type(&number) {
         Type::Mobile | Type::FixedLineOrMobile | Type::PersonalNumber | Type::Unknown => {
             return None;
         }
@@ -295,7 +295,7 @@ impl Channel for Sms {
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        let text = tidy(&templates.render(&self.template, &ctx.data)?);
+        let text = tidy(&templates.render_ctx(&self.template, ctx)?);
         let normalized = if self.normalize {
             sms::normalize(&text).into_owned()
         } else {
@@ -545,10 +545,10 @@ mod tests {
     }
 
     fn context(summary: &str) -> Context {
-        Context {
-            data: serde_json::json!({"summary": summary, "org": {}, "recipient": {}}),
-            address: "+4915123456789".into(),
-        }
+        Context::new(
+            serde_json::json!({"summary": summary, "org": {}, "recipient": {}}),
+            "+4915123456789",
+        )
     }
 
     fn delivery() -> Delivery {

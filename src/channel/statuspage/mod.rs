@@ -105,7 +105,7 @@ impl Statuspage {
 
     /// The entry of the announcement being planned, from its template context.
     fn entry_from_context(ctx: &Context) -> Entry {
-        let d = &ctx.data;
+        let d = ctx.data();
         let s = |k: &str| d[k].as_str().map(str::to_string);
         Entry {
             run_id: s("run_id").unwrap_or_default(),

@@ -129,18 +129,18 @@ impl Webhook {
 
     fn render_body(&self, templates: &Templates, ctx: &Context) -> Result<String, String> {
         if let Some(preset) = self.preset {
-            let text = templates.render(&self.template, &ctx.data)?;
+            let text = templates.render_ctx(&self.template, ctx)?;
             let msg = ChatMessage {
-                title: ctx.data["title"].as_str().unwrap_or_default(),
+                title: ctx.data()["title"].as_str().unwrap_or_default(),
                 text: text.trim(),
-                link: ctx.data["link"].as_str(),
+                link: ctx.data()["link"].as_str(),
             };
             let body = preset
                 .body(&msg)
                 .map_err(|e| format!("preset {}: {e}", preset.name()))?;
             return Ok(body.to_string());
         }
-        let mut data = ctx.data.clone();
+        let mut data = ctx.data().clone();
         if let Value::Object(m) = &mut data {
             let now = jiff::Timestamp::now()
                 .round(jiff::Unit::Second)
