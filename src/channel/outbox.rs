@@ -23,6 +23,7 @@ pub struct Outbox {
     from: Mailbox,
     delay: Option<Duration>,
     css: crate::render::inline::CssCache,
+    text: crate::render::skeleton::Skeletons,
 }
 
 impl Outbox {
@@ -40,6 +41,7 @@ impl Outbox {
             from,
             delay: cfg.delay.map(|d| d.0),
             css: Default::default(),
+            text: Default::default(),
         })
     }
 
@@ -84,9 +86,9 @@ impl Channel for Outbox {
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
         if ctx.address.contains('@') {
-            return message::render(templates, ctx, "email.html.hbs", &self.css);
+            return message::render(templates, ctx, "email.html.hbs", &self.css, &self.text);
         }
-        let text = templates.render_ctx("sms.txt.hbs", ctx)?.trim().to_string();
+        let text = self.text.render(templates, "sms.txt.hbs", ctx)?.trim().to_string();
         let text = sms::normalize(&text).into_owned();
         let info = sms::analyze(&text);
         let stats = vec![

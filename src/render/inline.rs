@@ -5,13 +5,14 @@
 //! element: most of the CPU time of a personalised email. Yet within one run the only thing that
 //! varies between messages is `recipient.*`, and a recipient's values only ever become escaped
 //! text or attribute values. So the template is rendered once with a placeholder in place of
-//! each recipient value, that *skeleton* is inlined once, and each message is the inlined
-//! skeleton with its own values put back.
+//! each recipient value (render/skeleton.rs), that *skeleton* is inlined once, and each message
+//! is the inlined skeleton with its own values put back.
 //!
-//! That is only right when the values do not change the document's structure, and this is
-//! checked rather than assumed, for every message:
-//! * the message's own rendering must equal the skeleton's rendering with its values put back
-//!   (a `{{#if}}`, `{{#each}}`, `eq` or `len` that depends on a value makes them differ);
+//! That is only right when the values do not change the document's structure:
+//! * the template must be transparent (render/skeleton.rs: values only reach the output as
+//!   text), or else the message's own rendering must equal the skeleton's rendering with its
+//!   values put back, checked for every message (a `{{#if}}`, `{{#each}}`, `eq` or `len` that
+//!   depends on a value makes them differ);
 //! * blank values are kept verbatim in the skeleton (they decide `{{#if}}`, `:empty`, and
 //!   where html5ever puts whitespace), so blank and non-blank values never share a skeleton;
 //! * each placeholder must survive inlining exactly as often as it was rendered (not inside a
@@ -23,15 +24,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
-
+use super::skeleton::{MAX_SHAPES, Placeholders, shape_of};
 use super::{Context, Templates};
-
-/// Placeholders are private-use characters around the value's index: no escaping touches them.
-const OPEN: char = '\u{E000}';
-const CLOSE: char = '\u{E001}';
-/// Distinct shapes remembered; beyond that, messages are inlined one by one.
-const MAX_SHAPES: usize = 64;
 
 /// Inline the `<style>` rules into `style=""` attributes: many mail clients drop `<style>`.
 /// Never fetches anything remote.
@@ -52,6 +46,7 @@ struct Shape {
 
 #[derive(Default)]
 pub struct CssCache {
+    placeholders: Placeholders,
     shapes: Mutex<HashMap<String, Arc<Option<Shape>>>>,
 }
 
@@ -64,24 +59,33 @@ impl std::fmt::Debug for CssCache {
 impl CssCache {
     /// Render the HTML template `name` for `data` and inline its CSS. Same document as
     /// `inline_css(render(..))`, up to how characters are escaped.
+    ///
+    /// A transparent template (render/skeleton.rs) is not rendered per message at all: its
+    /// rendering *is* the skeleton's with the values put back. Any other is rendered, and the
+    /// shortcut taken only when that rendering equals the filled skeleton.
     pub fn render(&self, templates: &Templates, name: &str, ctx: &Context) -> Result<String, String> {
-        let html = templates.render_ctx(name, ctx)?;
-        let data = ctx.data();
-        let mut values = Vec::new();
-        let skeleton = skeleton(&data["recipient"], &mut values);
-        let key = format!("{name}\0{skeleton}");
+        let html = if templates.is_transparent(name) {
+            None
+        } else {
+            Some(templates.render_ctx(name, ctx)?)
+        };
+        let (key, skeleton, values) = shape_of(&self.placeholders, name, ctx);
         let shape = self.shape(&key, || {
-            let mut data = data.clone();
-            data["recipient"] = skeleton.clone();
+            let mut data = ctx.data().clone();
+            data["recipient"] = skeleton;
             let rendered = templates.render(name, &data)?;
-            Shape::new(rendered, values.len())
+            Shape::new(rendered, values.len(), &self.placeholders)
         })?;
+        let fill = |t: &str| self.placeholders.fill(t, &values, handlebars::html_escape);
         if let Some(Some(shape)) = shape.as_deref()
-            && fill(&shape.rendered, &values) == html
+            && html.as_ref().is_none_or(|h| fill(&shape.rendered) == *h)
         {
-            return Ok(fill(&shape.inlined, &values));
+            return Ok(fill(&shape.inlined));
         }
-        inline_css(&html)
+        match html {
+            Some(h) => inline_css(&h),
+            None => inline_css(&templates.render_ctx(name, ctx)?),
+        }
     }
 
     fn shape(
@@ -103,62 +107,17 @@ impl CssCache {
 }
 
 impl Shape {
-    fn new(rendered: String, placeholders: usize) -> Result<Option<Shape>, String> {
+    fn new(rendered: String, placeholders: usize, p: &Placeholders) -> Result<Option<Shape>, String> {
         if has_attribute_selector(&rendered) {
             return Ok(None);
         }
         let inlined = inline_css(&rendered)?;
         let survived = (0..placeholders).all(|i| {
-            let p = placeholder(i);
+            let p = p.placeholder(i);
             rendered.matches(&p).count() == inlined.matches(&p).count()
         });
         Ok(survived.then_some(Shape { rendered, inlined }))
     }
-}
-
-/// `data` with every non-blank string replaced by a placeholder (its text pushed to `values`).
-fn skeleton<'a>(data: &'a Value, values: &mut Vec<&'a str>) -> Value {
-    match data {
-        Value::String(s) if !s.trim().is_empty() => {
-            values.push(s);
-            Value::String(placeholder(values.len() - 1))
-        }
-        Value::Array(a) => Value::Array(a.iter().map(|v| skeleton(v, values)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), skeleton(v, values))).collect()),
-        other => other.clone(),
-    }
-}
-
-fn placeholder(i: usize) -> String {
-    format!("{OPEN}{i}{CLOSE}")
-}
-
-/// `template` with each placeholder replaced by its value, HTML-escaped as the template
-/// registry escapes it.
-fn fill(template: &str, values: &[&str]) -> String {
-    let mut out = String::with_capacity(template.len() + values.iter().map(|v| v.len() * 2).sum::<usize>());
-    let mut rest = template;
-    while let Some(start) = rest.find(OPEN) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + OPEN.len_utf8()..];
-        let value = after
-            .find(CLOSE)
-            .and_then(|end| Some((after[..end].parse::<usize>().ok()?, end)))
-            .and_then(|(i, end)| Some((*values.get(i)?, end)));
-        match value {
-            Some((v, end)) => {
-                out.push_str(&handlebars::html_escape(v));
-                rest = &after[end + CLOSE.len_utf8()..];
-            }
-            // Not one of ours: keep the character (the equality check then decides).
-            None => {
-                out.push(OPEN);
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Whether any `<style>` block of the document has an attribute selector (`[lang="de"]`).
@@ -173,7 +132,7 @@ fn has_attribute_selector(html: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn templates(html: &str) -> (tempfile::TempDir, Templates) {
         let dir = tempfile::tempdir().unwrap();
@@ -289,14 +248,5 @@ mod tests {
         // The shortcut was taken: shapes were made and kept.
         let shapes = cache.shapes.lock().unwrap();
         assert!(shapes.values().any(|s| s.is_some()));
-    }
-
-    #[test]
-    fn fill_leaves_foreign_private_use_characters_alone() {
-        assert_eq!(
-            fill("a\u{E000}x\u{E001}b\u{E000}0\u{E001}", &["<v>"]),
-            "a\u{E000}x\u{E001}b&lt;v&gt;"
-        );
-        assert_eq!(fill("\u{E000}9\u{E001}", &["v"]), "\u{E000}9\u{E001}");
     }
 }

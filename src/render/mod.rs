@@ -2,6 +2,7 @@
 
 pub mod inline;
 pub mod markdown;
+pub mod skeleton;
 pub mod sms;
 pub mod templates;
 

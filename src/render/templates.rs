@@ -4,7 +4,7 @@
 //! and left as written. All registries are strict: a missing variable is an error, found before
 //! anything is sent because every channel renders for its first target during planning.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
@@ -65,6 +65,8 @@ pub struct Templates {
     text: Handlebars<'static>,
     /// Where each template came from, for error messages.
     origins: BTreeMap<String, String>,
+    /// The templates whose recipient values only reach the output as text (render/skeleton.rs).
+    transparent: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -116,6 +118,7 @@ impl Templates {
             json: registry(Escaping::Json),
             text: registry(Escaping::Text),
             origins: BTreeMap::new(),
+            transparent: BTreeSet::new(),
         };
         for (name, (origin, text)) in sources {
             t.registry_mut(&name)
@@ -130,6 +133,13 @@ impl Templates {
                     };
                     AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
                 })?;
+            let raw_is_escaped = escaping_of(&name) == Escaping::Text;
+            if t.registry_mut(&name)
+                .get_template(&name)
+                .is_some_and(|compiled| super::skeleton::transparent(compiled, raw_is_escaped))
+            {
+                t.transparent.insert(name.clone());
+            }
             t.origins.insert(name, origin);
         }
         Ok(t)
@@ -145,6 +155,20 @@ impl Templates {
 
     pub fn has(&self, name: &str) -> bool {
         self.origins.contains_key(name)
+    }
+
+    /// See [`super::skeleton::transparent`].
+    pub fn is_transparent(&self, name: &str) -> bool {
+        self.transparent.contains(name)
+    }
+
+    /// What `name`'s registry does to a value it writes.
+    pub fn escape_of(&self, name: &str) -> super::skeleton::Escape {
+        match escaping_of(name) {
+            Escaping::Html => handlebars::html_escape,
+            Escaping::Json => json_escape,
+            Escaping::Text => handlebars::no_escape,
+        }
     }
 
     /// Render `name`; an error names the template's file (and line when handlebars knows it).

@@ -2,10 +2,11 @@
 
 use std::time::SystemTime;
 
-use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::{Address, Message};
 
+use super::body::text_body;
 use crate::channel::Rendered;
 
 /// Everything that varies between the messages of one channel.
@@ -44,35 +45,21 @@ fn unsubscribe_value(v: &str) -> String {
 
 const MAX_DISPLAY_NAME: usize = 200;
 
-/// Bodies with CRLF line endings. lettre converts bare LFs itself, but one inserted character at
-/// a time — quadratic in the body size (a 10 MB body took a minute).
-fn crlf(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 32);
-    let mut from = 0;
-    for (i, _) in text.match_indices('\n') {
-        let line = &text[from..i];
-        out.push_str(line);
-        if !line.ends_with('\r') {
-            out.push('\r');
-        }
-        out.push('\n');
-        from = i + 1;
-    }
-    out.push_str(&text[from..]);
-    out
-}
-
 /// A multipart/alternative message (text + HTML), or text only when there is no HTML.
 pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
-    let to_addr = env
+    let to_addr: Address = env
         .to_address
         .parse()
         .map_err(|e| format!("invalid recipient address {:?}: {e}", env.to_address))?;
+    // Given, not derived: lettre would parse the From and To headers it has just written.
+    let envelope = lettre::address::Envelope::new(Some(env.from.email.clone()), vec![to_addr.clone()])
+        .map_err(|e| format!("cannot build the envelope: {e}"))?;
     // A display name is decoration: an absurdly long one (a CSV cell gone wrong) would make a
     // header line over RFC 5322's 998 characters, which relays refuse. Drop it instead.
     let name = env.to_name.trim();
     let to_name = (!name.is_empty() && name.chars().count() <= MAX_DISPLAY_NAME).then(|| name.to_string());
     let mut b = Message::builder()
+        .envelope(envelope)
         .from(env.from.clone())
         .to(Mailbox::new(to_name, to_addr))
         .subject(msg.subject.clone().unwrap_or_default())
@@ -98,12 +85,14 @@ pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
     }
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
-        .body(crlf(&msg.text));
+        .body(text_body(&msg.text));
     let built = match &msg.html {
         Some(html) => b.multipart(
-            MultiPart::alternative()
-                .singlepart(text)
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(html))),
+            MultiPart::alternative().singlepart(text).singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(text_body(html)),
+            ),
         ),
         None => b.singlepart(text),
     };
@@ -116,10 +105,11 @@ pub fn render(
     ctx: &crate::render::Context,
     html_template: &str,
     css: &crate::render::inline::CssCache,
+    text: &crate::render::skeleton::Skeletons,
 ) -> Result<Rendered, String> {
-    let subject = templates.render_ctx("email.subject.hbs", ctx)?;
+    let subject = text.render(templates, "email.subject.hbs", ctx)?;
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = templates.render_ctx("email.txt.hbs", ctx)?;
+    let text = text.render(templates, "email.txt.hbs", ctx)?;
     let html = css.render(templates, html_template, ctx)?;
     let stats = vec![
         crate::channel::Stat::limited("subject characters", subject.chars().count(), 78),

@@ -26,6 +26,7 @@
 //! * Every relay failed (or is paused by its breaker): transient, `route` = the last relay
 //!   tried, retried by the dispatcher no sooner than a paused relay may be probed again.
 
+mod body;
 mod breaker;
 mod classify;
 pub mod dkim;
@@ -58,6 +59,7 @@ pub struct Email {
     list_unsubscribe: Option<String>,
     html_template: String,
     css: crate::render::inline::CssCache,
+    text: crate::render::skeleton::Skeletons,
     /// Right-hand side of Message-IDs.
     id_domain: String,
     dkim: Option<dkim::Signer>,
@@ -127,6 +129,7 @@ impl Email {
             list_unsubscribe: cfg.list_unsubscribe.clone(),
             html_template: common.template.clone().unwrap_or_else(|| "email.html.hbs".into()),
             css: Default::default(),
+            text: Default::default(),
             id_domain,
             dkim,
             relays: Failover::new(relays),
@@ -158,7 +161,7 @@ impl Channel for Email {
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        message::render(templates, ctx, &self.html_template, &self.css)
+        message::render(templates, ctx, &self.html_template, &self.css, &self.text)
     }
 
     async fn deliver(&self, d: &Delivery, m: &Rendered) -> Result<Receipt, DeliveryError> {

@@ -401,16 +401,17 @@ struct DataPayload<'a>(&'a str);
 impl std::fmt::Display for DataPayload<'_> {
     /// Dot-stuffing (RFC 5321 4.5.2): a "." at the start of a line is doubled.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text = self.0;
+        let text = self.0;
         if text.starts_with('.') {
             f.write_str(".")?;
         }
-        while let Some(i) = text.find("\r\n.") {
-            f.write_str(&text[..i + 3])?;
+        let mut from = 0;
+        for i in memchr::memmem::find_iter(text.as_bytes(), b"\r\n.") {
+            f.write_str(&text[from..i + 3])?;
             f.write_str(".")?;
-            text = &text[i + 3..];
+            from = i + 3;
         }
-        f.write_str(text)?;
+        f.write_str(&text[from..])?;
         f.write_str("\r\n.\r\n")
     }
 }

@@ -103,6 +103,8 @@ pub struct Sms {
     currency: Option<String>,
     weigh_segments: bool,
     pause: Pause,
+    /// Rendering once per shape of recipient data (planning renders every recipient's text).
+    skeletons: crate::render::skeleton::Skeletons,
 }
 
 pub fn build(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Arc<dyn Channel>, String> {
@@ -162,6 +164,7 @@ impl Sms {
             currency: cfg.currency.as_deref().map(str::to_string),
             weigh_segments,
             pause: Pause::default(),
+            skeletons: Default::default(),
         })
     }
 
@@ -295,7 +298,7 @@ impl Channel for Sms {
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
-        let text = tidy(&templates.render_ctx(&self.template, ctx)?);
+        let text = tidy(&self.skeletons.render(templates, &self.template, ctx)?);
         let normalized = if self.normalize {
             sms::normalize(&text).into_owned()
         } else {
@@ -541,6 +544,7 @@ mod tests {
             currency: None,
             weigh_segments,
             pause: Pause::default(),
+            skeletons: Default::default(),
         }
     }
 

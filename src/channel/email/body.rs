@@ -1,0 +1,157 @@
+//! Text bodies encoded for the wire exactly as lettre encodes them, but quoted-printable line by
+//! line with a memo.
+//!
+//! lettre picks 7bit, quoted-printable or base64 for a body (email-encoding's chooser) and
+//! encodes quoted-printable with the quoted_printable crate, a byte at a time: a sixth of all the
+//! instructions of a personalised email (callgrind, bench/run's 4 KB message). Yet
+//! quoted-printable is line-local: a hard line break resets the line length and the pending
+//! soft break, so a body's encoding is its lines' encodings joined by CRLF. The messages of a
+//! run differ in a line or two (the greeting), so each distinct line is encoded once per worker
+//! thread and copied after that. `tests::same_bytes_as_lettre` checks the equivalence.
+
+use std::cell::RefCell;
+
+use email_encoding::body::Encoding;
+use lettre::message::Body;
+use lettre::message::header::ContentTransferEncoding;
+
+/// Distinct lines remembered per thread, and the longest line worth remembering: a run's
+/// template lines are a few hundred at most, while the lines that differ per recipient would
+/// otherwise grow the memo without bound.
+const MAX_LINES: usize = 4096;
+const MAX_LINE_BYTES: usize = 1024;
+
+thread_local! {
+    static MEMO: RefCell<foldhash::HashMap<Box<str>, Box<[u8]>>> = RefCell::default();
+}
+
+/// `text` (any line endings) as a body: the same bytes and encoding as `Body::new(crlf(text))`.
+pub fn text_body(text: &str) -> Body {
+    let text = crlf(text);
+    // The choice lettre makes for this body (`Body::new` asks the same question).
+    match Encoding::choose(text.as_str(), false) {
+        Encoding::QuotedPrintable => {
+            Body::dangerous_pre_encoded(quoted_printable(&text), ContentTransferEncoding::QuotedPrintable)
+        }
+        // 7bit is not encoded at all, base64 is rare (mostly non-Latin text): lettre's own path.
+        _ => Body::new(text),
+    }
+}
+
+/// Quoted-printable of CRLF text, line by line.
+fn quoted_printable(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 4);
+    MEMO.with_borrow_mut(|memo| {
+        let mut from = 0;
+        let mut ends = memchr::memmem::find_iter(text.as_bytes(), b"\r\n");
+        loop {
+            let end = ends.next();
+            let line = &text[from..end.unwrap_or(text.len())];
+            match memo.get(line) {
+                Some(encoded) => out.extend_from_slice(encoded),
+                None => {
+                    let encoded = quoted_printable::encode(line);
+                    out.extend_from_slice(&encoded);
+                    if line.len() <= MAX_LINE_BYTES && memo.len() < MAX_LINES {
+                        memo.insert(line.into(), encoded.into());
+                    }
+                }
+            }
+            match end {
+                Some(i) => {
+                    out.extend_from_slice(b"\r\n");
+                    from = i + 2;
+                }
+                None => break,
+            }
+        }
+    });
+    out
+}
+
+/// CRLF line endings. lettre converts bare LFs itself, but one inserted character at a time —
+/// quadratic in the body size (a 10 MB body took a minute).
+pub fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    let mut from = 0;
+    for i in memchr::memchr_iter(b'\n', text.as_bytes()) {
+        let line = &text[from..i];
+        out.push_str(line);
+        if !line.ends_with('\r') {
+            out.push('\r');
+        }
+        out.push('\n');
+        from = i + 1;
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lettre(text: &str) -> (Vec<u8>, ContentTransferEncoding) {
+        let b = Body::new(crlf(text));
+        (b.as_ref().to_vec(), b.encoding())
+    }
+
+    fn ours(text: &str) -> (Vec<u8>, ContentTransferEncoding) {
+        let b = text_body(text);
+        (b.as_ref().to_vec(), b.encoding())
+    }
+
+    #[test]
+    fn same_bytes_as_lettre_for_the_cases_that_matter() {
+        let long = "ä".repeat(200);
+        let cases = [
+            "",
+            "plain ascii\nshort lines\n",
+            "Liebe Kundinnen und Kunden,\r\nunser Hosting-Anbieter wurde angegriffen. Unsere Website ist für einige Tage nicht erreichbar.\n",
+            "trailing space \nand tab\t\r\nand = sign and =3D\n",
+            ".leading dot\n\n\nblank lines\n",
+            "a bare\rCR and a CR at the end\r",
+            "CR before CRLF\r\r\nnext",
+            long.as_str(),
+            "Привет, мир! Ελληνικά 日本語 📬📬📬📬",
+            "<p style=\"margin:0;padding:0;font-family:-apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif\">Hallo Anna Müller,</p>\n",
+        ];
+        for text in cases {
+            // Twice: the second time every line comes from the memo.
+            assert_eq!(ours(text), lettre(text), "{text:?}");
+            assert_eq!(ours(text), lettre(text), "{text:?} (memoised)");
+        }
+        assert_eq!(ours(cases[2]).1, ContentTransferEncoding::QuotedPrintable);
+        assert_eq!(ours(cases[1]).1, ContentTransferEncoding::SevenBit);
+        assert_eq!(ours(cases[8]).1, ContentTransferEncoding::Base64);
+    }
+
+    #[test]
+    fn lines_beyond_the_memo_limits_are_still_encoded() {
+        let long_line = format!("{}\n", "ü=".repeat(MAX_LINE_BYTES));
+        for i in 0..(MAX_LINES + 10) {
+            let text = format!("Hallo Kundin Nummer {i} mit Umlaut ä,\n{long_line}Grüße\n");
+            assert_eq!(ours(&text), lettre(&text));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn same_bytes_as_lettre(
+            lines in proptest::collection::vec(
+                proptest::string::string_regex("[a-zA-Z0-9 \t=.äöüß€\r-]{0,120}").unwrap(), 0..8),
+            endings in proptest::collection::vec(prop_oneof!["\n", "\r\n"], 8),
+        ) {
+            let mut text = String::new();
+            for (line, end) in lines.iter().zip(&endings) {
+                text.push_str(line);
+                text.push_str(end);
+            }
+            prop_assert_eq!(ours(&text), lettre(&text));
+            // And once more with a line that is not the last followed by nothing.
+            text.push_str("tail ä ");
+            prop_assert_eq!(ours(&text), lettre(&text));
+        }
+    }
+}
