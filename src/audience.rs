@@ -798,7 +798,9 @@ pub fn normalize_phone(raw: &str, region: Option<Id>) -> Result<String, String> 
             None => "not a valid phone number".to_string(),
         });
     }
-    Ok(e164(&number))
+    let e164 = e164(&number);
+    crate::phone::remember(&e164, &number);
+    Ok(e164)
 }
 
 /// `+<country code><national number>`: what `number.format().mode(Mode::E164)` writes, without

@@ -54,6 +54,27 @@ pub fn number_type(number: &PhoneNumber) -> Type {
     STORE.number_type(number)
 }
 
+/// The number an E.164 string stands for, for its type: the one [`remember`]ed last on this
+/// thread when its E.164 form is that string (same country code and national number), else
+/// parsed. Planning validates a row's number and
+/// then asks the SMS channel whether it is a mobile one, on the same thread: one parse, not two.
+pub fn parse_e164(e164: &str) -> Result<PhoneNumber, ParseError> {
+    let remembered = LAST.with_borrow(|last| last.as_ref().filter(|(s, _)| s == e164).map(|(_, n)| n.clone()));
+    match remembered {
+        Some(n) => Ok(n),
+        None => parse(None, e164),
+    }
+}
+
+/// Remember `number`, whose E.164 form is `e164`, for [`parse_e164`].
+pub fn remember(e164: &str, number: &PhoneNumber) {
+    LAST.set(Some((e164.to_string(), number.clone())));
+}
+
+thread_local! {
+    static LAST: std::cell::RefCell<Option<(String, PhoneNumber)>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The country code of `region`, if the metadata knows the region.
 pub fn region_code(region: Id) -> Option<u16> {
     REGIONS.iter().find(|r| r.0 == region.as_ref()).map(|r| r.1)
@@ -456,6 +477,22 @@ mod tests {
         let n = store.parse(Some(Id::US), "011 49 30 1234567").unwrap();
         assert_eq!(n.code().value(), 49);
         assert_eq!(store.fallbacks.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_remembered_number_has_the_type_of_its_e164_form() {
+        for (raw, region, e164) in [
+            ("0151 23456789", Some(Id::DE), "+4915123456789"),
+            ("030 1234567", Some(Id::DE), "+49301234567"),
+            ("+39 06 1234 5678", None, "+390612345678"),
+        ] {
+            let national = parse(region, raw).unwrap();
+            let fresh = number_type(&parse(None, e164).unwrap());
+            remember(e164, &national);
+            assert_eq!(number_type(&parse_e164(e164).unwrap()), fresh, "{raw}");
+            // Another string is parsed, not taken from the memo.
+            assert_eq!(parse_e164("+4930999999").unwrap().national().to_string(), "30999999");
+        }
     }
 
     #[test]

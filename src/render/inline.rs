@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::skeleton::{MAX_SHAPES, Placeholders, shape_of};
+use super::skeleton::{MAX_SHAPES, Placeholders, shape_of, skeleton_of};
 use super::{Context, Templates};
 
 /// Inline the `<style>` rules into `style=""` attributes: many mail clients drop `<style>`.
@@ -69,10 +69,10 @@ impl CssCache {
         } else {
             Some(templates.render_ctx(name, ctx)?)
         };
-        let (key, skeleton, values) = shape_of(&self.placeholders, name, ctx);
+        let (key, values) = shape_of(name, ctx);
         let shape = self.shape(&key, || {
             let mut data = ctx.data().clone();
-            data["recipient"] = skeleton;
+            data["recipient"] = skeleton_of(&self.placeholders, ctx);
             let rendered = templates.render(name, &data)?;
             Shape::new(rendered, values.len(), &self.placeholders)
         })?;

@@ -103,11 +103,54 @@ impl Placeholders {
     }
 }
 
-/// The cache key of a context's recipient data and its values, in placeholder order.
-pub fn shape_of<'a>(p: &Placeholders, name: &str, ctx: &'a Context) -> (String, Value, Vec<&'a str>) {
+/// The cache key of a context's recipient data (template name, keys, blank values, list
+/// lengths, other scalars) and its non-blank values, in placeholder order. Made without building
+/// the skeleton, which is only needed for a shape not seen yet ([`skeleton_of`]).
+pub fn shape_of<'a>(name: &str, ctx: &'a Context) -> (String, Vec<&'a str>) {
+    let mut key = String::with_capacity(name.len() + 64);
+    key.push_str(name);
+    key.push('\0');
     let mut values = Vec::new();
-    let skeleton = p.skeleton(&ctx.data()["recipient"], &mut values);
-    (format!("{name}\0{skeleton}"), skeleton, values)
+    signature(&ctx.data()["recipient"], &mut key, &mut values);
+    (key, values)
+}
+
+/// The skeleton of a context's recipient data, placeholders in [`shape_of`]'s value order.
+pub fn skeleton_of(p: &Placeholders, ctx: &Context) -> Value {
+    p.skeleton(&ctx.data()["recipient"], &mut Vec::new())
+}
+
+/// Appends an unambiguous description of `data`'s shape (lengths prefix every free text), and
+/// pushes its non-blank strings in the order [`Placeholders::skeleton`] numbers them.
+fn signature<'a>(data: &'a Value, key: &mut String, values: &mut Vec<&'a str>) {
+    use std::fmt::Write;
+    match data {
+        Value::String(s) if !s.trim().is_empty() => {
+            values.push(s);
+            key.push('$');
+        }
+        Value::String(blank) => {
+            let _ = write!(key, "\"{}:{blank}", blank.len());
+        }
+        Value::Array(a) => {
+            key.push('[');
+            for v in a {
+                signature(v, key, values);
+            }
+            key.push(']');
+        }
+        Value::Object(o) => {
+            key.push('{');
+            for (k, v) in o {
+                let _ = write!(key, "{}:{k}", k.len());
+                signature(v, key, values);
+            }
+            key.push('}');
+        }
+        other => {
+            let _ = write!(key, "#{other};");
+        }
+    }
 }
 
 /// Rendered skeletons of transparent text templates (subject, text body, SMS), per channel.
@@ -129,7 +172,7 @@ impl Skeletons {
         if !templates.is_transparent(name) {
             return templates.render_ctx(name, ctx);
         }
-        let (key, skeleton, values) = shape_of(&self.placeholders, name, ctx);
+        let (key, values) = shape_of(name, ctx);
         let cached = self
             .shapes
             .lock()
@@ -143,7 +186,7 @@ impl Skeletons {
                     return templates.render_ctx(name, ctx);
                 }
                 let mut data = ctx.data().clone();
-                data["recipient"] = skeleton;
+                data["recipient"] = skeleton_of(&self.placeholders, ctx);
                 // An error here is the message's own error (same keys, same template), but
                 // let handlebars report it for the real data.
                 let Ok(r) = templates.render(name, &data) else {
@@ -341,6 +384,40 @@ mod tests {
         let ctx = Context::new(json!({"recipient": {"name": "A"}}), "a@b.example");
         let e = Skeletons::default().render(&templates, "e.txt.hbs", &ctx).unwrap_err();
         assert!(e.contains("recipient.nickname"), "{e}");
+    }
+
+    #[test]
+    fn shape_keys_tell_shapes_apart_and_values_keep_the_skeletons_order() {
+        let data = json!({"b": ["x", " ", {"c": "y", "a": ""}], "a": "z", "n": 1, "t": true, "u": null});
+        let ctx = Context::new(json!({ "recipient": data }), "a@b.example");
+        let (_, values) = shape_of("t", &ctx);
+        let mut order = Vec::new();
+        Placeholders::default().skeleton(&data, &mut order);
+        assert_eq!(values, order);
+        assert_eq!(values, ["z", "x", "y"]);
+        let key = |r: Value| shape_of("t", &Context::new(json!({ "recipient": r }), "x")).0;
+        let same = [
+            (json!({"a": "x", "b": ""}), json!({"a": "other", "b": ""})),
+            (json!(["x", "y"]), json!(["p", "q"])),
+        ];
+        for (a, b) in same {
+            assert_eq!(key(a), key(b));
+        }
+        let different = [
+            (json!({"a": "x", "b": ""}), json!({"a": "", "b": "x"})),
+            (json!({"a": ""}), json!({"a": " "})),
+            (json!(["x"]), json!(["x", "y"])),
+            (json!({"ab": "x"}), json!({"a": "x"})),
+            (json!({"a": 1}), json!({"a": 2})),
+            (json!({"a": {"b": "x"}}), json!({"a": ["x"]})),
+        ];
+        for (a, b) in different {
+            assert_ne!(key(a.clone()), key(b.clone()), "{a} vs {b}");
+        }
+        assert_ne!(
+            shape_of("a", &Context::new(json!({"recipient": {}}), "x")).0,
+            shape_of("b", &Context::new(json!({"recipient": {}}), "x")).0
+        );
     }
 
     #[test]

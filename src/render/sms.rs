@@ -199,6 +199,20 @@ fn for_each_part(text: &str, encoding: Encoding, units: usize, mut part: impl Fn
 
 /// Encoding, length and segment count of `text` as an SMS.
 pub fn analyze(text: &str) -> SmsInfo {
+    // Most runs send every recipient the same text (the built-in template has no recipient
+    // values), and planning and rendering both ask: remember the last answer per thread.
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, SmsInfo)>> = const { std::cell::RefCell::new(None) };
+    }
+    if let Some(info) = LAST.with_borrow(|last| last.as_ref().filter(|(t, _)| t == text).map(|(_, i)| i.clone())) {
+        return info;
+    }
+    let info = analyze_uncached(text);
+    LAST.set(Some((text.to_string(), info.clone())));
+    info
+}
+
+fn analyze_uncached(text: &str) -> SmsInfo {
     let encoding = encoding_of(text);
     let units = count_units(text, encoding);
     let (segments, per_segment) = if units <= encoding.single_limit() {

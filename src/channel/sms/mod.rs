@@ -250,7 +250,7 @@ fn first_non_gsm(text: &str) -> char {
 /// Why a valid number cannot take an SMS, from libphonenumber's metadata.
 pub fn not_mobile(e164: &str) -> Option<&'static str> {
     use phonenumber::Type;
-    let number = crate::phone::parse(None, e164).ok()?;
+    let number = crate::phone::parse_e164(e164).ok()?;
     Some(match crate::phone::number_type(&number) {
         Type::Mobile | Type::FixedLineOrMobile | Type::PersonalNumber | Type::Unknown => {
             return None;
