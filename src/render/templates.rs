@@ -77,14 +77,19 @@ impl std::fmt::Debug for Templates {
     }
 }
 
+/// What a registry does to the values it writes (also what render/skeleton.rs puts back).
+fn escape_fn(escaping: Escaping) -> super::skeleton::Escape {
+    match escaping {
+        Escaping::Html => handlebars::html_escape,
+        Escaping::Json => json_escape,
+        Escaping::Text => handlebars::no_escape,
+    }
+}
+
 fn registry(escaping: Escaping) -> Handlebars<'static> {
     let mut h = Handlebars::new();
     h.set_strict_mode(true);
-    match escaping {
-        Escaping::Html => {}
-        Escaping::Json => h.register_escape_fn(json_escape),
-        Escaping::Text => h.register_escape_fn(handlebars::no_escape),
-    }
+    h.register_escape_fn(escape_fn(escaping));
     h
 }
 
@@ -164,11 +169,7 @@ impl Templates {
 
     /// What `name`'s registry does to a value it writes.
     pub fn escape_of(&self, name: &str) -> super::skeleton::Escape {
-        match escaping_of(name) {
-            Escaping::Html => handlebars::html_escape,
-            Escaping::Json => json_escape,
-            Escaping::Text => handlebars::no_escape,
-        }
+        escape_fn(escaping_of(name))
     }
 
     /// Render `name`; an error names the template's file (and line when handlebars knows it).
