@@ -202,14 +202,7 @@ impl Gateway for Generic {
                 },
             );
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| http::transport_error(PROVIDER, &e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await;
+        let (status, headers, text) = http::answer(PROVIDER, req.body(body)).await?;
         if self.success.contains(&status.as_u16()) {
             let provider_id = match (&self.id_pointer, &text) {
                 (Some(p), Ok(t)) => {

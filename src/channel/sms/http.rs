@@ -1,13 +1,16 @@
-//! HTTP plumbing shared by the gateways: the client, Retry-After, transport errors, and the
-//! classification of HTTP statuses that every gateway treats alike.
+//! HTTP plumbing shared by the gateways: the client, the settings every provider reads the same
+//! way, sending a request, Retry-After, transport errors, and the classification of HTTP
+//! statuses that every gateway treats alike.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use secrecy::SecretString;
+
 use crate::channel::DeliveryError;
-use crate::config::redact;
+use crate::config::{SmsConfig, redact, secret_from_env};
 
 /// Connect timeout of every gateway request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +45,32 @@ pub fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
     let at = PARSER.parse_timestamp(v).ok()?;
     let ms = at.as_millisecond() - now.as_millisecond();
     Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+/// A secret the provider cannot work without, from the variable `key` (e.g. `auth_token_env`)
+/// names.
+pub fn required_secret(at: &str, provider: &str, key: &str, var: Option<&str>) -> Result<SecretString, String> {
+    let var = var.ok_or_else(|| format!("{at} provider \"{provider}\" needs {key}"))?;
+    secret_from_env(var, &format!("{at} {key}"))
+}
+
+/// The sender, for providers that require one; `what` says what it may be.
+pub fn required_from(at: &str, provider: &str, cfg: &SmsConfig, what: &str) -> Result<String, String> {
+    cfg.from
+        .clone()
+        .filter(|f| !f.trim().is_empty())
+        .ok_or_else(|| format!("{at} provider \"{provider}\" needs from ({what})"))
+}
+
+/// Send `request`: its status, headers and body, or the transport error as a delivery error.
+pub async fn answer(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<(StatusCode, HeaderMap, reqwest::Result<String>), DeliveryError> {
+    let resp = request.send().await.map_err(|e| transport_error(provider, &e))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    Ok((status, headers, resp.text().await))
 }
 
 /// A request that got no HTTP answer. Refused connections never reached the gateway and are

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::http;
 use super::{Gateway, Outgoing};
 use crate::channel::{DeliveryError, Probe, Receipt};
-use crate::config::{SmsConfig, secret_from_env};
+use crate::config::SmsConfig;
 use crate::render::sms::Encoding;
 
 const PROVIDER: &str = "seven";
@@ -62,14 +62,10 @@ fn as_id(v: &Value) -> Option<String> {
 
 impl Seven {
     pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client) -> Result<Seven, String> {
-        let var = cfg
-            .api_key_env
-            .as_deref()
-            .ok_or_else(|| format!("{at} provider \"seven\" needs api_key_env"))?;
         Ok(Seven {
             client,
             base: http::base(cfg.base_url.as_deref().unwrap_or("https://gateway.seven.io")),
-            key: secret_from_env(var, &format!("{at} api_key_env"))?,
+            key: http::required_secret(at, "seven", "api_key_env", cfg.api_key_env.as_deref())?,
             from: cfg.from.clone().filter(|f| !f.trim().is_empty()),
         })
     }
@@ -109,17 +105,12 @@ impl Gateway for Seven {
         }
         form.push(("foreign_id", m.delivery.idempotency_key.as_str()));
         form.push(("json", "1"));
-        let resp = self
+        let request = self
             .client
             .post(format!("{}/api/sms", self.base))
             .header("X-Api-Key", self.key.expose_secret())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| http::transport_error(PROVIDER, &e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await;
+            .form(&form);
+        let (status, headers, body) = http::answer(PROVIDER, request).await?;
         if !status.is_success() {
             return Err(http::classify_status(
                 PROVIDER,

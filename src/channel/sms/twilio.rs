@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::http;
 use super::{Gateway, Outgoing};
 use crate::channel::{DeliveryError, Probe, Receipt, Refreshed};
-use crate::config::{SmsConfig, secret_from_env};
+use crate::config::SmsConfig;
 
 const PROVIDER: &str = "twilio";
 /// Twilio refuses longer bodies (error 21617).
@@ -47,16 +47,8 @@ impl Twilio {
                 "{at} account_sid {sid:?} is not a Twilio Account SID (\"AC...\")"
             ));
         }
-        let var = cfg
-            .auth_token_env
-            .as_deref()
-            .ok_or_else(|| format!("{at} provider \"twilio\" needs auth_token_env"))?;
-        let token = secret_from_env(var, &format!("{at} auth_token_env"))?;
-        let from = cfg
-            .from
-            .clone()
-            .filter(|f| !f.trim().is_empty())
-            .ok_or_else(|| format!("{at} provider \"twilio\" needs from (a number, sender id or \"MG...\")"))?;
+        let token = http::required_secret(at, "twilio", "auth_token_env", cfg.auth_token_env.as_deref())?;
+        let from = http::required_from(at, "twilio", cfg, "a number, sender id or \"MG...\"")?;
         Ok(Twilio {
             client,
             base: http::base(cfg.base_url.as_deref().unwrap_or("https://api.twilio.com")),
@@ -175,17 +167,12 @@ impl Gateway for Twilio {
             (self.sender_field(), self.from.as_str()),
             ("Body", m.text),
         ];
-        let resp = self
+        let request = self
             .client
             .post(format!("{}/Messages.json", self.account_url()))
             .basic_auth(&self.sid, Some(self.token.expose_secret()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| http::transport_error(PROVIDER, &e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await;
+            .form(&form);
+        let (status, headers, body) = http::answer(PROVIDER, request).await?;
         if status.is_success() {
             let body = body.map_err(|e| DeliveryError::Ambiguous {
                 message: format!(

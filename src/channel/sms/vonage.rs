@@ -84,16 +84,8 @@ impl Vonage {
             (Some(_), Some(_)) => return Err(format!("{at} set api_key or api_key_env, not both")),
             _ => return Err(format!("{at} provider \"vonage\" needs api_key (or api_key_env)")),
         };
-        let var = cfg
-            .api_secret_env
-            .as_deref()
-            .ok_or_else(|| format!("{at} provider \"vonage\" needs api_secret_env"))?;
-        let secret = secret_from_env(var, &format!("{at} api_secret_env"))?;
-        let from = cfg
-            .from
-            .clone()
-            .filter(|f| !f.trim().is_empty())
-            .ok_or_else(|| format!("{at} provider \"vonage\" needs from (a number or sender id)"))?;
+        let secret = http::required_secret(at, "vonage", "api_secret_env", cfg.api_secret_env.as_deref())?;
+        let from = http::required_from(at, "vonage", cfg, "a number or sender id")?;
         Ok(Vonage {
             client,
             base: http::base(cfg.base_url.as_deref().unwrap_or("https://rest.nexmo.com")),
@@ -123,16 +115,8 @@ impl Gateway for Vonage {
             form.push(("type", "unicode"));
         }
         form.push(("client-ref", m.delivery.idempotency_key.as_str()));
-        let resp = self
-            .client
-            .post(format!("{}/sms/json", self.base))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| http::transport_error(PROVIDER, &e))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await;
+        let request = self.client.post(format!("{}/sms/json", self.base)).form(&form);
+        let (status, headers, body) = http::answer(PROVIDER, request).await?;
         if !status.is_success() {
             let body = body.unwrap_or_default();
             return Err(http::classify_status(PROVIDER, status, &headers, http::excerpt(&body)));
