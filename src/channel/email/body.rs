@@ -15,10 +15,10 @@ use email_encoding::body::Encoding;
 use lettre::message::Body;
 use lettre::message::header::ContentTransferEncoding;
 
-/// Distinct lines remembered per thread, and the longest line worth remembering: a run's
-/// template lines are a few hundred at most, while the lines that differ per recipient would
-/// otherwise grow the memo without bound.
-const MAX_LINES: usize = 4096;
+/// Distinct lines remembered per thread, and the longest line worth remembering (at most about
+/// 4 MB per thread): a run's template lines are a few hundred at most, while the lines that
+/// differ per recipient would otherwise grow the memo without bound.
+const MAX_LINES: usize = 1024;
 const MAX_LINE_BYTES: usize = 1024;
 
 thread_local! {
