@@ -56,8 +56,8 @@ pub fn number_type(number: &PhoneNumber) -> Type {
 
 /// The number an E.164 string stands for, for its type: the one [`remember`]ed last on this
 /// thread when its E.164 form is that string (same country code and national number), else
-/// parsed. Planning validates a row's number and
-/// then asks the SMS channel whether it is a mobile one, on the same thread: one parse, not two.
+/// parsed. Planning validates a row's number and then asks the SMS channel whether it is a
+/// mobile one, on the same thread: one parse, not two.
 pub fn parse_e164(e164: &str) -> Result<PhoneNumber, ParseError> {
     let remembered = LAST.with_borrow(|last| last.as_ref().filter(|(s, _)| s == e164).map(|(_, n)| n.clone()));
     match remembered {

@@ -21,10 +21,7 @@
 //!
 //! Whenever a check fails the message is inlined on its own, exactly as without the cache.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use super::skeleton::{MAX_SHAPES, Placeholders, shape_of, skeleton_of};
+use super::skeleton::{Placeholders, ShapeCache, shape_of, skeleton_of};
 use super::{Context, Templates};
 
 /// Inline the `<style>` rules into `style=""` attributes: many mail clients drop `<style>`.
@@ -47,7 +44,7 @@ struct Shape {
 #[derive(Default)]
 pub struct CssCache {
     placeholders: Placeholders,
-    shapes: Mutex<HashMap<String, Arc<Option<Shape>>>>,
+    shapes: ShapeCache<Option<Shape>>,
 }
 
 impl std::fmt::Debug for CssCache {
@@ -70,13 +67,13 @@ impl CssCache {
             Some(templates.render_ctx(name, ctx)?)
         };
         let (key, values) = shape_of(name, ctx);
-        let shape = self.shape(&key, || {
+        let shape = self.shapes.get_or_make(&key, || {
             let mut data = ctx.data().clone();
             data["recipient"] = skeleton_of(&self.placeholders, ctx);
             let rendered = templates.render(name, &data)?;
             Shape::new(rendered, values.len(), &self.placeholders)
         })?;
-        let fill = |t: &str| self.placeholders.fill(t, &values, handlebars::html_escape);
+        let fill = |t: &str| self.placeholders.fill(t, &values, templates.escape_of(name));
         if let Some(Some(shape)) = shape.as_deref()
             && html.as_ref().is_none_or(|h| fill(&shape.rendered) == *h)
         {
@@ -86,23 +83,6 @@ impl CssCache {
             Some(h) => inline_css(&h),
             None => inline_css(&templates.render_ctx(name, ctx)?),
         }
-    }
-
-    fn shape(
-        &self,
-        key: &str,
-        make: impl FnOnce() -> Result<Option<Shape>, String>,
-    ) -> Result<Option<Arc<Option<Shape>>>, String> {
-        if let Some(s) = self.shapes.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
-            return Ok(Some(s.clone()));
-        }
-        if self.shapes.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_SHAPES {
-            return Ok(None);
-        }
-        // Made outside the lock: two threads may both make the first one, which is harmless.
-        let shape = Arc::new(make()?);
-        let mut shapes = self.shapes.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(Some(shapes.entry(key.to_string()).or_insert(shape).clone()))
     }
 }
 
@@ -177,7 +157,7 @@ mod tests {
             assert!(fast.contains("<p style=\"color: red"), "{fast}");
         }
         // One shape for the non-blank names, one per blank spelling: not one per message.
-        assert!(cache.shapes.lock().unwrap().len() <= 4);
+        assert!(cache.shapes.values().len() <= 4);
     }
 
     #[test]
@@ -246,7 +226,6 @@ mod tests {
             assert_eq!(normal(&fast), normal(&slow), "{r}");
         }
         // The shortcut was taken: shapes were made and kept.
-        let shapes = cache.shapes.lock().unwrap();
-        assert!(shapes.values().any(|s| s.is_some()));
+        assert!(cache.shapes.values().iter().any(|s| s.is_some()));
     }
 }

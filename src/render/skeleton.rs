@@ -153,11 +153,49 @@ fn signature<'a>(data: &'a Value, key: &mut String, values: &mut Vec<&'a str>) {
     }
 }
 
+/// Things made once per shape key (rendered skeletons, inlined documents), at most
+/// [`MAX_SHAPES`] of them.
+pub struct ShapeCache<T> {
+    shapes: Mutex<HashMap<String, Arc<T>>>,
+}
+
+impl<T> Default for ShapeCache<T> {
+    fn default() -> Self {
+        ShapeCache {
+            shapes: Mutex::default(),
+        }
+    }
+}
+
+impl<T> ShapeCache<T> {
+    /// The value for `key`, made by `make` the first time; `None` when the cache is full.
+    pub fn get_or_make(&self, key: &str, make: impl FnOnce() -> Result<T, String>) -> Result<Option<Arc<T>>, String> {
+        {
+            let shapes = self.shapes.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = shapes.get(key) {
+                return Ok(Some(v.clone()));
+            }
+            if shapes.len() >= MAX_SHAPES {
+                return Ok(None);
+            }
+        }
+        // Made outside the lock: two threads may both make the first one, which is harmless.
+        let made = Arc::new(make()?);
+        let mut shapes = self.shapes.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(Some(shapes.entry(key.to_string()).or_insert(made).clone()))
+    }
+
+    #[cfg(test)]
+    pub fn values(&self) -> Vec<Arc<T>> {
+        self.shapes.lock().unwrap().values().cloned().collect()
+    }
+}
+
 /// Rendered skeletons of transparent text templates (subject, text body, SMS), per channel.
 #[derive(Default)]
 pub struct Skeletons {
     placeholders: Placeholders,
-    shapes: Mutex<HashMap<String, Arc<String>>>,
+    shapes: ShapeCache<String>,
 }
 
 impl std::fmt::Debug for Skeletons {
@@ -173,35 +211,17 @@ impl Skeletons {
             return templates.render_ctx(name, ctx);
         }
         let (key, values) = shape_of(name, ctx);
-        let cached = self
-            .shapes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .cloned();
-        let rendered = match cached {
-            Some(r) => r,
-            None => {
-                if self.shapes.lock().unwrap_or_else(PoisonError::into_inner).len() >= MAX_SHAPES {
-                    return templates.render_ctx(name, ctx);
-                }
-                let mut data = ctx.data().clone();
-                data["recipient"] = skeleton_of(&self.placeholders, ctx);
-                // An error here is the message's own error (same keys, same template), but
-                // let handlebars report it for the real data.
-                let Ok(r) = templates.render(name, &data) else {
-                    return templates.render_ctx(name, ctx);
-                };
-                let r = Arc::new(r);
-                self.shapes
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry(key)
-                    .or_insert(r)
-                    .clone()
-            }
-        };
-        Ok(self.placeholders.fill(&rendered, &values, templates.escape_of(name)))
+        let rendered = self.shapes.get_or_make(&key, || {
+            let mut data = ctx.data().clone();
+            data["recipient"] = skeleton_of(&self.placeholders, ctx);
+            templates.render(name, &data)
+        });
+        match rendered {
+            Ok(Some(r)) => Ok(self.placeholders.fill(&r, &values, templates.escape_of(name))),
+            // A full cache, or an error: the skeleton's error is the message's own (same keys,
+            // same template), but let handlebars report it for the real data.
+            Ok(None) | Err(_) => templates.render_ctx(name, ctx),
+        }
     }
 }
 
@@ -373,7 +393,7 @@ mod tests {
             }
         }
         // One skeleton per shape, not one per message.
-        assert!(skeletons.shapes.lock().unwrap().len() <= 3 * 3 * 2);
+        assert!(skeletons.shapes.values().len() <= 3 * 3 * 2);
     }
 
     #[test]
