@@ -80,6 +80,7 @@ pub struct Common {
     pub enabled: bool,
     pub rate: Option<Rate>,
     pub burst: Option<NonZeroU32>,
+    #[serde(default, deserialize_with = "concurrency")]
     pub concurrency: Option<NonZeroU32>,
     pub max_attempts: Option<NonZeroU32>,
     pub retry_base: Option<HumanDuration>,
@@ -92,6 +93,18 @@ pub struct Common {
 
 fn yes() -> bool {
     true
+}
+
+/// `concurrency`: 1 to [`MAX_CONCURRENCY`]. (The error names the key: serde's own message for
+/// a key in a flattened table would not.)
+fn concurrency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NonZeroU32>, D::Error> {
+    let n = i64::deserialize(d)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_CONCURRENCY)
+        .and_then(NonZeroU32::new)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("concurrency = {n}: use 1 to {MAX_CONCURRENCY}")))
 }
 
 /// The channel types. Adding a channel: a variant here, a module in `channel/`, an arm in
@@ -404,9 +417,25 @@ impl std::str::FromStr for HumanDuration {
                 ));
             }
         };
-        Ok(HumanDuration(Duration::from_secs_f64(secs)))
+        // No setting needs more than a day; anything longer is a typo that would make a run
+        // wait forever (and `from_secs_f64` would panic on the absurd ones).
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) if d <= MAX_DURATION => Ok(HumanDuration(d)),
+            _ => Err(format!("invalid duration {s:?}: at most 1 day (\"24h\")")),
+        }
     }
 }
+
+/// The longest duration any setting accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+/// The shortest per-attempt `timeout`: below it no provider can answer, and a delivery whose
+/// message was handed over would be marked failed.
+pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most connections / requests in flight one channel may have.
+pub const MAX_CONCURRENCY: u32 = 256;
+/// `retry_base` / `retry_max` when the config does not say.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -519,9 +548,12 @@ impl Config {
         };
         if let Some(tz) = &raw.org.timezone {
             jiff::tz::TimeZone::get(tz).map_err(|_| {
-                AppError::invalid(format!(
-                    "{file}: [org] timezone {tz:?} is not a known IANA time zone name"
-                ))
+                let org = source.find("[org]").unwrap_or(0);
+                let key = source[org..].find("timezone").map_or(org, |i| org + i);
+                AppError::invalid_at(
+                    Some(SourceLocation::from_offset(&file, &source, key)),
+                    format!("[org] timezone {tz:?} is not a known IANA time zone name such as \"Europe/Berlin\""),
+                )
             })?;
         }
         let delimiter = match &raw.audience.delimiter {
@@ -539,11 +571,42 @@ impl Config {
             },
         };
 
+        // `templates/` beside the config is used without being named; a folder that is named
+        // must exist (a typo would silently send the built-in texts).
+        let templates_dir = match raw.templates_dir.as_deref() {
+            Some(dir) => {
+                let path = resolve(dir);
+                if !path.is_dir() {
+                    let key = source.find("templates_dir").unwrap_or(0);
+                    return Err(AppError::invalid_at(
+                        Some(SourceLocation::from_offset(&file, &source, key)),
+                        format!("templates_dir {dir:?}: {} is not a folder", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+            None => Some(base.join("templates")).filter(|p| p.is_dir()),
+        };
+
         let mut channels = Vec::new();
         for (name, spanned) in raw.channels {
             let location = at(spanned.span());
             let settings = spanned.into_inner();
-            validate_channel(&name, &settings).map_err(|m| AppError::invalid_at(Some(location.clone()), m))?;
+            validate_channel(&name, &settings).map_err(|(key, m)| {
+                // Point at the key when the table has it, else at the table.
+                let at_key = key
+                    .and_then(|k| {
+                        let table = &source[location.offset..];
+                        let end = table[1..].find("\n[").map_or(table.len(), |i| i + 1);
+                        table[..end]
+                            .find(&format!("{k} "))
+                            .or_else(|| table[..end].find(&format!("{k}=")))
+                    })
+                    .map_or(location.clone(), |i| {
+                        SourceLocation::from_offset(&file, &source, location.offset + i)
+                    });
+                AppError::invalid_at(Some(at_key), m)
+            })?;
             channels.push(ChannelEntry {
                 name,
                 settings,
@@ -555,7 +618,7 @@ impl Config {
             path: path.map(Path::to_path_buf),
             base_dir: base.to_path_buf(),
             state_dir: resolve(raw.state_dir.as_deref().unwrap_or(".announce")),
-            templates_dir: raw.templates_dir.as_deref().map(resolve),
+            templates_dir,
             default_region,
             org: raw.org,
             audience: AudienceSettings {
@@ -605,16 +668,43 @@ impl Config {
     }
 }
 
-/// Checks serde cannot express. Returns a message; the caller adds the location.
-fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), String> {
+/// Checks serde cannot express. Returns the key the problem is about (when there is one) and
+/// a message; the caller adds the location.
+fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), (Option<&'static str>, String)> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(format!("channel name {name:?}: use letters, digits, '-' and '_'"));
+        return Err((None, format!("channel name {name:?}: use letters, digits, '-' and '_'")));
     }
-    if let (Some(b), Some(m)) = (s.common.retry_base, s.common.retry_max)
-        && b.0 > m.0
+    validate_common(name, &s.common).map_err(|(k, m)| (Some(k), m))?;
+    validate_kind(name, s).map_err(|m| (None, m))
+}
+
+/// The limits on the keys every channel has.
+fn validate_common(name: &str, c: &Common) -> Result<(), (&'static str, String)> {
+    let base = c.retry_base.map_or(DEFAULT_RETRY_BASE, |d| d.0);
+    let max = c.retry_max.map_or(DEFAULT_RETRY_MAX, |d| d.0);
+    if base > max {
+        let key = if c.retry_base.is_some() {
+            "retry_base"
+        } else {
+            "retry_max"
+        };
+        return Err((
+            key,
+            format!("[channels.{name}] retry_base ({base:?}) is larger than retry_max ({max:?})"),
+        ));
+    }
+    if let Some(t) = c.timeout
+        && t.0 < MIN_TIMEOUT
     {
-        return Err(format!("[channels.{name}] retry_base is larger than retry_max"));
+        return Err((
+            "timeout",
+            format!("[channels.{name}] timeout must be at least 1s (no provider answers sooner)"),
+        ));
     }
+    Ok(())
+}
+
+fn validate_kind(name: &str, s: &ChannelSettings) -> Result<(), String> {
     match &s.kind {
         ChannelKind::Email(e) => {
             if e.relays.is_empty() {
@@ -631,6 +721,14 @@ fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), String> {
                         "[channels.{name}] relay {} ({}): tls = \"none\" is only allowed for loopback hosts \
                          (localhost, 127.0.0.0/8, ::1); use \"starttls\" or \"tls\"",
                         r.name.clone().unwrap_or_else(|| format!("#{}", i + 1)),
+                        r.host
+                    ));
+                }
+                if let Some(t) = r.timeout
+                    && t.0 < MIN_TIMEOUT
+                {
+                    return Err(format!(
+                        "[channels.{name}] relay {}: timeout must be at least 1s",
                         r.host
                     ));
                 }

@@ -61,8 +61,8 @@ impl Lane {
             concurrency,
             limiter: common.rate.map(|r| Arc::new(limiter(r, burst))),
             max_attempts: common.max_attempts.map_or(5, NonZeroU32::get),
-            retry_base: common.retry_base.map_or(Duration::from_secs(1), |d| d.0),
-            retry_max: common.retry_max.map_or(Duration::from_secs(300), |d| d.0),
+            retry_base: common.retry_base.map_or(crate::config::DEFAULT_RETRY_BASE, |d| d.0),
+            retry_max: common.retry_max.map_or(crate::config::DEFAULT_RETRY_MAX, |d| d.0),
             timeout,
         }
     }

@@ -4,6 +4,37 @@
 //!
 //! The binary is a thin shell over [`run`]; tests and benchmarks use the modules directly.
 
+// Printing never panics. std's `println!`/`eprintln!` panic when the other end of the pipe is
+// gone (`announce send ... | head -1`): the run would die half-way with exit 101. These
+// shadow them in every module of the crate (textual scope wins over the prelude), so output to
+// a closed pipe is dropped and the run finishes with the exit status it would have had; the
+// report stays in the journal.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod announcement;
 pub mod audience;
 pub mod channel;

@@ -457,6 +457,60 @@ fn init_creates_a_folder_that_sends_at_once() {
     w.run(&["init", "studio"]).code(2).stderr_has("overwrite");
 }
 
+/// The templates `init` writes are the ones in use, and `templates/` beside channels.toml is
+/// used without being named; a named folder that does not exist is an error.
+#[test]
+fn edited_init_templates_change_the_messages() {
+    let subject_of = |w: &Workspace, dir: &str| -> Vec<String> {
+        w.files(dir)
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .map(|p| {
+                let eml = std::fs::read_to_string(p).unwrap();
+                eml.lines().find(|l| l.starts_with("Subject: ")).unwrap().to_string()
+            })
+            .collect()
+    };
+    let w = Workspace::empty();
+    w.run(&["init", "studio"]).code(0);
+    assert!(
+        w.read("studio/channels.toml")
+            .contains("\ntemplates_dir = \"templates\"")
+    );
+    w.write("studio/templates/email.subject.hbs", "EDITED {{title}}");
+    let send = |w: &Workspace, dir: &str| {
+        let mut c = w.command();
+        let out = c
+            .current_dir(w.path(dir))
+            .args(["send", "notices/example.md", "--yes"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    send(&w, "studio");
+    let subjects = subject_of(&w, "studio/outbox");
+    assert!(
+        !subjects.is_empty() && subjects.iter().all(|s| s.starts_with("Subject: EDITED ")),
+        "{subjects:?}"
+    );
+
+    // Without the key: templates/ beside the config is still used.
+    let w = Workspace::example();
+    w.write("templates/email.subject.hbs", "DEFAULT DIR {{title}}");
+    w.run(SEND).code(3);
+    let subjects = subject_of(&w, "outbox");
+    assert!(
+        !subjects.is_empty() && subjects.iter().all(|s| s.starts_with("Subject: DEFAULT DIR ")),
+        "{subjects:?}"
+    );
+
+    // A named folder that is not there.
+    let w = Workspace::example();
+    w.config_replace("# templates_dir = \"templates\"", "templates_dir = \"tmpl\"");
+    w.run(SEND).code(2).stderr_has("channels.toml:12:1").stderr_has("tmpl");
+    assert!(w.outbox().is_empty());
+}
+
 #[test]
 fn preview_shows_lengths_against_limits() {
     let w = Workspace::example();
@@ -571,4 +625,98 @@ fn on_a_terminal_send_shows_the_plan_and_asks() {
     let screen = on_terminal(&w, "send notices/example.md", "y\n");
     assert!(screen.contains("Details: announce report"), "{screen}");
     assert_eq!(w.outbox().len(), 23);
+}
+
+/// `announce send ... 2>&1 | head -1`: the reader goes away after the first line. The run
+/// still finishes (every delivery journaled, every file written) and exits with the status it
+/// would have had, not 101 from a panic on the closed pipe.
+#[test]
+fn a_closed_output_pipe_does_not_stop_the_run() {
+    use std::io::BufRead;
+    let w = Workspace::example();
+    // Slow enough that the summary and the JSON report are written after the reader left.
+    w.config_replace("type = \"outbox\"", "type = \"outbox\"\ndelay = \"20ms\"");
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = {
+        let mut c = w.command();
+        c.args(SEND).stdout(writer.try_clone().unwrap()).stderr(writer);
+        c.spawn().unwrap()
+    };
+    let mut first = String::new();
+    std::io::BufReader::new(reader).read_line(&mut first).unwrap();
+    assert!(!first.is_empty(), "nothing was printed");
+    // The BufReader (and with it the pipe's only read end) is gone here.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "first line: {first}");
+    let journal = w.journal();
+    let run_id = journal.latest_run_id().unwrap().unwrap();
+    let rows = journal.deliveries(&run_id).unwrap();
+    let sent = rows
+        .iter()
+        .filter(|d| d.status == announce::journal::Status::Sent)
+        .count();
+    assert!(rows.iter().all(|d| d.status != announce::journal::Status::Pending));
+    assert_eq!(w.outbox().len(), sent, "one file per sent delivery");
+    assert!(sent >= 20);
+}
+
+/// Settings that cannot work are refused before anything is sent, at the key's line and column.
+#[test]
+fn config_values_that_cannot_work_are_refused_at_their_line() {
+    let cases: &[(&str, &str)] = &[
+        ("timeout = \"0s\"", "at least 1s"),
+        ("timeout = \"500ms\"", "at least 1s"),
+        ("retry_base = \"99999999999999h\"", "at most 1 day"),
+        ("retry_max = \"2d\"", "invalid duration"),
+        ("retry_base = \"10min\"", "larger than retry_max"),
+        ("retry_base = \"2s\"\nretry_max = \"1s\"", "larger than retry_max"),
+        ("concurrency = 100000", "use 1 to 256"),
+        ("concurrency = 0", "use 1 to 256"),
+    ];
+    for (setting, why) in cases {
+        let w = Workspace::example();
+        w.config_append(&format!("\n[channels.extra]\ntype = \"outbox\"\n{setting}\n"));
+        let config = w.read("channels.toml");
+        let line_of = |needle: &str| config[..config.rfind(needle).unwrap()].matches('\n').count() + 1;
+        let (table, key) = (line_of("[channels.extra]"), line_of(setting.split(' ').next().unwrap()));
+        let run = w.run(SEND);
+        run.code(2).stderr_has(why);
+        let err = run.stderr();
+        let at = err
+            .split("channels.toml:")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|l| l.parse::<usize>().ok());
+        // Serde reports errors in flattened keys at their table, our own checks at the key.
+        assert!(
+            at == Some(key) || at == Some(table),
+            "{setting}: expected channels.toml:{key}:COL (or the table's line {table})\n{err}"
+        );
+        assert!(w.outbox().is_empty() && !w.path(".announce/journal.sqlite3").exists());
+    }
+    // [org] timezone: at the key.
+    let w = Workspace::example();
+    let c = w.read("channels.toml");
+    let (before, _) = c.split_once("\ntimezone").expect("the example has a timezone");
+    let line = before.matches('\n').count() + 2;
+    w.write("channels.toml", &with_timezone(&c, "Mars/Olympus_Mons"));
+    w.run(SEND)
+        .code(2)
+        .stderr_has(&format!("channels.toml:{line}:"))
+        .stderr_has("Mars/Olympus_Mons");
+}
+
+/// The example config with its `[org] timezone` value replaced.
+fn with_timezone(config: &str, tz: &str) -> String {
+    config
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("timezone") {
+                format!("timezone = \"{tz}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

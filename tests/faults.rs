@@ -568,14 +568,14 @@ impl Drop for Mount {
 
 /// A state folder that cannot be created (a file is in the way: ENOTDIR, which stops root
 /// too; chmod would not), and, where this sandbox lets us mount, one on a read-only file
-/// system (EROFS): a clear error naming the folder, exit 1, nothing sent.
+/// system (EROFS): a clear error naming the folder, exit 2 (no run to resume), nothing sent.
 #[test]
 fn unwritable_state_folder_is_a_clear_error_and_nothing_is_sent() {
     let w = outbox_workspace(5, 0);
     w.write("blocker", "a file, not a folder\n");
     w.config_replace("state_dir = \".announce\"", "state_dir = \"blocker/state\"");
     let run = w.run(SEND);
-    run.code(1).stderr_has("blocker/state").stderr_has("Not a directory");
+    run.code(2).stderr_has("blocker/state").stderr_has("Not a directory");
     assert!(w.outbox().is_empty(), "nothing may be sent without a journal");
 
     let w = outbox_workspace(5, 0);
@@ -583,7 +583,7 @@ fn unwritable_state_folder_is_a_clear_error_and_nothing_is_sent() {
         Ok(_m) => {
             w.config_replace("state_dir = \".announce\"", "state_dir = \"ro-state\"");
             let run = w.run(SEND);
-            run.code(1).stderr_has("ro-state").stderr_has("Read-only file system");
+            run.code(2).stderr_has("ro-state").stderr_has("Read-only file system");
             assert!(w.outbox().is_empty());
         }
         Err(e) => println!("note: mount not permitted here ({e}); the read-only file system case is not run"),
@@ -602,7 +602,7 @@ fn corrupted_journal_is_a_clear_error_and_nothing_is_sent() {
     std::fs::write(w.path(".announce/journal.sqlite3"), &garbage).unwrap();
     for args in [SEND, &["resume", "0190-0000", "--yes"], &["report"], &["runs"]] {
         let run = w.run(args);
-        run.code(1)
+        run.code(2)
             .stderr_has(".announce/journal.sqlite3")
             .stderr_has("file is not a database");
     }
@@ -624,9 +624,9 @@ fn corrupted_journal_is_a_clear_error_and_nothing_is_sent() {
     }
     std::fs::write(&path, &bytes).unwrap();
     let run = w.run(&["report", "--format", "json"]);
-    run.code(1).stderr_has("journal.sqlite3").stderr_has("malformed");
+    run.code(2).stderr_has("journal.sqlite3").stderr_has("malformed");
     let run = w.run(&["send", "notices/example.md", "--yes", "--again"]);
-    assert_eq!(run.output.status.code(), Some(1), "{}", run.describe());
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.describe());
     assert_eq!(w.outbox().len(), files, "nothing more was sent");
 }
 
@@ -665,7 +665,7 @@ fn a_second_process_cannot_use_a_busy_state_folder() {
         &["resume", &run_id, "--yes"],
     ] {
         let run = w.run(args);
-        run.code(1).stderr_has("in use by another announce process");
+        run.code(2).stderr_has("in use by another announce process");
     }
     assert!(first.wait().unwrap().success());
     let files = w.outbox();
@@ -706,7 +706,7 @@ fn concurrent_sends_of_the_same_announcement_do_not_both_send() {
     let script = w.run(&["send", "notices/example.md", "--yes"]);
     match script.output.status.code() {
         Some(0) => assert_eq!(w.outbox().len(), 6),
-        Some(1) => {
+        Some(2) => {
             script.stderr_has("in use by another announce process");
             assert!(w.outbox().is_empty());
         }
@@ -778,7 +778,7 @@ fn full_disk_is_a_clear_error_and_nothing_is_sent_unjournaled() {
             w.config_replace("state_dir = \".announce\"", "state_dir = \"small/state\"");
             let run = w.run(SEND);
             println!("plan does not fit: {}", run.stderr().trim());
-            run.code(1).stderr_has("small/state").stderr_has("disk is full");
+            run.code(2).stderr_has("small/state").stderr_has("disk is full");
             assert!(w.outbox().is_empty());
         }
         Err(e) => {
@@ -794,7 +794,7 @@ fn full_disk_is_a_clear_error_and_nothing_is_sent_unjournaled() {
                 .output()
                 .unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert_eq!(out.status.code(), Some(2), "{err}");
             assert!(err.contains("journal.sqlite3"), "{err}");
             assert!(w.outbox().is_empty());
             return;

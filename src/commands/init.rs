@@ -7,7 +7,6 @@ use crate::error::{AppError, Exit};
 use crate::render::templates::BUILTIN;
 
 const FILES: &[(&str, &str)] = &[
-    ("channels.toml", crate::config::EXAMPLE_CONFIG),
     ("customers.csv", include_str!("../../examples/customers.csv")),
     ("optouts.txt", include_str!("../../examples/optouts.txt")),
     ("notices/example.md", include_str!("../../examples/notices/example.md")),
@@ -16,10 +15,16 @@ const FILES: &[(&str, &str)] = &[
 
 pub fn run(args: &InitArgs) -> Result<Exit, AppError> {
     let dir = &args.dir;
+    // The templates written below are the ones in use: say so in the config, so that editing
+    // templates/email.subject.hbs changes the subject.
+    let config = crate::config::EXAMPLE_CONFIG.replacen(
+        "# templates_dir = \"templates\"  ",
+        "templates_dir = \"templates\"    ",
+        1,
+    );
     let templates = BUILTIN.iter().map(|(n, s)| (format!("templates/{n}"), *s));
-    let all: Vec<(String, &str)> = FILES
-        .iter()
-        .map(|(n, s)| (n.to_string(), *s))
+    let all: Vec<(String, &str)> = std::iter::once(("channels.toml".to_string(), config.as_str()))
+        .chain(FILES.iter().map(|(n, s)| (n.to_string(), *s)))
         .chain(templates)
         .collect();
     let existing: Vec<&str> = all

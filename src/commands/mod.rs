@@ -16,15 +16,26 @@ use crate::error::{AppError, Exit};
 
 pub fn run(cli: Cli) -> Result<Exit, AppError> {
     let result = match &cli.command {
-        Command::Init(a) => init::run(a),
         Command::Send(a) => send::send(&load_config(&cli)?, a),
         Command::Resume(a) => send::resume(&load_config(&cli)?, a),
-        Command::Preview(a) => preview::run(&load_config(&cli)?, a),
-        Command::Report(a) => report::report(&load_config(&cli)?, a),
-        Command::Runs => report::runs(&load_config(&cli)?),
-        Command::Check(a) => check::run(&load_config(&cli)?, a),
+        // These commands never start a run: whatever stops them leaves nothing to resume.
+        Command::Init(a) => init::run(a).map_err(nothing_to_resume),
+        Command::Preview(a) => preview::run(&load_config(&cli)?, a).map_err(nothing_to_resume),
+        Command::Report(a) => report::report(&load_config(&cli)?, a).map_err(nothing_to_resume),
+        Command::Runs => report::runs(&load_config(&cli)?).map_err(nothing_to_resume),
+        Command::Check(a) => check::run(&load_config(&cli)?, a).map_err(nothing_to_resume),
     };
     result.map_err(redact_runtime)
+}
+
+/// Exit 1 promises a run that `resume` can continue. A runtime error that leaves none (the
+/// state folder locked by another process or unwritable, the journal unreadable, a run that
+/// was never committed) is exit 2, with the cause.
+fn nothing_to_resume(e: AppError) -> AppError {
+    match e {
+        AppError::Runtime(err) => AppError::invalid(format!("{err:#}")),
+        invalid => invalid,
+    }
 }
 
 /// A runtime error's chain can quote a provider's answer: take every secret out of it.

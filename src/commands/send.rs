@@ -21,13 +21,13 @@ use crate::report::{Format, Report, summary_table};
 use super::{confirm, runtime};
 
 pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
-    let ann = Announcement::load(&args.file)?;
+    let ann = Announcement::load(&args.file).map_err(super::nothing_to_resume)?;
     let sel = Selection {
         channels: args.channels.clone(),
         audience: args.audience.clone(),
         tags: args.tags.clone(),
     };
-    let planner = Planner::new(config, &ann, &sel, args.dry_run)?;
+    let planner = Planner::new(config, &ann, &sel, args.dry_run).map_err(super::nothing_to_resume)?;
     // A run that is refused leaves no journal behind where there was none.
     let state_existed = config.state_dir.exists();
     let journal_existed = Journal::path_in(&config.state_dir).exists();
@@ -35,6 +35,7 @@ pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
     let result = plan_and_send(config, args, planner, &mut started);
     if !started {
         forget_new_state(&config.state_dir, state_existed, journal_existed);
+        return result.map_err(super::nothing_to_resume);
     }
     result
 }
@@ -120,15 +121,19 @@ fn forget_new_state(state_dir: &Path, state_existed: bool, journal_existed: bool
 }
 
 pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
-    let _lock = Journal::lock(&config.state_dir)?;
-    let journal = Journal::open_existing(&config.state_dir)?.ok_or_else(|| {
-        AppError::invalid(format!(
-            "no journal in {}: nothing to resume",
-            config.state_dir.display()
-        ))
-    })?;
+    // Until the lock is held and the run found there is nothing this process could resume.
+    let _lock = Journal::lock(&config.state_dir).map_err(|e| super::nothing_to_resume(e.into()))?;
+    let journal = Journal::open_existing(&config.state_dir)
+        .map_err(|e| super::nothing_to_resume(e.into()))?
+        .ok_or_else(|| {
+            AppError::invalid(format!(
+                "no journal in {}: nothing to resume",
+                config.state_dir.display()
+            ))
+        })?;
     let run = journal
-        .run(&args.run_id)?
+        .run(&args.run_id)
+        .map_err(|e| super::nothing_to_resume(e.into()))?
         .ok_or_else(|| AppError::invalid(format!("no run {:?} in {}", args.run_id, journal.path().display())))?;
     if run.dry_run {
         return Err(AppError::invalid(format!(
@@ -322,9 +327,11 @@ fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Resul
     let (report, bad_skips) = if json {
         let (report, rows) = Report::load(journal, run_id)?.ok_or_else(vanished)?;
         let mut out = std::io::stdout().lock();
-        Format::Json
-            .write(&report, &config.timezone(), &mut out)
-            .map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?;
+        match Format::Json.write(&report, &config.timezone(), &mut out) {
+            // `send --json | head` is not an error: the report stays in the journal.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?,
+        }
         let bad_skips = rows.iter().filter(|r| r.status == Status::Skipped && r.problem).count();
         (report, bad_skips)
     } else {
