@@ -543,18 +543,21 @@ fn outbox_workspace(recipients: usize, delay_ms: u64) -> Workspace {
 
 const SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
 
-fn mount_tmpfs(dir: &Path, opts: &str) -> Result<Mount, String> {
+/// A tmpfs at `dir`, or a failed test: these cases need `mount` (root, as in CI), and a fault
+/// test that quietly does not run proves nothing.
+fn mount_tmpfs(dir: &Path, opts: &str) -> Mount {
     std::fs::create_dir_all(dir).unwrap();
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
         .arg(dir)
         .output()
-        .map_err(|e| format!("cannot run mount: {e}"))?;
-    if out.status.success() {
-        Ok(Mount(dir.to_path_buf()))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
+        .expect("this test needs mount(8) (Debian package mount) and root, as CI has");
+    assert!(
+        out.status.success(),
+        "this test needs to mount a tmpfs (run it as root, as CI does): {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Mount(dir.to_path_buf())
 }
 
 /// Unmounts on drop (also when the test panics).
@@ -567,7 +570,7 @@ impl Drop for Mount {
 }
 
 /// A state folder that cannot be created (a file is in the way: ENOTDIR, which stops root
-/// too; chmod would not), and, where this sandbox lets us mount, one on a read-only file
+/// too; chmod would not), and one on a read-only file
 /// system (EROFS): a clear error naming the folder, exit 2 (no run to resume), nothing sent.
 #[test]
 fn unwritable_state_folder_is_a_clear_error_and_nothing_is_sent() {
@@ -579,15 +582,11 @@ fn unwritable_state_folder_is_a_clear_error_and_nothing_is_sent() {
     assert!(w.outbox().is_empty(), "nothing may be sent without a journal");
 
     let w = outbox_workspace(5, 0);
-    match mount_tmpfs(&w.path("ro-state"), "ro,size=64k") {
-        Ok(_m) => {
-            w.config_replace("state_dir = \".announce\"", "state_dir = \"ro-state\"");
-            let run = w.run(SEND);
-            run.code(2).stderr_has("ro-state").stderr_has("Read-only file system");
-            assert!(w.outbox().is_empty());
-        }
-        Err(e) => println!("note: mount not permitted here ({e}); the read-only file system case is not run"),
-    }
+    let _m = mount_tmpfs(&w.path("ro-state"), "ro,size=64k");
+    w.config_replace("state_dir = \".announce\"", "state_dir = \"ro-state\"");
+    let run = w.run(SEND);
+    run.code(2).stderr_has("ro-state").stderr_has("Read-only file system");
+    assert!(w.outbox().is_empty());
 }
 
 /// Garbage where the journal should be: every command says which file is broken and why;
@@ -767,43 +766,22 @@ fn assert_nothing_sent_unjournaled(w: &Workspace, state: &str) {
 /// The disk fills up. (a) Before the plan fits into the journal: a clear error and nothing is
 /// sent. (b) While sending: the run stops with a clear error, no message went out without
 /// being journaled first, and once there is space again `resume` finishes it exactly once.
-/// Uses a small tmpfs; where mounting is not permitted, (a) runs under RLIMIT_FSIZE instead
-/// (SIGXFSZ ignored, so writes fail with EFBIG) and (b) is reported as not run.
+/// Uses a small tmpfs.
 #[test]
 fn full_disk_is_a_clear_error_and_nothing_is_sent_unjournaled() {
     // (a) The plan does not fit.
     let w = outbox_workspace(3000, 0);
-    match mount_tmpfs(&w.path("small"), "size=128k") {
-        Ok(_m) => {
-            w.config_replace("state_dir = \".announce\"", "state_dir = \"small/state\"");
-            let run = w.run(SEND);
-            println!("plan does not fit: {}", run.stderr().trim());
-            run.code(2).stderr_has("small/state").stderr_has("disk is full");
-            assert!(w.outbox().is_empty());
-        }
-        Err(e) => {
-            println!("note: mount not permitted ({e}); simulating a full disk with RLIMIT_FSIZE");
-            let out = Command::new("sh")
-                .current_dir(w.root())
-                .arg("-c")
-                .arg(format!(
-                    "trap '' XFSZ; ulimit -f 128; exec '{}' send notices/example.md --yes",
-                    env!("CARGO_BIN_EXE_announce")
-                ))
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{err}");
-            assert!(err.contains("journal.sqlite3"), "{err}");
-            assert!(w.outbox().is_empty());
-            return;
-        }
+    {
+        let _m = mount_tmpfs(&w.path("small"), "size=128k");
+        w.config_replace("state_dir = \".announce\"", "state_dir = \"small/state\"");
+        let run = w.run(SEND);
+        run.code(2).stderr_has("small/state").stderr_has("disk is full");
+        assert!(w.outbox().is_empty());
     }
 
     // (b) The disk fills while sending.
     let w = outbox_workspace(200, 20);
-    let _m = mount_tmpfs(&w.path("state"), "size=16m").expect("mount worked a moment ago");
+    let _m = mount_tmpfs(&w.path("state"), "size=16m");
     w.config_replace("state_dir = \".announce\"", "state_dir = \"state\"");
     let mut child = w
         .command()
