@@ -79,6 +79,21 @@ fn starttls_server(ws: &Workspace, name: &str, certs: &smtp::Certs, extra: &[&st
     Server::smtp(&ws.path(&format!("box-{name}")), &args)
 }
 
+/// One trusted STARTTLS relay "primary" (aiosmtpd, AUTH as alice) and a channels.toml that uses
+/// it, with `channel_extra` in `[channels.email]`.
+fn trusted_primary(ws: &Workspace, channel_extra: &str, server_args: &[&str]) -> Server {
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(ws, "primary", &certs, server_args);
+    ws.write(
+        "channels.toml",
+        &config(
+            channel_extra,
+            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
+        ),
+    );
+    server
+}
+
 fn workspace(recipients: usize) -> Workspace {
     let ws = Workspace::empty();
     let mut csv = String::from("name,email\n");
@@ -136,15 +151,7 @@ fn assert_secret_absent(ws: &Workspace, runs: &[&Run]) {
 #[test]
 fn delivers_to_200_recipients_over_starttls_with_auth() {
     let ws = workspace(200);
-    let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "primary", &certs, &["--queue-id"]);
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
-        ),
-    );
+    let server = trusted_primary(&ws, "", &["--queue-id"]);
 
     let run = send(&ws, &[]);
     run.code(0);
@@ -397,6 +404,55 @@ fn recipient_550_fails_once_and_451_is_retried() {
     );
 }
 
+/// Quoted CSV cells may hold line breaks; a display name with one used to panic the worker
+/// inside lettre (the delivery was left `unknown`). Each break becomes one space.
+#[test]
+fn names_with_line_breaks_are_sent_with_one_space() {
+    let ws = workspace(0);
+    let names = [
+        ("anna", "\"Anna\nMüller\"", "Anna Müller"),
+        ("ben", "\"Ben\r\nKoch\"", "Ben Koch"),
+        ("cem", "Cem\u{b}Yılmaz", "Cem Yılmaz"),
+        ("dora", "Dora\u{2028}Weiß", "Dora Weiß"),
+        ("emil", "\"Emil\r\n\r\n\u{c}Berg \"", "Emil Berg"),
+    ];
+    let mut csv = String::from("name,email\n");
+    for (local, cell, _) in &names {
+        csv.push_str(&format!("{cell},{local}@example.de\n"));
+    }
+    ws.write("customers.csv", &csv);
+    let server = trusted_primary(&ws, "", &[]);
+    let run = send(&ws, &[]);
+    run.code(0);
+    assert!(!run.stderr().contains("panicked"), "{}", run.describe());
+    let sent: BTreeMap<String, String> = server
+        .messages()
+        .iter()
+        .map(|m| {
+            let p = &m["parsed"];
+            assert_eq!(p["ok"], true, "MIME defects: {}", p["defects"]);
+            assert_eq!(p["raw_checks"]["bare_lf"], false);
+            assert_eq!(p["raw_checks"]["bare_cr"], false);
+            (
+                m["rcpt_tos"][0].as_str().unwrap().to_string(),
+                header(m, "to").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, String> = names
+        .iter()
+        .map(|(local, _, shown)| (format!("{local}@example.de"), format!("{shown} <{local}@example.de>")))
+        .collect();
+    assert_eq!(sent, expected);
+    for d in deliveries(&run) {
+        assert_eq!(
+            (d["status"].as_str(), d["attempts"].as_u64()),
+            (Some("sent"), Some(1)),
+            "{d}"
+        );
+    }
+}
+
 #[test]
 fn plaintext_to_a_remote_host_is_refused_at_config_time() {
     let ws = workspace(1);
@@ -468,16 +524,8 @@ fn dkim_signatures_verify_with_dkimpy() {
             .arg("2048"),
     );
     assert!(ws.read("dkim.pem").contains("BEGIN RSA PRIVATE KEY"));
-    let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "primary", &certs, &[]);
     let dkim = r#"dkim = { selector = "s1", domain = "studio.example", private_key_file = "dkim.pem" }"#;
-    ws.write(
-        "channels.toml",
-        &config(
-            dkim,
-            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
-        ),
-    );
+    let server = trusted_primary(&ws, dkim, &[]);
     send(&ws, &[]).code(0);
     // A follow-up in the same thread: In-Reply-To and References are signed too.
     notice(
@@ -606,15 +654,7 @@ fn dkim_key_forms_and_errors() {
 #[test]
 fn follow_up_in_the_same_thread_replies_to_the_first_message() {
     let ws = workspace(3);
-    let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "primary", &certs, &[]);
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
-        ),
-    );
+    let server = trusted_primary(&ws, "", &[]);
     send(&ws, &[]).code(0);
     notice(
         &ws,
