@@ -4,7 +4,9 @@
 //! last-resort spool, and in tests. Files are written atomically (temp file, then rename) with
 //! mode 0600 in 0700 folders, because they hold customer data.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -13,7 +15,7 @@ use serde_json::json;
 
 use crate::channel::email::message;
 use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Config, OutboxConfig};
+use crate::config::{ChannelEntry, ChannelKind, Config, OutboxConfig};
 use crate::fsutil;
 use crate::render::{Context, Templates, sms};
 
@@ -24,6 +26,8 @@ pub struct Outbox {
     delay: Option<Duration>,
     css: crate::render::inline::CssCache,
     text: crate::render::skeleton::Skeletons,
+    /// Run folders this process has cleared of stale temp files (before its first write there).
+    swept: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl Outbox {
@@ -42,6 +46,7 @@ impl Outbox {
             delay: cfg.delay.map(|d| d.0),
             css: Default::default(),
             text: Default::default(),
+            swept: Default::default(),
         })
     }
 
@@ -134,13 +139,30 @@ impl Channel for Outbox {
             )
         };
         let write = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || fsutil::write_private_atomic(&path, &bytes))
+            let (path, swept) = (path.clone(), self.swept.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Some(dir) = path.parent() {
+                    // Held while sweeping, so no write of ours into `dir` is under way.
+                    let mut swept = swept.lock().unwrap_or_else(PoisonError::into_inner);
+                    if swept.insert(dir.to_path_buf()) {
+                        sweep(dir);
+                    }
+                }
+                fsutil::write_private_atomic(&path, &bytes)
+            })
         };
         match write.await {
             Ok(Ok(())) => Ok(Receipt {
                 provider_id: Some(path.display().to_string()),
                 route: Some(self.name.clone()),
+            }),
+            Ok(Err(e)) if fsutil::is_out_of_space(&e) => Err(DeliveryError::Halt {
+                message: format!(
+                    "cannot write {}: {e}; nothing more fits into the outbox, so the channel stops and the rest \
+                     stay pending: make room, then `announce resume {}` (`--retry-failed` writes this one too)",
+                    path.display(),
+                    d.run_id
+                ),
             }),
             Ok(Err(e)) => Err(DeliveryError::transient(format!(
                 "cannot write {}: {e}",
@@ -160,5 +182,22 @@ impl Channel for Outbox {
                 Err(e) => format!("cannot create {}: {e}", self.dir.display()),
             },
         }]
+    }
+}
+
+/// Remove what a killed process left half-written in one run's outbox folder.
+fn sweep(dir: &Path) {
+    match fsutil::remove_stale_temp_files(dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} unfinished temp files from {}", dir.display()),
+        Err(e) => tracing::warn!("cannot clear unfinished temp files from {}: {e}", dir.display()),
+    }
+}
+
+/// For `resume` (which holds the state lock, so nothing writes into the run's folder yet):
+/// remove the temp files a killed run left in its outbox folder, if `entry` is an outbox.
+pub fn sweep_run_folder(entry: &ChannelEntry, config: &Config, run_id: &str) {
+    if let ChannelKind::Outbox(cfg) = &entry.settings.kind {
+        sweep(&config.resolve(&cfg.dir).join(run_id));
     }
 }
