@@ -472,10 +472,12 @@ async fn deliver_one(
                 ),
                 DeliveryError::Permanent { .. } => (Status::Failed, None, route, Some(e.to_string()), n),
                 DeliveryError::Ambiguous { .. } => (Status::Unknown, None, route, Some(e.to_string()), n),
-                DeliveryError::Halt { .. } => halt_outcome(channel.name(), halted, e, true, n),
+                DeliveryError::Halt { .. } => halt_outcome(shared, channel.name(), halted, e, true, n),
             }
         }
-        Err((n, AttemptError::Halted { error, first })) => halt_outcome(channel.name(), halted, error, first, n),
+        Err((n, AttemptError::Halted { error, first })) => {
+            halt_outcome(shared, channel.name(), halted, error, first, n)
+        }
     };
     if shared
         .writer
@@ -490,7 +492,7 @@ type Outcome = (Status, Option<String>, Option<String>, Option<String>, u32);
 
 /// A halt: the delivery that stopped the channel is `failed` with the reason; those in flight
 /// at the same moment that met it too go back to `pending`, like the ones never started.
-fn halt_outcome(channel: &str, halted: &AtomicBool, e: DeliveryError, first: bool, n: u32) -> Outcome {
+fn halt_outcome(shared: &Shared, channel: &str, halted: &AtomicBool, e: DeliveryError, first: bool, n: u32) -> Outcome {
     halted.store(true, Ordering::SeqCst);
     if !first {
         return (
@@ -501,7 +503,12 @@ fn halt_outcome(channel: &str, halted: &AtomicBool, e: DeliveryError, first: boo
             n,
         );
     }
-    tracing::error!(channel, "{e}: stopping this channel; the rest stay pending");
+    tracing::error!(
+        channel,
+        "{e}: stopping this channel; the rest stay pending (`announce resume {}` sends them, with \
+         `--retry-failed` this one too)",
+        shared.run_id
+    );
     (Status::Failed, None, None, Some(e.to_string()), n)
 }
 

@@ -600,7 +600,8 @@ fn outbox_disk_full_halts_the_channel_and_resume_finishes_exactly_once() {
     let failed: Vec<&Value> = ds.iter().filter(|d| d["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "only the delivery that met the full disk fails");
     assert!(error_of(failed[0]).contains("No space left on device"), "{}", failed[0]);
-    assert!(error_of(failed[0]).contains("announce resume"), "{}", failed[0]);
+    assert!(error_of(failed[0]).contains("make room"), "{}", failed[0]);
+    run.stderr_has(&format!("`announce resume {}`", report["run_id"].as_str().unwrap()));
     assert_eq!(failed[0]["attempts"], 1, "a full disk is not retried");
     let (sent, pending) = (count("sent"), count("pending"));
     assert!(sent > 0 && pending > 0, "sent {sent}, pending {pending}");

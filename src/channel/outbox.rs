@@ -158,10 +158,8 @@ impl Channel for Outbox {
             }),
             Ok(Err(e)) if fsutil::is_out_of_space(&e) => Err(DeliveryError::Halt {
                 message: format!(
-                    "cannot write {}: {e}; nothing more fits into the outbox, so the channel stops and the rest \
-                     stay pending: make room, then `announce resume {}` (`--retry-failed` writes this one too)",
-                    path.display(),
-                    d.run_id
+                    "cannot write {}: {e}; no further message would fit, so make room before resuming the run",
+                    path.display()
                 ),
             }),
             Ok(Err(e)) => Err(DeliveryError::transient(format!(

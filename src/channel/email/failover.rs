@@ -149,7 +149,7 @@ impl Failover {
         if let Some(reasons) = self.all_unusable() {
             return Err(DeliveryError::Halt {
                 message: format!(
-                    "no relay of this channel can send as configured ({}); fix the settings, then resume the run",
+                    "no relay of this channel can send as configured ({}); fix the settings",
                     reasons.join("; ")
                 ),
             });
@@ -158,8 +158,7 @@ impl Failover {
         if self.given_up(now) {
             return Err(DeliveryError::Halt {
                 message: format!(
-                    "no relay has taken a message for {} minutes ({}); stopping this channel, resume the run \
-                     when a relay works again",
+                    "no relay has taken a message for {} minutes ({}); resume the run when one works again",
                     GIVE_UP_AFTER.as_secs() / 60,
                     if reasons.is_empty() {
                         "every relay is paused after repeated failures".to_string()
