@@ -4,9 +4,7 @@
 //! last-resort spool, and in tests. Files are written atomically (temp file, then rename) with
 //! mode 0600 in 0700 folders, because they hold customer data.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -26,8 +24,6 @@ pub struct Outbox {
     delay: Option<Duration>,
     css: crate::render::inline::CssCache,
     text: crate::render::skeleton::Skeletons,
-    /// Run folders this process has cleared of stale temp files (before its first write there).
-    swept: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl Outbox {
@@ -46,7 +42,6 @@ impl Outbox {
             delay: cfg.delay.map(|d| d.0),
             css: Default::default(),
             text: Default::default(),
-            swept: Default::default(),
         })
     }
 
@@ -139,17 +134,8 @@ impl Channel for Outbox {
             )
         };
         let write = {
-            let (path, swept) = (path.clone(), self.swept.clone());
-            tokio::task::spawn_blocking(move || {
-                if let Some(dir) = path.parent() {
-                    // Held while sweeping, so no write of ours into `dir` is under way.
-                    let mut swept = swept.lock().unwrap_or_else(PoisonError::into_inner);
-                    if swept.insert(dir.to_path_buf()) {
-                        sweep(dir);
-                    }
-                }
-                fsutil::write_private_atomic(&path, &bytes)
-            })
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || fsutil::write_private_atomic(&path, &bytes))
         };
         match write.await {
             Ok(Ok(())) => Ok(Receipt {
@@ -183,19 +169,17 @@ impl Channel for Outbox {
     }
 }
 
-/// Remove what a killed process left half-written in one run's outbox folder.
-fn sweep(dir: &Path) {
-    match fsutil::remove_stale_temp_files(dir) {
+/// For `resume`, before it sends anything: remove the temp files a killed process left (whole
+/// messages, half-written) in the run's outbox folder, if `entry` is an outbox. Only `resume`
+/// of that run writes there again, and it holds the state lock.
+pub fn sweep_run_folder(entry: &ChannelEntry, config: &Config, run_id: &str) {
+    let ChannelKind::Outbox(cfg) = &entry.settings.kind else {
+        return;
+    };
+    let dir = config.resolve(&cfg.dir).join(run_id);
+    match fsutil::remove_stale_temp_files(&dir) {
         Ok(0) => {}
         Ok(n) => tracing::info!("removed {n} unfinished temp files from {}", dir.display()),
         Err(e) => tracing::warn!("cannot clear unfinished temp files from {}: {e}", dir.display()),
-    }
-}
-
-/// For `resume` (which holds the state lock, so nothing writes into the run's folder yet):
-/// remove the temp files a killed run left in its outbox folder, if `entry` is an outbox.
-pub fn sweep_run_folder(entry: &ChannelEntry, config: &Config, run_id: &str) {
-    if let ChannelKind::Outbox(cfg) = &entry.settings.kind {
-        sweep(&config.resolve(&cfg.dir).join(run_id));
     }
 }
