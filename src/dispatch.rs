@@ -161,6 +161,12 @@ pub struct Dispatch<'a> {
 enum AttemptError {
     Delivery(DeliveryError),
     Journal(JournalError),
+    /// The channel cannot go on (`DeliveryError::Halt`). `first`: this attempt stopped it; the
+    /// others that met the same error while it stopped are only collateral.
+    Halted {
+        error: DeliveryError,
+        first: bool,
+    },
     /// The run was stopped (Ctrl-C) or the channel halted before the message reached the
     /// channel. `marked`: the attempt was already journaled as `sending` and must be released.
     Stopped {
@@ -252,7 +258,17 @@ async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: 
             bar.clone(),
         );
         inflight.spawn(async move {
-            deliver_one(&shared, &lane, &halted, &slots, &pace, row).await;
+            let (id, attempt) = (row.id, row.attempts.max(1));
+            let delivery = panics::Guarded(Box::pin(deliver_one(&shared, &lane, &halted, &slots, &pace, row)));
+            // A panic in the dispatcher's own code: the delivery must not be left `sending`.
+            if let Err(e) = delivery.await
+                && shared
+                    .writer
+                    .outcome(id, attempt, Status::Failed, None, None, Some(e))
+                    .is_err()
+            {
+                shared.journal_failed.store(true, Ordering::SeqCst);
+            }
             if let Some(b) = bar {
                 b.inc(1);
             }
@@ -295,7 +311,7 @@ async fn deliver_one(
             shared.journal_failed.store(true, Ordering::SeqCst);
         }
     };
-    let message = match channel.render(&shared.templates, &ctx) {
+    let message = match panics::guard(|| channel.render(&shared.templates, &ctx)).unwrap_or_else(Err) {
         Ok(m) => m,
         Err(e) => {
             // Planning rendered the first target; a later one can still fail (e.g. odd data).
@@ -303,7 +319,7 @@ async fn deliver_one(
                 Status::Failed,
                 None,
                 None,
-                Some(format!("cannot render the message: {e}")),
+                Some(crate::config::redact(&format!("cannot render the message: {e}")).into_owned()),
             );
             return;
         }
@@ -357,18 +373,20 @@ async fn deliver_one(
                 return Err((this_attempt, AttemptError::Stopped { marked: true }));
             }
             let sending = std::time::Instant::now();
-            let result = tokio::time::timeout(lane.timeout, channel.deliver(&delivery, message)).await;
+            let result = tokio::time::timeout(lane.timeout, panics::Guarded(channel.deliver(&delivery, message))).await;
             pace.record(commit, sending.elapsed());
-            match result {
+            match result.map(|r| r.unwrap_or_else(|e| Err(DeliveryError::permanent(e)))) {
                 Ok(Ok(receipt)) => Ok((this_attempt, receipt)),
                 Ok(Err(e)) => {
-                    if matches!(e, DeliveryError::Halt { .. }) {
-                        // Before the slot is free: no delivery waiting for it may start.
-                        halted.store(true, Ordering::SeqCst);
-                    }
                     // Providers echo requests in their errors; no secret may reach the journal,
                     // the logs or a report through them, whatever the channel.
-                    Err((this_attempt, AttemptError::Delivery(crate::error::redacted(e))))
+                    let error = crate::error::redacted(e);
+                    if matches!(error, DeliveryError::Halt { .. }) {
+                        // Before the slot is free: no delivery waiting for it may start.
+                        let first = !halted.swap(true, Ordering::SeqCst);
+                        return Err((this_attempt, AttemptError::Halted { error, first }));
+                    }
+                    Err((this_attempt, AttemptError::Delivery(error)))
                 }
                 Err(_) => Err((
                     this_attempt,
@@ -454,15 +472,11 @@ async fn deliver_one(
                 ),
                 DeliveryError::Permanent { .. } => (Status::Failed, None, route, Some(e.to_string()), n),
                 DeliveryError::Ambiguous { .. } => (Status::Unknown, None, route, Some(e.to_string()), n),
-                DeliveryError::Halt { .. } => {
-                    halted.store(true, Ordering::SeqCst);
-                    tracing::error!(
-                        channel = channel.name(),
-                        "{e}: stopping this channel; the rest stay pending"
-                    );
-                    (Status::Failed, None, route, Some(e.to_string()), n)
-                }
+                DeliveryError::Halt { .. } => halt_outcome(shared, channel.name(), halted, e, true, n),
             }
+        }
+        Err((n, AttemptError::Halted { error, first })) => {
+            halt_outcome(shared, channel.name(), halted, error, first, n)
         }
     };
     if shared
@@ -471,5 +485,107 @@ async fn deliver_one(
         .is_err()
     {
         shared.journal_failed.store(true, Ordering::SeqCst);
+    }
+}
+
+type Outcome = (Status, Option<String>, Option<String>, Option<String>, u32);
+
+/// A halt: the delivery that stopped the channel is `failed` with the reason; those in flight
+/// at the same moment that met it too go back to `pending`, like the ones never started.
+fn halt_outcome(shared: &Shared, channel: &str, halted: &AtomicBool, e: DeliveryError, first: bool, n: u32) -> Outcome {
+    halted.store(true, Ordering::SeqCst);
+    if !first {
+        return (
+            Status::Pending,
+            None,
+            None,
+            Some(format!("attempt {n}: {e}; the channel stopped")),
+            n,
+        );
+    }
+    tracing::error!(
+        channel,
+        "{e}: stopping this channel; the rest stay pending (`announce resume {}` sends them, with \
+         `--retry-failed` this one too)",
+        shared.run_id
+    );
+    (Status::Failed, None, None, Some(e.to_string()), n)
+}
+
+/// Panics in a channel's code (a bug, or a library that panics on odd input) become a
+/// `failed` delivery with "internal error: ..." instead of a dead worker and a delivery left
+/// `sending` (later `unknown`) without an error.
+mod panics {
+    use std::cell::{Cell, RefCell};
+    use std::future::Future;
+    use std::panic::AssertUnwindSafe;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    thread_local! {
+        /// Set while guarded code runs on this thread: the panic hook then leaves the message
+        /// here instead of printing it (it may hold a secret a provider echoed).
+        static GUARDED: Cell<u32> = const { Cell::new(0) };
+        static CAUGHT: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Install (once) a panic hook that keeps guarded panics off stderr and hands every other
+    /// panic to the hook that was there before.
+    fn install_hook() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if GUARDED.with(Cell::get) == 0 {
+                    return previous(info);
+                }
+                let at = info
+                    .location()
+                    .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+                    .unwrap_or_default();
+                let text = format!("{}{at}", payload_text(info.payload()));
+                CAUGHT.with(|c| *c.borrow_mut() = Some(text));
+            }));
+        });
+    }
+
+    fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into())
+    }
+
+    /// Run `f`; a panic becomes `Err("internal error: ...")`, with every secret removed.
+    pub fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+        install_hook();
+        GUARDED.with(|g| g.set(g.get() + 1));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+        GUARDED.with(|g| g.set(g.get() - 1));
+        result.map_err(|payload| {
+            let text = CAUGHT
+                .with(|c| c.borrow_mut().take())
+                .unwrap_or_else(|| payload_text(&*payload));
+            let message = crate::config::redact(&format!("internal error: {text}")).into_owned();
+            tracing::error!("{message}; this is a bug in announce, please report it");
+            message
+        })
+    }
+
+    /// A future whose panics come out as `Err` (see [`guard`]). It is not polled again after one.
+    pub struct Guarded<F>(pub F);
+
+    impl<F: Future + Unpin> Future for Guarded<F> {
+        type Output = Result<F::Output, String>;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let inner = &mut self.0;
+            match guard(|| Pin::new(inner).poll(cx)) {
+                Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        }
     }
 }

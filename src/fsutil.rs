@@ -16,21 +16,68 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Write `bytes` to `path` atomically: a 0600 temp file in the same folder, fsync, rename.
+/// The temp file is removed when any step fails (a full disk would otherwise collect one per
+/// message).
 pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)
+    let tmp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", std::process::id()));
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is a temp file of [`write_private_atomic`]: `.NAME.PID.tmp`.
+fn is_temp_file(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+        .and_then(|n| n.rsplit_once('.'))
+        .is_some_and(|(file, pid)| !file.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Remove the temp files [`write_private_atomic`] left in `dir` when a process was killed in
+/// the middle of a write (they hold whole messages). Only call it while no write into `dir` is
+/// under way. Returns how many were removed; a missing folder has none.
+pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(is_temp_file) && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The disk (or the quota) is full, or the file system is read-only: every further write to
+/// it fails the same way, so it is not worth trying one per message.
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 /// Create (or open) a file that must be private, e.g. a report written with `--output`.
@@ -48,4 +95,44 @@ pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
         .open(path)?;
     f.set_permissions(fs::Permissions::from_mode(0o600))?;
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temp_files_are_recognised_and_removed() {
+        assert!(is_temp_file(".000001-a@b.de.eml.4242.tmp"));
+        assert!(!is_temp_file("000001-a@b.de.eml"));
+        assert!(!is_temp_file(".notes.tmp"));
+        assert!(!is_temp_file(".x.12a.tmp"));
+        let dir = tempfile::tempdir().unwrap();
+        write_private_atomic(&dir.path().join("kept.eml"), b"m").unwrap();
+        fs::write(dir.path().join(".kept.eml.99999.tmp"), b"half a message").unwrap();
+        fs::write(dir.path().join(".hidden"), b"").unwrap();
+        assert_eq!(remove_stale_temp_files(dir.path()).unwrap(), 1);
+        let mut left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".hidden", "kept.eml"]);
+        assert_eq!(remove_stale_temp_files(&dir.path().join("missing")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The rename fails: a folder is in the way.
+        let target = dir.path().join("taken");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("inside"), b"x").unwrap();
+        assert!(write_private_atomic(&target, b"message").is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["taken"]);
+    }
 }

@@ -14,11 +14,17 @@ use announce::render::{BaseContext, Context, Templates};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-/// Behaves according to the recipient's local part: `flaky-N` fails N times (transient, with a
+/// A secret that a panicking channel puts into its panic message.
+const PANIC_SECRET: &str = "tok-Pangolin-90417";
+
+/// Behaves according to the recipient's local part (`panic` panics in `deliver`,
+/// `panic-render` in `render`): `flaky-N` fails N times (transient, with a
 /// Retry-After for `slowflaky-N`), `bad` fails permanently, `lost` is ambiguous, `broke` halts.
 #[derive(Default)]
 struct Scripted {
     calls: Mutex<HashMap<String, u32>>,
+    /// `together-*` deliveries wait here until three are inside `deliver`, then halt.
+    together: Option<tokio::sync::Barrier>,
 }
 
 #[async_trait]
@@ -33,6 +39,9 @@ impl Channel for Scripted {
         Reach::PerPerson(AddressKind::Email)
     }
     fn render(&self, _t: &Templates, ctx: &Context) -> Result<Rendered, String> {
+        if ctx.address.starts_with("panic-render@") {
+            panic!("a template helper went wrong for {}", ctx.address);
+        }
         Ok(Rendered {
             text: ctx.address.clone(),
             weight: 1,
@@ -62,6 +71,14 @@ impl Channel for Scripted {
                 route: None,
             });
         }
+        if local.starts_with("together-")
+            && let Some(b) = &self.together
+        {
+            b.wait().await;
+            return Err(DeliveryError::Halt {
+                message: "account suspended".into(),
+            });
+        }
         match local {
             "bad" => Err(DeliveryError::permanent("550 5.1.1 no such user")),
             "lost" => Err(DeliveryError::Ambiguous {
@@ -72,6 +89,7 @@ impl Channel for Scripted {
                 message: "insufficient credit".into(),
             }),
             "always" => Err(DeliveryError::transient("451 busy")),
+            "panic" => panic!("provider answer could not be parsed: token={PANIC_SECRET}"),
             _ => Ok(Receipt {
                 provider_id: Some(format!("id-{}", d.id)),
                 route: Some("r1".into()),
@@ -226,6 +244,78 @@ async fn a_halting_error_stops_the_channel_and_leaves_the_rest_pending() {
         pending >= 19,
         "the channel kept sending after a halt: {pending} pending"
     );
+}
+
+/// A channel that panics (in `deliver` or in `render`) fails that delivery with "internal
+/// error: ..." (secrets removed) after one attempt; the others are sent, before and after it.
+#[tokio::test]
+async fn a_panic_in_a_channel_fails_that_delivery_and_the_run_goes_on() {
+    announce::config::register_secret(PANIC_SECRET);
+    let mut recipients = vec!["a@x.de", "panic@x.de", "b@x.de", "panic-render@x.de"];
+    let more: Vec<String> = (0..10).map(|i| format!("p{i}@x.de")).collect();
+    recipients.extend(more.iter().map(String::as_str));
+    let h = harness(&recipients);
+    dispatch(&h, "concurrency = 2\nmax_attempts = 3\nretry_base = \"10ms\"").await;
+    let rows = by_recipient(&h);
+    for (who, row) in &rows {
+        if who.starts_with("panic") {
+            continue;
+        }
+        assert_eq!((row.status, row.attempts), (Status::Sent, 1), "{who}: {:?}", row.error);
+    }
+    let p = &rows["panic@x.de"];
+    assert_eq!(p.status, Status::Failed, "{p:?}");
+    assert_eq!(
+        h.channel.calls.lock().unwrap()["panic@x.de"],
+        1,
+        "a panic is not retried"
+    );
+    let err = p.error.as_deref().unwrap();
+    assert!(
+        err.starts_with("internal error: provider answer could not be parsed"),
+        "{err}"
+    );
+    assert!(err.contains("dispatch.rs:"), "where it panicked: {err}");
+    assert!(!err.contains(PANIC_SECRET) && err.contains("[redacted]"), "{err}");
+
+    let r = &rows["panic-render@x.de"];
+    assert_eq!(r.status, Status::Failed, "{r:?}");
+    let err = r.error.as_deref().unwrap();
+    assert!(err.contains("internal error: a template helper went wrong"), "{err}");
+}
+
+/// Three deliveries in flight meet the same halting error: the first to report it fails with
+/// the reason, the other two go back to `pending` with it, like every delivery not started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_in_flight_when_the_channel_halts_stay_pending() {
+    let recipients: Vec<String> = (1..=3)
+        .map(|i| format!("together-{i}@x.de"))
+        .chain((0..10).map(|i| format!("p{i}@x.de")))
+        .collect();
+    let refs: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let mut h = harness(&refs);
+    h.channel = Arc::new(Scripted {
+        together: Some(tokio::sync::Barrier::new(3)),
+        ..Default::default()
+    });
+    dispatch(&h, "concurrency = 3").await;
+    let rows = by_recipient(&h);
+    let together: Vec<_> = rows.values().filter(|r| r.recipient.starts_with("together-")).collect();
+    let failed: Vec<_> = together.iter().filter(|r| r.status == Status::Failed).collect();
+    assert_eq!(failed.len(), 1, "{together:?}");
+    assert_eq!(failed[0].error.as_deref(), Some("account suspended"));
+    for r in together.iter().filter(|r| r.status != Status::Failed) {
+        assert_eq!(r.status, Status::Pending, "{r:?}");
+        assert!(
+            r.error
+                .as_deref()
+                .unwrap()
+                .contains("account suspended; the channel stopped"),
+            "{r:?}"
+        );
+    }
+    let pending = rows.values().filter(|r| r.status == Status::Pending).count();
+    assert_eq!(pending, 12, "nothing sent after the halt");
 }
 
 fn attempt_starts(h: &Harness, delivery: i64) -> Vec<i64> {

@@ -62,21 +62,32 @@ fn relay(name: &str, port: u16, tls: &str, extra: &str) -> String {
 
 /// aiosmtpd with STARTTLS (required) and AUTH as alice, writing into `ws/box-NAME`.
 fn starttls_server(ws: &Workspace, name: &str, certs: &smtp::Certs, extra: &[&str]) -> Server {
-    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
-    let mut args = vec![
-        "--mode",
-        "starttls",
-        "--cert",
-        cert,
-        "--key",
-        key,
-        "--auth-user",
-        USER,
-        "--auth-pass",
-        SECRET,
-    ];
+    let mut args = vec!["--auth-user", USER, "--auth-pass", SECRET];
     args.extend_from_slice(extra);
-    Server::smtp(&ws.path(&format!("box-{name}")), &args)
+    tls_server(ws, name, certs, &args)
+}
+
+/// aiosmtpd with STARTTLS (required), writing into `ws/box-NAME`; AUTH only as `args` say.
+fn tls_server(ws: &Workspace, name: &str, certs: &smtp::Certs, args: &[&str]) -> Server {
+    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
+    let mut all = vec!["--mode", "starttls", "--cert", cert, "--key", key];
+    all.extend_from_slice(args);
+    Server::smtp(&ws.path(&format!("box-{name}")), &all)
+}
+
+/// One trusted STARTTLS relay "primary" (aiosmtpd, AUTH as alice) and a channels.toml that uses
+/// it, with `channel_extra` in `[channels.email]`.
+fn trusted_primary(ws: &Workspace, channel_extra: &str, server_args: &[&str]) -> Server {
+    let certs = smtp::certs(&ws.path("tls"));
+    let server = starttls_server(ws, "primary", &certs, server_args);
+    ws.write(
+        "channels.toml",
+        &config(
+            channel_extra,
+            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
+        ),
+    );
+    server
 }
 
 fn workspace(recipients: usize) -> Workspace {
@@ -136,15 +147,7 @@ fn assert_secret_absent(ws: &Workspace, runs: &[&Run]) {
 #[test]
 fn delivers_to_200_recipients_over_starttls_with_auth() {
     let ws = workspace(200);
-    let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "primary", &certs, &["--queue-id"]);
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
-        ),
-    );
+    let server = trusted_primary(&ws, "", &["--queue-id"]);
 
     let run = send(&ws, &[]);
     run.code(0);
@@ -397,6 +400,182 @@ fn recipient_550_fails_once_and_451_is_retried() {
     );
 }
 
+/// Quoted CSV cells may hold line breaks; a display name with one used to panic the worker
+/// inside lettre (the delivery was left `unknown`). Each break becomes one space.
+#[test]
+fn names_with_line_breaks_are_sent_with_one_space() {
+    let ws = workspace(0);
+    let names = [
+        ("anna", "\"Anna\nMüller\"", "Anna Müller"),
+        ("ben", "\"Ben\r\nKoch\"", "Ben Koch"),
+        ("cem", "Cem\u{b}Yılmaz", "Cem Yılmaz"),
+        ("dora", "Dora\u{2028}Weiß", "Dora Weiß"),
+        ("emil", "\"Emil\r\n\r\n\u{c}Berg \"", "Emil Berg"),
+    ];
+    let mut csv = String::from("name,email\n");
+    for (local, cell, _) in &names {
+        csv.push_str(&format!("{cell},{local}@example.de\n"));
+    }
+    ws.write("customers.csv", &csv);
+    let server = trusted_primary(&ws, "", &[]);
+    let run = send(&ws, &[]);
+    run.code(0);
+    assert!(!run.stderr().contains("panicked"), "{}", run.describe());
+    let sent: BTreeMap<String, String> = server
+        .messages()
+        .iter()
+        .map(|m| {
+            let p = &m["parsed"];
+            assert_eq!(p["ok"], true, "MIME defects: {}", p["defects"]);
+            assert_eq!(p["raw_checks"]["bare_lf"], false);
+            assert_eq!(p["raw_checks"]["bare_cr"], false);
+            (
+                m["rcpt_tos"][0].as_str().unwrap().to_string(),
+                header(m, "to").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, String> = names
+        .iter()
+        .map(|(local, _, shown)| (format!("{local}@example.de"), format!("{shown} <{local}@example.de>")))
+        .collect();
+    assert_eq!(sent, expected);
+    for d in deliveries(&run) {
+        assert_eq!(
+            (d["status"].as_str(), d["attempts"].as_u64()),
+            (Some("sent"), Some(1)),
+            "{d}"
+        );
+    }
+}
+
+/// A relay that can never take a message as configured — untrusted certificate, AUTH not
+/// offered although `username` is set, 535 for our credentials, 530 "STARTTLS first" — is the
+/// only relay: the channel halts at the first such failure instead of backing off for minutes.
+/// One delivery `failed` with the reason, the others `pending`, exit 1, nothing sent.
+#[test]
+fn a_relay_that_can_never_work_halts_the_channel_with_the_reason() {
+    struct Case {
+        what: &'static str,
+        /// smtp_server.py arguments beyond --mode starttls --cert --key.
+        server: &'static [&'static str],
+        relay: &'static str,
+        reason: &'static [&'static str],
+    }
+    let login = format!("username = \"{USER}\"\n  password_env = \"{PW_ENV}\"");
+    let cases = [
+        Case {
+            what: "untrusted certificate",
+            server: &["--auth-user", USER, "--auth-pass", SECRET],
+            relay: "tls = \"starttls\"\n  LOGIN",
+            reason: &["certificate"],
+        },
+        Case {
+            what: "AUTH not offered",
+            server: &[],
+            relay: "tls = \"starttls\"\n  ca_file = \"tls/ca.pem\"\n  LOGIN",
+            reason: &["No compatible authentication mechanism"],
+        },
+        Case {
+            what: "535",
+            server: &["--auth-user", USER, "--auth-pass", "another-password"],
+            relay: "tls = \"starttls\"\n  ca_file = \"tls/ca.pem\"\n  LOGIN",
+            reason: &["535", "5.7.8"],
+        },
+        Case {
+            what: "530 STARTTLS first",
+            server: &[],
+            relay: "tls = \"none\"",
+            reason: &["530", "STARTTLS"],
+        },
+    ];
+    for case in cases {
+        let ws = workspace(6);
+        let server = tls_server(&ws, "primary", &smtp::certs(&ws.path("tls")), case.server);
+        let relay = format!(
+            "  [[channels.email.relays]]\n  name = \"primary\"\n  host = \"127.0.0.1\"\n  port = {}\n  {}\n",
+            server.port,
+            case.relay.replace("LOGIN", &login)
+        );
+        ws.write("channels.toml", &config("", &[relay]));
+        let started = std::time::Instant::now();
+        let run = send(&ws, &[]);
+        println!("{}: exit after {:?}", case.what, started.elapsed());
+        run.code(1);
+        let what = format!("{}:\n{}", case.what, run.describe());
+        let ds = deliveries(&run);
+        let failed: Vec<&Value> = ds.iter().filter(|d| d["status"] == "failed").collect();
+        assert_eq!(failed.len(), 1, "{what}");
+        assert_eq!(failed[0]["attempts"], 1, "{what}");
+        let error = failed[0]["error"].as_str().unwrap();
+        for needle in case.reason {
+            assert!(error.contains(needle), "{needle:?} not in {error:?}: {what}");
+            assert!(run.stderr().contains(needle), "{needle:?} not on stderr: {what}");
+        }
+        assert!(error.contains("primary"), "names the relay: {error}");
+        assert_eq!(ds.iter().filter(|d| d["status"] == "pending").count(), 5, "{what}");
+        assert_eq!(server.messages().len(), 0, "{what}");
+        assert_secret_absent(&ws, &[&run]);
+    }
+}
+
+/// Two relays: the channel halts only when both refuse the configuration (the reason names
+/// each); while one of them fails only transiently (connection refused), it is retried as
+/// before (here with `max_attempts = 1`: failed, not halted, exit 3).
+#[test]
+fn halts_only_when_every_relay_refuses_the_configuration() {
+    let ws = workspace(3);
+    let certs = smtp::certs(&ws.path("tls"));
+    let untrusted = starttls_server(&ws, "untrusted", &certs, &[]);
+    let wrong = tls_server(
+        &ws,
+        "wrong",
+        &certs,
+        &["--auth-user", USER, "--auth-pass", "another-password"],
+    );
+    let trusted = r#"ca_file = "tls/ca.pem""#;
+    ws.write(
+        "channels.toml",
+        &config(
+            "",
+            &[
+                relay("primary", untrusted.port, "starttls", ""),
+                relay("alternate", wrong.port, "starttls", trusted),
+            ],
+        ),
+    );
+    let run = send(&ws, &[]);
+    run.code(1);
+    let ds = deliveries(&run);
+    let failed: Vec<&Value> = ds.iter().filter(|d| d["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{}", run.describe());
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("primary: connecting") && error.contains("certificate"),
+        "{error}"
+    );
+    assert!(error.contains("alternate: AUTH: 535"), "{error}");
+    assert_eq!(run.json()["totals"]["pending"], 2);
+
+    ws.write(
+        "channels.toml",
+        &config(
+            "max_attempts = 1",
+            &[
+                relay("primary", untrusted.port, "starttls", ""),
+                relay("alternate", smtp::closed_port(), "starttls", trusted),
+            ],
+        ),
+    );
+    let run = send(&ws, &["--again"]);
+    run.code(3);
+    for d in deliveries(&run) {
+        assert_eq!(d["status"], "failed", "{d}");
+        assert!(d["error"].as_str().unwrap().contains("gave up after 1 attempts"), "{d}");
+    }
+    assert_eq!(untrusted.messages().len() + wrong.messages().len(), 0);
+}
+
 #[test]
 fn plaintext_to_a_remote_host_is_refused_at_config_time() {
     let ws = workspace(1);
@@ -419,24 +598,24 @@ fn untrusted_certificate_fails_without_downgrade_until_ca_file_is_set() {
     let ws = workspace(3);
     let certs = smtp::certs(&ws.path("tls"));
     let server = starttls_server(&ws, "primary", &certs, &[]);
-    // No ca_file: the test CA is not a trusted root. One attempt, so the run ends at once.
+    // No ca_file: the test CA is not a trusted root. The channel halts at the first failure.
     let relays = |extra: &str| [relay("primary", server.port, "starttls", extra)];
-    ws.write("channels.toml", &config("max_attempts = 1", &relays("")));
+    ws.write("channels.toml", &config("", &relays("")));
     let run = send(&ws, &[]);
-    run.code(3);
-    for d in deliveries(&run) {
-        assert_eq!(d["status"], "failed", "{d}");
-    }
-    let errors: Vec<String> = deliveries(&run)
+    run.code(1);
+    let statuses: BTreeSet<(String, String)> = deliveries(&run)
         .iter()
-        .map(|d| d["error"].as_str().unwrap_or("").to_string())
+        .map(|d| {
+            (
+                d["status"].as_str().unwrap().into(),
+                d["error"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("certificate") || e.contains("UnknownIssuer")),
-        "{errors:?}"
-    );
+    let failed: Vec<_> = statuses.iter().filter(|(s, _)| s == "failed").collect();
+    assert_eq!(failed.len(), 1, "{statuses:?}");
+    assert!(failed[0].1.contains("certificate"), "{statuses:?}");
+    assert_eq!(run.json()["totals"]["pending"], 2, "{statuses:?}");
     assert_eq!(
         server.messages().len(),
         0,
@@ -448,11 +627,13 @@ fn untrusted_certificate_fails_without_downgrade_until_ca_file_is_set() {
         "no AUTH in the clear"
     );
 
-    ws.write(
-        "channels.toml",
-        &config("max_attempts = 1", &relays(r#"ca_file = "tls/ca.pem""#)),
+    // Trusted now: resume sends the two pending ones, `--retry-failed` the one that halted.
+    ws.write("channels.toml", &config("", &relays(r#"ca_file = "tls/ca.pem""#)));
+    let run_id = run.json()["run_id"].as_str().unwrap().to_string();
+    let run2 = ws.run_env(
+        &["resume", &run_id, "--yes", "--json", "--retry-failed"],
+        &[(PW_ENV, SECRET)],
     );
-    let run2 = send(&ws, &["--again"]);
     run2.code(0);
     assert_eq!(server.messages().len(), 3);
     assert_secret_absent(&ws, &[&run, &run2]);
@@ -468,16 +649,8 @@ fn dkim_signatures_verify_with_dkimpy() {
             .arg("2048"),
     );
     assert!(ws.read("dkim.pem").contains("BEGIN RSA PRIVATE KEY"));
-    let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "primary", &certs, &[]);
     let dkim = r#"dkim = { selector = "s1", domain = "studio.example", private_key_file = "dkim.pem" }"#;
-    ws.write(
-        "channels.toml",
-        &config(
-            dkim,
-            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
-        ),
-    );
+    let server = trusted_primary(&ws, dkim, &[]);
     send(&ws, &[]).code(0);
     // A follow-up in the same thread: In-Reply-To and References are signed too.
     notice(
@@ -606,15 +779,7 @@ fn dkim_key_forms_and_errors() {
 #[test]
 fn follow_up_in_the_same_thread_replies_to_the_first_message() {
     let ws = workspace(3);
-    let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "primary", &certs, &[]);
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
-        ),
-    );
+    let server = trusted_primary(&ws, "", &[]);
     send(&ws, &[]).code(0);
     notice(
         &ws,

@@ -569,6 +569,81 @@ impl Drop for Mount {
     }
 }
 
+/// Change the options of a mounted tmpfs in place (its files stay).
+fn remount(m: &Mount, opts: &str) {
+    let out = Command::new("mount")
+        .args(["-o", &format!("remount,{opts}")])
+        .arg(&m.0)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "remount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The outbox's disk fills up (a 1 MB tmpfs): the channel halts at the first "No space left
+/// on device" instead of burning every delivery's attempts — one delivery `failed` with the
+/// reason, every other one `pending`, exit 1, no temp file left behind. With room again, plain
+/// `resume` sends the pending ones (and removes a temp file a killed process left), and
+/// `--retry-failed` the one that met the full disk: each recipient exactly one file.
+#[test]
+fn outbox_disk_full_halts_the_channel_and_resume_finishes_exactly_once() {
+    const N: usize = 400;
+    let w = outbox_workspace(N, 0);
+    let m = mount_tmpfs(&w.path("outbox"), "size=1m").unwrap_or_else(|e| {
+        panic!("this test needs `mount -t tmpfs` (root, as in CI; in a container: --privileged): {e}")
+    });
+    let run = w.run(SEND);
+    run.code(1).stderr_has("stopping this channel");
+    let report = run.json();
+    let ds = deliveries(&report);
+    let count = |s: &str| ds.iter().filter(|d| d["status"] == s).count();
+    let failed: Vec<&Value> = ds.iter().filter(|d| d["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "only the delivery that met the full disk fails");
+    assert!(error_of(failed[0]).contains("No space left on device"), "{}", failed[0]);
+    assert!(error_of(failed[0]).contains("make room"), "{}", failed[0]);
+    run.stderr_has(&format!("`announce resume {}`", report["run_id"].as_str().unwrap()));
+    assert_eq!(failed[0]["attempts"], 1, "a full disk is not retried");
+    let (sent, pending) = (count("sent"), count("pending"));
+    assert!(sent > 0 && pending > 0, "sent {sent}, pending {pending}");
+    assert_eq!(sent + pending + 1, N, "{:?}", report["totals"]);
+    let temp: Vec<_> = w
+        .files("outbox")
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(temp.is_empty(), "temp files left: {temp:?}");
+    assert_eq!(w.outbox().len(), sent);
+
+    // Room again; and a temp file as a process killed mid-write would leave it.
+    remount(&m, "size=16m");
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let stale = w.path(&format!("outbox/{run_id}/.000999-x@example.de.eml.77777.tmp"));
+    std::fs::write(&stale, "half a message").unwrap();
+    let run = w.run(&["resume", &run_id, "--yes", "--json"]);
+    run.code(3);
+    assert!(!stale.exists(), "resume removes stale temp files");
+    let totals = &run.json()["totals"];
+    assert_eq!(
+        (totals["sent"].as_u64(), totals["failed"].as_u64()),
+        (Some(N as u64 - 1), Some(1))
+    );
+    let run = w.run(&["resume", &run_id, "--yes", "--json", "--retry-failed"]);
+    run.code(0);
+    assert_eq!(run.json()["totals"]["sent"], N as u64);
+    let mut files: Vec<String> = w
+        .outbox()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    assert_eq!(files.len(), N, "one file per recipient");
+    assert_eq!(w.files("outbox").len(), N, "and nothing else");
+}
+
 /// A state folder that cannot be created (a file is in the way: ENOTDIR, which stops root
 /// too; chmod would not), and one on a read-only file
 /// system (EROFS): a clear error naming the folder, exit 2 (no run to resume), nothing sent.

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::channel::email::message;
 use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Config, OutboxConfig};
+use crate::config::{ChannelEntry, ChannelKind, Config, OutboxConfig};
 use crate::fsutil;
 use crate::render::{Context, Templates, sms};
 
@@ -142,6 +142,12 @@ impl Channel for Outbox {
                 provider_id: Some(path.display().to_string()),
                 route: Some(self.name.clone()),
             }),
+            Ok(Err(e)) if fsutil::is_out_of_space(&e) => Err(DeliveryError::Halt {
+                message: format!(
+                    "cannot write {}: {e}; no further message would fit, so make room before resuming the run",
+                    path.display()
+                ),
+            }),
             Ok(Err(e)) => Err(DeliveryError::transient(format!(
                 "cannot write {}: {e}",
                 path.display()
@@ -160,5 +166,20 @@ impl Channel for Outbox {
                 Err(e) => format!("cannot create {}: {e}", self.dir.display()),
             },
         }]
+    }
+}
+
+/// For `resume`, before it sends anything: remove the temp files a killed process left (whole
+/// messages, half-written) in the run's outbox folder, if `entry` is an outbox. Only `resume`
+/// of that run writes there again, and it holds the state lock.
+pub fn sweep_run_folder(entry: &ChannelEntry, config: &Config, run_id: &str) {
+    let ChannelKind::Outbox(cfg) = &entry.settings.kind else {
+        return;
+    };
+    let dir = config.resolve(&cfg.dir).join(run_id);
+    match fsutil::remove_stale_temp_files(&dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} unfinished temp files from {}", dir.display()),
+        Err(e) => tracing::warn!("cannot clear unfinished temp files from {}: {e}", dir.display()),
     }
 }

@@ -168,6 +168,7 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
             ))
         })?;
         let ch: Arc<dyn Channel> = channel::build(entry, config)?;
+        channel::outbox::sweep_run_folder(entry, config, &run.id);
         if ch.resend_is_safe() {
             journal.requeue(&run.id, Status::Unknown, Some(&name))?;
         }

@@ -47,6 +47,9 @@ pub enum StepError {
     Timeout(Duration),
     /// Something we refuse to do with this relay (e.g. 8-bit content without 8BITMIME).
     Local(String),
+    /// The server lacks what the relay's settings require (STARTTLS): no message can go
+    /// through it until the settings change.
+    Unsupported(String),
 }
 
 impl StepError {
@@ -63,7 +66,7 @@ impl StepError {
     pub fn is_stale_connection(&self) -> bool {
         match self {
             StepError::Smtp(e) => e.status().is_none() && !e.is_client(),
-            StepError::Timeout(_) | StepError::Local(_) => false,
+            StepError::Timeout(_) | StepError::Local(_) | StepError::Unsupported(_) => false,
         }
     }
 }
@@ -73,7 +76,7 @@ impl std::fmt::Display for StepError {
         match self {
             StepError::Smtp(e) => f.write_str(&describe(e)),
             StepError::Timeout(t) => write!(f, "no reply within {t:?}"),
-            StepError::Local(m) => f.write_str(m),
+            StepError::Local(m) | StepError::Unsupported(m) => f.write_str(m),
         }
     }
 }
@@ -84,6 +87,10 @@ pub enum Failure {
     /// The relay could not take the message (connection, DNS, TLS, a 4xx/5xx before the
     /// recipient, a relay-policy refusal): nothing was handed over, another relay may take it.
     Relay(String),
+    /// Like `Relay`, but the relay refuses us as configured (certificate not trusted, AUTH not
+    /// offered, credentials refused, STARTTLS required, relaying denied): retrying it cannot
+    /// help until the settings change.
+    Unusable(String),
     /// The relay refused this recipient or this message; 5xx is `permanent`. Another relay
     /// would refuse it as well, so this is final for the attempt.
     Refused { permanent: bool, message: String },
@@ -104,6 +111,9 @@ pub enum Failure {
 ///   no reply at all (timeout, connection lost) → ambiguous.
 pub fn classify(stage: Stage, err: &StepError) -> Failure {
     let what = format!("{}: {err}", stage.label());
+    if is_configuration(stage, err) {
+        return Failure::Unusable(what);
+    }
     let Some(code) = err.code() else {
         return match stage {
             Stage::EndOfData => Failure::Ambiguous(what),
@@ -133,6 +143,37 @@ pub fn classify(stage: Stage, err: &StepError) -> Failure {
                 }
             }
         }
+    }
+}
+
+/// Whether the failure says this relay will refuse every message as configured, rather than
+/// being down or busy for now:
+///
+/// * the certificate does not verify; the server lacks STARTTLS or AUTH that the settings need;
+/// * a 5xx while connecting (greeting, EHLO) or at AUTH (535 credentials invalid, 534, 538);
+/// * a 5xx to MAIL FROM (530 authentication or STARTTLS required, sender refused), except 552
+///   (this message's size);
+/// * a 5xx relay-policy refusal at RCPT or after the data (554 5.7.1 relay access denied).
+///
+/// 4xx replies (421, 454 temporary AUTH failure), timeouts and lost connections are transient.
+fn is_configuration(stage: Stage, err: &StepError) -> bool {
+    let e = match err {
+        StepError::Unsupported(_) => return true,
+        StepError::Timeout(_) | StepError::Local(_) => return false,
+        StepError::Smtp(e) => e,
+    };
+    let Some(code) = err.code() else {
+        // lettre's own refusals: no common AUTH mechanism, a certificate that does not verify.
+        return (e.is_client() && stage == Stage::Auth) || describe(e).to_ascii_lowercase().contains("certificate");
+    };
+    if code < 500 {
+        return false;
+    }
+    match stage {
+        Stage::Connect | Stage::Auth => true,
+        Stage::Mail => code != 552,
+        Stage::Rcpt | Stage::EndOfData => is_relay_policy(code, &err.to_string()),
+        Stage::Data => false,
     }
 }
 

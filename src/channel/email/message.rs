@@ -1,5 +1,6 @@
 //! Building one personalised email (used by the email channel and by the outbox's `.eml`).
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -45,6 +46,40 @@ fn unsubscribe_value(v: &str) -> String {
 
 const MAX_DISPLAY_NAME: usize = 200;
 
+/// `value` with every run of control characters and line breaks (CR, LF, VT, FF, NEL, U+2028,
+/// U+2029, any other Cc) replaced by one space: lettre panics on a line break in a display name
+/// (its Display fails), and elsewhere one would start a new header line.
+pub fn header_text(value: &str) -> Cow<'_, str> {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !value.contains(breaks) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut in_run = false;
+    for c in value.chars() {
+        if breaks(c) {
+            if !in_run {
+                out.push(' ');
+            }
+            in_run = true;
+        } else {
+            out.push(c);
+            in_run = false;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The mailbox with its display name made safe for a header (see [`header_text`]).
+fn header_mailbox(m: &Mailbox) -> Mailbox {
+    match m.name.as_deref().map(header_text) {
+        Some(Cow::Owned(name)) => {
+            Mailbox::new(Some(name.trim().to_string()).filter(|n| !n.is_empty()), m.email.clone())
+        }
+        _ => m.clone(),
+    }
+}
+
 /// A multipart/alternative message (text + HTML), or text only when there is no HTML.
 pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
     let to_addr: Address = env
@@ -56,24 +91,25 @@ pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
         .map_err(|e| format!("cannot build the envelope: {e}"))?;
     // A display name is decoration: an absurdly long one (a CSV cell gone wrong) would make a
     // header line over RFC 5322's 998 characters, which relays refuse. Drop it instead.
-    let name = env.to_name.trim();
+    let name = header_text(env.to_name);
+    let name = name.trim();
     let to_name = (!name.is_empty() && name.chars().count() <= MAX_DISPLAY_NAME).then(|| name.to_string());
     let mut b = Message::builder()
         .envelope(envelope)
-        .from(env.from.clone())
+        .from(header_mailbox(env.from))
         .to(Mailbox::new(to_name, to_addr))
-        .subject(msg.subject.clone().unwrap_or_default())
+        .subject(header_text(msg.subject.as_deref().unwrap_or_default()).trim())
         .date(env.date)
         .message_id(Some(format!("<{}>", env.message_id)))
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()));
     if let Some(r) = env.reply_to {
-        b = b.reply_to(r.clone());
+        b = b.reply_to(header_mailbox(r));
     }
     if let Some(root) = env.thread_root {
         b = b.in_reply_to(format!("<{root}>")).references(format!("<{root}>"));
     }
     if let Some(u) = env.list_unsubscribe {
-        let value = unsubscribe_value(u);
+        let value = unsubscribe_value(&header_text(u));
         b = b.raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, value.clone()));
         // RFC 8058 one-click needs an https URI.
         if value.contains("<https://") {
@@ -182,5 +218,51 @@ mod tests {
         let raw = String::from_utf8(build(&env, &Rendered::default()).unwrap().formatted()).unwrap();
         assert!(raw.contains("List-Unsubscribe: <mailto:u@b.example>"));
         assert!(!raw.contains("List-Unsubscribe-Post"));
+    }
+
+    #[test]
+    fn line_breaks_and_control_characters_in_header_values_become_one_space() {
+        assert_eq!(header_text("Anna\r\nMüller"), "Anna Müller");
+        assert_eq!(
+            header_text("Anna\u{b}\u{c}Müller\u{2028}B\u{2029}C\u{85}D\u{0}E"),
+            "Anna Müller B C D E"
+        );
+        assert!(matches!(header_text("Anna Müller"), Cow::Borrowed(_)));
+
+        // Every character of the first planes, in each header value that takes text: no panic,
+        // and no header line is broken other than by lettre's own folding.
+        let from: Mailbox = "a@b.example".parse().unwrap();
+        let chars = (0u32..0x3000)
+            .chain([0xfeff, 0xfffd, 0x1f600])
+            .filter_map(char::from_u32);
+        for c in chars {
+            let name = format!("Anna{c}Mü{c}{c}ller");
+            let from = Mailbox::new(Some(name.clone()), from.email.clone());
+            let env = Envelope {
+                from: &from,
+                reply_to: Some(&from),
+                to_address: "c@d.example",
+                to_name: &name,
+                message_id: "x@b.example",
+                thread_root: None,
+                list_unsubscribe: Some(&name),
+                date: SystemTime::now(),
+            };
+            let msg = Rendered {
+                subject: Some(name.clone()),
+                ..Default::default()
+            };
+            let raw = build(&env, &msg).unwrap().formatted();
+            let head = &raw[..memchr::memmem::find(&raw, b"\r\n\r\n").unwrap() + 2];
+            for line in head.split_inclusive(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                let line = line.strip_suffix(b"\r").unwrap_or_else(|| panic!("bare LF for {c:?}"));
+                assert!(
+                    !line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f),
+                    "control byte in a header line for {c:?}: {:?}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
     }
 }

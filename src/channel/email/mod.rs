@@ -25,6 +25,11 @@
 //!   both copies sees one thread entry and mail systems can de-duplicate.
 //! * Every relay failed (or is paused by its breaker): transient, `route` = the last relay
 //!   tried, retried by the dispatcher no sooner than a paused relay may be probed again.
+//! * Every relay's latest failure says it cannot work as configured (certificate, STARTTLS or
+//!   AUTH missing, 535, 530, a 5xx before RCPT, relaying denied; see `classify`): the channel
+//!   halts at once, the rest stay `pending`. Backing off cannot help before the settings change.
+//! * No relay has taken a message for `failover::GIVE_UP_AFTER` while every one keeps
+//!   failing: the channel halts too, rather than back off for each delivery in turn.
 
 mod body;
 mod breaker;

@@ -210,7 +210,7 @@ impl Relay {
                 quit(conn).await;
                 return Err((
                     Stage::Connect,
-                    StepError::Local("the server does not offer STARTTLS".into()),
+                    StepError::Unsupported("the server does not offer STARTTLS".into()),
                 ));
             }
             conn.starttls(params, &self.hello).await.map_err(smtp(Stage::Connect))?;
@@ -360,7 +360,7 @@ impl Relay {
     /// `check`: connect, TLS, EHLO, AUTH, QUIT. Nothing is sent. Ok: what was verified.
     pub async fn probe(&self) -> Result<String, String> {
         let conn = self.connect().await.map_err(|f| match f {
-            Failure::Relay(m) | Failure::Ambiguous(m) | Failure::Refused { message: m, .. } => {
+            Failure::Relay(m) | Failure::Unusable(m) | Failure::Ambiguous(m) | Failure::Refused { message: m, .. } => {
                 format!("{}: {m}", self.endpoint())
             }
         })?;
