@@ -18,6 +18,7 @@ pub mod phone;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod secrets;
 
 pub use error::{AppError, Exit};
 
