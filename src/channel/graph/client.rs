@@ -125,6 +125,8 @@ pub enum GraphError {
         retry_after: Option<Duration>,
         effect: Effect,
     },
+    /// A 3xx, not followed (the message names only the Location's host).
+    Redirect(String),
     /// A 2xx that is not the answer the call documents (not JSON, or without the id).
     Unexpected { message: String, effect: Effect },
     /// No (complete) answer. `connected`: the request may have reached Graph.
@@ -140,7 +142,9 @@ impl std::fmt::Display for GraphError {
         match self {
             GraphError::Api(e) => write!(f, "{}", e.describe()),
             GraphError::Http { status, excerpt, .. } => write!(f, "HTTP {status} without a Graph error: {excerpt}"),
-            GraphError::Transport { message, .. } | GraphError::Unexpected { message, .. } => write!(f, "{message}"),
+            GraphError::Transport { message, .. }
+            | GraphError::Unexpected { message, .. }
+            | GraphError::Redirect(message) => write!(f, "{message}"),
         }
     }
 }
@@ -305,15 +309,7 @@ impl GraphClient {
     async fn finish(&self, sent: Result<http::Answer, http::Failure>, effect: Effect) -> Result<Value, GraphError> {
         let answer = match sent {
             Ok(a) => a,
-            Err(http::Failure::Redirect { status, to_host }) => {
-                let to = to_host.map(|h| format!(" to {h}")).unwrap_or_default();
-                return Err(GraphError::Http {
-                    status,
-                    excerpt: format!("redirect{to} not followed (redirects are never followed)"),
-                    retry_after: None,
-                    effect,
-                });
-            }
+            Err(f @ http::Failure::Redirect { .. }) => return Err(GraphError::Redirect(f.to_string())),
             Err(f) => {
                 return Err(GraphError::Transport {
                     connected: !matches!(f, http::Failure::NotConnected(_)),
@@ -510,6 +506,7 @@ pub fn classify(e: &GraphError, h: &Hints, attempt: u32, route: Option<String>) 
                 transient(message.clone(), None)
             };
         }
+        GraphError::Redirect(message) => return permanent(message.clone()),
         GraphError::Unexpected { message, effect } => {
             return if *effect == Effect::Publish {
                 DeliveryError::Ambiguous {
