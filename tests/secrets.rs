@@ -30,7 +30,7 @@ const VONAGE_SECRET: &str = "Sec-Vonage-Secret-b5Ty1";
 const SEVEN_KEY: &str = "Sec-Seven-Key-h2Lq6";
 const GENERIC_TOKEN: &str = "Sec-Generic/Token+n8Vc3";
 const WEBHOOK_PATH_TOKEN: &str = "Sec-Webhook-Path-k4Rj7";
-const TELEGRAM_TOKEN: &str = "123456:Sec-Telegram-Token-z6Fg0";
+const TELEGRAM_TOKEN: &str = "778899:Sec-Telegram-Token-z6Fg0";
 const MASTODON_TOKEN: &str = "Sec-Mastodon-Token-p1Wn5";
 const TWILIO_SID: &str = "AC00000000000000000000000000000042";
 /// What a redacted secret looks like (`announce::config::REDACTED`).
@@ -43,8 +43,8 @@ fn webhook_signing_secret() -> String {
     )
 }
 
-/// Everything a request carried, as a provider that quotes it back would.
-fn echo(r: &Request) -> String {
+/// Everything a request carried (URL, headers, body), as a provider that quotes it back would.
+fn request_text(r: &Request) -> String {
     let mut s = format!("{} {}", r.method, r.url);
     for (k, v) in r.headers.iter() {
         s.push_str(&format!(" | {k}: {}", v.to_str().unwrap_or("?")));
@@ -52,6 +52,45 @@ fn echo(r: &Request) -> String {
     s.push_str(" | body: ");
     s.push_str(&String::from_utf8_lossy(&r.body));
     s
+}
+
+/// Counts echoes, so that successive answers vary their padding and encoding.
+static ECHOES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The request quoted back the ways providers do — raw, URL-encoded, JSON-escaped PHP-style
+/// (`\/`, `\u00xx`) and base64 — after 150 to 250 characters of padding, so that the secrets
+/// straddle every point where a message could be cut.
+fn echo(r: &Request) -> String {
+    use std::fmt::Write;
+    let n = ECHOES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pad = 150 + (n * 37) % 101;
+    let raw = request_text(r);
+    let url_encoded: String = raw.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+        out
+    });
+    let php = serde_json::to_string(&raw).unwrap().replace('/', "\\/");
+    let hex: String = raw.chars().fold(String::new(), |mut out, c| {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{:04x}", c as u32 & 0xffff);
+        }
+        out
+    });
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let quoted = match n % 5 {
+        0 => format!("{raw} || {url_encoded}"),
+        1 => format!("{php} || {raw}"),
+        2 => format!("{b64} || {php}"),
+        3 => format!("{hex} || {b64}"),
+        _ => format!("{url_encoded} || {hex}"),
+    };
+    format!("{} {quoted}", "p".repeat(pad))
 }
 
 type Answer = Arc<dyn Fn(&Request, usize) -> ResponseTemplate + Send + Sync>;
@@ -99,7 +138,21 @@ fn forms(secret: &str) -> Vec<String> {
         .collect();
     out.push(pct.clone());
     out.push(pct.to_lowercase());
-    out.push(serde_json::to_string(secret).unwrap().trim_matches('"').to_string());
+    let json = serde_json::to_string(secret).unwrap().trim_matches('"').to_string();
+    out.push(json.replace('/', "\\/"));
+    out.push(json);
+    out.push(
+        secret
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("\\u{:04x}", c as u32)
+                }
+            })
+            .collect(),
+    );
     for engine in [
         &base64::engine::general_purpose::STANDARD,
         &base64::engine::general_purpose::URL_SAFE,
@@ -184,8 +237,9 @@ async fn no_secret_leaks_from_webhook_telegram_or_mastodon_even_when_providers_e
 async fn audit(channels: &[&str]) {
     let on = |c: &str| channels.contains(&c);
     let servers = tempfile::tempdir().unwrap();
-    // Email: the primary rejects AUTH (535), the alternate takes it.
-    let primary = smtp::Server::fault(&servers.path().join("primary"), "auth535", &[]);
+    // Email: the primary rejects AUTH with a 535 that quotes AUTH PLAIN back (base64 and
+    // decoded), the alternate takes it.
+    let primary = smtp::Server::fault(&servers.path().join("primary"), "auth535echo", &[]);
     let backup = smtp::Server::smtp(
         &servers.path().join("backup"),
         &["--mode", "plain", "--auth-user", "studio", "--auth-pass", BACKUP_PW],
@@ -267,6 +321,13 @@ async fn audit(channels: &[&str]) {
         graph_fake::FB_SECRET,
         graph_fake::IG_TOKEN
     );
+    // A 200 that echoes the request instead of the post id (and Instagram's publishing-limit
+    // answer doing the same), then errors that quote the secrets.
+    let graph_echo = |r: &Request| {
+        ResponseTemplate::new(200).set_body_json(json!({"echo": echo(r), "authorization": request_text(r)}))
+    };
+    graph.reply(Endpoint::Photos, 1, graph_echo);
+    graph.reply(Endpoint::PublishingLimit, 1, graph_echo);
     graph.fail(Endpoint::Photos, 10, FakeError::new(100, None, &quoted));
     graph.fail(Endpoint::Media, 10, FakeError::new(100, None, &quoted));
     graph.fail(Endpoint::GetPage, 10, FakeError::new(100, None, &quoted));
@@ -419,6 +480,23 @@ dir = "public/status"
         ),
     );
 
+    // A new channel type cannot be left out of this audit: the config covers every type the
+    // example config (which `config::tests::example_config_parses` keeps complete) knows.
+    let types_in = |toml_text: &str| -> std::collections::BTreeSet<String> {
+        let v: toml::Value = toml::from_str(toml_text).unwrap();
+        v["channels"]
+            .as_table()
+            .unwrap()
+            .values()
+            .map(|c| c["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let known = types_in(&std::fs::read_to_string(support::repo("channels.example.toml")).unwrap());
+    let covered = types_in(&w.read("channels.toml"));
+    assert!(known.len() >= 9, "{known:?}");
+    let missing: Vec<_> = known.difference(&covered).collect();
+    assert!(missing.is_empty(), "the secrets audit lacks channel types {missing:?}");
+
     let secrets: Vec<(&str, String)> = vec![
         ("PRIMARY_SMTP_PASSWORD", PRIMARY_PW.into()),
         ("BACKUP_SMTP_PASSWORD", BACKUP_PW.into()),
@@ -459,7 +537,7 @@ dir = "public/status"
         .as_array()
         .unwrap()
         .iter()
-        .filter(|d| d["status"] == "failed")
+        .filter(|d| d["status"] == "failed" || d["status"] == "unknown")
         .map(|d| d["channel"].as_str().unwrap().to_string())
         .collect();
     for ch in channels.iter().filter(|c| **c != "telegram-down") {
@@ -485,6 +563,26 @@ dir = "public/status"
     )
     .await;
     record(&r);
+    // Every log level, and RUST_LOG=trace (which lets the dependencies log too).
+    for level in [&["-q"][..], &[][..], &["-v"][..]] {
+        let mut args = level.to_vec();
+        args.extend(["send", "notices/n.md", "--yes", "--again", "--json"]);
+        let r = run(&w, &args, &env).await;
+        record(&r);
+        let mut args = level.to_vec();
+        args.push("check");
+        record(&run(&w, &args, &env).await);
+    }
+    let mut trace_env = env.clone();
+    trace_env.push(("RUST_LOG".into(), "trace".into()));
+    let r = run(&w, &["send", "notices/n.md", "--yes", "--again", "--json"], &trace_env).await;
+    assert!(
+        r.stderr().contains("TRACE"),
+        "RUST_LOG=trace logged nothing:\n{}",
+        r.describe()
+    );
+    record(&r);
+    record(&run(&w, &["check"], &trace_env).await);
     for args in [
         vec!["-vv", "report", "--format", "table"],
         vec!["-vv", "report", "--format", "json"],
@@ -522,12 +620,35 @@ dir = "public/status"
     let markers: &[&str] = if on("mastodon") {
         &["Validation failed", "cannot handle", "chat not found"]
     } else {
-        &["Invalid request", "Non-whitelisted", "internal error", REDACTED_MARK]
+        &[
+            "Invalid request",
+            "Non-whitelisted",
+            "internal error",
+            REDACTED_MARK,
+            "Authentication failed for AUTH PLAIN",
+            "unexpected answer from Graph",
+            "TRACE",
+        ]
     };
     for m in ["anna@example.de"].iter().chain(markers) {
         assert!(text.contains(m), "no {m:?} in the output: the test proves nothing");
     }
-    let leaks = find_leaks(&hay, &watched);
+    let mut leaks = find_leaks(&hay, &watched);
+    // Not even the start of one: a secret cut off at a truncation point leaves its prefix.
+    for (name, value) in &watched {
+        let distinctive = match *name {
+            // The scheme, host and port of the URL are public; its path token is watched.
+            "TEAM_CHAT_URL" => continue,
+            // "whsec_" is the public format marker of the signing secret.
+            "WEBHOOK_SECRET" => value.trim_start_matches("whsec_"),
+            _ => value.as_str(),
+        };
+        let prefix: String = distinctive.chars().take(6).collect();
+        if let Some(i) = hay.windows(prefix.len()).position(|w| w == prefix.as_bytes()) {
+            let around = String::from_utf8_lossy(&hay[i.saturating_sub(150)..(i + 60).min(hay.len())]);
+            leaks.push(format!("{name}: its prefix {prefix:?} in …{around}…"));
+        }
+    }
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
 
     // Tokens travel in headers, never in URLs (query strings end up in logs and errors); the
