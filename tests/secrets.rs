@@ -844,3 +844,91 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
     let leaks = find_leaks(&hay, &[("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN.to_string())]);
     assert!(leaks.is_empty(), "{}", leaks.join("\n\n"));
 }
+
+/// The leaks found before, each reproduced: a webhook receiver echoing its URL PHP-style
+/// (`\/hooks\/<token>`), and Mastodon / Graph error bodies with a token straddling the point
+/// where the quoted answer is cut (formerly cut first, then redacted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
+    let server = MockServer::start().await;
+    // The padding comes from the path ("/p195/..."), so each channel gets its own offset.
+    let pad_of = |r: &Request| -> usize {
+        r.url
+            .path()
+            .trim_start_matches("/p")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let answer = move |r: &Request, _: usize| {
+        let pad = "x".repeat(pad_of(r));
+        let auth = r.headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+        if r.url.path().contains("/hooks/") {
+            // PHP's json_encode: "/" becomes "\/".
+            let url = serde_json::to_string(&format!("{pad}{}", r.url))
+                .unwrap()
+                .replace('/', "\\/");
+            ResponseTemplate::new(500).set_body_raw(format!("{{\"url\":{url}}}"), "application/json")
+        } else if r.url.path().contains("/api/v1/") {
+            let token = auth.unwrap_or_default().trim_start_matches("Bearer ").to_string();
+            ResponseTemplate::new(422).set_body_json(json!({"error": format!("{pad}{token}")}))
+        } else {
+            // Graph: a proxy's answer without the error envelope.
+            let token = auth.unwrap_or_default().trim_start_matches("Bearer ").to_string();
+            ResponseTemplate::new(400).set_body_string(format!("{pad}{token} rest of the page"))
+        }
+    };
+    Mock::given(any()).respond_with(Fake::new(answer)).mount(&server).await;
+    let uri = server.uri();
+    let w = Arc::new(Workspace::empty());
+    w.write("notices/n.md", "+++\ntitle = \"Gestört\"\n+++\nText.\n");
+    let mut cfg = String::from("[org]\nname = \"Studio\"\n");
+    let mut env: Vec<(String, String)> = vec![
+        ("MASTODON_TOKEN".into(), MASTODON_TOKEN.into()),
+        ("FB_PAGE_TOKEN".into(), graph_fake::FB_TOKEN.into()),
+    ];
+    let mut watched: Vec<(&str, String)> = vec![
+        ("MASTODON_TOKEN", MASTODON_TOKEN.into()),
+        ("FB_PAGE_TOKEN", graph_fake::FB_TOKEN.into()),
+        ("webhook path token", WEBHOOK_PATH_TOKEN.into()),
+    ];
+    for pad in [150, 175, 190, 195, 199, 200, 201, 205, 250, 290, 299, 305] {
+        let var = format!("HOOK_URL_{pad}");
+        env.push((var.clone(), format!("{uri}/p{pad}/hooks/{WEBHOOK_PATH_TOKEN}")));
+        cfg.push_str(&format!(
+            "[channels.hook-{pad}]\ntype = \"webhook\"\nurl_env = \"{var}\"\nmax_attempts = 1\n\
+             [channels.masto-{pad}]\ntype = \"mastodon\"\ninstance = \"{uri}/p{pad}\"\n\
+             access_token_env = \"MASTODON_TOKEN\"\nmax_attempts = 1\n\
+             [channels.fb-{pad}]\ntype = \"facebook\"\npage_id = \"1\"\naccess_token_env = \"FB_PAGE_TOKEN\"\n\
+             graph_url = \"{uri}/p{pad}\"\nmax_attempts = 1\n"
+        ));
+    }
+    w.write("channels.toml", &cfg);
+    let mut hay = Vec::new();
+    for args in [
+        &["send", "notices/n.md", "--yes", "--json"][..],
+        &["-vv", "send", "notices/n.md", "--yes", "--again", "--json"][..],
+        &["report", "--format", "csv"][..],
+        &["report", "--format", "json"][..],
+        &["check"][..],
+    ] {
+        let r = run(&w, args, &env).await;
+        hay.extend_from_slice(&r.output.stdout);
+        hay.extend_from_slice(&r.output.stderr);
+    }
+    for f in w.files("") {
+        hay.extend(std::fs::read(f).unwrap());
+    }
+    let text = String::from_utf8_lossy(&hay);
+    assert!(
+        text.contains("xxxxx") && text.contains("HTTP 422"),
+        "the haystack is real"
+    );
+    watched.push(("token prefix", MASTODON_TOKEN[..6].to_string()));
+    watched.push(("token prefix", graph_fake::FB_TOKEN[..6].to_string()));
+    watched.push(("token prefix", WEBHOOK_PATH_TOKEN[..6].to_string()));
+    let leaks = find_leaks(&hay, &watched);
+    assert!(leaks.is_empty(), "{}", leaks.join("\n\n"));
+}
