@@ -825,17 +825,12 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
         println!("{} {}: {}", d["channel"], d["status"], d["error"]);
         assert!(d["error"].as_str().is_some_and(|e| !e.is_empty()), "{d}");
     }
-    for r in [
+    let runs = [
         send,
         run(&w, &["-vv", "check"], &env).await,
         run(&w, &["-vv", "report", "--format", "csv"], &env).await,
-    ] {
-        hay.extend_from_slice(&r.output.stdout);
-        hay.extend_from_slice(&r.output.stderr);
-    }
-    for f in w.files(".announce") {
-        hay.extend(std::fs::read(f).unwrap());
-    }
+    ];
+    hay.extend(haystack(&runs, &w, ".announce"));
     let text = String::from_utf8_lossy(&hay);
     assert!(
         text.contains("tg-reset") && text.contains("tg-slow"),
@@ -906,7 +901,7 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
         ));
     }
     w.write("channels.toml", &cfg);
-    let mut hay = Vec::new();
+    let mut runs = Vec::new();
     for args in [
         &["send", "notices/n.md", "--yes", "--json"][..],
         &["-vv", "send", "notices/n.md", "--yes", "--again", "--json"][..],
@@ -914,13 +909,9 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
         &["report", "--format", "json"][..],
         &["check"][..],
     ] {
-        let r = run(&w, args, &env).await;
-        hay.extend_from_slice(&r.output.stdout);
-        hay.extend_from_slice(&r.output.stderr);
+        runs.push(run(&w, args, &env).await);
     }
-    for f in w.files("") {
-        hay.extend(std::fs::read(f).unwrap());
-    }
+    let hay = haystack(&runs, &w, "");
     let text = String::from_utf8_lossy(&hay);
     assert!(
         text.contains("xxxxx") && text.contains("HTTP 422"),
@@ -931,4 +922,17 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
     watched.push(("token prefix", WEBHOOK_PATH_TOKEN[..6].to_string()));
     let leaks = find_leaks(&hay, &watched);
     assert!(leaks.is_empty(), "{}", leaks.join("\n\n"));
+}
+
+/// What the runs printed and the raw bytes of every file under `dir` of the folder.
+fn haystack(runs: &[Run], w: &Workspace, dir: &str) -> Vec<u8> {
+    let mut hay = Vec::new();
+    for r in runs {
+        hay.extend_from_slice(&r.output.stdout);
+        hay.extend_from_slice(&r.output.stderr);
+    }
+    for f in w.files(dir) {
+        hay.extend(std::fs::read(f).unwrap());
+    }
+    hay
 }
