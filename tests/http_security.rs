@@ -391,3 +391,46 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
         .stderr_has("plain http to hooks.example.org is refused");
     assert!(!r.stderr().contains("secret-token-path"), "{}", r.describe());
 }
+
+/// An endless-looking answer is read only up to the layer's bound, then judged: a Twilio 200
+/// whose JSON would only be complete after megabytes of padding is not the documented answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_answer_is_read_only_up_to_the_bound() {
+    let body = format!("{{\"pad\":\"{}\",\"sid\":\"SM1\"}}", "x".repeat(4 << 20));
+    let (server, fake) =
+        Fake::start(move |_| ResponseTemplate::new(201).set_body_raw(body.clone(), "application/json")).await;
+    let w = workspace(&server.uri());
+    let r = run(&w, &["send", "notices/n.md", "--yes", "--json", "--channel", "twilio"]).await;
+    r.code(3);
+    let d = &r.json()["deliveries"][0];
+    assert_eq!(d["status"], "unknown", "{d}");
+    let e = d["error"].as_str().unwrap();
+    assert!(
+        e.contains("unexpected answer from twilio (HTTP 201): application/json, {\"pad\":\"xxx"),
+        "{e}"
+    );
+    assert!(e.len() < 1000, "the whole answer was quoted: {} bytes", e.len());
+    assert_eq!(fake.count(), 1);
+}
+
+#[test]
+fn secrets_shorter_than_eight_characters_are_refused_without_showing_them() {
+    let w = Workspace::empty();
+    w.write(
+        "channels.toml",
+        "[channels.m]\ntype = \"mastodon\"\ninstance = \"https://mastodon.example\"\naccess_token_env = \"SHORT_TOKEN\"\n",
+    );
+    w.write("notices/n.md", "+++\ntitle = \"T\"\n+++\nBody\n");
+    let r = w.run_env(&["send", "notices/n.md", "--yes"], &[("SHORT_TOKEN", "sh0rt77")]);
+    r.code(2)
+        .stderr_has("SHORT_TOKEN")
+        .stderr_has("shorter than 8 characters");
+    assert!(
+        !r.stderr().contains("sh0rt77") && !r.stdout().contains("sh0rt77"),
+        "{}",
+        r.describe()
+    );
+    // Eight characters are enough.
+    let r = w.run_env(&["send", "notices/n.md", "--dry-run"], &[("SHORT_TOKEN", "l0nger88")]);
+    r.code(0);
+}

@@ -137,7 +137,7 @@ impl Gateway for Seven {
         let message = message.unwrap_or(Value::Null);
         if code == 100 && message["success"] != Value::Bool(false) {
             return Ok(Receipt {
-                provider_id: as_id(&message["id"]),
+                provider_id: as_id(&message["id"]).map(|id| http::excerpt(&id, 200)),
                 route: Some(PROVIDER.into()),
             });
         }

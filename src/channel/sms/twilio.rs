@@ -178,7 +178,7 @@ impl Gateway for Twilio {
         // The documented success answer is the message resource, with its `sid`.
         match answer.json().as_ref().and_then(|v| v["sid"].as_str()) {
             Some(sid) if !sid.is_empty() => Ok(Receipt {
-                provider_id: Some(sid.to_string()),
+                provider_id: Some(http::excerpt(sid, 200)),
                 route: Some(PROVIDER.into()),
             }),
             _ => Err(answer.unexpected(PROVIDER, Some(PROVIDER.into()))),

@@ -146,7 +146,7 @@ impl Gateway for Vonage {
             .collect();
         let Some((i, bad)) = answer.messages.iter().enumerate().find(|(_, p)| p.code() != Some(0)) else {
             return Ok(Receipt {
-                provider_id: Some(accepted.join(",")),
+                provider_id: Some(http::excerpt(&accepted.join(","), 400)),
                 route: Some(PROVIDER.into()),
             });
         };
