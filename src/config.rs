@@ -13,11 +13,12 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{AppError, SourceLocation};
+// Secrets live in their own leaf module; these names stay here for the callers that use them.
+pub use crate::secrets::{REDACTED, redact, register_credential, register_secret, secret_from_env};
 
 /// The built-in default used by `announce init` and documented in the README.
 pub const EXAMPLE_CONFIG: &str = include_str!("../channels.example.toml");
@@ -613,6 +614,7 @@ impl Config {
                 location,
             });
         }
+        crate::channel::http::check_config_urls(&file, &source, &channels)?;
 
         Ok(Config {
             path: path.map(Path::to_path_buf),
@@ -767,115 +769,6 @@ pub fn is_loopback_host(host: &str) -> bool {
     h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Read a secret named by a `*_env` key. The message names the variable, never a value.
-pub fn secret_from_env(var: &str, what: &str) -> Result<SecretString, String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => {
-            register_secret(&v);
-            Ok(SecretString::from(v))
-        }
-        Ok(_) => Err(format!("{what}: environment variable {var} is empty")),
-        Err(_) => Err(format!("{what}: environment variable {var} is not set")),
-    }
-}
-
-/// Every form of every secret read so far, longest first (see [`redact`]).
-static SECRET_FORMS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
-
-/// What [`redact`] puts in place of a secret.
-pub const REDACTED: &str = "[redacted]";
-
-/// Remember a secret value so that [`redact`] takes it out of any text: as written, URL- and
-/// form-encoded, JSON-escaped, and base64-encoded (as in `Authorization: Basic`, where it
-/// follows a user name). Values shorter than 6 characters are not tracked (too many false
-/// hits in ordinary text). [`secret_from_env`] calls this for every secret it reads.
-pub fn register_secret(value: &str) {
-    if value.chars().count() < 6 {
-        return;
-    }
-    let mut forms = SECRET_FORMS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    for form in secret_forms(value) {
-        if form.len() >= 6 && !forms.contains(&form) {
-            forms.push(form);
-        }
-    }
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-}
-
-fn secret_forms(value: &str) -> Vec<String> {
-    use base64::Engine;
-    let mut forms = vec![value.to_string()];
-    // A secret URL (a chat webhook) carries its token in the path: that alone is secret too,
-    // since messages and echoes often show the URL with another host or without the scheme.
-    if let Ok(url) = reqwest::Url::parse(value)
-        && url.has_host()
-        && url.path().len() > 1
-    {
-        let mut tail = url.path().to_string();
-        if let Some(q) = url.query() {
-            tail.push('?');
-            tail.push_str(q);
-        }
-        forms.extend(secret_forms(&tail));
-    }
-    let mut percent = String::new();
-    let mut form = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            percent.push(b as char);
-            form.push(b as char);
-        } else {
-            percent.push_str(&format!("%{b:02X}"));
-            form.push_str(&if b == b' ' {
-                "+".to_string()
-            } else {
-                format!("%{b:02X}")
-            });
-        }
-    }
-    forms.push(percent.clone());
-    forms.push(percent.to_ascii_lowercase());
-    forms.push(form);
-    let json = serde_json::to_string(value).unwrap_or_default();
-    forms.push(json[1..json.len().saturating_sub(1)].to_string());
-    // base64 at the three byte alignments the value can have in a longer encoded text (e.g.
-    // "user:secret"): only the characters that depend on the value alone.
-    let bytes = value.as_bytes();
-    for engine in [
-        &base64::engine::general_purpose::STANDARD,
-        &base64::engine::general_purpose::URL_SAFE,
-    ] {
-        for shift in 0..3usize {
-            let mut padded = vec![0u8; shift];
-            padded.extend_from_slice(bytes);
-            let enc = engine.encode(&padded);
-            let skip = if shift == 0 { 0 } else { 4 };
-            let whole_groups = (shift + bytes.len()) / 3;
-            let end = whole_groups * 4;
-            if end > skip {
-                forms.push(enc[skip..end].to_string());
-            }
-        }
-    }
-    forms
-}
-
-/// `text` with every registered secret (in any of its forms) replaced by `[redacted]`: for
-/// messages that quote what a provider answered, which may echo the request.
-pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
-    let forms = SECRET_FORMS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !forms.iter().any(|f| text.contains(f.as_str())) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = text.to_string();
-    for f in forms.iter() {
-        if out.contains(f.as_str()) {
-            out = out.replace(f.as_str(), REDACTED);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -942,30 +835,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("channels.toml:") && msg.contains("invalid rate"), "{msg}");
-    }
-
-    #[test]
-    fn registered_secrets_are_redacted_in_every_form() {
-        use base64::Engine;
-        let secret = "tok/en+With Spaces&9f3a";
-        register_secret(secret);
-        register_secret("short");
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let text = format!(
-            "raw {secret} | form tok%2Fen%2BWith+Spaces%269f3a | url tok%2Fen%2BWith%20Spaces%269f3a | \
-             basic {} | basic2 {} | json {} | short stays",
-            b64(&format!("AC1:{secret}")),
-            b64(&format!("user12:{secret}")),
-            serde_json::to_string(secret).unwrap()
-        );
-        let r = redact(&text);
-        assert!(!r.contains("With"), "{r}");
-        for shift in ["", "x", "xy"] {
-            let enc = b64(&format!("{shift}{secret}"));
-            assert!(!r.contains(&enc[4..enc.len() - 4]), "{r}");
-        }
-        assert!(r.contains("short stays") && r.contains(REDACTED), "{r}");
-        assert!(matches!(redact("nothing secret here"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub mod phone;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod secrets;
 
 pub use error::{AppError, Exit};
 

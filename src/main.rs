@@ -1,10 +1,51 @@
+use std::io::Write;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 // glibc malloc serialises the tokio workers on its arena locks under load (seen in perf as lock
 // wake-ups inside malloc/realloc); mimalloc keeps per-thread heaps.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The only way log lines reach stderr: each event is collected whole, then every registered
+/// secret is taken out of it, whatever the level or the module that logged it (ours or a
+/// dependency's at RUST_LOG=trace).
+struct RedactingStderr;
+
+/// One event's bytes, written out redacted when the formatter is done with it.
+struct EventBuffer(Vec<u8>);
+
+impl Write for EventBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventBuffer {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let line = announce::secrets::redact_bytes(&self.0);
+        // Nowhere to report a failed write to stderr.
+        let _ = std::io::stderr().lock().write_all(&line);
+    }
+}
+
+impl<'a> MakeWriter<'a> for RedactingStderr {
+    type Writer = EventBuffer;
+
+    fn make_writer(&'a self) -> EventBuffer {
+        EventBuffer(Vec::with_capacity(256))
+    }
+}
 
 fn main() -> std::process::ExitCode {
     let cli = announce::cli::Cli::parse();
@@ -18,7 +59,7 @@ fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("announce={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(RedactingStderr)
         .with_target(false)
         .init();
     std::process::ExitCode::from(announce::run(cli) as u8)

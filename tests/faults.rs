@@ -349,7 +349,10 @@ async fn http_malformed_json_from_vonage_is_unknown() {
     let d = &deliveries(&report)[0];
     assert_eq!(outcome(d), ("unknown", 1), "{d}");
     let e = error_of(d);
-    assert!(e.contains("unreadable answer") && e.contains("message-count"), "{e}");
+    assert!(
+        e.contains("unexpected answer from vonage") && e.contains("message-count"),
+        "{e}"
+    );
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
@@ -374,20 +377,21 @@ async fn http_500_with_malformed_body_is_retried_then_failed() {
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
 
-/// A generic gateway that says 200 but whose answer is not JSON: the status says accepted,
-/// so it is `sent`, without a provider id.
+/// A generic gateway with `id_pointer` that says 200 but whose answer is not JSON: not the
+/// answer the config describes (a proxy's page, a captive portal), so `unknown`, not `sent`.
 #[tokio::test(flavor = "multi_thread")]
-async fn http_200_with_malformed_json_from_a_generic_gateway_is_sent_without_id() {
+async fn http_200_with_malformed_json_from_a_generic_gateway_is_unknown() {
     let (server, seen) = fake("/send", |_, _| {
         ResponseTemplate::new(200).set_body_raw("OK{", "application/json")
     })
     .await;
     let ws = sms_workspace(1, &generic(&format!("{}/send", server.uri()), ""));
     let (run, report) = send(&ws, &[]).await;
-    run.code(0);
+    run.code(3);
     let d = &deliveries(&report)[0];
-    assert_eq!(outcome(d), ("sent", 1), "{d}");
-    assert!(d["provider_id"].is_null(), "{d}");
+    assert_eq!(outcome(d), ("unknown", 1), "{d}");
+    let e = error_of(d);
+    assert!(e.contains("unexpected answer from generic") && e.contains("OK{"), "{e}");
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 

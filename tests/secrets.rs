@@ -30,7 +30,7 @@ const VONAGE_SECRET: &str = "Sec-Vonage-Secret-b5Ty1";
 const SEVEN_KEY: &str = "Sec-Seven-Key-h2Lq6";
 const GENERIC_TOKEN: &str = "Sec-Generic/Token+n8Vc3";
 const WEBHOOK_PATH_TOKEN: &str = "Sec-Webhook-Path-k4Rj7";
-const TELEGRAM_TOKEN: &str = "123456:Sec-Telegram-Token-z6Fg0";
+const TELEGRAM_TOKEN: &str = "778899:Sec-Telegram-Token-z6Fg0";
 const MASTODON_TOKEN: &str = "Sec-Mastodon-Token-p1Wn5";
 const TWILIO_SID: &str = "AC00000000000000000000000000000042";
 /// What a redacted secret looks like (`announce::config::REDACTED`).
@@ -43,8 +43,8 @@ fn webhook_signing_secret() -> String {
     )
 }
 
-/// Everything a request carried, as a provider that quotes it back would.
-fn echo(r: &Request) -> String {
+/// Everything a request carried (URL, headers, body), as a provider that quotes it back would.
+fn request_text(r: &Request) -> String {
     let mut s = format!("{} {}", r.method, r.url);
     for (k, v) in r.headers.iter() {
         s.push_str(&format!(" | {k}: {}", v.to_str().unwrap_or("?")));
@@ -52,6 +52,45 @@ fn echo(r: &Request) -> String {
     s.push_str(" | body: ");
     s.push_str(&String::from_utf8_lossy(&r.body));
     s
+}
+
+/// Counts echoes, so that successive answers vary their padding and encoding.
+static ECHOES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The request quoted back the ways providers do — raw, URL-encoded, JSON-escaped PHP-style
+/// (`\/`, `\u00xx`) and base64 — after 150 to 250 characters of padding, so that the secrets
+/// straddle every point where a message could be cut.
+fn echo(r: &Request) -> String {
+    use std::fmt::Write;
+    let n = ECHOES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pad = 150 + (n * 37) % 101;
+    let raw = request_text(r);
+    let url_encoded: String = raw.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+        out
+    });
+    let php = serde_json::to_string(&raw).unwrap().replace('/', "\\/");
+    let hex: String = raw.chars().fold(String::new(), |mut out, c| {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\u{:04x}", c as u32 & 0xffff);
+        }
+        out
+    });
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
+    let quoted = match n % 5 {
+        0 => format!("{raw} || {url_encoded}"),
+        1 => format!("{php} || {raw}"),
+        2 => format!("{b64} || {php}"),
+        3 => format!("{hex} || {b64}"),
+        _ => format!("{url_encoded} || {hex}"),
+    };
+    format!("{} {quoted}", "p".repeat(pad))
 }
 
 type Answer = Arc<dyn Fn(&Request, usize) -> ResponseTemplate + Send + Sync>;
@@ -99,7 +138,21 @@ fn forms(secret: &str) -> Vec<String> {
         .collect();
     out.push(pct.clone());
     out.push(pct.to_lowercase());
-    out.push(serde_json::to_string(secret).unwrap().trim_matches('"').to_string());
+    let json = serde_json::to_string(secret).unwrap().trim_matches('"').to_string();
+    out.push(json.replace('/', "\\/"));
+    out.push(json);
+    out.push(
+        secret
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("\\u{:04x}", c as u32)
+                }
+            })
+            .collect(),
+    );
     for engine in [
         &base64::engine::general_purpose::STANDARD,
         &base64::engine::general_purpose::URL_SAFE,
@@ -184,8 +237,9 @@ async fn no_secret_leaks_from_webhook_telegram_or_mastodon_even_when_providers_e
 async fn audit(channels: &[&str]) {
     let on = |c: &str| channels.contains(&c);
     let servers = tempfile::tempdir().unwrap();
-    // Email: the primary rejects AUTH (535), the alternate takes it.
-    let primary = smtp::Server::fault(&servers.path().join("primary"), "auth535", &[]);
+    // Email: the primary rejects AUTH with a 535 that quotes AUTH PLAIN back (base64 and
+    // decoded), the alternate takes it.
+    let primary = smtp::Server::fault(&servers.path().join("primary"), "auth535echo", &[]);
     let backup = smtp::Server::smtp(
         &servers.path().join("backup"),
         &["--mode", "plain", "--auth-user", "studio", "--auth-pass", BACKUP_PW],
@@ -267,6 +321,13 @@ async fn audit(channels: &[&str]) {
         graph_fake::FB_SECRET,
         graph_fake::IG_TOKEN
     );
+    // A 200 that echoes the request instead of the post id (and Instagram's publishing-limit
+    // answer doing the same), then errors that quote the secrets.
+    let graph_echo = |r: &Request| {
+        ResponseTemplate::new(200).set_body_json(json!({"echo": echo(r), "authorization": request_text(r)}))
+    };
+    graph.reply(Endpoint::Photos, 1, graph_echo);
+    graph.reply(Endpoint::PublishingLimit, 1, graph_echo);
     graph.fail(Endpoint::Photos, 10, FakeError::new(100, None, &quoted));
     graph.fail(Endpoint::Media, 10, FakeError::new(100, None, &quoted));
     graph.fail(Endpoint::GetPage, 10, FakeError::new(100, None, &quoted));
@@ -419,6 +480,20 @@ dir = "public/status"
         ),
     );
 
+    // A new channel type cannot be left out of this audit: the config covers every type the
+    // code knows (as the config parser lists them when refusing an unknown one).
+    let v: toml::Value = toml::from_str(&w.read("channels.toml")).unwrap();
+    let covered: std::collections::BTreeSet<String> = v["channels"]
+        .as_table()
+        .unwrap()
+        .values()
+        .map(|c| c["type"].as_str().unwrap().to_string())
+        .collect();
+    let known = channel_types();
+    assert!(known.len() >= 9 && known.contains("mastodon"), "{known:?}");
+    let missing: Vec<_> = known.difference(&covered).collect();
+    assert!(missing.is_empty(), "the secrets audit lacks channel types {missing:?}");
+
     let secrets: Vec<(&str, String)> = vec![
         ("PRIMARY_SMTP_PASSWORD", PRIMARY_PW.into()),
         ("BACKUP_SMTP_PASSWORD", BACKUP_PW.into()),
@@ -459,7 +534,7 @@ dir = "public/status"
         .as_array()
         .unwrap()
         .iter()
-        .filter(|d| d["status"] == "failed")
+        .filter(|d| d["status"] == "failed" || d["status"] == "unknown")
         .map(|d| d["channel"].as_str().unwrap().to_string())
         .collect();
     for ch in channels.iter().filter(|c| **c != "telegram-down") {
@@ -485,6 +560,26 @@ dir = "public/status"
     )
     .await;
     record(&r);
+    // Every log level, and RUST_LOG=trace (which lets the dependencies log too).
+    for level in [&["-q"][..], &[][..], &["-v"][..]] {
+        let mut args = level.to_vec();
+        args.extend(["send", "notices/n.md", "--yes", "--again", "--json"]);
+        let r = run(&w, &args, &env).await;
+        record(&r);
+        let mut args = level.to_vec();
+        args.push("check");
+        record(&run(&w, &args, &env).await);
+    }
+    let mut trace_env = env.clone();
+    trace_env.push(("RUST_LOG".into(), "trace".into()));
+    let r = run(&w, &["send", "notices/n.md", "--yes", "--again", "--json"], &trace_env).await;
+    assert!(
+        r.stderr().contains("TRACE"),
+        "RUST_LOG=trace logged nothing:\n{}",
+        r.describe()
+    );
+    record(&r);
+    record(&run(&w, &["check"], &trace_env).await);
     for args in [
         vec!["-vv", "report", "--format", "table"],
         vec!["-vv", "report", "--format", "json"],
@@ -522,12 +617,35 @@ dir = "public/status"
     let markers: &[&str] = if on("mastodon") {
         &["Validation failed", "cannot handle", "chat not found"]
     } else {
-        &["Invalid request", "Non-whitelisted", "internal error", REDACTED_MARK]
+        &[
+            "Invalid request",
+            "Non-whitelisted",
+            "internal error",
+            REDACTED_MARK,
+            "Authentication failed for AUTH PLAIN",
+            "unexpected answer from Graph",
+            "TRACE",
+        ]
     };
     for m in ["anna@example.de"].iter().chain(markers) {
         assert!(text.contains(m), "no {m:?} in the output: the test proves nothing");
     }
-    let leaks = find_leaks(&hay, &watched);
+    let mut leaks = find_leaks(&hay, &watched);
+    // Not even the start of one: a secret cut off at a truncation point leaves its prefix.
+    for (name, value) in &watched {
+        let distinctive = match *name {
+            // The scheme, host and port of the URL are public; its path token is watched.
+            "TEAM_CHAT_URL" => continue,
+            // "whsec_" is the public format marker of the signing secret.
+            "WEBHOOK_SECRET" => value.trim_start_matches("whsec_"),
+            _ => value.as_str(),
+        };
+        let prefix: String = distinctive.chars().take(6).collect();
+        if let Some(i) = hay.windows(prefix.len()).position(|w| w == prefix.as_bytes()) {
+            let around = String::from_utf8_lossy(&hay[i.saturating_sub(150)..(i + 60).min(hay.len())]);
+            leaks.push(format!("{name}: its prefix {prefix:?} in …{around}…"));
+        }
+    }
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
 
     // Tokens travel in headers, never in URLs (query strings end up in logs and errors); the
@@ -704,17 +822,12 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
         println!("{} {}: {}", d["channel"], d["status"], d["error"]);
         assert!(d["error"].as_str().is_some_and(|e| !e.is_empty()), "{d}");
     }
-    for r in [
+    let runs = [
         send,
         run(&w, &["-vv", "check"], &env).await,
         run(&w, &["-vv", "report", "--format", "csv"], &env).await,
-    ] {
-        hay.extend_from_slice(&r.output.stdout);
-        hay.extend_from_slice(&r.output.stderr);
-    }
-    for f in w.files(".announce") {
-        hay.extend(std::fs::read(f).unwrap());
-    }
+    ];
+    hay.extend(haystack(&runs, &w, ".announce"));
     let text = String::from_utf8_lossy(&hay);
     assert!(
         text.contains("tg-reset") && text.contains("tg-slow"),
@@ -722,4 +835,117 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
     );
     let leaks = find_leaks(&hay, &[("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN.to_string())]);
     assert!(leaks.is_empty(), "{}", leaks.join("\n\n"));
+}
+
+/// The leaks found before, each reproduced: a webhook receiver echoing its URL PHP-style
+/// (`\/hooks\/<token>`), and Mastodon / Graph error bodies with a token straddling the point
+/// where the quoted answer is cut (formerly cut first, then redacted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
+    let server = MockServer::start().await;
+    // The padding comes from the path ("/p195/..."), so each channel gets its own offset.
+    let pad_of = |r: &Request| -> usize {
+        r.url
+            .path()
+            .trim_start_matches("/p")
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let answer = move |r: &Request, _: usize| {
+        let pad = "x".repeat(pad_of(r));
+        let auth = r.headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+        if r.url.path().contains("/hooks/") {
+            // PHP's json_encode: "/" becomes "\/".
+            let url = serde_json::to_string(&format!("{pad}{}", r.url))
+                .unwrap()
+                .replace('/', "\\/");
+            ResponseTemplate::new(500).set_body_raw(format!("{{\"url\":{url}}}"), "application/json")
+        } else if r.url.path().contains("/api/v1/") {
+            let token = auth.unwrap_or_default().trim_start_matches("Bearer ").to_string();
+            ResponseTemplate::new(422).set_body_json(json!({"error": format!("{pad}{token}")}))
+        } else {
+            // Graph: a proxy's answer without the error envelope.
+            let token = auth.unwrap_or_default().trim_start_matches("Bearer ").to_string();
+            ResponseTemplate::new(400).set_body_string(format!("{pad}{token} rest of the page"))
+        }
+    };
+    Mock::given(any()).respond_with(Fake::new(answer)).mount(&server).await;
+    let uri = server.uri();
+    let w = Arc::new(Workspace::empty());
+    w.write("notices/n.md", "+++\ntitle = \"Gestört\"\n+++\nText.\n");
+    let mut cfg = String::from("[org]\nname = \"Studio\"\n");
+    let mut env: Vec<(String, String)> = vec![
+        ("MASTODON_TOKEN".into(), MASTODON_TOKEN.into()),
+        ("FB_PAGE_TOKEN".into(), graph_fake::FB_TOKEN.into()),
+    ];
+    let mut watched: Vec<(&str, String)> = vec![
+        ("MASTODON_TOKEN", MASTODON_TOKEN.into()),
+        ("FB_PAGE_TOKEN", graph_fake::FB_TOKEN.into()),
+        ("webhook path token", WEBHOOK_PATH_TOKEN.into()),
+    ];
+    for pad in [150, 175, 190, 195, 199, 200, 201, 205, 250, 290, 299, 305] {
+        let var = format!("HOOK_URL_{pad}");
+        env.push((var.clone(), format!("{uri}/p{pad}/hooks/{WEBHOOK_PATH_TOKEN}")));
+        cfg.push_str(&format!(
+            "[channels.hook-{pad}]\ntype = \"webhook\"\nurl_env = \"{var}\"\nmax_attempts = 1\n\
+             [channels.masto-{pad}]\ntype = \"mastodon\"\ninstance = \"{uri}/p{pad}\"\n\
+             access_token_env = \"MASTODON_TOKEN\"\nmax_attempts = 1\n\
+             [channels.fb-{pad}]\ntype = \"facebook\"\npage_id = \"1\"\naccess_token_env = \"FB_PAGE_TOKEN\"\n\
+             graph_url = \"{uri}/p{pad}\"\nmax_attempts = 1\n"
+        ));
+    }
+    w.write("channels.toml", &cfg);
+    let mut runs = Vec::new();
+    for args in [
+        &["send", "notices/n.md", "--yes", "--json"][..],
+        &["-vv", "send", "notices/n.md", "--yes", "--again", "--json"][..],
+        &["report", "--format", "csv"][..],
+        &["report", "--format", "json"][..],
+        &["check"][..],
+    ] {
+        runs.push(run(&w, args, &env).await);
+    }
+    let hay = haystack(&runs, &w, "");
+    let text = String::from_utf8_lossy(&hay);
+    assert!(
+        text.contains("xxxxx") && text.contains("HTTP 422"),
+        "the haystack is real"
+    );
+    watched.push(("token prefix", MASTODON_TOKEN[..6].to_string()));
+    watched.push(("token prefix", graph_fake::FB_TOKEN[..6].to_string()));
+    watched.push(("token prefix", WEBHOOK_PATH_TOKEN[..6].to_string()));
+    let leaks = find_leaks(&hay, &watched);
+    assert!(leaks.is_empty(), "{}", leaks.join("\n\n"));
+}
+
+/// What the runs printed and the raw bytes of every file under `dir` of the folder.
+fn haystack(runs: &[Run], w: &Workspace, dir: &str) -> Vec<u8> {
+    let mut hay = Vec::new();
+    for r in runs {
+        hay.extend_from_slice(&r.output.stdout);
+        hay.extend_from_slice(&r.output.stderr);
+    }
+    for f in w.files(dir) {
+        hay.extend(std::fs::read(f).unwrap());
+    }
+    hay
+}
+
+/// Every channel type the config accepts, from the parser's own list of its `type` variants.
+fn channel_types() -> std::collections::BTreeSet<String> {
+    let e = announce::config::Config::parse(
+        None,
+        std::path::Path::new("."),
+        "[channels.x]\ntype = \"no-such-type\"\n".into(),
+    )
+    .unwrap_err()
+    .to_string();
+    let list = e
+        .split_once("expected one of")
+        .unwrap_or_else(|| panic!("the parser no longer lists the channel types: {e}"))
+        .1;
+    list.split('`').skip(1).step_by(2).map(str::to_string).collect()
 }

@@ -20,7 +20,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::channel::webhook::http;
+use crate::channel::http;
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::{Common, Config, MastodonConfig, secret_from_env};
 use crate::render::{Context, Templates};
@@ -84,7 +84,7 @@ impl Mastodon {
         if max_characters == 0 {
             return Err(format!("{at} max_characters must be at least 1"));
         }
-        let instance = http::base_url(&format!("{at} instance"), &cfg.instance)?;
+        let instance = http::check_url(&format!("{at} instance"), &cfg.instance)?;
         let token = secret_from_env(&cfg.access_token_env, &format!("{at} access_token_env"))?;
         let timeout = common.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         Ok(Mastodon {
@@ -111,14 +111,14 @@ impl Mastodon {
         format!("Bearer {}", self.token.expose_secret())
     }
 
-    fn classify(&self, status: reqwest::StatusCode, headers: &HeaderMap, body: &str) -> DeliveryError {
+    fn classify(&self, answer: &http::Answer) -> DeliveryError {
         let route = Some(self.host.clone());
-        let code = status.as_u16();
-        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let code = answer.status.as_u16();
+        let headers = &answer.headers;
+        let v: Value = answer.json().unwrap_or(Value::Null);
         let err = v["error"]
             .as_str()
-            .map(|e| http::head(e, 300))
-            .unwrap_or_else(|| http::head(body, 200));
+            .map_or_else(|| answer.excerpt(), |e| http::excerpt(e, 300));
         let message = format!("{}: HTTP {code}: {err}", self.host);
         match code {
             429 => DeliveryError::Transient {
@@ -191,55 +191,51 @@ impl Channel for Mastodon {
         if let Some(l) = &self.language {
             form.push(("language", l));
         }
-        let resp = self
+        let request = self
             .client
             .post(self.endpoint("/api/v1/statuses"))
             .header(AUTHORIZATION, self.bearer())
             .header("Idempotency-Key", &d.idempotency_key)
-            .form(&form)
-            .send()
-            .await
-            // Safe to retry: the same Idempotency-Key returns the first status instead of a new one.
-            .map_err(|e| {
-                http::request_error(e, &self.host, |m| DeliveryError::Transient {
-                    message: m,
-                    retry_after: None,
-                    route: Some(self.host.clone()),
-                })
-            })?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.text().await.unwrap_or_default();
-        if status.is_success() {
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let id = v["id"].as_str().map(str::to_string);
-            return Ok(Receipt {
-                provider_id: id,
+            .form(&form);
+        // Safe to retry: the same Idempotency-Key returns the first status instead of a new one.
+        let answer = http::send(request).await.map_err(|f| {
+            f.into_delivery(&self.host, |m| DeliveryError::Transient {
+                message: m,
+                retry_after: None,
                 route: Some(self.host.clone()),
-            });
+            })
+        })?;
+        if !answer.status.is_success() {
+            return Err(self.classify(&answer));
         }
-        Err(self.classify(status, &headers, &body))
+        // The documented answer is the Status entity, with its `id`.
+        match answer.json().as_ref().and_then(|v| v["id"].as_str()) {
+            Some(id) if !id.is_empty() => Ok(Receipt {
+                provider_id: Some(http::excerpt(id, 100)),
+                route: Some(self.host.clone()),
+            }),
+            _ => Err(answer.unexpected("Mastodon", Some(self.host.clone()))),
+        }
     }
 
     async fn check(&self) -> Vec<Probe> {
         let mut out = Vec::new();
-        let resp = self
+        let request = self
             .client
             .get(self.endpoint("/api/v1/accounts/verify_credentials"))
-            .header(AUTHORIZATION, self.bearer())
-            .send()
-            .await;
-        let (ok, detail) = match resp {
-            Err(e) => (false, format!("verify_credentials: {}", e.without_url())),
-            Ok(r) => {
-                let status = r.status();
-                let v: Value = r.json().await.unwrap_or(Value::Null);
-                if status.is_success() {
-                    let acct = v["acct"].as_str().unwrap_or("?");
+            .header(AUTHORIZATION, self.bearer());
+        let (ok, detail) = match http::send(request).await {
+            Err(e) => (false, format!("verify_credentials: {e}")),
+            Ok(a) => {
+                let v: Value = a.json().unwrap_or(Value::Null);
+                if a.status.is_success() {
+                    let acct = http::excerpt(v["acct"].as_str().unwrap_or("?"), 100);
                     (true, format!("posts as @{acct} on {} ({})", self.host, self.visibility))
                 } else {
-                    let err = v["error"].as_str().unwrap_or("no error message");
-                    (false, format!("verify_credentials: HTTP {}: {err}", status.as_u16()))
+                    let err = v["error"]
+                        .as_str()
+                        .map_or_else(|| a.excerpt(), |e| http::excerpt(e, 300));
+                    (false, format!("verify_credentials: HTTP {}: {err}", a.status.as_u16()))
                 }
             }
         };
@@ -250,9 +246,9 @@ impl Channel for Mastodon {
         });
         // The instance's real limit, when it tells (GET /api/v2/instance, no auth needed).
         if ok
-            && let Ok(r) = self.client.get(self.endpoint("/api/v2/instance")).send().await
-            && r.status().is_success()
-            && let Ok(v) = r.json::<Value>().await
+            && let Ok(a) = http::send(self.client.get(self.endpoint("/api/v2/instance"))).await
+            && a.status.is_success()
+            && let Some(v) = a.json()
             && let Some(max) = v["configuration"]["statuses"]["max_characters"].as_u64()
         {
             let max = max as usize;

@@ -6,6 +6,7 @@
 
 pub mod email;
 pub mod graph;
+pub mod http;
 pub mod mastodon;
 pub mod outbox;
 pub mod sms;

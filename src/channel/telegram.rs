@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::channel::webhook::http;
+use crate::channel::http;
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::{Common, Config, TelegramConfig, secret_from_env};
 use crate::render::{Context, Templates};
@@ -95,7 +95,7 @@ impl Telegram {
             }
         };
         let token = secret_from_env(&cfg.bot_token_env, &format!("{at} bot_token_env"))?;
-        let base = http::base_url(
+        let base = http::check_url(
             &format!("{at} base_url"),
             cfg.base_url.as_deref().unwrap_or("https://api.telegram.org"),
         )?;
@@ -144,20 +144,14 @@ impl Telegram {
         visible.encode_utf16().count()
     }
 
-    fn classify(
-        &self,
-        chat: &str,
-        status: reqwest::StatusCode,
-        headers: &reqwest::header::HeaderMap,
-        body: &str,
-    ) -> DeliveryError {
+    fn classify(&self, chat: &str, answer: &http::Answer) -> DeliveryError {
         let route = Some(self.host.clone());
-        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-        let code = v["error_code"].as_u64().unwrap_or(u64::from(status.as_u16()));
+        let headers = &answer.headers;
+        let v: Value = answer.json().unwrap_or(Value::Null);
+        let code = v["error_code"].as_u64().unwrap_or(u64::from(answer.status.as_u16()));
         let desc = v["description"]
             .as_str()
-            .map(|d| http::head(d, 300))
-            .unwrap_or_else(|| http::head(body, 200));
+            .map_or_else(|| answer.excerpt(), |d| http::excerpt(d, 300));
         let message = format!("Telegram {code} for chat {chat}: {desc}");
         if let Some(new_id) = v["parameters"]["migrate_to_chat_id"].as_i64() {
             return DeliveryError::Permanent {
@@ -277,17 +271,18 @@ impl Channel for Telegram {
             body["disable_notification"] = json!(true);
         }
         let url = self.method_url("sendMessage");
-        let resp = self.client.post(url).json(&body).send().await.map_err(|e| {
-            http::request_error(e, &self.host, |m| DeliveryError::Ambiguous {
+        let answer = http::send(self.client.post(url).json(&body)).await.map_err(|f| {
+            f.into_delivery(&self.host, |m| DeliveryError::Ambiguous {
                 message: format!("{m} (the message may have been posted; Telegram has no idempotency key, so it is not re-sent automatically)"),
                 route: Some(self.host.clone()),
             })
         })?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status.is_success() && v["ok"] == json!(true) {
+        if !answer.status.is_success() {
+            return Err(self.classify(chat, &answer));
+        }
+        // The documented answer: {"ok": true, "result": <Message>}.
+        let v = answer.json().unwrap_or(Value::Null);
+        if v["ok"] == json!(true) && v["result"].is_object() {
             let mid = v["result"]["message_id"].as_i64();
             let chat_id = v["result"]["chat"]["id"]
                 .as_i64()
@@ -297,7 +292,10 @@ impl Channel for Telegram {
                 route: Some(self.host.clone()),
             });
         }
-        Err(self.classify(chat, status, &headers, &text))
+        if v["ok"] == json!(false) {
+            return Err(self.classify(chat, &answer));
+        }
+        Err(answer.unexpected("Telegram", Some(self.host.clone())))
     }
 
     async fn check(&self) -> Vec<Probe> {
@@ -309,14 +307,13 @@ impl Channel for Telegram {
             }]
         };
         let url = self.method_url("getMe");
-        let resp = match self.client.get(url).send().await {
-            Ok(r) => r,
-            Err(e) => return probe(false, format!("getMe: {}", e.without_url())),
+        let a = match http::send(self.client.get(url)).await {
+            Ok(a) => a,
+            Err(e) => return probe(false, format!("getMe: {e}")),
         };
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() && v["ok"] == json!(true) {
-            let user = v["result"]["username"].as_str().unwrap_or("?");
+        let v: Value = a.json().unwrap_or(Value::Null);
+        if a.status.is_success() && v["ok"] == json!(true) {
+            let user = http::excerpt(v["result"]["username"].as_str().unwrap_or("?"), 100);
             probe(
                 true,
                 format!(
@@ -327,8 +324,10 @@ impl Channel for Telegram {
                 ),
             )
         } else {
-            let desc = v["description"].as_str().unwrap_or("no description");
-            probe(false, format!("getMe: HTTP {}: {desc}", status.as_u16()))
+            let desc = v["description"]
+                .as_str()
+                .map_or_else(|| a.excerpt(), |d| http::excerpt(d, 300));
+            probe(false, format!("getMe: HTTP {}: {desc}", a.status.as_u16()))
         }
     }
 

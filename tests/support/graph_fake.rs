@@ -95,12 +95,17 @@ impl FakeError {
     }
 }
 
+/// An answer computed from the request (to echo it back).
+pub type Reply = Arc<dyn Fn(&Request) -> ResponseTemplate + Send + Sync>;
+
 #[derive(Default)]
 pub struct State {
     /// token -> its app secret (when the app requires appsecret_proof).
     tokens: HashMap<String, Option<String>>,
     pub requests: Vec<Recorded>,
     failures: HashMap<Endpoint, VecDeque<FakeError>>,
+    /// Scripted answers that replace the next calls of an endpoint (e.g. a 200 without an id).
+    replies: HashMap<Endpoint, VecDeque<Reply>>,
     delays: HashMap<Endpoint, Duration>,
     /// (status_code, status) answered by successive polls of a new container; the last repeats.
     container_script: Vec<(String, String)>,
@@ -170,6 +175,19 @@ impl GraphFake {
             q.push_back(err.clone());
         }
         drop(s);
+        self
+    }
+
+    /// The next `times` calls of `e` get `reply(request)` instead of Graph's answer.
+    pub fn reply(
+        &self,
+        e: Endpoint,
+        times: usize,
+        reply: impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static,
+    ) -> &GraphFake {
+        let reply: Reply = Arc::new(reply);
+        let q = &mut self.state.lock().unwrap().replies;
+        q.entry(e).or_default().extend(std::iter::repeat_n(reply, times));
         self
     }
 
@@ -341,6 +359,9 @@ impl Respond for Handler {
         };
         let endpoint = rec.endpoint;
         s.requests.push(rec.clone());
+        if let Some(reply) = s.replies.get_mut(&endpoint).and_then(VecDeque::pop_front) {
+            return reply(req);
+        }
         let delay = s.delays.get(&endpoint).copied().unwrap_or_default();
         let answer = answer(&mut s, &rec, segs.unwrap_or_default());
         let usage = r#"{"call_count":3,"total_time":2,"total_cputime":1}"#;

@@ -11,6 +11,8 @@ Scripts (behaviour of every connection):
   greet421          banner is `421 4.3.2 Service not available, closing transmission channel`, then close
   auth535           every AUTH (PLAIN or LOGIN, after the 334 challenges) ends in
                     `535 5.7.8 Authentication credentials invalid`
+  auth535echo       like auth535, but the 535 quotes an AUTH PLAIN initial response back,
+                    base64 and decoded (`535 5.7.8 Authentication failed for AUTH PLAIN <b64> (...)`)
   drop_after_data   after the final "." of DATA, close the socket without replying
   stall_after_data  after the final "." of DATA, never reply (socket stays open until the client leaves)
   mail421           MAIL FROM gets `421 4.7.0 Try again later, closing connection`, then close
@@ -38,7 +40,7 @@ from pathlib import Path
 
 log = logging.getLogger("smtp_fault")
 
-SCRIPTS = ("ok", "greet421", "auth535", "drop_after_data", "stall_after_data", "mail421")
+SCRIPTS = ("ok", "greet421", "auth535", "auth535echo", "drop_after_data", "stall_after_data", "mail421")
 LINE_LIMIT = 1 << 20  # generous; RFC line-length policing is smtp_server.py's job
 
 
@@ -304,6 +306,14 @@ class Session:
             return True
         if self.script == "auth535":
             await self.reply("535 5.7.8 Authentication credentials invalid")
+        elif self.script == "auth535echo":
+            # Like some relays: quote the AUTH PLAIN response back, raw and decoded.
+            echoed = parts[1] if len(parts) > 1 else ""
+            try:
+                decoded = base64.b64decode(echoed).replace(b"\0", b" ").decode("utf-8", "replace")
+            except ValueError:
+                decoded = ""
+            await self.reply(f"535 5.7.8 Authentication failed for AUTH PLAIN {echoed} ({decoded.strip()})")
         else:  # every other script accepts any credentials
             self.authed = True
             await self.reply("235 2.7.0 Authentication successful")

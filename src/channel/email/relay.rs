@@ -82,6 +82,9 @@ impl Relay {
             }),
             _ => None,
         };
+        login
+            .as_ref()
+            .inspect(|l| crate::secrets::register_credential(&l.username, l.password.expose_secret()));
         let limiter = cfg.rate.map(|r| crate::dispatch::limiter(r, NonZeroU32::MIN));
         // GCRA with burst 1 and `concurrency` deliveries queueing: the last waits about
         // `concurrency` periods.

@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::channel::DeliveryError;
-use crate::config::is_loopback_host;
+use crate::channel::http;
 
 /// A supported Graph API version (v26.0: released 2026-07-29, the newest; Meta keeps each
 /// version about two years). Configurable with `api_version`.
@@ -37,7 +37,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Attempts for error 368 ("temporarily blocked", 1390008 "posting too fast") before giving up,
 /// whatever `max_attempts` says: hammering a block extends it.
 pub const MAX_BLOCKED_ATTEMPTS: u32 = 3;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a call does, for the classification of transport failures.
@@ -126,6 +125,10 @@ pub enum GraphError {
         retry_after: Option<Duration>,
         effect: Effect,
     },
+    /// A 3xx, not followed (the message names only the Location's host).
+    Redirect(String),
+    /// A 2xx that is not the answer the call documents (not JSON, or without the id).
+    Unexpected { message: String, effect: Effect },
     /// No (complete) answer. `connected`: the request may have reached Graph.
     Transport {
         message: String,
@@ -139,7 +142,9 @@ impl std::fmt::Display for GraphError {
         match self {
             GraphError::Api(e) => write!(f, "{}", e.describe()),
             GraphError::Http { status, excerpt, .. } => write!(f, "HTTP {status} without a Graph error: {excerpt}"),
-            GraphError::Transport { message, .. } => write!(f, "{message}"),
+            GraphError::Transport { message, .. }
+            | GraphError::Unexpected { message, .. }
+            | GraphError::Redirect(message) => write!(f, "{message}"),
         }
     }
 }
@@ -182,17 +187,8 @@ impl GraphClient {
     pub fn new(s: &Settings<'_>) -> Result<GraphClient, String> {
         let ch = s.channel;
         let graph_url = s.graph_url.unwrap_or(DEFAULT_GRAPH_URL).trim_end_matches('/');
-        let url = Url::parse(graph_url).map_err(|e| format!("[channels.{ch}] graph_url {graph_url:?}: {e}"))?;
+        let url = http::check_url(&format!("[channels.{ch}] graph_url"), graph_url)?;
         let host = url.host_str().unwrap_or_default().to_string();
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback_host(&host) => {}
-            _ => {
-                return Err(format!(
-                    "[channels.{ch}] graph_url {graph_url:?} must be an https URL (plain http only for loopback test servers)"
-                ));
-            }
-        }
         if url.query().is_some() || url.fragment().is_some() || url.username() != "" || url.password().is_some() {
             return Err(format!(
                 "[channels.{ch}] graph_url {graph_url:?}: give only scheme, host and an optional path prefix"
@@ -223,13 +219,7 @@ impl GraphClient {
             }
             None => None,
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("announce/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("[channels.{ch}] cannot build the HTTP client: {e}"))?;
+        let http = http::client(REQUEST_TIMEOUT).map_err(|e| format!("[channels.{ch}] {e}"))?;
         let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
         Ok(GraphClient {
             http,
@@ -269,7 +259,7 @@ impl GraphClient {
             }
         }
         let req = self.http.get(url).bearer_auth(self.token.expose_secret());
-        self.finish(req.send().await, Effect::Read).await
+        self.finish(http::send(req).await, Effect::Read).await
     }
 
     /// `POST /{path}` with a form body.
@@ -280,7 +270,7 @@ impl GraphClient {
             form.push(("appsecret_proof", p));
         }
         let req = self.http.post(url).bearer_auth(self.token.expose_secret()).form(&form);
-        self.finish(req.send().await, effect).await
+        self.finish(http::send(req).await, effect).await
     }
 
     /// `POST /{path}` as multipart/form-data with one file.
@@ -313,80 +303,59 @@ impl GraphClient {
             .post(url)
             .bearer_auth(self.token.expose_secret())
             .multipart(form);
-        self.finish(req.send().await, effect).await
+        self.finish(http::send(req).await, effect).await
     }
 
-    async fn finish(
-        &self,
-        sent: Result<reqwest::Response, reqwest::Error>,
-        effect: Effect,
-    ) -> Result<Value, GraphError> {
-        let resp = sent.map_err(|e| transport(e, effect))?;
-        let status = resp.status();
-        let usage = Usage::from_headers(resp.headers());
+    async fn finish(&self, sent: Result<http::Answer, http::Failure>, effect: Effect) -> Result<Value, GraphError> {
+        let answer = match sent {
+            Ok(a) => a,
+            Err(f @ http::Failure::Redirect { .. }) => return Err(GraphError::Redirect(f.to_string())),
+            Err(f) => {
+                return Err(GraphError::Transport {
+                    connected: !matches!(f, http::Failure::NotConnected(_)),
+                    message: f.to_string(),
+                    effect,
+                });
+            }
+        };
+        let status = answer.status;
+        let usage = Usage::from_headers(&answer.headers);
         if let Some(p) = usage.max_percent
             && p >= 80.0
         {
             tracing::warn!("Graph API usage at {p:.0}% of the rate limit");
         }
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(MAX_WAIT));
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            // The status says it was accepted; only the answer's body got lost.
-            Err(e) if status.is_success() => {
-                tracing::warn!(
-                    "Graph accepted the request but its answer was cut off: {}",
-                    e.without_url()
-                );
-                return Ok(Value::Null);
-            }
-            Err(e) => return Err(transport(e, effect)),
-        };
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        let json = answer.json();
         if let Some(err) = json.as_ref().and_then(|v| v.get("error")).filter(|e| e.is_object()) {
             return Err(GraphError::Api(Box::new(ApiError::parse(status.as_u16(), err, usage))));
         }
         if status.is_success() {
-            return Ok(json.unwrap_or(Value::Null));
+            // Every Graph answer is a JSON object; anything else came from something in between.
+            return match json {
+                Some(v @ Value::Object(_)) => Ok(v),
+                _ => Err(GraphError::Unexpected {
+                    message: answer.unexpected_text("Graph"),
+                    effect,
+                }),
+            };
         }
-        let text = String::from_utf8_lossy(&body);
-        let excerpt: String = text.trim().chars().take(200).collect();
         Err(GraphError::Http {
             status: status.as_u16(),
-            excerpt: if excerpt.is_empty() {
-                status.canonical_reason().unwrap_or("no body").to_string()
-            } else {
-                excerpt
-            },
-            retry_after,
+            excerpt: answer.excerpt(),
+            retry_after: answer.retry_after().map(|d| d.min(MAX_WAIT)),
             effect,
         })
     }
 }
 
-fn transport(e: reqwest::Error, effect: Effect) -> GraphError {
-    // A refused or failed connection never reached Graph; anything later may have.
-    let connected = !e.is_connect() && !e.is_builder();
-    let what = if e.is_timeout() {
-        "no answer in time"
-    } else {
-        "connection failed"
-    };
-    let e = e.without_url();
-    let mut message = format!("{what}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    GraphError::Transport {
-        message,
-        connected,
+/// "unexpected answer from Graph (HTTP 200): application/json, {...}" for a JSON answer that
+/// lacks what the call documents (redacted, then cut).
+pub fn unexpected(v: &Value, effect: Effect) -> GraphError {
+    GraphError::Unexpected {
+        message: format!(
+            "unexpected answer from Graph: application/json, {}",
+            http::excerpt(&v.to_string(), http::EXCERPT_CHARS)
+        ),
         effect,
     }
 }
@@ -530,6 +499,19 @@ pub fn classify(e: &GraphError, h: &Hints, attempt: u32, route: Option<String>) 
                     message: format!(
                         "{message}; the post may or may not have been published, so it is not sent again \
                          automatically (check the Page, then `announce resume RUN --resend-unknown` if it is missing)"
+                    ),
+                    route: route.clone(),
+                }
+            } else {
+                transient(message.clone(), None)
+            };
+        }
+        GraphError::Redirect(message) => return permanent(message.clone()),
+        GraphError::Unexpected { message, effect } => {
+            return if *effect == Effect::Publish {
+                DeliveryError::Ambiguous {
+                    message: format!(
+                        "{message}; the post may or may not have been published, so it is not sent again automatically"
                     ),
                     route: route.clone(),
                 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::client::{Effect, FilePart, GraphClient, GraphError, Settings, classify, valid_id};
+use super::client::{Effect, FilePart, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
 use super::{IMAGE_STAT, Image, LINK_STAT, image_of, read_image, stat_value};
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::{Common, FacebookConfig};
@@ -79,11 +79,14 @@ impl PageHost {
         let photo = v["id"]
             .as_str()
             .filter(|id| valid_id(id))
-            .ok_or_else(|| DeliveryError::transient(format!("unexpected answer to the unpublished photo upload: {v}")))?
+            .ok_or_else(|| err(unexpected(&v, Effect::Private)))?
             .to_string();
         let v = self.client.get(&photo, "images").await.map_err(err)?;
         largest_image(&v).ok_or_else(|| {
-            DeliveryError::transient(format!("photo {photo} has no image URL yet (answer: {v}); retrying"))
+            DeliveryError::transient(format!(
+                "photo {photo} has no image URL yet (answer: {}); retrying",
+                crate::channel::http::excerpt(&v.to_string(), crate::channel::http::EXCERPT_CHARS)
+            ))
         })
     }
 }
@@ -221,14 +224,21 @@ impl Channel for Facebook {
                 }
             };
             let route = Some(self.client.route(&path));
-            let v = result.map_err(|e| classify(&e, &self.client.hints, d.attempt, route.clone()))?;
+            let fail = |e: GraphError| classify(&e, &self.client.hints, d.attempt, route.clone());
+            let v = result.map_err(fail)?;
             // Photos answer {"id": photo, "post_id": post}; the feed answers {"id": post}.
-            let provider_id = v["post_id"].as_str().or_else(|| v["id"].as_str()).map(str::to_string);
-            match &provider_id {
-                Some(id) => tracing::info!(channel = %self.name, "published Facebook post {id}"),
-                None => tracing::warn!(channel = %self.name, "Facebook accepted the post but sent no id: {v}"),
-            }
-            Ok(Receipt { provider_id, route })
+            let Some(id) = v["post_id"]
+                .as_str()
+                .or_else(|| v["id"].as_str())
+                .filter(|id| valid_id(id))
+            else {
+                return Err(fail(unexpected(&v, Effect::Publish)));
+            };
+            tracing::info!(channel = %self.name, "published Facebook post {id}");
+            Ok(Receipt {
+                provider_id: Some(id.to_string()),
+                route,
+            })
         }
         .await;
         result.map_err(crate::error::redacted)

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::client::{Effect, GraphClient, GraphError, Settings, classify, valid_id};
+use super::client::{Effect, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
 use super::facebook::{PageHost, prefix};
 use super::{ALT_STAT, IMAGE_STAT, Image, image_of, stat_value};
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
@@ -128,7 +128,7 @@ impl Instagram {
             .map_err(|e| self.err(&e, &path, attempt))?;
         let entry = &v["data"][0];
         let (Some(used), Some(total)) = (entry["quota_usage"].as_u64(), entry["config"]["quota_total"].as_u64()) else {
-            tracing::warn!(channel = %self.name, "unexpected content_publishing_limit answer: {v}");
+            tracing::warn!(channel = %self.name, "{}", unexpected(&v, Effect::Read));
             return Ok(());
         };
         if used >= total {
@@ -381,9 +381,7 @@ impl Channel for Instagram {
                     let id = v["id"]
                         .as_str()
                         .filter(|id| valid_id(id))
-                        .ok_or_else(|| {
-                            DeliveryError::transient(format!("unexpected answer creating the media container: {v}"))
-                        })?
+                        .ok_or_else(|| self.err(&unexpected(&v, Effect::Private), &media, d.attempt))?
                         .to_string();
                     tracing::info!(channel = %self.name, "media container {id} created");
                     self.remember(d.id, |p| p.container = Some(id.clone()));
@@ -402,15 +400,12 @@ impl Channel for Instagram {
                 match result {
                     Ok(v) => {
                         self.forget(d.id);
-                        let provider_id = v["id"].as_str().map(str::to_string);
-                        match &provider_id {
-                            Some(id) => tracing::info!(channel = %self.name, "published Instagram media {id}"),
-                            None => {
-                                tracing::warn!(channel = %self.name, "Instagram accepted the post but sent no id: {v}")
-                            }
-                        }
+                        let Some(id) = v["id"].as_str().filter(|id| valid_id(id)) else {
+                            return Err(self.err(&unexpected(&v, Effect::Publish), &publish, d.attempt));
+                        };
+                        tracing::info!(channel = %self.name, "published Instagram media {id}");
                         return Ok(Receipt {
-                            provider_id,
+                            provider_id: Some(id.to_string()),
                             route: Some(self.client.route(&publish)),
                         });
                     }

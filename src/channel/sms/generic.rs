@@ -11,8 +11,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::http;
-use super::{Gateway, Outgoing};
+use super::{Gateway, Outgoing, base, failure};
+use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
 use crate::config::{SmsConfig, secret_from_env};
 use crate::render::sms::Encoding;
@@ -48,7 +48,7 @@ impl Generic {
     pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client) -> Result<Generic, String> {
         let url = match (cfg.url.as_deref(), cfg.base_url.as_deref()) {
             (Some(u), _) if u.starts_with("https://") || u.starts_with("http://") => u.to_string(),
-            (Some(path), Some(base)) => format!("{}/{}", http::base(base), path.trim_start_matches('/')),
+            (Some(path), Some(base)) => format!("{}/{}", self::base(base), path.trim_start_matches('/')),
             (Some(u), None) => {
                 return Err(format!(
                     "{at} url {u:?} is not absolute: give a full https:// URL, or base_url and a path"
@@ -57,7 +57,7 @@ impl Generic {
             (None, Some(base)) => base.to_string(),
             (None, None) => return Err(format!("{at} provider \"generic\" needs url (or base_url)")),
         };
-        reqwest::Url::parse(&url).map_err(|e| format!("{at} url {url:?}: {e}"))?;
+        http::check_url(&format!("{at} url"), &url)?;
         let method = cfg.method.as_deref().unwrap_or("POST").to_ascii_uppercase();
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| format!("{at} method {method:?} is not an HTTP method"))?;
@@ -164,7 +164,7 @@ impl Generic {
         let body = self.body.render("body", ctx).map_err(|e| e.reason().to_string())?;
         if self.format == Format::Json {
             serde_json::from_str::<Value>(&body)
-                .map_err(|e| format!("the rendered body is not JSON ({e}): {}", http::excerpt(&body)))?;
+                .map_err(|e| format!("the rendered body is not JSON ({e}): {}", http::excerpt(&body, 200)))?;
         }
         Ok(body)
     }
@@ -202,34 +202,31 @@ impl Gateway for Generic {
                 },
             );
         }
-        let (status, headers, text) = http::answer(PROVIDER, req.body(body)).await?;
-        if self.success.contains(&status.as_u16()) {
-            let provider_id = match (&self.id_pointer, &text) {
-                (Some(p), Ok(t)) => {
-                    let v: Value = serde_json::from_str(t).unwrap_or_default();
-                    let id = match v.pointer(p) {
-                        Some(Value::String(s)) => Some(s.clone()),
-                        Some(Value::Number(n)) => Some(n.to_string()),
-                        _ => None,
-                    };
-                    if id.is_none() {
-                        tracing::warn!("{PROVIDER}: no message id at {p} in {}", http::excerpt(t));
-                    }
-                    id
-                }
-                _ => None,
-            };
+        let answer = http::send(req.body(body)).await.map_err(|f| failure(PROVIDER, f))?;
+        if !self.success.contains(&answer.status.as_u16()) {
+            return Err(http::classify_status(
+                PROVIDER,
+                &answer,
+                &format!("gateway answered {}", answer.excerpt()),
+            ));
+        }
+        // Without `id_pointer` the configured statuses are the whole contract; with it, the
+        // answer must be JSON holding the id there.
+        let Some(p) = &self.id_pointer else {
             return Ok(Receipt {
-                provider_id,
+                provider_id: None,
                 route: Some(PROVIDER.into()),
             });
-        }
-        Err(http::classify_status(
-            PROVIDER,
-            status,
-            &headers,
-            format!("gateway answered {}", http::excerpt(&text.unwrap_or_default())),
-        ))
+        };
+        let id = match answer.json().as_ref().and_then(|v| v.pointer(p)) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(answer.unexpected(PROVIDER, Some(PROVIDER.into()))),
+        };
+        Ok(Receipt {
+            provider_id: Some(http::excerpt(&id, 200)),
+            route: Some(PROVIDER.into()),
+        })
     }
 
     async fn check(&self) -> Probe {

@@ -14,7 +14,6 @@
 //!   re-sent automatically.
 
 mod generic;
-mod http;
 mod seven;
 mod twilio;
 mod vonage;
@@ -118,7 +117,7 @@ impl Sms {
         let attempt = common.timeout.map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0);
         // Our own request timeout fires first, so a slow gateway is classified here (unknown)
         // rather than by the dispatcher's deadline.
-        let client = http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
+        let client = crate::channel::http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
         let gateway: Box<dyn Gateway> = match cfg.provider.as_str() {
             "twilio" => Box::new(twilio::Twilio::new(&at, cfg, client, &config.state_dir)?),
             "vonage" => Box::new(vonage::Vonage::new(&at, cfg, client)?),
@@ -199,6 +198,35 @@ fn unused_keys(at: &str, cfg: &SmsConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A secret the provider cannot work without, from the variable `key` (e.g. `auth_token_env`)
+/// names.
+fn required_secret(at: &str, provider: &str, key: &str, var: Option<&str>) -> Result<secrecy::SecretString, String> {
+    let var = var.ok_or_else(|| format!("{at} provider \"{provider}\" needs {key}"))?;
+    crate::config::secret_from_env(var, &format!("{at} {key}"))
+}
+
+/// The sender, for providers that require one; `what` says what it may be.
+fn required_from(at: &str, provider: &str, cfg: &SmsConfig, what: &str) -> Result<String, String> {
+    cfg.from
+        .clone()
+        .filter(|f| !f.trim().is_empty())
+        .ok_or_else(|| format!("{at} provider \"{provider}\" needs from ({what})"))
+}
+
+/// The gateway's root without a trailing slash.
+fn base(url: &str) -> String {
+    url.trim_end_matches('/').to_string()
+}
+
+/// A request that got no answer: SMS gateways have no idempotency key, so one that may have
+/// arrived is `unknown` rather than risk a duplicate text.
+fn failure(provider: &str, f: crate::channel::http::Failure) -> DeliveryError {
+    f.into_delivery(provider, |message| DeliveryError::Ambiguous {
+        message: format!("{message}; the gateway may have accepted it"),
+        route: Some(provider.to_string()),
+    })
 }
 
 /// An amount with up to 4 decimals, trailing zeros dropped (but at least 2): "0.225", "1.50".

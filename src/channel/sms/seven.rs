@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::http;
-use super::{Gateway, Outgoing};
+use super::{Gateway, Outgoing, base, failure, required_secret};
+use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
 use crate::config::SmsConfig;
 use crate::render::sms::Encoding;
@@ -64,8 +64,8 @@ impl Seven {
     pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client) -> Result<Seven, String> {
         Ok(Seven {
             client,
-            base: http::base(cfg.base_url.as_deref().unwrap_or("https://gateway.seven.io")),
-            key: http::required_secret(at, "seven", "api_key_env", cfg.api_key_env.as_deref())?,
+            base: base(cfg.base_url.as_deref().unwrap_or("https://gateway.seven.io")),
+            key: required_secret(at, "seven", "api_key_env", cfg.api_key_env.as_deref())?,
             from: cfg.from.clone().filter(|f| !f.trim().is_empty()),
         })
     }
@@ -110,34 +110,34 @@ impl Gateway for Seven {
             .post(format!("{}/api/sms", self.base))
             .header("X-Api-Key", self.key.expose_secret())
             .form(&form);
-        let (status, headers, body) = http::answer(PROVIDER, request).await?;
-        if !status.is_success() {
-            return Err(http::classify_status(
-                PROVIDER,
-                status,
-                &headers,
-                http::excerpt(&body.unwrap_or_default()),
-            ));
+        let reply = http::send(request).await.map_err(|f| failure(PROVIDER, f))?;
+        if !reply.status.is_success() {
+            return Err(http::classify_status(PROVIDER, &reply, &reply.excerpt()));
         }
-        let ambiguous = |why: String| DeliveryError::Ambiguous {
-            message: format!("{PROVIDER}: {why}; the gateway may have accepted it"),
-            route: Some(PROVIDER.into()),
+        // With `json=1` the documented answer is a document with `success` and `messages[]`; a
+        // bare return code (a JSON number) only for errors.
+        let Some(v) = reply.json() else {
+            return Err(reply.unexpected(PROVIDER, Some(PROVIDER.into())));
         };
-        let body = body.map_err(|e| ambiguous(format!("answer cut off ({})", http::without_url(&e))))?;
-        let v: Value = serde_json::from_str(body.trim())
-            .map_err(|_| ambiguous(format!("unreadable answer {:?}", http::excerpt(&body))))?;
-        // `json=1` gives a document; a bare return code is also valid JSON (a number).
         let (code, message) = match &v {
             Value::Object(_) => (as_code(&v["success"]), v["messages"].get(0).cloned()),
             other => (as_code(other), None),
         };
         let Some(code) = code else {
-            return Err(ambiguous(format!("no return code in {:?}", http::excerpt(&body))));
+            return Err(reply.unexpected(PROVIDER, Some(PROVIDER.into())));
         };
+        // "100" is only the documented success with the message's id (a failed message says so).
+        if code == 100
+            && message
+                .as_ref()
+                .is_none_or(|m| m["success"] != Value::Bool(false) && as_id(&m["id"]).is_none())
+        {
+            return Err(reply.unexpected(PROVIDER, Some(PROVIDER.into())));
+        }
         let message = message.unwrap_or(Value::Null);
         if code == 100 && message["success"] != Value::Bool(false) {
             return Ok(Receipt {
-                provider_id: as_id(&message["id"]),
+                provider_id: as_id(&message["id"]).map(|id| http::excerpt(&id, 200)),
                 route: Some(PROVIDER.into()),
             });
         }
@@ -147,33 +147,29 @@ impl Gateway for Seven {
         } else {
             None
         };
-        let detail = message["error_text"].as_str().map(str::to_string);
+        let detail = message["error_text"].as_str().map(|t| http::excerpt(t, 300));
         Err(Self::classify(inner.unwrap_or(code), detail))
     }
 
     async fn check(&self) -> Probe {
         let subject = format!("{PROVIDER} account");
-        let resp = self
+        let request = self
             .client
             .get(format!("{}/api/balance", self.base))
-            .header("X-Api-Key", self.key.expose_secret())
-            .send()
-            .await;
-        let (ok, detail) = match resp {
-            Err(e) => (false, format!("cannot reach {}: {}", self.base, http::without_url(&e))),
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                let v: Value = serde_json::from_str(body.trim()).unwrap_or_default();
+            .header("X-Api-Key", self.key.expose_secret());
+        let (ok, detail) = match http::send(request).await {
+            Err(e) => (false, format!("cannot reach {}: {e}", self.base)),
+            Ok(a) => {
+                let v: Value = a.json().unwrap_or_default();
                 let balance = match &v {
                     Value::Object(_) => v["amount"]
                         .as_f64()
-                        .map(|a| (a, v["currency"].as_str().map(str::to_string))),
+                        .map(|x| (x, v["currency"].as_str().map(|c| http::excerpt(c, 10)))),
                     // A bare number: a balance has decimals, an error is one of the codes.
-                    Value::Number(n) if !matches!(n.as_u64(), Some(900 | 902 | 903)) => n.as_f64().map(|a| (a, None)),
+                    Value::Number(n) if !matches!(n.as_u64(), Some(900 | 902 | 903)) => n.as_f64().map(|x| (x, None)),
                     _ => None,
                 };
-                match (status.is_success(), balance) {
+                match (a.status.is_success(), balance) {
                     (true, Some((amount, currency))) => (
                         amount > 0.0,
                         format!(
@@ -183,10 +179,7 @@ impl Gateway for Seven {
                     ),
                     _ => {
                         let code = as_code(&v).map(|c| format!(" ({})", code_name(c))).unwrap_or_default();
-                        (
-                            false,
-                            format!("HTTP {}: {}{code}", status.as_u16(), http::excerpt(&body)),
-                        )
+                        (false, format!("HTTP {}: {}{code}", a.status.as_u16(), a.excerpt()))
                     }
                 }
             }

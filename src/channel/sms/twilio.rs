@@ -11,8 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::http;
-use super::{Gateway, Outgoing};
+use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
+use crate::channel::http::{self, Answer};
 use crate::channel::{DeliveryError, Probe, Receipt, Refreshed};
 use crate::config::SmsConfig;
 
@@ -47,11 +47,13 @@ impl Twilio {
                 "{at} account_sid {sid:?} is not a Twilio Account SID (\"AC...\")"
             ));
         }
-        let token = http::required_secret(at, "twilio", "auth_token_env", cfg.auth_token_env.as_deref())?;
-        let from = http::required_from(at, "twilio", cfg, "a number, sender id or \"MG...\"")?;
+        let token = required_secret(at, "twilio", "auth_token_env", cfg.auth_token_env.as_deref())?;
+        // Basic auth sends "AccountSid:AuthToken" base64-encoded as one piece.
+        crate::secrets::register_credential(&sid, token.expose_secret());
+        let from = required_from(at, "twilio", cfg, "a number, sender id or \"MG...\"")?;
         Ok(Twilio {
             client,
-            base: http::base(cfg.base_url.as_deref().unwrap_or("https://api.twilio.com")),
+            base: base(cfg.base_url.as_deref().unwrap_or("https://api.twilio.com")),
             sid,
             token,
             from,
@@ -73,25 +75,22 @@ impl Twilio {
         }
     }
 
-    fn classify(
-        &self,
-        to: &str,
-        status: StatusCode,
-        headers: &reqwest::header::HeaderMap,
-        body: &str,
-    ) -> DeliveryError {
-        let err: ApiError = serde_json::from_str(body).unwrap_or_default();
+    fn classify(&self, to: &str, answer: &Answer) -> DeliveryError {
+        let (status, headers) = (answer.status, &answer.headers);
+        let err: ApiError = answer
+            .json()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
         let Some(code) = err.code else {
             return http::classify_status(
                 PROVIDER,
-                status,
-                headers,
-                format!("unexpected answer: {}", http::excerpt(body)),
+                answer,
+                &format!("unexpected answer: {}, {}", answer.content_type(), answer.excerpt()),
             );
         };
         let mut what = format!(
             "{PROVIDER} {code}: {}",
-            err.message.as_deref().unwrap_or("(no message)")
+            http::excerpt(err.message.as_deref().unwrap_or("(no message)"), 300)
         );
         if let Some(more) = &err.more_info {
             what.push_str(&format!(" ({more})"));
@@ -172,56 +171,43 @@ impl Gateway for Twilio {
             .post(format!("{}/Messages.json", self.account_url()))
             .basic_auth(&self.sid, Some(self.token.expose_secret()))
             .form(&form);
-        let (status, headers, body) = http::answer(PROVIDER, request).await?;
-        if status.is_success() {
-            let body = body.map_err(|e| DeliveryError::Ambiguous {
-                message: format!(
-                    "{PROVIDER}: accepted (HTTP {}) but the answer was cut off: {}",
-                    status.as_u16(),
-                    http::without_url(&e)
-                ),
-                route: Some(PROVIDER.into()),
-            })?;
-            let v: Value = serde_json::from_str(&body).unwrap_or_default();
-            let sid = v["sid"].as_str().map(str::to_string);
-            if sid.is_none() {
-                tracing::warn!("{PROVIDER}: accepted without a message sid: {}", http::excerpt(&body));
-            }
-            return Ok(Receipt {
-                provider_id: sid,
-                route: Some(PROVIDER.into()),
-            });
+        let answer = http::send(request).await.map_err(|f| failure(PROVIDER, f))?;
+        if !answer.status.is_success() {
+            return Err(self.classify(m.to, &answer));
         }
-        Err(self.classify(m.to, status, &headers, &body.unwrap_or_default()))
+        // The documented success answer is the message resource, with its `sid`.
+        match answer.json().as_ref().and_then(|v| v["sid"].as_str()) {
+            Some(sid) if !sid.is_empty() => Ok(Receipt {
+                provider_id: Some(http::excerpt(sid, 200)),
+                route: Some(PROVIDER.into()),
+            }),
+            _ => Err(answer.unexpected(PROVIDER, Some(PROVIDER.into()))),
+        }
     }
 
     async fn check(&self) -> Probe {
         let subject = format!("{PROVIDER} account {}", self.sid);
-        let resp = self
+        let request = self
             .client
             .get(format!("{}.json", self.account_url()))
-            .basic_auth(&self.sid, Some(self.token.expose_secret()))
-            .send()
-            .await;
-        let (ok, detail) = match resp {
-            Err(e) => (false, format!("cannot reach {}: {}", self.base, http::without_url(&e))),
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                let v: Value = serde_json::from_str(&body).unwrap_or_default();
-                if status.is_success() {
+            .basic_auth(&self.sid, Some(self.token.expose_secret()));
+        let (ok, detail) = match http::send(request).await {
+            Err(e) => (false, format!("cannot reach {}: {e}", self.base)),
+            Ok(a) => {
+                let v: Value = a.json().unwrap_or_default();
+                if a.status.is_success() {
                     let state = v["status"].as_str().unwrap_or("unknown");
-                    let name = v["friendly_name"].as_str().unwrap_or("");
+                    let name = http::excerpt(v["friendly_name"].as_str().unwrap_or(""), 100);
                     (
                         state == "active",
-                        format!("credentials accepted; account {name:?} is {state}"),
+                        format!("credentials accepted; account {name:?} is {}", http::excerpt(state, 40)),
                     )
                 } else {
                     let code = v["code"].as_u64().map(|c| format!(" {c}")).unwrap_or_default();
                     let msg = v["message"]
                         .as_str()
-                        .map_or_else(|| http::excerpt(&body), str::to_string);
-                    (false, format!("HTTP {}{code}: {msg}", status.as_u16()))
+                        .map_or_else(|| a.excerpt(), |m| http::excerpt(m, 300));
+                    (false, format!("HTTP {}{code}: {msg}", a.status.as_u16()))
                 }
             }
         };
@@ -236,25 +222,18 @@ impl Gateway for Twilio {
         if provider_id.is_empty() || !provider_id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(format!("{provider_id:?} is not a Twilio message sid"));
         }
-        let resp = self
+        let request = self
             .client
             .get(format!("{}/Messages/{provider_id}.json", self.account_url()))
-            .basic_auth(&self.sid, Some(self.token.expose_secret()))
-            .send()
-            .await
-            .map_err(|e| format!("{PROVIDER}: {}", http::without_url(&e)))?;
-        let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| format!("{PROVIDER}: {}", http::without_url(&e)))?;
-        let v: Value = serde_json::from_str(&body).unwrap_or_default();
-        if !status.is_success() {
+            .basic_auth(&self.sid, Some(self.token.expose_secret()));
+        let a = http::send(request).await.map_err(|e| format!("{PROVIDER}: {e}"))?;
+        let v: Value = a.json().unwrap_or_default();
+        if !a.status.is_success() {
             let code = v["code"].as_u64().map(|c| format!(" {c}")).unwrap_or_default();
             let msg = v["message"]
                 .as_str()
-                .map_or_else(|| http::excerpt(&body), str::to_string);
-            return Err(format!("{PROVIDER}{code}: {msg} (HTTP {})", status.as_u16()));
+                .map_or_else(|| a.excerpt(), |m| http::excerpt(m, 300));
+            return Err(format!("{PROVIDER}{code}: {msg} (HTTP {})", a.status.as_u16()));
         }
         let state = v["status"].as_str().unwrap_or("");
         Ok(match state {
@@ -266,7 +245,7 @@ impl Gateway for Twilio {
                     .or_else(|| v["error_code"].as_str().and_then(|s| s.parse().ok()));
                 let text = v["error_message"]
                     .as_str()
-                    .map(str::to_string)
+                    .map(|t| http::excerpt(t, 200))
                     .or_else(|| code.and_then(delivery_error_name).map(str::to_string));
                 let reason = match (code, text) {
                     (Some(c), Some(t)) => format!("{c} {t}"),

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::http;
-use super::{Gateway, Outgoing};
+use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
+use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
 use crate::config::{SmsConfig, secret_from_env};
 use crate::render::sms::Encoding;
@@ -84,11 +84,13 @@ impl Vonage {
             (Some(_), Some(_)) => return Err(format!("{at} set api_key or api_key_env, not both")),
             _ => return Err(format!("{at} provider \"vonage\" needs api_key (or api_key_env)")),
         };
-        let secret = http::required_secret(at, "vonage", "api_secret_env", cfg.api_secret_env.as_deref())?;
-        let from = http::required_from(at, "vonage", cfg, "a number or sender id")?;
+        let secret = required_secret(at, "vonage", "api_secret_env", cfg.api_secret_env.as_deref())?;
+        // The balance check sends "key:secret" as HTTP Basic.
+        crate::secrets::register_credential(key.expose_secret(), secret.expose_secret());
+        let from = required_from(at, "vonage", cfg, "a number or sender id")?;
         Ok(Vonage {
             client,
-            base: http::base(cfg.base_url.as_deref().unwrap_or("https://rest.nexmo.com")),
+            base: base(cfg.base_url.as_deref().unwrap_or("https://rest.nexmo.com")),
             key,
             secret,
             from,
@@ -116,20 +118,24 @@ impl Gateway for Vonage {
         }
         form.push(("client-ref", m.delivery.idempotency_key.as_str()));
         let request = self.client.post(format!("{}/sms/json", self.base)).form(&form);
-        let (status, headers, body) = http::answer(PROVIDER, request).await?;
-        if !status.is_success() {
-            let body = body.unwrap_or_default();
-            return Err(http::classify_status(PROVIDER, status, &headers, http::excerpt(&body)));
+        let reply = http::send(request).await.map_err(|f| failure(PROVIDER, f))?;
+        if !reply.status.is_success() {
+            return Err(http::classify_status(PROVIDER, &reply, &reply.excerpt()));
         }
-        let ambiguous = |why: String| DeliveryError::Ambiguous {
-            message: format!("{PROVIDER}: {why}; the gateway may have accepted it"),
-            route: Some(PROVIDER.into()),
+        let headers = &reply.headers;
+        // The documented answer: `messages[]`, one entry per part, each with a `status`.
+        let answer: Option<Answer> = reply.json().and_then(|v| serde_json::from_value(v).ok());
+        let Some(answer) = answer.filter(|a| !a.messages.is_empty()) else {
+            return Err(reply.unexpected(PROVIDER, Some(PROVIDER.into())));
         };
-        let body = body.map_err(|e| ambiguous(format!("answer cut off ({})", http::without_url(&e))))?;
-        let answer: Answer = serde_json::from_str(&body)
-            .map_err(|_| ambiguous(format!("unreadable answer {:?}", http::excerpt(&body))))?;
-        if answer.messages.is_empty() {
-            return Err(ambiguous("no per-part status in the answer".into()));
+        // Accepted parts must carry their id; an accepted part without one is not the answer
+        // Vonage documents.
+        if answer
+            .messages
+            .iter()
+            .any(|p| p.code() == Some(0) && p.message_id.as_deref().is_none_or(str::is_empty))
+        {
+            return Err(reply.unexpected(PROVIDER, Some(PROVIDER.into())));
         }
         let total = answer.messages.len();
         let accepted: Vec<&str> = answer
@@ -140,7 +146,7 @@ impl Gateway for Vonage {
             .collect();
         let Some((i, bad)) = answer.messages.iter().enumerate().find(|(_, p)| p.code() != Some(0)) else {
             return Ok(Receipt {
-                provider_id: Some(accepted.join(",")),
+                provider_id: Some(http::excerpt(&accepted.join(","), 400)),
                 route: Some(PROVIDER.into()),
             });
         };
@@ -149,7 +155,8 @@ impl Gateway for Vonage {
             "{PROVIDER} status {}: {} (part {} of {total})",
             code.map_or_else(|| format!("{:?}", bad.status), |c| c.to_string()),
             bad.error_text
-                .clone()
+                .as_deref()
+                .map(|t| http::excerpt(t, 300))
                 .unwrap_or_else(|| status_name(code.unwrap_or(u32::MAX)).to_string()),
             i + 1
         );
@@ -167,7 +174,7 @@ impl Gateway for Vonage {
             },
             Some(c) if RETRY.contains(&c) => DeliveryError::Transient {
                 message: what,
-                retry_after: http::retry_after(&headers),
+                retry_after: http::retry_after(headers),
                 route,
             },
             _ => DeliveryError::Permanent { message: what, route },
@@ -176,24 +183,20 @@ impl Gateway for Vonage {
 
     async fn check(&self) -> Probe {
         let subject = format!("{PROVIDER} account");
-        let resp = self
+        let request = self
             .client
             .get(format!("{}/account/get-balance", self.base))
-            .basic_auth(self.key.expose_secret(), Some(self.secret.expose_secret()))
-            .send()
-            .await;
-        let (ok, detail) = match resp {
-            Err(e) => (false, format!("cannot reach {}: {}", self.base, http::without_url(&e))),
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                match (status.is_success(), v["value"].as_f64()) {
+            .basic_auth(self.key.expose_secret(), Some(self.secret.expose_secret()));
+        let (ok, detail) = match http::send(request).await {
+            Err(e) => (false, format!("cannot reach {}: {e}", self.base)),
+            Ok(a) => {
+                let v: serde_json::Value = a.json().unwrap_or_default();
+                match (a.status.is_success(), v["value"].as_f64()) {
                     (true, Some(balance)) => (
                         balance > 0.0,
                         format!("credentials accepted; balance {}", super::money(balance, None)),
                     ),
-                    _ => (false, format!("HTTP {}: {}", status.as_u16(), http::excerpt(&body))),
+                    _ => (false, format!("HTTP {}: {}", a.status.as_u16(), a.excerpt())),
                 }
             }
         };

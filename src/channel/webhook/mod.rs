@@ -14,7 +14,8 @@
 //!
 //! The URL itself may hold a token (Slack, Discord, Teams URLs do): messages name only its host.
 
-pub mod http;
+// The shared HTTP layer, under its old path for the status page's `tail`.
+pub use crate::channel::http;
 pub mod presets;
 pub mod sign;
 
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -77,11 +77,7 @@ impl Webhook {
             (None, None) => return Err(format!("{at} needs url (or url_env naming a variable that holds it)")),
         };
         // The message must not repeat the URL: it may contain a token.
-        let url = reqwest::Url::parse(url_text.trim())
-            .map_err(|e| format!("{at} the webhook URL is not a valid URL ({e})"))?;
-        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-            return Err(format!("{at} the webhook URL must be an http(s) URL with a host"));
-        }
+        let url = http::check_url(&format!("{at} the webhook URL"), &url_text)?;
         let host = http::host_of(&url);
         let signer = match &cfg.secret_env {
             Some(var) => Some(
@@ -157,30 +153,14 @@ impl Webhook {
         Ok(body.trim().to_string())
     }
 
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &str) -> DeliveryError {
+    fn classify(&self, answer: &http::Answer) -> DeliveryError {
         let route = Some(self.host.clone());
-        let code = status.as_u16();
-        let detail = http::head(body, 300);
-        let detail = if detail.is_empty() {
+        let code = answer.status.as_u16();
+        let detail = if answer.body.iter().all(u8::is_ascii_whitespace) {
             String::new()
         } else {
-            format!(": {detail}")
+            format!(": {}", answer.excerpt())
         };
-        if status.is_redirection() {
-            let to = headers
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| self.url.join(l).ok())
-                .map(|u| format!(" to {}", http::host_of(&u)))
-                .unwrap_or_default();
-            return DeliveryError::Permanent {
-                message: format!(
-                    "{}: HTTP {code} redirect{to} not followed (a webhook must answer 2xx; fix the URL)",
-                    self.host
-                ),
-                route,
-            };
-        }
         match code {
             410 => DeliveryError::Permanent {
                 message: format!(
@@ -191,7 +171,7 @@ impl Webhook {
             },
             408 | 425 | 429 | 500 | 502 | 503 | 504 => DeliveryError::Transient {
                 message: format!("{}: HTTP {code}{detail}", self.host),
-                retry_after: http::retry_after(headers),
+                retry_after: answer.retry_after(),
                 route,
             },
             _ => DeliveryError::Permanent {
@@ -257,28 +237,21 @@ impl Channel for Webhook {
         if let Some(s) = &self.signer {
             req = req.header("webhook-signature", s.sign(id, ts, &body));
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            // Receivers deduplicate on webhook-id, so a retry after a timeout is safe.
-            .map_err(|e| {
-                http::request_error(e, &self.host, |m| DeliveryError::Transient {
-                    message: m,
-                    retry_after: None,
-                    route: Some(self.host.clone()),
-                })
-            })?;
-        let status = resp.status();
-        if status.is_success() {
+        // Receivers deduplicate on webhook-id, so a retry after a timeout is safe.
+        let answer = http::send(req.body(body)).await.map_err(|f| {
+            f.into_delivery(&self.host, |m| DeliveryError::Transient {
+                message: m,
+                retry_after: None,
+                route: Some(self.host.clone()),
+            })
+        })?;
+        if answer.status.is_success() {
             return Ok(Receipt {
                 provider_id: Some(id.to_string()),
                 route: Some(self.host.clone()),
             });
         }
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        Err(self.classify(status, &headers, &text))
+        Err(self.classify(&answer))
     }
 
     async fn check(&self) -> Vec<Probe> {
