@@ -629,7 +629,7 @@ async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted(
 async fn an_attempt_cut_off_after_the_post_was_sent_is_unknown_not_retried() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(10));
-    let w = workspace(&[facebook_block(&fake.uri(), "timeout = \"700ms\"")]);
+    let w = workspace(&[facebook_block(&fake.uri(), "timeout = \"1s\"")]);
     notice(&w, "channels = [\"facebook\"]", BODY);
     let r = run(&w, SEND).await;
     r.code(3);
