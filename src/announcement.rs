@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AppError, SourceLocation};
 use crate::render::markdown;
 
+/// The largest body accepted: it is copied into every message (one email per recipient), so a
+/// bigger one means gigabytes of memory and outbox for a text no one reads in full.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// What is read of the file at most: the body plus room for the front matter.
+const MAX_FILE_BYTES: usize = MAX_BODY_BYTES + (64 << 10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -67,24 +73,32 @@ pub struct Announcement {
 impl Announcement {
     pub fn load(path: &Path) -> Result<Announcement, AppError> {
         if path == Path::new("-") {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .map_err(|e| AppError::invalid(format!("<stdin>: cannot read announcement: {e}")))?;
+            let s = read_bounded("<stdin>", std::io::stdin().lock())?;
+            let s = String::from_utf8(s).map_err(|e| {
+                let loc = SourceLocation::from_offset(
+                    "<stdin>",
+                    &String::from_utf8_lossy(e.as_bytes()),
+                    e.utf8_error().valid_up_to(),
+                );
+                AppError::invalid_at(Some(loc), "announcement is not valid UTF-8")
+            })?;
             let cwd = std::env::current_dir().unwrap_or_default();
             return Announcement::parse("<stdin>", &cwd, s);
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| AppError::invalid(format!("{}: cannot read announcement: {e}", path.display())))?;
+        let shown = path.display().to_string();
+        let file = std::fs::File::open(path)
+            .map_err(|e| AppError::invalid(format!("{shown}: cannot read announcement: {e}")))?;
+        let bytes = read_bounded(&shown, file)?;
         let source = String::from_utf8(bytes).map_err(|e| {
             let loc = SourceLocation::from_offset(
-                &path.display().to_string(),
+                &shown,
                 &String::from_utf8_lossy(e.as_bytes()),
                 e.utf8_error().valid_up_to(),
             );
             AppError::invalid_at(Some(loc), "announcement is not valid UTF-8")
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Announcement::parse(&path.display().to_string(), &base, source)
+        Announcement::parse(&shown, &base, source)
     }
 
     pub fn parse(origin: &str, base_dir: &Path, source: String) -> Result<Announcement, AppError> {
@@ -127,15 +141,37 @@ impl Announcement {
                 "front matter: `title` must not be empty",
             ));
         }
+        // Where the URL-like values are, so a refusal points at the value itself.
+        let spans: UrlSpans = toml::from_str(front).unwrap_or_default();
+        let value_at = |v: &Option<toml::Spanned<toml::Value>>, key: &str| {
+            let off = v
+                .as_ref()
+                .map_or_else(|| front.find(key).unwrap_or(0), |v| v.span().start);
+            at(bom + fm_start + off)
+        };
         if let Some(img) = &meta.image
-            && img.starts_with("http://")
+            && img.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
         {
             return Err(AppError::invalid_at(
-                at(bom + fm_start + front.find("image").unwrap_or(0)),
+                value_at(&spans.image, "image"),
                 "front matter: `image` must be an https URL or a local file",
             ));
         }
+        if let Some(link) = &meta.link {
+            check_link(link)
+                .map_err(|e| AppError::invalid_at(value_at(&spans.link, "link"), format!("front matter: {e}")))?;
+        }
         let body = text[body_start..].trim().to_string();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(AppError::invalid_at(
+                at(bom + body_start),
+                format!(
+                    "the announcement body has {} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted: \
+                     put long texts on a web page and link to it",
+                    body.len()
+                ),
+            ));
+        }
         Ok(Announcement {
             origin: origin.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -156,6 +192,48 @@ impl Announcement {
         let off = self.source.find(&format!("\n{key}")).map_or(0, |i| i + 1);
         SourceLocation::from_offset(&self.origin, &self.source, off)
     }
+}
+
+/// Spans of the front matter values that must be URLs (read again beside [`FrontMatter`]).
+#[derive(Deserialize, Default)]
+struct UrlSpans {
+    link: Option<toml::Spanned<toml::Value>>,
+    image: Option<toml::Spanned<toml::Value>>,
+}
+
+/// `link` ends up in `href`s (email button, status page, feed): only an absolute http(s) URL
+/// is harmless there; `javascript:`, `data:` and relative links are not.
+pub fn check_link(link: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "`link` must be an absolute http or https URL ({why}): {link:?}"
+        ))
+    };
+    // The value goes into templates verbatim; browsers drop whitespace and controls inside
+    // URLs, which is how "java\tscript:" gets past a scheme check.
+    if link.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("it contains spaces or control characters");
+    }
+    match reqwest::Url::parse(link) {
+        Err(e) => refuse(&e.to_string()),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => refuse(&format!("{}: is not allowed", u.scheme())),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => refuse("it has no host"),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Read at most [`MAX_FILE_BYTES`]: a huge file is refused without being held in memory.
+fn read_bounded(shown: &str, r: impl std::io::Read) -> Result<Vec<u8>, AppError> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(r, MAX_FILE_BYTES as u64 + 1), &mut bytes)
+        .map_err(|e| AppError::invalid(format!("{shown}: cannot read announcement: {e}")))?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(AppError::invalid(format!(
+            "{shown}: the announcement is larger than {MAX_FILE_BYTES} bytes; its body may have at most \
+             {MAX_BODY_BYTES} (1 MiB): put long texts on a web page and link to it"
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -195,5 +273,40 @@ mod tests {
         assert!(err.starts_with("notice.md:1:1"), "{err}");
         let err = parse("+++\ntitle = \"x\"\n").unwrap_err().to_string();
         assert!(err.contains("not closed"), "{err}");
+    }
+
+    #[test]
+    fn links_must_be_absolute_http_urls_and_errors_point_at_the_value() {
+        for (link, why) in [
+            ("javascript:alert(document.cookie)", "javascript"),
+            ("JavaScript:alert(1)", "javascript"),
+            ("data:text/html;base64,PHNjcmlwdD4=", "data"),
+            ("status.html", "relative"),
+            ("/status", "relative"),
+            ("//evil.example/x", "relative"),
+            ("java\tscript:alert(1)", "control"),
+            ("https://", "host"),
+            ("mailto:a@example.de", "mailto"),
+        ] {
+            let src = format!("+++\ntitle = \"x\"\nlink   =   {}\n+++\nbody", toml::Value::from(link));
+            let err = parse(&src).unwrap_err().to_string();
+            assert!(err.starts_with("notice.md:3:12: "), "{why}: {err}");
+            assert!(err.contains("absolute http or https URL"), "{why}: {err}");
+        }
+        for ok in ["https://status.example.de", "http://status.example.de/a?b=c#d"] {
+            let a = parse(&format!("+++\ntitle = \"x\"\nlink = \"{ok}\"\n+++\n")).unwrap();
+            assert_eq!(a.meta.link.as_deref(), Some(ok));
+        }
+    }
+
+    #[test]
+    fn a_body_over_one_mib_is_refused_at_its_first_line() {
+        let body = "a".repeat(MAX_BODY_BYTES + 1);
+        let err = parse(&format!("+++\ntitle = \"x\"\n+++\n{body}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("notice.md:4:1: ") && err.contains("1 MiB"), "{err}");
+        let body = "a".repeat(MAX_BODY_BYTES);
+        assert!(parse(&format!("+++\ntitle = \"x\"\n+++\n{body}")).is_ok());
     }
 }

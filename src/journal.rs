@@ -141,6 +141,42 @@ pub struct DeliveryRow {
     pub updated_at: String,
 }
 
+/// Which deliveries [`Journal::each_delivery`] visits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    All,
+    /// Failed, undelivered, unknown (or left `sending`), and skipped because of bad input.
+    Problems,
+    /// Everything else.
+    NoProblems,
+}
+
+/// SQL for [`Which::Problems`].
+const PROBLEM: &str =
+    "(status IN ('failed', 'undelivered', 'unknown', 'sending') OR (status = 'skipped' AND problem = 1))";
+
+const DELIVERY_COLUMNS: &str = "id, channel, channel_type, recipient, name, data, status, problem, attempts, \
+                                provider_id, route, error, message_id, updated_at";
+
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        channel: r.get(1)?,
+        channel_type: r.get(2)?,
+        recipient: r.get(3)?,
+        name: r.get(4)?,
+        data: r.get(5)?,
+        status: Status::parse(&r.get::<_, String>(6)?),
+        problem: r.get(7)?,
+        attempts: r.get(8)?,
+        provider_id: r.get(9)?,
+        route: r.get(10)?,
+        error: r.get(11)?,
+        message_id: r.get(12)?,
+        updated_at: r.get(13)?,
+    })
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id           TEXT PRIMARY KEY,
@@ -390,32 +426,54 @@ impl Journal {
     }
 
     fn query_deliveries(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<DeliveryRow>> {
-        let q = format!(
-            "SELECT id, channel, channel_type, recipient, name, data, status, problem, attempts, provider_id, route, error,
-                    message_id, updated_at FROM deliveries {filter}"
-        );
+        let q = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries {filter}");
         let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
-        let rows = st
-            .query_map(p, |r| {
-                Ok(DeliveryRow {
-                    id: r.get(0)?,
-                    channel: r.get(1)?,
-                    channel_type: r.get(2)?,
-                    recipient: r.get(3)?,
-                    name: r.get(4)?,
-                    data: r.get(5)?,
-                    status: Status::parse(&r.get::<_, String>(6)?),
-                    problem: r.get(7)?,
-                    attempts: r.get(8)?,
-                    provider_id: r.get(9)?,
-                    route: r.get(10)?,
-                    error: r.get(11)?,
-                    message_id: r.get(12)?,
-                    updated_at: r.get(13)?,
-                })
-            })
-            .map_err(sql(&self.path))?;
+        let rows = st.query_map(p, delivery_row).map_err(sql(&self.path))?;
         rows.collect::<std::result::Result<_, _>>().map_err(sql(&self.path))
+    }
+
+    /// Visit a run's deliveries of `which` one at a time, in id order, without holding them
+    /// all: a report of a million deliveries stays in constant memory. Stops at the first
+    /// error `f` returns (the inner result); the outer one is the journal's.
+    pub fn each_delivery<E>(
+        &self,
+        run_id: &str,
+        which: Which,
+        mut f: impl FnMut(DeliveryRow) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let filter = match which {
+            Which::All => String::new(),
+            Which::Problems => format!("AND {PROBLEM}"),
+            Which::NoProblems => format!("AND NOT {PROBLEM}"),
+        };
+        let q = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ?1 {filter} ORDER BY id");
+        let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
+        let mut rows = st.query([run_id]).map_err(sql(&self.path))?;
+        while let Some(r) = rows.next().map_err(sql(&self.path))? {
+            if let Err(e) = f(delivery_row(r).map_err(sql(&self.path))?) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The longest channel, recipient, route and provider id of a run (in characters), so a
+    /// streamed table can align its columns without reading the rows first.
+    pub fn column_widths(&self, run_id: &str) -> Result<[usize; 4]> {
+        self.conn
+            .query_row(
+                "SELECT MAX(LENGTH(channel)), MAX(LENGTH(recipient)), MAX(LENGTH(COALESCE(route, ''))),
+                        MAX(LENGTH(COALESCE(provider_id, ''))) FROM deliveries WHERE run_id = ?1",
+                [run_id],
+                |r| {
+                    let w = |i: usize| {
+                        r.get::<_, Option<i64>>(i)
+                            .map(|n| usize::try_from(n.unwrap_or(0)).unwrap_or(0))
+                    };
+                    Ok([w(0)?, w(1)?, w(2)?, w(3)?])
+                },
+            )
+            .map_err(sql(&self.path))
     }
 
     /// How many deliveries of a run each channel has in each status, and the channels' types,
@@ -974,11 +1032,11 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn run(id: &str) -> RunRow {
+    pub(crate) fn run(id: &str) -> RunRow {
         RunRow {
             id: id.into(),
             digest: format!("sha256:{id}"),
@@ -994,7 +1052,7 @@ mod tests {
         }
     }
 
-    fn delivery(r: &str) -> NewDelivery {
+    pub(crate) fn delivery(r: &str) -> NewDelivery {
         NewDelivery {
             channel: "out".into(),
             channel_type: "outbox".into(),

@@ -45,6 +45,7 @@ pub mod dispatch;
 pub mod error;
 pub mod fsutil;
 pub mod journal;
+pub mod media;
 pub mod phone;
 pub mod plan;
 pub mod render;

@@ -109,6 +109,12 @@ pub fn select_channels<'c>(
         } else {
             by_name
         };
+        if matched.is_empty()
+            && explicit
+            && let Some(off) = config.channels.iter().find(|c| c.type_name() == name)
+        {
+            return Err(disabled_on_command_line(config, name, off));
+        }
         if matched.is_empty() {
             let known = config
                 .channels
@@ -127,6 +133,9 @@ pub fn select_channels<'c>(
             });
         }
         for c in matched {
+            if explicit && !c.settings.common.enabled {
+                return Err(disabled_on_command_line(config, name, c));
+            }
             if !explicit && !c.settings.common.enabled {
                 tracing::warn!(
                     "channel {} is listed in the announcement but disabled in the config",
@@ -140,6 +149,16 @@ pub fn select_channels<'c>(
         }
     }
     Ok(out)
+}
+
+/// `--channel NAME` of a channel with `enabled = false`: refused, pointing at the line that
+/// disables it, rather than silently connecting to a channel its owner switched off.
+fn disabled_on_command_line(config: &Config, asked: &str, c: &ChannelEntry) -> AppError {
+    let at = config.locate(&c.location, "enabled");
+    AppError::invalid(format!(
+        "--channel {asked}: channel {} is disabled in {}:{} (`enabled = false`); enable it there to use it",
+        c.name, at.file, at.line
+    ))
 }
 
 pub fn audience_path(config: &Config, ann: &Announcement, sel: &Selection) -> Option<PathBuf> {

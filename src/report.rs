@@ -1,12 +1,18 @@
 //! A run's delivery report, built from the journal, and its output formats: one formatter per
 //! format behind [`Format::write`] (table, JSON — exactly the contract's document —, CSV, HTML).
+//!
+//! Only the summary (counted by SQL) is held in memory; every format streams the deliveries
+//! from the journal as it writes them, so a run of a million deliveries is reported in
+//! constant memory.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use serde::{Deserialize, Serialize};
+use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
+use serde::{Deserialize, Serialize, Serializer};
 
-use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status};
+use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status, Which};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -58,6 +64,26 @@ pub struct DeliveryReport {
     pub route: Option<String>,
     pub error: Option<String>,
     pub updated_at: String,
+}
+
+impl DeliveryReport {
+    pub fn from_row(r: &DeliveryRow) -> DeliveryReport {
+        DeliveryReport {
+            channel: r.channel.clone(),
+            recipient: r.recipient.clone(),
+            // A report of a dead run shows a delivery left `sending` as unknown.
+            status: if r.status == Status::Sending {
+                Status::Unknown
+            } else {
+                r.status
+            },
+            attempts: r.attempts,
+            provider_id: r.provider_id.clone(),
+            route: r.route.clone(),
+            error: r.error.clone(),
+            updated_at: r.updated_at.clone(),
+        }
+    }
 }
 
 impl Totals {
@@ -144,23 +170,7 @@ impl Report {
             finished_at: run.finished_at.clone(),
             totals,
             channels,
-            deliveries: rows
-                .iter()
-                .map(|r| DeliveryReport {
-                    channel: r.channel.clone(),
-                    recipient: r.recipient.clone(),
-                    status: if r.status == Status::Sending {
-                        Status::Unknown
-                    } else {
-                        r.status
-                    },
-                    attempts: r.attempts,
-                    provider_id: r.provider_id.clone(),
-                    route: r.route.clone(),
-                    error: r.error.clone(),
-                    updated_at: r.updated_at.clone(),
-                })
-                .collect(),
+            deliveries: rows.iter().map(DeliveryReport::from_row).collect(),
         }
     }
 }
@@ -173,17 +183,83 @@ pub enum Format {
     Html,
 }
 
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A report to write: the summary from [`Report::load_summary`] (no `deliveries`), the number
+/// of deliveries skipped for bad input, and the journal its deliveries are streamed from.
+pub struct Source<'a> {
+    pub journal: &'a Journal,
+    pub report: &'a Report,
+    pub bad_skips: usize,
+}
+
+impl Source<'_> {
+    fn each(&self, which: Which, mut f: impl FnMut(DeliveryReport) -> io::Result<()>) -> Result<(), WriteError> {
+        self.journal
+            .each_delivery(&self.report.run_id, which, |row| f(DeliveryReport::from_row(&row)))??;
+        Ok(())
+    }
+
+    /// Failed, undelivered, unknown, and skipped for bad input: what the table lists first.
+    fn problems(&self) -> usize {
+        let t = &self.report.totals;
+        t.failed + t.undelivered + t.unknown + self.bad_skips
+    }
+}
+
 impl Format {
-    pub fn write(self, report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> io::Result<()> {
+    pub fn write(self, src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
         match self {
-            Format::Table => write_table(report, tz, out),
+            Format::Table => write_table(src, tz, out),
             Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, report)?;
-                writeln!(out)
+                serde_json::to_writer_pretty(&mut *out, &StreamedJson(src)).map_err(io::Error::from)?;
+                Ok(writeln!(out)?)
             }
-            Format::Csv => write_csv(report, out),
-            Format::Html => write_html(report, tz, out),
+            Format::Csv => write_csv(src, out),
+            Format::Html => write_html(src, tz, out),
         }
+    }
+}
+
+/// The contract's JSON document, its `deliveries` read from the journal while they are
+/// written. The fields are those of [`Report`], in its order (a test compares the two).
+struct StreamedJson<'a>(&'a Source<'a>);
+
+impl Serialize for StreamedJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0.report;
+        let mut m = s.serialize_struct("Report", 8)?;
+        m.serialize_field("run_id", &r.run_id)?;
+        m.serialize_field("dry_run", &r.dry_run)?;
+        m.serialize_field("announcement", &r.announcement)?;
+        m.serialize_field("started_at", &r.started_at)?;
+        m.serialize_field("finished_at", &r.finished_at)?;
+        m.serialize_field("totals", &r.totals)?;
+        m.serialize_field("channels", &r.channels)?;
+        m.serialize_field("deliveries", &StreamedDeliveries(self.0))?;
+        m.end()
+    }
+}
+
+struct StreamedDeliveries<'a>(&'a Source<'a>);
+
+impl Serialize for StreamedDeliveries<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        let src = self.0;
+        src.journal
+            .each_delivery(&src.report.run_id, Which::All, |row| {
+                seq.serialize_element(&DeliveryReport::from_row(&row))
+            })
+            .map_err(S::Error::custom)??;
+        seq.end()
     }
 }
 
@@ -249,7 +325,87 @@ pub fn summary_table(report: &Report) -> Table {
     t
 }
 
-fn write_table(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> io::Result<()> {
+/// The delivery columns of the table, aligned to widths the journal measured (capped, so one
+/// very long value does not push every row off the screen; the error comes last, unpadded).
+struct Columns {
+    widths: [usize; 4],
+}
+
+const MAX_WIDTH: usize = 48;
+const DELIVERY_HEADER: [&str; 7] = [
+    "channel",
+    "recipient",
+    "status",
+    "attempts",
+    "route",
+    "provider id",
+    "error",
+];
+
+impl Columns {
+    fn new(measured: [usize; 4]) -> Columns {
+        let names = [
+            DELIVERY_HEADER[0],
+            DELIVERY_HEADER[1],
+            DELIVERY_HEADER[4],
+            DELIVERY_HEADER[5],
+        ];
+        let mut widths = measured;
+        for (w, name) in widths.iter_mut().zip(names) {
+            *w = (*w).min(MAX_WIDTH).max(name.len());
+        }
+        Columns { widths }
+    }
+
+    fn line(&self, out: &mut dyn Write, cells: [&str; 7]) -> io::Result<()> {
+        let [c0, c1, c2, c3] = self.widths;
+        let line = format!(
+            "{:<c0$}  {:<c1$}  {:<11}  {:>8}  {:<c2$}  {:<c3$}  {}",
+            one_line(cells[0]),
+            one_line(cells[1]),
+            cells[2],
+            cells[3],
+            one_line(cells[4]),
+            one_line(cells[5]),
+            one_line(cells[6]),
+        );
+        writeln!(out, "{}", line.trim_end())
+    }
+
+    fn header(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.line(out, DELIVERY_HEADER)
+    }
+
+    fn row(&self, out: &mut dyn Write, d: &DeliveryReport) -> io::Result<()> {
+        self.line(
+            out,
+            [
+                &d.channel,
+                &d.recipient,
+                d.status.as_str(),
+                &d.attempts.to_string(),
+                d.route.as_deref().unwrap_or(""),
+                d.provider_id.as_deref().unwrap_or(""),
+                d.error.as_deref().unwrap_or(""),
+            ],
+        )
+    }
+}
+
+/// Line breaks and other control characters (from a provider's answer, a CSV cell) would break
+/// the table's rows or drive the terminal: shown as spaces.
+fn one_line(s: &str) -> Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        Cow::Owned(s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The summary, then the problem rows (failed, undelivered, unknown, skipped for bad input),
+/// then everything else.
+fn write_table(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
+    let report = src.report;
     writeln!(
         out,
         "Run {}{}",
@@ -270,31 +426,42 @@ fn write_table(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) ->
             ))
     )?;
     writeln!(out, "{}", summary_table(report))?;
-    let mut t = table();
-    t.set_header([
-        "channel",
-        "recipient",
-        "status",
-        "attempts",
-        "route",
-        "provider id",
-        "error",
-    ]);
-    for d in &report.deliveries {
-        t.add_row([
-            d.channel.clone(),
-            d.recipient.clone(),
-            d.status.as_str().to_string(),
-            d.attempts.to_string(),
-            d.route.clone().unwrap_or_default(),
-            d.provider_id.clone().unwrap_or_default(),
-            d.error.clone().unwrap_or_default(),
-        ]);
+    let cols = Columns::new(src.journal.column_widths(&report.run_id)?);
+    let problems = src.problems();
+    if problems == 0 {
+        writeln!(
+            out,
+            "\nNo problems: nothing failed, is unknown or was skipped for bad input."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "\nProblems ({problems}): failed, undelivered, unknown, and skipped for bad input"
+        )?;
+        cols.header(out)?;
+        src.each(Which::Problems, |d| cols.row(out, &d))?;
     }
-    writeln!(out, "{t}")
+    let rest = report.totals.planned.saturating_sub(problems);
+    if rest > 0 {
+        writeln!(out, "\nEverything else ({rest}):")?;
+        cols.header(out)?;
+        src.each(Which::NoProblems, |d| cols.row(out, &d))?;
+    }
+    Ok(())
 }
 
-fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+/// A cell as spreadsheets can open it safely: one starting with `=`, `+`, `-`, `@`, TAB or CR
+/// would be taken for a formula (OWASP "CSV injection"), so it gets a leading `'`. That also
+/// keeps E.164 numbers (`+49...`) text instead of turning them into numbers.
+pub fn csv_cell(s: &str) -> Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
         "run_id",
@@ -306,28 +473,34 @@ fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         "route",
         "error",
         "updated_at",
-    ])?;
-    for d in &report.deliveries {
-        w.write_record([
-            report.run_id.as_str(),
+    ])
+    .map_err(io::Error::from)?;
+    let run_id = csv_cell(&src.report.run_id);
+    src.each(Which::All, |d| {
+        let attempts = d.attempts.to_string();
+        let cells = [
+            run_id.as_ref(),
             &d.channel,
             &d.recipient,
             d.status.as_str(),
-            &d.attempts.to_string(),
+            &attempts,
             d.provider_id.as_deref().unwrap_or(""),
             d.route.as_deref().unwrap_or(""),
             d.error.as_deref().unwrap_or(""),
             &d.updated_at,
-        ])?;
-    }
-    w.flush()
+        ];
+        w.write_record(cells.map(csv_cell).iter().map(|c| c.as_bytes()))
+            .map_err(io::Error::from)
+    })?;
+    Ok(w.flush()?)
 }
 
 fn esc(s: &str) -> String {
     handlebars::html_escape(s)
 }
 
-fn write_html(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> io::Result<()> {
+fn write_html(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
+    let report = src.report;
     let title = esc(&report.announcement.title);
     write!(
         out,
@@ -367,23 +540,151 @@ fn write_html(report: &Report, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> 
             c.counts.unknown
         )?;
     }
-    writeln!(
-        out,
-        "</tbody></table>\n<table><thead><tr><th>channel</th><th>recipient</th><th>status</th><th>attempts</th><th>route</th><th>provider id</th><th>error</th><th>updated</th></tr></thead><tbody>"
-    )?;
-    for d in &report.deliveries {
+    writeln!(out, "</tbody></table>")?;
+    let problems = src.problems();
+    let sections = [
+        (
+            Which::Problems,
+            problems,
+            "Problems: failed, undelivered, unknown, skipped for bad input",
+        ),
+        (
+            Which::NoProblems,
+            report.totals.planned.saturating_sub(problems),
+            "Everything else",
+        ),
+    ];
+    for (which, n, heading) in sections {
+        if n == 0 {
+            continue;
+        }
         writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td class=\"{s}\">{s}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&d.channel),
-            esc(&d.recipient),
-            d.attempts,
-            esc(d.route.as_deref().unwrap_or("")),
-            esc(d.provider_id.as_deref().unwrap_or("")),
-            esc(d.error.as_deref().unwrap_or("")),
-            esc(&local_time(&d.updated_at, tz)),
-            s = d.status.as_str(),
+            "<h2>{heading} ({n})</h2>\n<table><thead><tr><th>channel</th><th>recipient</th><th>status</th><th>attempts</th><th>route</th><th>provider id</th><th>error</th><th>updated</th></tr></thead><tbody>"
         )?;
+        src.each(which, |d| {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"{s}\">{s}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.channel),
+                esc(&d.recipient),
+                d.attempts,
+                esc(d.route.as_deref().unwrap_or("")),
+                esc(d.provider_id.as_deref().unwrap_or("")),
+                esc(d.error.as_deref().unwrap_or("")),
+                esc(&local_time(&d.updated_at, tz)),
+                s = d.status.as_str(),
+            )
+        })?;
+        writeln!(out, "</tbody></table>")?;
     }
-    writeln!(out, "</tbody></table>\n</body></html>")
+    Ok(writeln!(out, "</body></html>")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::tests::{delivery, run};
+
+    /// A journal holding run r1 with these (recipient, status, bad input, error) deliveries.
+    fn journal(rows: &[(&str, Status, bool, Option<&str>)]) -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let ds: Vec<_> = rows
+            .iter()
+            .map(|(r, status, problem, error)| crate::journal::NewDelivery {
+                status: *status,
+                problem: *problem,
+                error: error.map(str::to_string),
+                ..delivery(r)
+            })
+            .collect();
+        j.create_run(&run("r1"), &ds).unwrap();
+        (dir, j)
+    }
+
+    fn written(j: &Journal, format: Format) -> String {
+        let (report, bad_skips) = Report::load_summary(j, "r1").unwrap().unwrap();
+        let src = Source {
+            journal: j,
+            report: &report,
+            bad_skips,
+        };
+        let mut out = Vec::new();
+        format.write(&src, &jiff::tz::TimeZone::UTC, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    const MIXED: &[(&str, Status, bool, Option<&str>)] = &[
+        ("a@example.de", Status::Sent, false, None),
+        ("b@example.de", Status::Failed, false, Some("550 5.1.1 no such user")),
+        ("c@example.de", Status::Sent, false, None),
+        ("line 7", Status::Skipped, true, Some("invalid email address")),
+        ("e@example.de", Status::Skipped, false, Some("opted out")),
+        ("f@example.de", Status::Sending, false, None),
+        ("g@example.de", Status::Pending, false, None),
+    ];
+
+    #[test]
+    fn the_table_lists_problem_rows_before_everything_else() {
+        let (_d, j) = journal(MIXED);
+        let out = written(&j, Format::Table);
+        let at = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("no {needle:?} in\n{out}"));
+        let (problems, rest) = (at("Problems (3)"), at("Everything else (4)"));
+        for p in ["b@example.de", "line 7", "f@example.de"] {
+            assert!(problems < at(p) && at(p) < rest, "{p} is a problem row:\n{out}");
+        }
+        for r in ["a@example.de", "c@example.de", "e@example.de", "g@example.de"] {
+            assert!(at(r) > rest, "{r} comes after the problems:\n{out}");
+        }
+        // In id order within each part; a dead run's `sending` shows as unknown.
+        assert!(at("b@example.de") < at("line 7") && at("a@example.de") < at("c@example.de"));
+        let f_line = out.lines().find(|l| l.contains("f@example.de")).unwrap();
+        assert!(f_line.contains("unknown"), "{f_line}");
+
+        let (_d, j) = journal(&MIXED[..1]);
+        assert!(written(&j, Format::Table).contains("No problems"));
+    }
+
+    #[test]
+    fn streamed_json_is_the_contract_document() {
+        let (_d, j) = journal(MIXED);
+        let run = j.run("r1").unwrap().unwrap();
+        let in_memory = Report::from_rows(&run, &j.deliveries("r1").unwrap());
+        let expected = format!("{}\n", serde_json::to_string_pretty(&in_memory).unwrap());
+        assert_eq!(written(&j, Format::Json), expected);
+        let (_d, j) = journal(&[]);
+        let v: serde_json::Value = serde_json::from_str(&written(&j, Format::Json)).unwrap();
+        assert_eq!(v["deliveries"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn csv_cells_that_start_a_formula_get_a_quote() {
+        let (_d, j) = journal(&[
+            ("=cmd|'/Ccalc'!A0@example.de", Status::Sent, false, None),
+            ("+1+2@example.de", Status::Sent, false, None),
+            ("+4915112345678", Status::Sent, false, None),
+            ("@SUM(A1)@example.de", Status::Failed, false, Some("-ERR relay denied")),
+            ("\tx@example.de", Status::Failed, false, Some("\r=1+1")),
+            ("anna@example.de", Status::Failed, false, Some("550 no such user")),
+        ]);
+        let out = written(&j, Format::Csv);
+        let mut r = csv::Reader::from_reader(out.as_bytes());
+        let headers = r.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (recipient, error) = (col("recipient"), col("error"));
+        let cells: Vec<(&str, &str)> = rows.iter().map(|x| (&x[recipient], &x[error])).collect();
+        assert_eq!(
+            cells,
+            [
+                ("'=cmd|'/Ccalc'!A0@example.de", ""),
+                ("'+1+2@example.de", ""),
+                ("'+4915112345678", ""),
+                ("'@SUM(A1)@example.de", "'-ERR relay denied"),
+                ("'\tx@example.de", "'\r=1+1"),
+                ("anna@example.de", "550 no such user"),
+            ]
+        );
+    }
 }

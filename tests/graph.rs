@@ -775,3 +775,74 @@ async fn a_wrong_token_is_rejected_by_the_fake_with_the_190_envelope() {
     assert!(d["error"].as_str().unwrap().contains("Graph error 190"), "{d}");
     assert!(!r.stdout().contains("not-a-valid-token") && !r.stderr().contains("not-a-valid-token"));
 }
+
+/// A Facebook post whose `image` is `image`: refused while planning with `expect` in the
+/// message, exit 2, and not one request reaches Graph.
+async fn image_refused(w: &Arc<Workspace>, fake: &GraphFake, image: &str, expect: &str) {
+    notice(
+        w,
+        &format!("channels = [\"facebook\"]\nimage = {}", toml_str(image)),
+        BODY,
+    );
+    let r = run(w, SEND).await;
+    r.code(2).stderr_has(expect).stderr_has("nothing was sent");
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+    assert!(!w.path(".announce/journal.sqlite3").exists());
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_images_outside_the_announcement_and_working_folders_are_never_uploaded() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = elsewhere.path().join("photo.jpg");
+    std::fs::write(&outside, JPEG).unwrap();
+    let outside = outside.display().to_string();
+    image_refused(
+        &w,
+        &fake,
+        &outside,
+        "outside the announcement's folder and the working folder",
+    )
+    .await;
+    image_refused(&w, &fake, "/etc/passwd", "outside the announcement's folder").await;
+    // A symlink inside the folder that points out of it is judged by its target.
+    std::fs::create_dir_all(w.path("notices")).unwrap();
+    std::os::unix::fs::symlink(&outside, w.path("notices/link.jpg")).unwrap();
+    image_refused(&w, &fake, "link.jpg", "outside the announcement's folder").await;
+    // The same file inside the working folder is fine: the rule is about where, not what.
+    std::fs::write(w.path("photo.jpg"), JPEG).unwrap();
+    notice(&w, "channels = [\"facebook\"]\nimage = \"../photo.jpg\"", BODY);
+    run(&w, SEND).await.code(0);
+    assert_eq!(endpoints(&fake.requests()), [Endpoint::Photos]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_is_not_an_image_or_too_big_is_refused_by_its_content() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    w.write("customers.jpg", "name,email\nAnna,anna@example.de\n");
+    image_refused(&w, &fake, "../customers.jpg", "is not a JPEG, PNG, GIF or WebP file").await;
+    w.write("notices/journal.png", "SQLite format 3\0rest of the journal");
+    image_refused(&w, &fake, "journal.png", "is not a JPEG, PNG, GIF or WebP file").await;
+    let mut big = JPEG.to_vec();
+    big.resize((4 << 20) + 1, 0);
+    std::fs::write(w.path("notices/big.jpg"), &big).unwrap();
+    image_refused(&w, &fake, "big.jpg", "Facebook takes images of at most 4 MB").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instagram_takes_only_jpeg_local_images() {
+    let fake = GraphFake::start().await;
+    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
+    std::fs::create_dir_all(w.path("notices")).unwrap();
+    std::fs::write(w.path("notices/logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    notice(&w, "channels = [\"instagram\"]\nimage = \"logo.png\"", BODY);
+    let r = run(&w, SEND).await;
+    r.code(2).stderr_has("is a PNG file; Instagram takes only JPEG");
+    assert!(fake.requests().is_empty());
+}

@@ -6,7 +6,7 @@
 //! CI runs small sizes; the full ones are
 //!
 //! ```text
-//! LIMITS_AUDIENCE_MB=200 LIMITS_BODY_MB=10 cargo test --release --test limits -- --nocapture
+//! LIMITS_AUDIENCE_MB=200 cargo test --release --test limits -- --nocapture
 //! ```
 
 #[path = "support/smtp.rs"]
@@ -128,14 +128,15 @@ fn a_huge_audience_is_planned_with_bounded_memory() {
     );
 }
 
-/// A 10 MB body (CI: 1 MB; `LIMITS_BODY_MB=10`) goes out whole, as HTML and text.
+/// A body just under the 1 MiB limit (a larger one is refused: tests/input_safety.rs) goes out
+/// whole, as HTML and text.
 #[test]
 fn a_huge_body_is_sent_whole() {
-    let mb = env_num("LIMITS_BODY_MB", 1);
+    let mb = 1;
     let w = workspace(b"name,email\nAnna,anna@example.de\n");
     let para = "Liebe Kundinnen und Kunden, **alle Termine** finden statt. Fragen: 030 1234567. \
                 [Status](https://status.example.de)\n\n";
-    let body = para.repeat((mb as usize * 1024 * 1024) / para.len() + 1);
+    let body = para.repeat((announce::announcement::MAX_BODY_BYTES - 100) / para.len());
     w.write(
         "notices/n.md",
         &format!("+++\ntitle = \"Langer Text\"\nsummary = \"kurz\"\n+++\n{body}LETZTE-ZEILE\n"),

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::fsutil;
 use crate::journal::{Journal, Status};
-use crate::report::{Report, local_time};
+use crate::report::{Format, Report, Source, WriteError, local_time};
 
 fn journal(config: &Config) -> Result<Journal, AppError> {
     Journal::open_existing(&config.state_dir)?
@@ -17,31 +17,43 @@ fn journal(config: &Config) -> Result<Journal, AppError> {
 
 pub fn report(config: &Config, args: &ReportArgs) -> Result<Exit, AppError> {
     let journal = journal(config)?;
-    let (report, _) = Report::load(&journal, &args.run_id)?
+    let run = journal
+        .run(&args.run_id)?
         .ok_or_else(|| AppError::invalid(format!("no run {:?} in {}", args.run_id, journal.path().display())))?;
-    let report = if args.refresh {
-        refresh(config, &journal, &report.run_id)?;
-        Report::load(&journal, &report.run_id)?
-            .map(|(r, _)| r)
-            .unwrap_or(report)
-    } else {
-        report
+    if args.refresh {
+        refresh(config, &journal, &run.id)?;
+    }
+    let (report, bad_skips) =
+        Report::load_summary(&journal, &run.id)?.ok_or_else(|| AppError::runtime("run vanished from the journal"))?;
+    let src = Source {
+        journal: &journal,
+        report: &report,
+        bad_skips,
     };
-    let tz = config.timezone();
-    let written = match &args.output {
+    match &args.output {
         Some(path) => {
-            let mut f =
+            let f =
                 fsutil::create_private_file(path).map_err(|e| AppError::runtime(format!("{}: {e}", path.display())))?;
-            args.format.write(&report, &tz, &mut f).and_then(|()| f.flush())
+            print(args.format, &src, config, f)?;
         }
-        None => args.format.write(&report, &tz, &mut std::io::stdout().lock()),
-    };
-    match written {
-        // `announce report | head` is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => other.map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?,
+        None => print(args.format, &src, config, std::io::stdout().lock())?,
     }
     Ok(Exit::Ok)
+}
+
+/// Write a report (deliveries streamed from the journal) to `out`, buffered. A reader that
+/// goes away (`announce report | head`) is not an error.
+pub fn print(format: Format, src: &Source<'_>, config: &Config, out: impl Write) -> Result<(), AppError> {
+    let mut out = std::io::BufWriter::new(out);
+    let written = format
+        .write(src, &config.timezone(), &mut out)
+        .and_then(|()| Ok(out.flush()?));
+    match written {
+        Err(WriteError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(WriteError::Io(e)) => Err(AppError::runtime(format!("cannot write the report: {e}"))),
+        Err(WriteError::Journal(e)) => Err(e.into()),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Ask each channel that can tell for the final status of its `sent` deliveries.
@@ -97,8 +109,7 @@ pub fn runs(config: &Config) -> Result<Exit, AppError> {
         "run", "started", "title", "planned", "sent", "failed", "skipped", "pending", "unknown", "state",
     ]);
     for run in journal.runs()? {
-        let rows = journal.deliveries(&run.id)?;
-        let r = Report::from_rows(&run, &rows);
+        let (r, _) = Report::load_summary(&journal, &run.id)?.unwrap_or_else(|| (Report::from_rows(&run, &[]), 0));
         let state = if run.dry_run {
             "dry run"
         } else if run.finished_at.is_some() {

@@ -16,7 +16,7 @@ use crate::error::{AppError, Exit};
 use crate::journal::{Journal, Status};
 use crate::plan::{Plan, PlannedChannel, Planner, Selection};
 use crate::render::{BaseContext, Templates};
-use crate::report::{Format, Report, summary_table};
+use crate::report::{Format, Report, Source, summary_table};
 
 use super::{confirm, runtime};
 
@@ -324,20 +324,16 @@ fn sms_totals(c: &PlannedChannel) -> Option<String> {
 /// Print the summary (or the JSON report) and choose the exit status.
 fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Result<Exit, AppError> {
     let vanished = || AppError::runtime("run vanished from the journal");
-    // Only the JSON report lists every delivery; the summary is counted by SQL.
-    let (report, bad_skips) = if json {
-        let (report, rows) = Report::load(journal, run_id)?.ok_or_else(vanished)?;
-        let mut out = std::io::stdout().lock();
-        match Format::Json.write(&report, &config.timezone(), &mut out) {
-            // `send --json | head` is not an error: the report stays in the journal.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            other => other.map_err(|e| AppError::runtime(format!("cannot write the report: {e}")))?,
-        }
-        let bad_skips = rows.iter().filter(|r| r.status == Status::Skipped && r.problem).count();
-        (report, bad_skips)
-    } else {
-        Report::load_summary(journal, run_id)?.ok_or_else(vanished)?
-    };
+    // The summary is counted by SQL; the JSON report streams the deliveries from the journal.
+    let (report, bad_skips) = Report::load_summary(journal, run_id)?.ok_or_else(vanished)?;
+    if json {
+        let src = Source {
+            journal,
+            report: &report,
+            bad_skips,
+        };
+        super::report::print(Format::Json, &src, config, std::io::stdout().lock())?;
+    }
     eprintln!("{}", summary_table(&report));
     eprintln!("Run {run_id}. Details: announce report {run_id}");
     let t = &report.totals;

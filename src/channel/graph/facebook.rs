@@ -161,7 +161,7 @@ impl Channel for Facebook {
                 "the Facebook post has {chars} characters; Facebook allows {MAX_MESSAGE}"
             ));
         }
-        match image_of(ctx)? {
+        match image_of(ctx, &[&crate::media::FACEBOOK_PHOTO])? {
             Some(Image::Url(u)) => {
                 stats.push(Stat::new("post type", "photo (from the image URL)"));
                 stats.push(Stat::new(IMAGE_STAT, u));

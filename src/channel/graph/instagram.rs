@@ -27,13 +27,12 @@ use super::facebook::{PageHost, prefix};
 use super::{ALT_STAT, IMAGE_STAT, Image, image_of, stat_value};
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::{Common, InstagramConfig};
+use crate::media;
 use crate::render::{Context, Templates};
 
 pub const MAX_CAPTION: usize = 2200;
 pub const MAX_HASHTAGS: usize = 30;
 pub const MAX_MENTIONS: usize = 20;
-/// Instagram takes JPEG images up to 8 MiB.
-pub const MAX_IMAGE_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_POLL_GAP: Duration = Duration::from_secs(60);
 
 pub struct Instagram {
@@ -310,7 +309,8 @@ impl Channel for Instagram {
                 self.template
             ));
         }
-        match image_of(ctx)? {
+        // A local file is uploaded to the Facebook Page first: both platforms' rules apply.
+        match image_of(ctx, &[&media::INSTAGRAM_IMAGE, &media::FACEBOOK_PHOTO])? {
             Some(Image::Url(u)) => stats.push(Stat::new(IMAGE_STAT, u)),
             Some(Image::File(p)) => {
                 let shown = p.display().to_string();
@@ -318,21 +318,6 @@ impl Channel for Instagram {
                     None => return Err(needs_public_url(&shown)),
                     Some(Err(e)) => return Err(format!("{}; {e}", needs_public_url(&shown))),
                     Some(Ok(h)) => {
-                        let meta = std::fs::metadata(&p).map_err(|e| format!("image {shown}: {e}"))?;
-                        if meta.len() > MAX_IMAGE_BYTES {
-                            return Err(format!(
-                                "image {shown} has {} bytes; Instagram takes at most 8 MiB",
-                                meta.len()
-                            ));
-                        }
-                        let mut head = [0u8; 3];
-                        let is_jpeg = std::fs::File::open(&p)
-                            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-                            .is_ok()
-                            && head == [0xFF, 0xD8, 0xFF];
-                        if !is_jpeg {
-                            return Err(format!("image {shown} is not a JPEG file; Instagram only takes JPEG"));
-                        }
                         stats.push(Stat::new(
                             "image hosting",
                             format!("uploaded unpublished to the Page of facebook channel `{}`", h.channel),

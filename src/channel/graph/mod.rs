@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::channel::{Channel, DeliveryError, Rendered};
 use crate::config::{ChannelKind, Common, Config, FacebookConfig, InstagramConfig};
+use crate::media::{self, ImageRule};
 use crate::render::Context;
 
 use client::FilePart;
@@ -100,8 +101,9 @@ pub fn stat_value<'m>(m: &'m Rendered, label: &str) -> Option<&'m str> {
     m.stats.iter().find(|s| s.label == label).map(|s| s.value.as_str())
 }
 
-/// Resolve the context's `image`: an https URL, or a readable file relative to the announcement.
-pub fn image_of(ctx: &Context) -> Result<Option<Image>, String> {
+/// Resolve the context's `image`: an https URL, or a local file that passes [`media`]'s
+/// confinement and each of `rules` (the platforms it will be uploaded to).
+pub fn image_of(ctx: &Context, rules: &[&ImageRule]) -> Result<Option<Image>, String> {
     let Some(s) = ctx.data()["image"].as_str().map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -116,24 +118,36 @@ pub fn image_of(ctx: &Context) -> Result<Option<Image>, String> {
         return Err(format!("image {s:?}: use an https URL or a local file"));
     }
     let dir = ctx.data()["announcement_dir"].as_str().unwrap_or(".");
-    let path = Path::new(dir).join(s);
-    let meta = std::fs::metadata(&path).map_err(|e| format!("image {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("image {} is not a file", path.display()));
-    }
-    if meta.len() == 0 {
-        return Err(format!("image {} is empty", path.display()));
-    }
-    // Absolute, so that a later `resume` from another folder still finds it.
-    Ok(Some(Image::File(std::fs::canonicalize(&path).unwrap_or(path))))
+    // Canonical, so that a later `resume` from another folder still finds it.
+    Ok(Some(Image::File(media::local_image(s, Path::new(dir), rules)?.path)))
 }
 
-/// Read a local image for a multipart upload (`source`).
+/// Read a local image for a multipart upload (`source`) to the Facebook Page — for Facebook
+/// posts and for hosting Instagram's. Checked again: the file may have changed since planning.
 pub async fn read_image(path: &Path) -> Result<FilePart, DeliveryError> {
-    let bytes = tokio::fs::read(path)
+    use tokio::io::AsyncReadExt;
+    let refuse = |e: String| DeliveryError::permanent(e);
+    let shown = path.display().to_string();
+    // Planning stored the canonical path: anything else means a symlink was put in its place.
+    let now = tokio::fs::canonicalize(path)
         .await
-        .map_err(|e| DeliveryError::permanent(format!("cannot read image {}: {e}", path.display())))?;
-    let mime = sniff_mime(&bytes);
+        .map_err(|e| refuse(format!("cannot read image {shown}: {e}")))?;
+    if now != path {
+        return Err(refuse(format!(
+            "image {shown} was replaced by a link to {} since planning",
+            now.display()
+        )));
+    }
+    let rule = &media::FACEBOOK_PHOTO;
+    let mut bytes = Vec::new();
+    tokio::fs::File::open(path)
+        .await
+        .map_err(|e| refuse(format!("cannot read image {shown}: {e}")))?
+        .take(rule.max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| refuse(format!("cannot read image {shown}: {e}")))?;
+    let kind = media::check_content(&shown, &bytes, bytes.len() as u64, rule).map_err(refuse)?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -141,21 +155,9 @@ pub async fn read_image(path: &Path) -> Result<FilePart, DeliveryError> {
     Ok(FilePart {
         field: "source",
         file_name,
-        mime,
+        mime: kind.mime(),
         bytes,
     })
-}
-
-fn sniff_mime(b: &[u8]) -> &'static str {
-    match b {
-        [0xFF, 0xD8, 0xFF, ..] => "image/jpeg",
-        [0x89, b'P', b'N', b'G', ..] => "image/png",
-        [b'G', b'I', b'F', b'8', ..] => "image/gif",
-        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "image/webp",
-        [b'B', b'M', ..] => "image/bmp",
-        [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => "image/tiff",
-        _ => "application/octet-stream",
-    }
 }
 
 #[cfg(test)]
@@ -172,29 +174,29 @@ mod tests {
 
     #[test]
     fn images_are_https_urls_or_files_next_to_the_announcement() {
+        let fb = &[&media::FACEBOOK_PHOTO];
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("pics")).unwrap();
         std::fs::write(dir.path().join("pics/a.jpg"), [0xFF, 0xD8, 0xFF, 0xE0]).unwrap();
         assert_eq!(
-            image_of(&ctx("https://cdn.example/a.jpg", dir.path())).unwrap(),
+            image_of(&ctx("https://cdn.example/a.jpg", dir.path()), fb).unwrap(),
             Some(Image::Url("https://cdn.example/a.jpg".into()))
         );
-        match image_of(&ctx("pics/a.jpg", dir.path())).unwrap() {
+        match image_of(&ctx("pics/a.jpg", dir.path()), fb).unwrap() {
             Some(Image::File(p)) => assert!(p.is_absolute() && p.ends_with("pics/a.jpg")),
             other => panic!("{other:?}"),
         }
         assert!(
-            image_of(&ctx("pics/missing.jpg", dir.path()))
+            image_of(&ctx("pics/missing.jpg", dir.path()), fb)
                 .unwrap_err()
                 .contains("missing.jpg")
         );
-        assert!(image_of(&ctx("ftp://x/a.jpg", dir.path())).is_err());
+        assert!(image_of(&ctx("ftp://x/a.jpg", dir.path()), fb).is_err());
         assert!(
-            image_of(&ctx("bild-ä€ö.jpg", dir.path()))
+            image_of(&ctx("bild-ä€ö.jpg", dir.path()), fb)
                 .unwrap_err()
                 .contains("bild-ä€ö.jpg")
         );
-        assert_eq!(image_of(&Context::new(json!({}), "1")).unwrap(), None);
-        assert_eq!(sniff_mime(&[0xFF, 0xD8, 0xFF, 0xE0]), "image/jpeg");
+        assert_eq!(image_of(&Context::new(json!({}), "1"), fb).unwrap(), None);
     }
 }
