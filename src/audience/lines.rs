@@ -239,3 +239,52 @@ impl<R: BufRead> Read for Utf16<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Endless `x` without a line break, counting what was read from it.
+    struct Endless<'a>(&'a std::sync::atomic::AtomicUsize);
+
+    impl Read for Endless<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            out.fill(b'x');
+            self.0.fetch_add(out.len(), std::sync::atomic::Ordering::Relaxed);
+            Ok(out.len())
+        }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_before_more_of_it_is_read() {
+        let read = std::sync::atomic::AtomicUsize::new(0);
+        let mut lines = Lines::new(Endless(&read), None).unwrap();
+        assert!(matches!(lines.next(1 << 20), Err(LineError::TooLong { line: 1 })));
+        assert!(lines.raw.capacity() <= 2 << 20, "{} bytes kept", lines.raw.capacity());
+        drop(lines);
+        let read = read.into_inner();
+        assert!(read <= (1 << 20) + 2 * CHUNK, "{read} bytes read");
+    }
+
+    #[test]
+    fn line_ends_and_numbers() {
+        let data = b"a\r\nb\rc\n\nd";
+        let want = [
+            (1, "a", End::CrLf),
+            (2, "b", End::Cr),
+            (3, "c", End::Lf),
+            (4, "", End::Lf),
+            (5, "d", End::Eof),
+        ]
+        .map(|(n, t, e)| (n, t.to_string(), e));
+        // Reads of one byte split every CRLF.
+        for n in [1, 2, 100] {
+            let mut lines = Lines::new(super::super::tests::Trickle { data, n }, None).unwrap();
+            let mut got = Vec::new();
+            while let Some(end) = lines.next(100).unwrap() {
+                got.push((lines.number, String::from_utf8(lines.text().to_vec()).unwrap(), end));
+            }
+            assert_eq!(got, want, "{n}-byte reads");
+        }
+    }
+}

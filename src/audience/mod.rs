@@ -796,9 +796,9 @@ mod tests {
     use super::*;
 
     /// A reader that hands out at most `n` bytes per call, to put chunk boundaries everywhere.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        n: usize,
+    pub(super) struct Trickle<'a> {
+        pub data: &'a [u8],
+        pub n: usize,
     }
 
     impl std::io::Read for Trickle<'_> {
