@@ -129,7 +129,7 @@ impl<'a> Reader<'a> {
                     continue;
                 }
             }
-            size += text.len() + 1;
+            size += text.len();
             if size > MAX_HEADER {
                 return Err(AudienceError::HeaderTooLong {
                     path: path.to_path_buf(),
@@ -260,7 +260,8 @@ impl<'a> Reader<'a> {
                 }
                 None => *first.insert(number),
             };
-            size += text.len() + end.bytes().len();
+            // Line ends do not count: a line of `limit` bytes is a row of `limit` bytes.
+            size += text.len();
             if size > limit {
                 return Err(if header {
                     AudienceError::HeaderTooLong {
@@ -564,6 +565,28 @@ impl HeadScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(data: &[u8]) -> Result<super::super::Audience, AudienceError> {
+        super::super::parse(Path::new("c.csv"), data, &AudienceOptions::default())
+    }
+
+    #[test]
+    fn limits_are_exact() {
+        // A row of exactly MAX_LINE bytes (CRLF not counted) is read; one more byte is not.
+        let row = |len: usize| format!("{},a@example.de\r\n", "n".repeat(len - ",a@example.de".len()));
+        let a = parse(format!("name,email\r\n{}", row(MAX_LINE)).as_bytes()).unwrap();
+        assert_eq!(a.recipients.len(), 1);
+        let e = parse(format!("name,email\r\n{}", row(MAX_LINE + 1)).as_bytes()).unwrap_err();
+        assert!(matches!(e, AudienceError::LineTooLong { line: 2, .. }), "{e}");
+        let header = |len: usize| format!("email,{}\n", "h".repeat(len - "email,".len()));
+        assert!(parse(header(MAX_HEADER).as_bytes()).is_ok());
+        let e = parse(header(MAX_HEADER + 1).as_bytes()).unwrap_err();
+        assert!(matches!(e, AudienceError::HeaderTooLong { line: 1, .. }), "{e}");
+        // A quoted cell over many short lines is bounded as a whole, named by its first line.
+        let cell = "short line\n".repeat(MAX_LINE / 10);
+        let e = parse(format!("name,email\nAda,a@example.de\n\"{cell}\",b@example.de\n").as_bytes()).unwrap_err();
+        assert!(matches!(e, AudienceError::QuoteTooLong { line: 3, .. }), "{e}");
+    }
 
     #[test]
     fn quotes_are_followed_like_csv_core() {
