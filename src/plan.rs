@@ -91,10 +91,12 @@ impl AudienceSummary {
 /// "read as Windows-1252", when the file (or some lines of it) was not UTF-8; "read as UTF-16".
 pub fn decoding_note(d: &Decoding) -> Option<String> {
     if d.utf16 {
-        return Some("read as UTF-16 (byte-order mark)".to_string());
+        return Some("read as UTF-16".to_string());
     }
     let first = d.first_windows_1252_line?;
-    Some(if d.utf8_lines == 0 {
+    Some(if d.windows_1252_configured {
+        "read as Windows-1252 ([audience] encoding)".to_string()
+    } else if d.utf8_lines == 0 {
         "read as Windows-1252 (not UTF-8)".to_string()
     } else {
         format!(
@@ -995,6 +997,38 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plan_says_how_the_audience_was_decoded() {
+        let note = |d: Decoding| decoding_note(&d);
+        assert_eq!(note(Decoding::default()), None);
+        let latin = Decoding {
+            windows_1252_lines: 3,
+            first_windows_1252_line: Some(2),
+            ..Decoding::default()
+        };
+        assert_eq!(note(latin).as_deref(), Some("read as Windows-1252 (not UTF-8)"));
+        assert_eq!(
+            note(Decoding { utf8_lines: 5, ..latin }).as_deref(),
+            Some("3 line(s) that are not valid UTF-8 read as Windows-1252, the first is line 2")
+        );
+        assert_eq!(
+            note(Decoding {
+                windows_1252_configured: true,
+                ..latin
+            })
+            .as_deref(),
+            Some("read as Windows-1252 ([audience] encoding)")
+        );
+        assert_eq!(
+            note(Decoding {
+                utf16: true,
+                ..Decoding::default()
+            })
+            .as_deref(),
+            Some("read as UTF-16")
+        );
+    }
 
     /// `Seen` answers exactly like a set of dedupe keys, through growth, case variants of
     /// emails, and tag matches that must be confirmed against what was stored.

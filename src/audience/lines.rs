@@ -66,8 +66,11 @@ pub struct Decoding {
     pub windows_1252_lines: u64,
     /// The first of them.
     pub first_windows_1252_line: Option<u64>,
-    /// Lines with characters beyond ASCII that were valid UTF-8.
+    /// Lines with characters beyond ASCII that were valid UTF-8 (not counted when every line
+    /// is read as Windows-1252).
     pub utf8_lines: u64,
+    /// `encoding = "windows-1252"`: every line was read so, UTF-8 or not.
+    pub windows_1252_configured: bool,
 }
 
 pub(super) struct Lines<'a> {
@@ -103,7 +106,10 @@ impl<'a> Lines<'a> {
             (None, Some(Encoding::Windows1252)) => Ok(Mode::Windows1252),
             (None, None) => Ok(Mode::Auto),
         };
-        let mut decoding = Decoding::default();
+        let mut decoding = Decoding {
+            windows_1252_configured: how == Ok(Mode::Windows1252),
+            ..Decoding::default()
+        };
         let (src, mode): (Box<dyn BufRead + Send + 'a>, Mode) = match how {
             Ok(mode) => (Box::new(std::io::BufReader::with_capacity(CHUNK, rest)), mode),
             Err(enc) => {

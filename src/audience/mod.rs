@@ -1326,7 +1326,8 @@ mod tests {
                 utf16: false,
                 windows_1252_lines: 2,
                 first_windows_1252_line: Some(2),
-                utf8_lines: 1
+                utf8_lines: 1,
+                windows_1252_configured: false
             }
         );
         // Configured: every line, UTF-8 or not.
@@ -1337,6 +1338,7 @@ mod tests {
         let a = parse(Path::new("c.csv"), data, &latin).unwrap();
         assert_eq!(a.recipients[1].name, "JÃ¼rgen");
         assert_eq!(a.decoding.windows_1252_lines, 3);
+        assert!(a.decoding.windows_1252_configured);
     }
 
     #[test]
