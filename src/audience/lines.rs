@@ -236,9 +236,10 @@ impl<R: BufRead> Read for Utf16<R> {
             }
             let input = self.src.fill_buf()?;
             let last = input.is_empty();
-            let (_, read, written, _) = self.decoder.decode_to_utf8(input, out, last);
+            let (result, read, written, _) = self.decoder.decode_to_utf8(input, out, last);
             self.src.consume(read);
-            self.done = last;
+            // At the end, done once the decoder has flushed everything into `out`.
+            self.done = last && result == encoding_rs::CoderResult::InputEmpty;
             if written > 0 || last {
                 return Ok(written);
             }
