@@ -51,7 +51,10 @@ pub struct TextTotals {
 pub struct AudienceSummary {
     pub path: PathBuf,
     pub rows: usize,
+    /// The first unreadable rows (as many as the plan shows; the journal has every one).
     pub rejected: Vec<RowError>,
+    /// All unreadable rows.
+    pub rejected_count: usize,
     pub duplicates: usize,
     pub not_tagged: usize,
     /// How the file was decoded (for the "read as Windows-1252" note).
@@ -70,18 +73,18 @@ impl AudienceSummary {
             "audience {}: {} rows, {} unreadable, {} duplicate addresses, {} without a selected tag",
             self.path.display(),
             self.rows,
-            self.rejected.len(),
+            self.rejected_count,
             self.duplicates,
             self.not_tagged
         )];
         out.extend(decoding_note(&self.decoding).map(|n| format!("  {n}")));
-        for r in self.rejected.iter().take(REJECTED_SHOWN) {
+        for r in &self.rejected {
             out.push(format!("  line {}: {}", r.line, r.reason));
         }
-        if self.rejected.len() > REJECTED_SHOWN {
+        if self.rejected_count > self.rejected.len() {
             out.push(format!(
                 "  ... and {} more unreadable rows (`announce report` lists them all)",
-                self.rejected.len() - REJECTED_SHOWN
+                self.rejected_count - self.rejected.len()
             ));
         }
         out
@@ -461,6 +464,7 @@ impl Planner {
                 path: reader.path().to_path_buf(),
                 rows: 0,
                 rejected: Vec::new(),
+                rejected_count: 0,
                 duplicates: 0,
                 not_tagged: 0,
                 decoding: Decoding::default(),
@@ -545,7 +549,11 @@ impl Planner {
                                         templates,
                                     )?;
                                 }
-                                s.rejected.push(bad.clone());
+                                // Kept for the plan only up to what it shows: memory stays flat.
+                                s.rejected_count += 1;
+                                if s.rejected.len() < REJECTED_SHOWN {
+                                    s.rejected.push(bad.clone());
+                                }
                                 continue;
                             }
                             Prepared::Untagged => {

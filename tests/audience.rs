@@ -250,3 +250,16 @@ fn preview_names_the_template_files_that_override_built_ins() {
     );
     assert!(out.contains("Subject: Wichtig: Website und E-Mail"), "{out}");
 }
+
+#[test]
+fn the_plan_lists_the_first_unreadable_rows_and_counts_the_rest() {
+    let w = Workspace::example();
+    let bad: String = (0..25).map(|i| format!("Solo {i}\n")).collect();
+    w.write("customers.csv", &format!("name,email\n{bad}Anna,anna@example.de\n"));
+    let r = w.run(&["send", "notices/example.md", "--yes", "--dry-run"]);
+    r.code(0)
+        .stderr_has("26 rows, 25 unreadable")
+        .stderr_has("line 21: expected 2 fields, found 1")
+        .stderr_has("... and 5 more unreadable rows");
+    assert!(!r.stderr().contains("line 22:"), "{}", r.describe());
+}
