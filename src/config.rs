@@ -56,6 +56,8 @@ struct RawAudience {
     file: Option<String>,
     suppress: Option<String>,
     delimiter: Option<Spanned<String>>,
+    /// `"utf-8"`, `"windows-1252"` or `"utf-16"`; absent: UTF-8, else Windows-1252 per line.
+    encoding: Option<crate::audience::Encoding>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +65,7 @@ pub struct AudienceSettings {
     pub file: Option<PathBuf>,
     pub suppress: Option<PathBuf>,
     pub delimiter: Option<u8>,
+    pub encoding: Option<crate::audience::Encoding>,
 }
 
 /// One `[channels.NAME]` table: the settings every channel has, plus its type's own.
@@ -627,6 +630,7 @@ impl Config {
                 file: raw.audience.file.as_deref().map(resolve),
                 suppress: raw.audience.suppress.as_deref().map(resolve),
                 delimiter,
+                encoding: raw.audience.encoding,
             },
             channels,
             source,

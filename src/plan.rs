@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::announcement::Announcement;
-use crate::audience::{self, Address, AudienceOptions, Recipient, Row, RowError, Suppressions};
+use crate::audience::{self, Address, AudienceOptions, Decoding, LineAccount, Recipient, Row, RowError, Suppressions};
 use crate::channel::{self, AddressKind, Channel, Reach, Rendered};
 use crate::config::{ChannelEntry, Config};
 use crate::error::AppError;
@@ -51,9 +51,62 @@ pub struct TextTotals {
 pub struct AudienceSummary {
     pub path: PathBuf,
     pub rows: usize,
+    /// The first unreadable rows (as many as the plan shows; the journal has every one).
     pub rejected: Vec<RowError>,
+    /// All unreadable rows.
+    pub rejected_count: usize,
     pub duplicates: usize,
     pub not_tagged: usize,
+    /// How the file was decoded (for the "read as Windows-1252" note).
+    pub decoding: Decoding,
+    /// Where its lines went.
+    pub account: LineAccount,
+}
+
+/// Unreadable rows listed one by one in the plan; the rest are counted (the report has all).
+const REJECTED_SHOWN: usize = 20;
+
+impl AudienceSummary {
+    /// The plan's lines about the audience: counts, how it was decoded, unreadable rows.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "audience {}: {} rows, {} unreadable, {} duplicate addresses, {} without a selected tag",
+            self.path.display(),
+            self.rows,
+            self.rejected_count,
+            self.duplicates,
+            self.not_tagged
+        )];
+        out.extend(decoding_note(&self.decoding).map(|n| format!("  {n}")));
+        for r in &self.rejected {
+            out.push(format!("  line {}: {}", r.line, r.reason));
+        }
+        if self.rejected_count > self.rejected.len() {
+            out.push(format!(
+                "  ... and {} more unreadable rows (`announce report` lists them all)",
+                self.rejected_count - self.rejected.len()
+            ));
+        }
+        out
+    }
+}
+
+/// "read as Windows-1252", when the file (or some lines of it) was not UTF-8; "read as UTF-16".
+pub fn decoding_note(d: &Decoding) -> Option<String> {
+    if d.utf16 {
+        return Some("read as UTF-16".to_string());
+    }
+    let first = d.first_windows_1252_line?;
+    Some(if d.windows_1252_configured {
+        "read as Windows-1252 ([audience] encoding)".to_string()
+    } else if d.utf8_lines == 0 {
+        "read as Windows-1252 (not UTF-8)".to_string()
+    } else {
+        format!(
+            "{} line(s) that are not valid UTF-8 read as Windows-1252, the first is line {first}",
+            d.windows_1252_lines
+        )
+    })
 }
 
 pub struct Plan {
@@ -347,6 +400,7 @@ impl Planner {
             let opts = AudienceOptions {
                 delimiter: config.audience.delimiter,
                 default_region: config.default_region,
+                encoding: config.audience.encoding,
             };
             let reader = audience::Reader::open(&path, &opts).map_err(|e| AppError::invalid(e.to_string()))?;
             (Some(reader), load_suppressions(config)?)
@@ -429,8 +483,11 @@ impl Planner {
                 path: reader.path().to_path_buf(),
                 rows: 0,
                 rejected: Vec::new(),
+                rejected_count: 0,
                 duplicates: 0,
                 not_tagged: 0,
+                decoding: Decoding::default(),
+                account: LineAccount::default(),
             };
             let people: Vec<(usize, AddressKind)> = lanes
                 .iter()
@@ -461,14 +518,15 @@ impl Planner {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
                 let (used_tx, used_rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
                 let (tags, checks, suppressions, base, templates) = (&tags, &checks, &suppressions, &base, &templates);
+                let mut reader = reader;
                 let reading = scope.spawn(move || {
                     let mut batch = Vec::with_capacity(BATCH);
-                    for row in reader {
+                    for row in &mut reader {
                         batch.push(prepare(row, tags, checks, suppressions, base, templates));
                         if batch.len() == BATCH {
                             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                             if tx.send(full).is_err() {
-                                return;
+                                return (reader.decoding(), reader.account());
                             }
                             while let Ok(used) = used_rx.try_recv() {
                                 drop(used);
@@ -476,6 +534,7 @@ impl Planner {
                         }
                     }
                     let _ = tx.send(batch);
+                    (reader.decoding(), reader.account())
                 });
                 for batch in rx {
                     for p in &batch {
@@ -509,13 +568,18 @@ impl Planner {
                                         templates,
                                     )?;
                                 }
-                                s.rejected.push(bad.clone());
+                                // Kept for the plan only up to what it shows: memory stays flat.
+                                s.rejected_count += 1;
+                                if s.rejected.len() < REJECTED_SHOWN {
+                                    s.rejected.push(bad.clone());
+                                }
                                 continue;
                             }
                             Prepared::Untagged => {
                                 s.not_tagged += 1;
                                 continue;
                             }
+                            Prepared::Failed(e) => return Err(AppError::invalid(format!("{e}; nothing was sent"))),
                             Prepared::Person { r, data, lanes: preps } => (r, data, preps),
                         };
                         for (&(i, kind), prep) in people.iter().zip(skips) {
@@ -524,9 +588,10 @@ impl Planner {
                     }
                     let _ = used_tx.send(batch);
                 }
-                reading
+                (s.decoding, s.account) = reading
                     .join()
-                    .map_err(|_| AppError::runtime("reading the audience failed unexpectedly"))
+                    .map_err(|_| AppError::runtime("reading the audience failed unexpectedly"))?;
+                Ok(())
             })?;
             s.duplicates = lanes.iter().map(|l| l.st.duplicates).max().unwrap_or(0);
             summary = Some(s);
@@ -727,6 +792,8 @@ enum Prepared {
     Rejected(RowError),
     /// Without any of the selected tags.
     Untagged,
+    /// The audience cannot be read on.
+    Failed(audience::AudienceError),
     Person {
         r: Box<Recipient>,
         /// `recipient.*`, as a value for rendering and as the journal's JSON.
@@ -746,6 +813,7 @@ fn prepare(
 ) -> Prepared {
     let r = match row {
         Row::Rejected(bad) => return Prepared::Rejected(bad),
+        Row::Failed(e) => return Prepared::Failed(e),
         Row::Recipient(r) => r,
     };
     if !tags.is_empty() && !tags.iter().any(|t| r.has_tag(t)) {
@@ -956,6 +1024,38 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plan_says_how_the_audience_was_decoded() {
+        let note = |d: Decoding| decoding_note(&d);
+        assert_eq!(note(Decoding::default()), None);
+        let latin = Decoding {
+            windows_1252_lines: 3,
+            first_windows_1252_line: Some(2),
+            ..Decoding::default()
+        };
+        assert_eq!(note(latin).as_deref(), Some("read as Windows-1252 (not UTF-8)"));
+        assert_eq!(
+            note(Decoding { utf8_lines: 5, ..latin }).as_deref(),
+            Some("3 line(s) that are not valid UTF-8 read as Windows-1252, the first is line 2")
+        );
+        assert_eq!(
+            note(Decoding {
+                windows_1252_configured: true,
+                ..latin
+            })
+            .as_deref(),
+            Some("read as Windows-1252 ([audience] encoding)")
+        );
+        assert_eq!(
+            note(Decoding {
+                utf16: true,
+                ..Decoding::default()
+            })
+            .as_deref(),
+            Some("read as UTF-16")
+        );
+    }
 
     /// `Seen` answers exactly like a set of dedupe keys, through growth, case variants of
     /// emails, and tag matches that must be confirmed against what was stored.

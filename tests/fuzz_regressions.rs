@@ -22,6 +22,7 @@ fn parse_like_the_target(data: &[u8]) -> Result<audience::Audience, audience::Au
         &AudienceOptions {
             delimiter,
             default_region,
+            encoding: None,
         },
     )
 }

@@ -1,5 +1,5 @@
-//! Property tests (proptest): the SMS segmenter on generated texts, and the rate limiter's
-//! windows on recorded grant times.
+//! Property tests (proptest): the SMS segmenter on generated texts, the audience reader on
+//! generated CSVs, and the rate limiter's windows on recorded grant times.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -163,5 +163,168 @@ proptest! {
             let least = Duration::from_secs_f64(f64::from(total - burst) * period);
             prop_assert!(span + Duration::from_millis(5) >= least, "{:?} < {:?}", span, least);
         }
+    }
+}
+
+/// One generated row of an audience CSV, with what the reader must make of it.
+#[derive(Debug, Clone)]
+enum Item {
+    /// A person; the name may be quoted (with the delimiter, `""` or line breaks inside) or
+    /// have a stray quote inside an unquoted cell.
+    Good(NameShape),
+    /// An address that is not one: a recipient with an invalid email.
+    BadEmail,
+    /// One cell, or three with data: a rejected row.
+    BadCount(bool),
+    /// Empty, spaces, or only delimiters.
+    Blank(u8),
+    /// A quoted name whose quote is never closed.
+    Unclosed,
+}
+
+#[derive(Debug, Clone)]
+enum NameShape {
+    Plain,
+    QuotedDelimiter,
+    EscapedQuotes,
+    /// Quoted, with these line breaks inside.
+    Broken(Vec<usize>),
+    StrayQuote,
+}
+
+const BREAKS: [&str; 3] = ["\n", "\r\n", "\r"];
+
+fn item() -> impl Strategy<Value = Item> {
+    let shape = prop_oneof![
+        3 => Just(NameShape::Plain),
+        1 => Just(NameShape::QuotedDelimiter),
+        1 => Just(NameShape::EscapedQuotes),
+        1 => prop::collection::vec(0usize..3, 1..3).prop_map(NameShape::Broken),
+        1 => Just(NameShape::StrayQuote),
+    ];
+    prop_oneof![
+        8 => shape.prop_map(Item::Good),
+        1 => Just(Item::BadEmail),
+        1 => any::<bool>().prop_map(Item::BadCount),
+        2 => (0u8..3).prop_map(Item::Blank),
+        1 => Just(Item::Unclosed),
+    ]
+}
+
+/// Physical lines: LF, CRLF and a lone CR each end one; a final line break starts none.
+fn physical_lines(text: &str) -> u64 {
+    let b = text.as_bytes();
+    let breaks = (0..b.len())
+        .filter(|&i| b[i] == b'\n' || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count() as u64;
+    let unterminated = !b.is_empty() && !matches!(b[b.len() - 1], b'\n' | b'\r');
+    breaks + u64::from(unterminated)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Every line of an audience is accounted for: each person comes out with the line their
+    /// row starts on and their name as written, each bad row is rejected or invalid at its line,
+    /// the header, blank lines and rows add up to the file's lines — or, when a quote is never
+    /// closed, the file is refused naming the line where that quote opened.
+    #[test]
+    fn every_line_of_the_audience_is_accounted_for(
+        items in prop::collection::vec((item(), 0usize..3), 0..30),
+        semicolon in any::<bool>(),
+        final_break in any::<bool>(),
+    ) {
+        use announce::audience::{self, AudienceError, AudienceOptions};
+        let d = if semicolon { ';' } else { ',' };
+        let mut text = format!("name{d}email\n");
+        let mut line = 2u64;
+        // (line, name, email) of every recipient, rejected lines, first unclosed quote.
+        let mut people = Vec::new();
+        let mut rejected = Vec::new();
+        let mut unclosed = None;
+        let mut row_lines = 0;
+        let n = items.len();
+        for (k, (item, brk)) in items.into_iter().enumerate() {
+            let email = format!("p{k}@example.de");
+            let (row, name, spans) = match &item {
+                Item::Good(shape) => {
+                    let (cell, name) = match shape {
+                        NameShape::Plain => (format!("Anna {k}"), format!("Anna {k}")),
+                        NameShape::QuotedDelimiter => (format!("\"Weiß{d} Anna {k}\""), format!("Weiß{d} Anna {k}")),
+                        NameShape::EscapedQuotes => (format!("\"Ben \"\"B\"\" {k}\""), format!("Ben \"B\" {k}")),
+                        NameShape::Broken(breaks) => {
+                            let mut name = format!("Clara {k}");
+                            for b in breaks {
+                                name.push_str(BREAKS[*b]);
+                                name.push_str("Müller");
+                            }
+                            (format!("\"{name}\""), name)
+                        }
+                        NameShape::StrayQuote => (format!("Dee \"D\" {k}"), format!("Dee \"D\" {k}")),
+                    };
+                    let spans = 1 + match shape { NameShape::Broken(b) => b.len() as u64, _ => 0 };
+                    (format!("{cell}{d}{email}"), Some(name), spans)
+                }
+                Item::BadEmail => (format!("Eve {k}{d}not-an-address-{k}"), Some(format!("Eve {k}")), 1),
+                Item::BadCount(one) => (
+                    if *one { format!("Solo {k}") } else { format!("a {k}{d}b{d}c") },
+                    None,
+                    1,
+                ),
+                Item::Blank(0) => (String::new(), None, 1),
+                Item::Blank(1) => ("   ".to_string(), None, 1),
+                Item::Blank(_) => (d.to_string(), None, 1),
+                Item::Unclosed => (format!("\"Broken {k}{d}{email}"), None, 1),
+            };
+            // An empty line after a lone CR would make one CRLF of two line ends.
+            let mut end = BREAKS[brk];
+            if row.is_empty() && text.ends_with('\r') && end.starts_with('\n') {
+                end = "\r";
+            }
+            let last = k + 1 == n;
+            if last && !final_break && !row.is_empty() {
+                end = "";
+            }
+            text.push_str(&row);
+            text.push_str(end);
+            match item {
+                Item::Good(_) | Item::BadEmail => {
+                    people.push((line, name.unwrap(), matches!(item, Item::Good(_))));
+                    row_lines += spans;
+                }
+                Item::BadCount(_) => {
+                    rejected.push(line);
+                    row_lines += spans;
+                }
+                Item::Unclosed => {
+                    unclosed.get_or_insert(line);
+                }
+                Item::Blank(_) => {}
+            }
+            line += spans;
+        }
+        let opts = AudienceOptions { default_region: audience::parse_region("DE"), ..Default::default() };
+        let got = audience::parse(std::path::Path::new("c.csv"), text.as_bytes(), &opts);
+        if let Some(opened) = unclosed {
+            match got {
+                Err(AudienceError::UnclosedQuote { line, .. } | AudienceError::QuoteClosedLate { line, .. }) => {
+                    prop_assert_eq!(line, opened, "{:?}", text);
+                }
+                other => prop_assert!(false, "{:?} for {:?}", other.map(|a| a.account), text),
+            }
+            return Ok(());
+        }
+        let a = got.map_err(|e| TestCaseError::fail(format!("{e} for {text:?}")))?;
+        let seen: Vec<(u64, String, bool)> = a
+            .recipients
+            .iter()
+            .map(|r| (r.line, r.name.clone(), r.email.valid().is_some()))
+            .collect();
+        prop_assert_eq!(seen, people, "{:?}", text);
+        prop_assert_eq!(a.rejected.iter().map(|e| e.line).collect::<Vec<_>>(), rejected, "{:?}", text);
+        prop_assert!(a.account.balanced(), "{:?}", a.account);
+        prop_assert_eq!(a.account.lines, physical_lines(&text), "{:?}", text);
+        prop_assert_eq!(a.account.header, 1);
+        prop_assert_eq!(a.account.rows, row_lines, "{:?}", text);
     }
 }

@@ -1,7 +1,7 @@
 //! The audience CSV reader and the suppression list, any bytes. The first byte picks the
 //! options (delimiter override, default region). Invariants: no panic; whole-file errors name
-//! the file; rows come out in file order with line numbers inside the file; valid addresses
-//! look like addresses (emails have an '@', phones are E.164).
+//! the file; rows come out in file order with line numbers inside the file; every line is
+//! accounted for; valid addresses look like addresses (emails have an '@', phones are E.164).
 #![no_main]
 
 use std::path::Path;
@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let o = AudienceOptions {
         delimiter,
         default_region,
+        encoding: None,
     };
     // Physical lines: LF, CRLF and lone CR all end one.
     let lines = 1 + body
@@ -32,6 +33,9 @@ fuzz_target!(|data: &[u8]| {
         .count() as u64;
     match audience::parse(Path::new("c.csv"), body, &o) {
         Ok(a) => {
+            // Every line is the header, blank, or part of a row that came out.
+            assert!(a.account.balanced(), "{:?}", a.account);
+            assert!(a.account.lines <= lines, "{:?} of {lines}", a.account);
             let mut last = 0;
             for r in &a.recipients {
                 assert!(r.line > last, "recipient lines must increase: {} after {last}", r.line);

@@ -252,18 +252,8 @@ fn execute(
 
 fn print_plan(plan: &Plan) {
     eprintln!("Plan for \"{}\":", plan.run.title);
-    if let Some(a) = &plan.audience {
-        eprintln!(
-            "  audience {}: {} rows, {} unreadable, {} duplicate addresses, {} without a selected tag",
-            a.path.display(),
-            a.rows,
-            a.rejected.len(),
-            a.duplicates,
-            a.not_tagged
-        );
-        for r in &a.rejected {
-            eprintln!("    line {}: {}", r.line, r.reason);
-        }
+    for line in plan.audience.iter().flat_map(|a| a.describe()) {
+        eprintln!("  {line}");
     }
     for c in &plan.channels {
         let count = |s: Status| c.counts.get(&s).copied().unwrap_or(0);

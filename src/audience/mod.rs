@@ -2,11 +2,13 @@
 //!
 //! The CSV rules come from the product spec: comma-, semicolon- or tab-delimited
 //! (detected from the header row unless `[audience] delimiter` overrides it), UTF-8
-//! with or without BOM, LF, CRLF or CR line ends, a required header row whose names
-//! are case-insensitive. Known columns are `name`, `email`, `phone`, `tags`,
+//! with or without BOM (a line that is not UTF-8 is read as Windows-1252, unless `[audience]
+//! encoding` says otherwise), UTF-16 with a BOM, LF, CRLF or CR line ends, a required header
+//! row whose names are case-insensitive. Known columns are `name`, `email`, `phone`, `tags`,
 //! `locale` and `opt_out`; every other column lands in [`Recipient::extra`].
 //!
-//! Only whole-file problems are errors ([`AudienceError`]). A row that cannot be
+//! Only whole-file problems are errors ([`AudienceError`]), among them a line too long and a
+//! quoted field that is never closed (which would otherwise swallow the rest of the file). A row that cannot be
 //! read at all becomes a [`RowError`]; a row with a bad address becomes a
 //! [`Recipient`] whose [`Address`] is [`Address::Invalid`], so the caller can report
 //! it as `skipped` with its line number and reason. Messages never contain row
@@ -18,11 +20,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use phonenumber::country::Id;
+
+mod lines;
+mod reader;
+
+pub use lines::{Decoding, Encoding};
+pub use reader::{LineAccount, MAX_HEADER, MAX_LINE, Reader, Row};
 
 /// One address cell (email or phone) of a recipient.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -123,6 +129,8 @@ pub struct Audience {
     pub columns: Vec<String>,
     pub recipients: Vec<Recipient>,
     pub rejected: Vec<RowError>,
+    pub decoding: Decoding,
+    pub account: LineAccount,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +139,8 @@ pub struct AudienceOptions {
     pub delimiter: Option<u8>,
     /// Region used for phone numbers written without a `+` / `00` prefix.
     pub default_region: Option<Id>,
+    /// `None`: UTF-8, and Windows-1252 for a line that is not UTF-8 (a BOM always wins).
+    pub encoding: Option<Encoding>,
 }
 
 /// Whole-file problems. `Display` always starts with the file path.
@@ -154,8 +164,31 @@ pub enum AudienceError {
     NoAddressColumn { path: PathBuf, looks_like_data: bool },
     #[error("{}: duplicate column `{column}` in header row", path.display())]
     DuplicateColumn { path: PathBuf, column: String },
-    #[error("{}: line {line}: {reason}", path.display())]
-    Malformed { path: PathBuf, line: u64, reason: String },
+    #[error(
+        "{}: line {line}: a quoted field opens here and is never closed; it would swallow the {swallowed} \
+         line(s) after it. Close the quote (a quote inside a cell is written \"\")",
+        path.display()
+    )]
+    UnclosedQuote { path: PathBuf, line: u64, swallowed: u64 },
+    #[error(
+        "{}: line {line}: a quoted field opens here and only closes on line {closed}, with more text after \
+         the closing quote; it would swallow the {} line(s) between. Check the quotes on both lines",
+        path.display(),
+        closed - line - 1
+    )]
+    QuoteClosedLate { path: PathBuf, line: u64, closed: u64 },
+    #[error(
+        "{}: line {line}: a quoted field opens here and is still open {lines} lines and 1 MiB later; a closing \
+         quote is probably missing",
+        path.display()
+    )]
+    QuoteTooLong { path: PathBuf, line: u64, lines: u64 },
+    #[error("{}: line {line} is longer than 1 MiB; is this really the audience CSV?", path.display())]
+    LineTooLong { path: PathBuf, line: u64 },
+    #[error("{}: line {line}: the header row is longer than 64 KiB; is this really the audience CSV?", path.display())]
+    HeaderTooLong { path: PathBuf, line: u64 },
+    #[error("{}: internal error while reading: {reason}", path.display())]
+    Internal { path: PathBuf, reason: String },
 }
 
 // ---------------------------------------------------------------------------
@@ -220,279 +253,40 @@ impl ColumnMap {
     }
 }
 
-/// One data row of a streamed audience, in file order.
-#[derive(Debug)]
-pub enum Row {
-    Recipient(Recipient),
-    /// A row that could not be read at all.
-    Rejected(RowError),
-}
-
-/// The audience CSV read row by row ([`Reader::open`] streams the file, so memory does not grow
-/// with its size). Whole-file problems (no header, no address column...) are found by the
-/// constructor; rows come from the [`Iterator`] in file order.
-pub struct Reader<R: std::io::Read> {
-    path: PathBuf,
-    /// Lowercased, trimmed header names in file order, blank ones included.
-    names: Vec<String>,
-    map: ColumnMap,
-    opts: AudienceOptions,
-    rdr: csv::Reader<std::io::Chain<std::io::Cursor<Vec<u8>>, Recording<R>>>,
-    rec: csv::ByteRecord,
-    lines: LineCounter,
-    /// Offset in the data (after a BOM) where the CSV proper starts (after a `sep=` line).
-    start: usize,
-    done: bool,
-}
-
-/// How much of the file is read at once.
-const CHUNK: usize = 64 * 1024;
-
-impl Reader<std::io::BufReader<std::fs::File>> {
-    /// Open and stream `path`.
-    pub fn open(path: &Path, opts: &AudienceOptions) -> Result<Self, AudienceError> {
-        let read_error = |source| AudienceError::Read {
+/// The header's cells as column names and the map of known columns; whole-file errors for a
+/// header that is not UTF-8, has no address column, or names a column twice.
+fn read_header<'f>(
+    path: &Path,
+    cells: impl Iterator<Item = &'f [u8]>,
+) -> Result<(Vec<String>, ColumnMap), AudienceError> {
+    let mut names = Vec::new();
+    for field in cells {
+        let name = std::str::from_utf8(field).map_err(|_| AudienceError::HeaderNotUtf8 {
             path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(read_error)?;
-        Reader::new(path, std::io::BufReader::with_capacity(CHUNK, file), opts)
+        })?;
+        names.push(name.trim().to_lowercase());
     }
-}
-
-impl<R: std::io::Read> Reader<R> {
-    /// Read the header from `src` (whose name `path_for_messages` is used in messages).
-    pub fn new(path_for_messages: &Path, mut src: R, opts: &AudienceOptions) -> Result<Self, AudienceError> {
-        let path = path_for_messages;
-        let read_error = |source| AudienceError::Read {
+    let map = ColumnMap::new(&names);
+    if map.email.is_none() && map.phone.is_none() {
+        let looks_like_data = names.iter().any(|n| n.contains('@'))
+            || names
+                .iter()
+                .any(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || "+-/() ".contains(c)));
+        return Err(AudienceError::NoAddressColumn {
             path: path.to_path_buf(),
-            source,
-        };
-        // Enough of the start to see a BOM, an Excel `sep=` line and the whole header line.
-        let mut head = Vec::new();
-        let mut eof = fill(&mut src, &mut head, CHUNK).map_err(read_error)?;
-        let (bom, start, delimiter) = loop {
-            let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-            let data = &head[bom..];
-            let (start, sep_hint) = excel_sep_hint(data);
-            let (detected, complete) = scan_first_line(&data[start..]);
-            if complete || eof {
-                break (bom, start, opts.delimiter.or(sep_hint).unwrap_or(detected));
-            }
-            let want = head.len() + CHUNK;
-            eof = fill(&mut src, &mut head, want).map_err(read_error)?;
-        };
-        let tape = Arc::new(Mutex::new(Tape {
-            buf: head[bom..].to_vec(),
-            base: 0,
-            cr_pending: false,
-        }));
-        let body = std::io::Cursor::new(head[bom + start..].to_vec());
-        let recording = Recording {
-            inner: src,
-            tape: tape.clone(),
-        };
-        let rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .buffer_capacity(CHUNK)
-            .from_reader(body.chain(recording));
-        let mut reader = Reader {
-            path: path.to_path_buf(),
-            names: Vec::new(),
-            map: ColumnMap::default(),
-            opts: opts.clone(),
-            rdr,
-            rec: csv::ByteRecord::new(),
-            lines: LineCounter { tape, pos: 0, line: 1 },
-            start,
-            done: false,
-        };
-
-        // Header: the first row that is not blank.
-        loop {
-            match reader.rdr.read_byte_record(&mut reader.rec) {
-                Ok(true) if is_blank_record(&reader.rec) => continue,
-                Ok(true) => break,
-                Ok(false) => {
-                    return Err(AudienceError::NoHeader {
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err(e) => {
-                    return Err(AudienceError::Malformed {
-                        path: path.to_path_buf(),
-                        line: error_line(&e, &mut reader.lines, start),
-                        reason: csv_reason(&e),
-                    });
-                }
-            }
-        }
-        let mut names = Vec::with_capacity(reader.rec.len());
-        for field in reader.rec.iter() {
-            let name = std::str::from_utf8(field).map_err(|_| AudienceError::HeaderNotUtf8 {
+            looks_like_data,
+        });
+    }
+    let mut seen = HashSet::new();
+    for n in names.iter().filter(|n| !n.is_empty()) {
+        if !seen.insert(n.as_str()) {
+            return Err(AudienceError::DuplicateColumn {
                 path: path.to_path_buf(),
-            })?;
-            names.push(name.trim().to_lowercase());
-        }
-        let map = ColumnMap::new(&names);
-        if map.email.is_none() && map.phone.is_none() {
-            let looks_like_data = names.iter().any(|n| n.contains('@'))
-                || names
-                    .iter()
-                    .any(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || "+-/() ".contains(c)));
-            return Err(AudienceError::NoAddressColumn {
-                path: path.to_path_buf(),
-                looks_like_data,
+                column: n.clone(),
             });
         }
-        let mut seen = HashSet::new();
-        for n in names.iter().filter(|n| !n.is_empty()) {
-            if !seen.insert(n.as_str()) {
-                return Err(AudienceError::DuplicateColumn {
-                    path: path.to_path_buf(),
-                    column: n.clone(),
-                });
-            }
-        }
-        reader.names = names;
-        reader.map = map;
-        Ok(reader)
     }
-
-    /// Lowercased, trimmed header names in file order (columns with a blank header are left out).
-    pub fn columns(&self) -> Vec<String> {
-        self.names.iter().filter(|n| !n.is_empty()).cloned().collect()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Read every row.
-    pub fn collect_all(mut self) -> Result<Audience, AudienceError> {
-        let mut audience = Audience {
-            path: self.path.clone(),
-            columns: self.columns(),
-            recipients: Vec::new(),
-            rejected: Vec::new(),
-        };
-        for row in &mut self {
-            match row {
-                Row::Recipient(r) => audience.recipients.push(r),
-                Row::Rejected(e) => audience.rejected.push(e),
-            }
-        }
-        Ok(audience)
-    }
-}
-
-impl<R: std::io::Read> Iterator for Reader<R> {
-    type Item = Row;
-
-    fn next(&mut self) -> Option<Row> {
-        let start = self.start;
-        let ncols = self.names.len();
-        while !self.done {
-            match self.rdr.read_byte_record(&mut self.rec) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.done = true;
-                    break;
-                }
-                Err(e) => {
-                    if e.is_io_error() {
-                        self.done = true;
-                    }
-                    return Some(Row::Rejected(RowError {
-                        line: error_line(&e, &mut self.lines, start),
-                        reason: csv_reason(&e),
-                    }));
-                }
-            }
-            let rec = &self.rec;
-            if is_blank_record(rec) {
-                continue;
-            }
-            let byte = rec.position().map_or(0, |p| p.byte()) as usize;
-            let line = self.lines.line_at(start + byte);
-            // Surplus trailing cells that are empty (spreadsheets pad rows) are fine.
-            let surplus_data = rec.iter().skip(ncols).any(|f| !f.trim_ascii().is_empty());
-            if rec.len() < ncols || surplus_data {
-                return Some(Row::Rejected(RowError {
-                    line,
-                    reason: format!("expected {ncols} fields, found {}", rec.len()),
-                }));
-            }
-            let mut fields: Vec<&str> = Vec::with_capacity(ncols);
-            let mut bad_utf8 = None;
-            for (i, f) in rec.iter().take(ncols).enumerate() {
-                match std::str::from_utf8(f) {
-                    Ok(s) => fields.push(s.trim()),
-                    Err(_) => {
-                        bad_utf8 = Some(i);
-                        break;
-                    }
-                }
-            }
-            if let Some(i) = bad_utf8 {
-                let reason = match self.names[i].as_str() {
-                    "" => format!("not valid UTF-8 (column {})", i + 1),
-                    n => format!("not valid UTF-8 (column `{n}`)"),
-                };
-                return Some(Row::Rejected(RowError { line, reason }));
-            }
-            if fields.iter().all(|f| f.is_empty()) {
-                continue;
-            }
-            return Some(Row::Recipient(build_recipient(line, &fields, &self.map, &self.opts)));
-        }
-        None
-    }
-}
-
-/// Read from `src` until `buf` holds `want` bytes or the source ends. Returns whether it ended.
-fn fill(src: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
-    let mut chunk = [0u8; 8192];
-    while buf.len() < want {
-        match src.read(&mut chunk) {
-            Ok(0) => return Ok(true),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(false)
-}
-
-/// The bytes of the file as the CSV reader consumes them, kept from the oldest byte whose line
-/// is still to be counted: what [`LineCounter`] looks at.
-struct Tape {
-    buf: Vec<u8>,
-    /// Offset in the data of `buf[0]`.
-    base: usize,
-    /// The last byte counted was a CR whose next byte had not been read yet (it was counted as
-    /// a line end; a LF right after it must not count again).
-    cr_pending: bool,
-}
-
-/// A reader that copies what it reads onto the tape.
-struct Recording<R> {
-    inner: R,
-    tape: Arc<Mutex<Tape>>,
-}
-
-impl<R: std::io::Read> std::io::Read for Recording<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(out)?;
-        self.tape
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .buf
-            .extend_from_slice(&out[..n]);
-        Ok(n)
-    }
+    Ok((names, map))
 }
 
 fn build_recipient(line: u64, fields: &[&str], map: &ColumnMap, opts: &AudienceOptions) -> Recipient {
@@ -554,143 +348,6 @@ fn build_recipient(line: u64, fields: &[&str], map: &ColumnMap, opts: &AudienceO
 /// Split a `;`- (or `,`-) separated cell; entries trimmed, empty ones dropped.
 fn split_list(cell: &str) -> impl Iterator<Item = &str> {
     cell.split([';', ',']).map(str::trim).filter(|s| !s.is_empty())
-}
-
-fn is_blank_record(rec: &csv::ByteRecord) -> bool {
-    rec.iter().all(|f| f.trim_ascii().is_empty())
-}
-
-fn csv_reason(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Io(_) => "read error".to_string(),
-        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("expected {expected_len} fields, found {len}")
-        }
-        _ => "malformed CSV".to_string(),
-    }
-}
-
-fn error_line(e: &csv::Error, lines: &mut LineCounter, start: usize) -> u64 {
-    match e.position() {
-        Some(p) => lines.line_at(start + p.byte() as usize),
-        None => lines.line,
-    }
-}
-
-/// Excel writes an optional first line `sep=;`. Returns where the CSV proper
-/// starts and the delimiter it names.
-fn excel_sep_hint(data: &[u8]) -> (usize, Option<u8>) {
-    if data.len() >= 5 && data[..4].eq_ignore_ascii_case(b"sep=") {
-        let rest = &data[5..];
-        let end = match rest {
-            [] => Some(0),
-            [b'\r', b'\n', ..] => Some(2),
-            [b'\n' | b'\r', ..] => Some(1),
-            _ => None,
-        };
-        if let Some(end) = end {
-            return (5 + end, Some(data[4]));
-        }
-    }
-    (0, None)
-}
-
-/// Count `,`, `;` and tab outside quotes in the first non-blank line; the most
-/// frequent wins, ties in that order, `,` when there are none. Also tells whether that line
-/// was complete in `data` (a line break ended it).
-#[cfg(test)]
-fn detect_delimiter(data: &[u8]) -> u8 {
-    scan_first_line(data).0
-}
-
-fn scan_first_line(data: &[u8]) -> (u8, bool) {
-    const CANDIDATES: [u8; 3] = [b',', b';', b'\t'];
-    let mut counts = [0usize; 3];
-    let mut in_quotes = false;
-    let mut has_content = false;
-    let mut complete = false;
-    for &b in data {
-        match b {
-            b'"' => {
-                in_quotes = !in_quotes;
-                has_content = true;
-            }
-            b'\n' | b'\r' if !in_quotes => {
-                if has_content {
-                    complete = true;
-                    break;
-                }
-                counts = [0; 3];
-            }
-            _ if in_quotes => {}
-            _ => {
-                if let Some(i) = CANDIDATES.iter().position(|&c| c == b) {
-                    counts[i] += 1;
-                }
-                if !b.is_ascii_whitespace() {
-                    has_content = true;
-                }
-            }
-        }
-    }
-    let mut best = 0;
-    for i in 1..CANDIDATES.len() {
-        if counts[i] > counts[best] {
-            best = i;
-        }
-    }
-    (CANDIDATES[best], complete)
-}
-
-/// Maps byte offsets to physical line numbers. `csv::Position::line` is not
-/// usable as is: it is taken before blank lines are skipped and, with CRLF, before
-/// the `\n` of the previous record is consumed. Offsets must be asked for in
-/// increasing order (they are: records come in file order). Counts on the [`Tape`], and
-/// drops what it has counted.
-struct LineCounter {
-    tape: Arc<Mutex<Tape>>,
-    pos: usize,
-    line: u64,
-}
-
-impl LineCounter {
-    /// Line of the first byte at or after `offset` that is not a line break.
-    fn line_at(&mut self, offset: usize) -> u64 {
-        let mut tape = self.tape.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let end = tape.base + tape.buf.len();
-        let mut target = offset.min(end);
-        while target < end && matches!(tape.buf[target - tape.base], b'\r' | b'\n') {
-            target += 1;
-        }
-        while self.pos < target {
-            let i = self.pos - tape.base;
-            match tape.buf[i] {
-                b'\n' if tape.cr_pending => {}
-                b'\n' => self.line += 1,
-                b'\r' => match tape.buf.get(i + 1) {
-                    Some(b'\n') => {}
-                    Some(_) => self.line += 1,
-                    // Not read yet: count it now, and not the LF that may follow.
-                    None => {
-                        self.line += 1;
-                        self.pos += 1;
-                        tape.cr_pending = true;
-                        continue;
-                    }
-                },
-                _ => {}
-            }
-            tape.cr_pending = false;
-            self.pos += 1;
-        }
-        let counted = self.pos - tape.base;
-        if counted >= CHUNK && counted * 2 >= tape.buf.len() {
-            tape.buf.drain(..counted);
-            tape.base = self.pos;
-        }
-        self.line
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -914,6 +571,39 @@ fn strip_comment(line: &str) -> &str {
 mod reference {
     use super::*;
 
+    fn is_blank_record(rec: &csv::ByteRecord) -> bool {
+        rec.iter().all(|f| f.trim_ascii().is_empty())
+    }
+
+    fn csv_reason(e: &csv::Error) -> String {
+        match e.kind() {
+            csv::ErrorKind::Io(_) => "read error".to_string(),
+            csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                format!("expected {expected_len} fields, found {len}")
+            }
+            _ => "malformed CSV".to_string(),
+        }
+    }
+
+    /// Excel writes an optional first line `sep=;`. Returns where the CSV proper
+    /// starts and the delimiter it names.
+    fn excel_sep_hint(data: &[u8]) -> (usize, Option<u8>) {
+        if data.len() >= 5 && data[..4].eq_ignore_ascii_case(b"sep=") {
+            let rest = &data[5..];
+            let end = match rest {
+                [] => Some(0),
+                [b'\r', b'\n', ..] => Some(2),
+                [b'\n' | b'\r', ..] => Some(1),
+                _ => None,
+            };
+            if let Some(end) = end {
+                return (5 + end, Some(data[4]));
+            }
+        }
+        (0, None)
+    }
+
     pub fn parse_whole(
         path_for_messages: &Path,
         bytes: &[u8],
@@ -948,48 +638,22 @@ mod reference {
                     });
                 }
                 Err(e) => {
-                    return Err(AudienceError::Malformed {
+                    return Err(AudienceError::Internal {
                         path: path.to_path_buf(),
-                        line: error_line(&e, &mut lines, start),
-                        reason: csv_reason(&e),
+                        reason: format!("line {}: {}", error_line(&e, &mut lines, start), csv_reason(&e)),
                     });
                 }
             }
         }
-        let mut names = Vec::with_capacity(rec.len());
-        for field in rec.iter() {
-            let name = std::str::from_utf8(field).map_err(|_| AudienceError::HeaderNotUtf8 {
-                path: path.to_path_buf(),
-            })?;
-            names.push(name.trim().to_lowercase());
-        }
+        let (names, map) = read_header(path, rec.iter())?;
         let ncols = names.len();
-        let map = ColumnMap::new(&names);
-        if map.email.is_none() && map.phone.is_none() {
-            let looks_like_data = names.iter().any(|n| n.contains('@'))
-                || names
-                    .iter()
-                    .any(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit() || "+-/() ".contains(c)));
-            return Err(AudienceError::NoAddressColumn {
-                path: path.to_path_buf(),
-                looks_like_data,
-            });
-        }
-        let mut seen = HashSet::new();
-        for n in names.iter().filter(|n| !n.is_empty()) {
-            if !seen.insert(n.as_str()) {
-                return Err(AudienceError::DuplicateColumn {
-                    path: path.to_path_buf(),
-                    column: n.clone(),
-                });
-            }
-        }
 
         let mut audience = Audience {
             path: path.to_path_buf(),
             columns: names.iter().filter(|n| !n.is_empty()).cloned().collect(),
             recipients: Vec::new(),
             rejected: Vec::new(),
+            ..Default::default()
         };
 
         loop {
@@ -1132,9 +796,9 @@ mod tests {
     use super::*;
 
     /// A reader that hands out at most `n` bytes per call, to put chunk boundaries everywhere.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        n: usize,
+    pub(super) struct Trickle<'a> {
+        pub data: &'a [u8],
+        pub n: usize,
     }
 
     impl std::io::Read for Trickle<'_> {
@@ -1147,6 +811,15 @@ mod tests {
     }
 
     fn outcome(r: Result<Audience, AudienceError>) -> String {
+        // The whole-buffer reader gave no hint on rows over several lines.
+        let r = r.map(|mut a| {
+            for e in &mut a.rejected {
+                if let Some(i) = e.reason.find(" (the row runs over lines") {
+                    e.reason.truncate(i);
+                }
+            }
+            a
+        });
         match r {
             Ok(a) => format!("{:?} {:?} {:?} {:?}", a.path, a.columns, a.recipients, a.rejected),
             Err(e) => format!("error: {e}"),
@@ -1204,11 +877,16 @@ mod tests {
             b"0151 23456789",
             b"kunde@example.de",
         ];
+        // Strict UTF-8, as the whole-buffer reader was.
         let opts_all = [
-            opts(),
+            AudienceOptions {
+                encoding: Some(Encoding::Utf8),
+                ..opts()
+            },
             AudienceOptions {
                 delimiter: Some(b';'),
                 default_region: None,
+                encoding: Some(Encoding::Utf8),
             },
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -1218,6 +896,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
+        let mut quote_errors = 0;
         for case in 0..2000 {
             let mut data = Vec::new();
             let parts = 1 + next() % 14;
@@ -1229,24 +908,39 @@ mod tests {
                     data.extend(std::iter::repeat_n(b'x', 70_000 + (next() % 3) as usize));
                 }
             }
+            if data.starts_with(b"\xff\xfe") {
+                // A UTF-16 byte-order mark now.
+                continue;
+            }
             let o = &opts_all[case % 2];
+            let got = parse(Path::new("c.csv"), &data, o);
+            // Where the whole-buffer reader let a quote swallow the rest of the file (or the
+            // lines up to a stray quote), the streaming one refuses the file.
+            if let Err(AudienceError::UnclosedQuote { .. } | AudienceError::QuoteClosedLate { .. }) = &got {
+                assert!(data.contains(&b'"'), "case {case}: {data:?}");
+                quote_errors += 1;
+                continue;
+            }
+            if let Err(AudienceError::HeaderTooLong { .. }) = &got {
+                assert!(data.len() > MAX_HEADER, "case {case}");
+                continue;
+            }
             let want = outcome(reference::parse_whole(Path::new("c.csv"), &data, o));
-            assert_eq!(
-                outcome(parse(Path::new("c.csv"), &data, o)),
-                want,
-                "case {case}: {data:?}"
-            );
+            assert_eq!(outcome(got), want, "case {case}: {data:?}");
             for n in [1, 3, 7, 4096] {
                 let got = Reader::new(Path::new("c.csv"), Trickle { data: &data, n }, o).and_then(Reader::collect_all);
                 assert_eq!(outcome(got), want, "case {case}, {n}-byte reads: {data:?}");
             }
         }
+        // Both kinds of cases were generated.
+        assert!((1..1500).contains(&quote_errors), "{quote_errors}");
     }
 
     fn opts() -> AudienceOptions {
         AudienceOptions {
             delimiter: None,
             default_region: Some(Id::DE),
+            encoding: None,
         }
     }
 
@@ -1272,7 +966,7 @@ mod tests {
         Path::new(file!())
             .parent()
             .unwrap()
-            .join("../tests/data/audience")
+            .join("../../tests/data/audience")
             .join(name)
     }
 
@@ -1327,13 +1021,13 @@ mod tests {
 
     #[test]
     fn delimiter_detection_ignores_quoted_text_and_defaults_to_comma() {
-        assert_eq!(detect_delimiter(b"\"a;b;c\",email\n"), b',');
-        assert_eq!(detect_delimiter(b"\"x,y,z\";email;name\n"), b';');
-        assert_eq!(detect_delimiter(b"email\n1;2;3;4\n"), b',');
-        assert_eq!(detect_delimiter(b"\r\n\r\nname;email\r\n"), b';');
-        assert_eq!(detect_delimiter(b""), b',');
+        let columns = |text: &str| parse_ok(text).columns;
+        assert_eq!(columns("\"a;b;c\",email\n"), ["a;b;c", "email"]);
+        assert_eq!(columns("\"x,y,z\";email;name\n"), ["x,y,z", "email", "name"]);
+        assert_eq!(columns("email\n1;2;3;4\n"), ["email"]);
+        assert_eq!(columns("\r\n\r\nname;email\r\n"), ["name", "email"]);
         // Tie: comma wins.
-        assert_eq!(detect_delimiter(b"a;b,c\n"), b',');
+        assert_eq!(columns("a;b,email\n"), ["a;b", "email"]);
     }
 
     #[test]
@@ -1595,8 +1289,17 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_row_is_rejected_not_fatal() {
-        let a = parse_bytes(b"name,email\nM\xfcller,m@example.com\nAda,ada@example.com\n");
+    fn non_utf8_row_is_rejected_when_utf8_is_configured() {
+        let strict = AudienceOptions {
+            encoding: Some(Encoding::Utf8),
+            ..opts()
+        };
+        let a = parse(
+            Path::new("c.csv"),
+            b"name,email\nM\xfcller,m@example.com\nAda,ada@example.com\n",
+            &strict,
+        )
+        .unwrap();
         assert_eq!(a.rejected.len(), 1);
         assert_eq!(a.rejected[0].line, 2);
         assert!(
@@ -1607,6 +1310,66 @@ mod tests {
         assert!(a.rejected[0].reason.contains("`name`"));
         assert_eq!(a.recipients.len(), 1);
         assert_eq!(a.recipients[0].line, 3);
+    }
+
+    #[test]
+    fn lines_that_are_not_utf8_are_read_as_windows_1252() {
+        // Line 3 is UTF-8, lines 2 and 4 Windows-1252 (0x80 is the euro sign there).
+        let data = b"name,email\nM\xfcller,m@example.com\nJ\xc3\xbcrgen,j@example.com\n\x80 Wei\xdf,w@example.com\n";
+        let a = parse_bytes(data);
+        assert!(a.rejected.is_empty());
+        let names: Vec<_> = a.recipients.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Müller", "Jürgen", "€ Weiß"]);
+        assert_eq!(
+            a.decoding,
+            Decoding {
+                utf16: false,
+                windows_1252_lines: 2,
+                first_windows_1252_line: Some(2),
+                utf8_lines: 1,
+                windows_1252_configured: false
+            }
+        );
+        // Configured: every line, UTF-8 or not.
+        let latin = AudienceOptions {
+            encoding: Some(Encoding::Windows1252),
+            ..opts()
+        };
+        let a = parse(Path::new("c.csv"), data, &latin).unwrap();
+        assert_eq!(a.recipients[1].name, "JÃ¼rgen");
+        assert_eq!(a.decoding.windows_1252_lines, 3);
+        assert!(a.decoding.windows_1252_configured);
+    }
+
+    #[test]
+    fn utf16_with_bom_is_read_and_may_be_tab_separated() {
+        let text = "Name\tE-Mail\r\nÖzlem\tö@example.de\r\n😀 Ben\tben@example.de\r\n";
+        let le: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let be: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        for data in [le.clone(), be] {
+            for n in [1, 2, 3, 4096] {
+                let a = Reader::new(Path::new("c.csv"), Trickle { data: &data, n }, &opts())
+                    .and_then(Reader::collect_all)
+                    .unwrap();
+                assert_eq!(a.columns, ["name", "e-mail"]);
+                let got: Vec<_> = a.recipients.iter().map(|r| (r.line, r.name.as_str())).collect();
+                assert_eq!(got, [(2, "Özlem"), (3, "😀 Ben")], "{n}-byte reads");
+                assert!(a.decoding.utf16);
+            }
+        }
+        // Without a BOM only when configured (little-endian).
+        let utf16 = AudienceOptions {
+            encoding: Some(Encoding::Utf16),
+            ..opts()
+        };
+        let a = parse(Path::new("c.csv"), &le[2..], &utf16).unwrap();
+        assert_eq!(a.recipients.len(), 2);
     }
 
     #[test]
@@ -1664,8 +1427,20 @@ mod tests {
         assert!(matches!(&e, AudienceError::DuplicateColumn { column, .. } if column == "email"));
         assert!(e.to_string().starts_with("customers.csv: duplicate column `email`"));
 
-        let e = parse(Path::new("c.csv"), b"em\xffail\n", &opts()).unwrap_err();
+        let strict = AudienceOptions {
+            encoding: Some(Encoding::Utf8),
+            ..opts()
+        };
+        let e = parse(Path::new("c.csv"), b"em\xffail\n", &strict).unwrap_err();
         assert_eq!(e.to_string(), "c.csv: header row is not valid UTF-8");
+        // Otherwise read as Windows-1252.
+        let a = parse(
+            Path::new("c.csv"),
+            b"E-Mail;Stra\xdfe\na@example.de;Hauptstr. 1\n",
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(a.columns, ["e-mail", "straße"]);
     }
 
     #[test]
