@@ -83,8 +83,8 @@ pub struct Recipient {
     pub opt_out: Vec<String>,
     /// Every other column: key = header lowercased and trimmed, value = cell
     /// trimmed (`""` for an empty cell). A column used through an alias
-    /// (`e-mail`, `mail`, `mobile`, `telephone`, `tel`) is also kept here under
-    /// its own name.
+    /// (`e-mail`, `telefon`, `handy`, ... see `EMAIL_ALIASES` / `PHONE_ALIASES`) is also kept
+    /// here under its own name.
     pub extra: BTreeMap<String, String>,
 }
 
@@ -219,8 +219,31 @@ struct ColumnMap {
     extra: Vec<(usize, String)>,
 }
 
-const EMAIL_ALIASES: &[&str] = &["e-mail", "mail"];
-const PHONE_ALIASES: &[&str] = &["mobile", "telephone", "tel"];
+// What spreadsheets and address books call these columns, in English and German (the first
+// users' exports say "E-Mail" and "Telefon"/"Handy").
+const EMAIL_ALIASES: &[&str] = &[
+    "e-mail",
+    "mail",
+    "email address",
+    "e-mail address",
+    "e-mail-adresse",
+    "email-adresse",
+    "emailadresse",
+];
+const PHONE_ALIASES: &[&str] = &[
+    "mobile",
+    "mobile phone",
+    "phone number",
+    "telephone",
+    "tel",
+    "telefon",
+    "telefonnummer",
+    "handy",
+    "handynummer",
+    "mobil",
+    "mobilnummer",
+    "mobiltelefon",
+];
 
 impl ColumnMap {
     fn new(names: &[String]) -> ColumnMap {
@@ -1110,6 +1133,13 @@ mod tests {
         // The aliased columns stay available under their own names.
         assert_eq!(r.extra["e-mail"], "ada@example.com");
         assert_eq!(r.extra["mobile"], "0151 23456789");
+
+        let a = parse_ok("Name;E-Mail-Adresse;Telefon\nAda;ada@example.com;030 1234567\n");
+        let r = &a.recipients[0];
+        assert_eq!(r.email, valid("ada@example.com"));
+        assert_eq!(r.phone, valid("+49301234567"));
+        let a = parse_ok("Name;Handy\nAda;0151 23456789\n");
+        assert_eq!(a.recipients[0].phone, valid("+4915123456789"));
 
         let a = parse_ok("email,mail,tel\nada@example.com,old@example.com,030 1234567\n");
         let r = &a.recipients[0];
