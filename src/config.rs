@@ -16,6 +16,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::channel::ChannelKind;
+// The email channel owns it; the old path stays for the tests that sign with it.
+pub use crate::channel::email::DkimAlgorithm;
 use crate::error::{AppError, SourceLocation};
 // Secrets live in their own leaf module; these names stay here for the callers that use them.
 pub use crate::secrets::{REDACTED, redact, register_credential, register_secret, secret_from_env};
@@ -95,7 +98,7 @@ pub struct Common {
     pub template: Option<String>,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -111,245 +114,19 @@ fn concurrency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NonZeroU
         .ok_or_else(|| serde::de::Error::custom(format!("concurrency = {n}: use 1 to {MAX_CONCURRENCY}")))
 }
 
-/// The channel types. Adding a channel: a variant here, a module in `channel/`, an arm in
-/// `channel::build`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum ChannelKind {
-    Outbox(OutboxConfig),
-    Email(EmailConfig),
-    Sms(SmsConfig),
-    Facebook(FacebookConfig),
-    Instagram(InstagramConfig),
-    Webhook(WebhookConfig),
-    Telegram(TelegramConfig),
-    Mastodon(MastodonConfig),
-    Statuspage(StatuspageConfig),
+/// A value with a fixed set of choices (a serde enum) for one key. Channel tables are parsed
+/// flattened, where serde's "unknown variant" message does not name the key: [`keyed`] adds it.
+pub trait Keyed {
+    const KEY: &'static str;
 }
 
-impl ChannelKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ChannelKind::Outbox(_) => "outbox",
-            ChannelKind::Email(_) => "email",
-            ChannelKind::Sms(_) => "sms",
-            ChannelKind::Facebook(_) => "facebook",
-            ChannelKind::Instagram(_) => "instagram",
-            ChannelKind::Webhook(_) => "webhook",
-            ChannelKind::Telegram(_) => "telegram",
-            ChannelKind::Mastodon(_) => "mastodon",
-            ChannelKind::Statuspage(_) => "statuspage",
-        }
-    }
+impl<T: Keyed> Keyed for Option<T> {
+    const KEY: &'static str = T::KEY;
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxConfig {
-    #[serde(default = "default_outbox_dir")]
-    pub dir: String,
-    /// Sender used in the `.eml` files (defaults to the org name at `outbox.invalid`).
-    pub from: Option<String>,
-    /// Per-message delay, to make a run observable in demos and tests ("200ms").
-    pub delay: Option<HumanDuration>,
-}
-
-fn default_outbox_dir() -> String {
-    "outbox".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    pub from: String,
-    pub reply_to: Option<String>,
-    pub list_unsubscribe: Option<String>,
-    pub dkim: Option<DkimConfig>,
-    /// Hostname announced in EHLO and used on the right of Message-IDs (default: From's domain).
-    pub hello_name: Option<String>,
-    pub relays: Vec<RelayConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimConfig {
-    pub selector: String,
-    pub domain: String,
-    pub private_key_file: String,
-    #[serde(default)]
-    pub algorithm: DkimAlgorithm,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum DkimAlgorithm {
-    #[default]
-    Rsa,
-    Ed25519,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RelayConfig {
-    pub name: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-    #[serde(default)]
-    pub tls: TlsMode,
-    pub username: Option<String>,
-    pub password_env: Option<String>,
-    pub ca_file: Option<String>,
-    pub rate: Option<Rate>,
-    pub timeout: Option<HumanDuration>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    #[default]
-    Starttls,
-    Tls,
-    None,
-}
-
-/// `type = "sms"`: one SMS gateway. Which keys apply depends on `provider`; `channel::sms::build`
-/// checks that the provider's keys are there.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmsConfig {
-    // The rarely used keys are boxed (`Box<str>`: 16 bytes, not 24) to keep this variant of
-    // `ChannelKind` from dwarfing the others (clippy::large_enum_variant).
-    /// twilio | vonage | seven | generic
-    pub provider: String,
-    /// Sender: an E.164 number or an alphanumeric sender id (twilio: also a Messaging Service
-    /// SID `MG...`). Required for twilio and vonage.
-    pub from: Option<String>,
-    /// twilio: the Account SID (`AC...`).
-    pub account_sid: Option<String>,
-    /// vonage: the API key (not a secret; `api_key_env` reads it from the environment instead).
-    pub api_key: Option<String>,
-    /// vonage, seven: environment variable holding the API key.
-    pub api_key_env: Option<String>,
-    /// vonage: environment variable holding the API secret.
-    pub api_secret_env: Option<String>,
-    /// twilio: environment variable holding the Auth Token. generic: an optional token, sent as
-    /// `Authorization: Bearer ...` unless a header value contains `{token}`.
-    pub auth_token_env: Option<String>,
-    /// The gateway's API root (tests and proxies point it elsewhere). Defaults per provider.
-    pub base_url: Option<String>,
-    /// Refuse (before anything is sent) texts longer than this many segments. Default 10.
-    pub max_segments: Option<u32>,
-    /// Typographic quotes, dashes, ellipsis and odd spaces -> GSM-7 look-alikes. Default on.
-    #[serde(default = "yes")]
-    pub normalize: bool,
-    /// Price of one segment, for the cost estimate in `preview` and the plan.
-    pub price_per_segment: Option<f64>,
-    /// Shown after estimated costs, e.g. "EUR".
-    pub currency: Option<Box<str>>,
-    /// "message" (default) or "segment": what one rate-limit cell is.
-    pub rate_unit: Option<String>,
-    /// generic: the endpoint; absolute, or a path joined to `base_url`.
-    pub url: Option<Box<str>>,
-    /// generic: HTTP method, default POST.
-    pub method: Option<Box<str>>,
-    /// generic: extra request headers; `{token}` in a value is replaced by `auth_token_env`'s secret.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// generic: handlebars template of the request body, with `to`, `to_digits`, `from`, `text`,
-    /// `encoding`, `unicode`, `segments`, `name`, `reference`, `message_id`.
-    pub body_template: Option<Box<str>>,
-    /// generic: "json" (default; values are JSON-string-escaped) or "form" (values are
-    /// form-urlencoded).
-    pub body_format: Option<Box<str>>,
-    /// generic: RFC 6901 JSON pointer to the message id in the response, e.g. "/messages/0/id".
-    pub id_pointer: Option<Box<str>>,
-    /// generic: HTTP statuses that mean "accepted" (default 200, 201, 202, 204).
-    pub success_statuses: Option<Box<[u16]>>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FacebookConfig {
-    pub page_id: String,
-    pub access_token_env: String,
-    pub app_secret_env: Option<String>,
-    pub graph_url: Option<String>,
-    pub api_version: Option<String>,
-    /// How long to wait before retrying when Graph throttles (usage at 100 %, error 368) without
-    /// saying for how long (default "60s").
-    pub throttle_wait: Option<HumanDuration>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstagramConfig {
-    pub ig_user_id: String,
-    pub access_token_env: String,
-    pub app_secret_env: Option<String>,
-    pub graph_url: Option<String>,
-    pub api_version: Option<String>,
-    /// As for Facebook (default "60s").
-    pub throttle_wait: Option<HumanDuration>,
-    /// First wait between media-container status checks (default "3s"); doubles up to 1 min.
-    pub poll_interval: Option<HumanDuration>,
-    /// Give up on a container that is not FINISHED after this long (default "5min").
-    pub poll_timeout: Option<HumanDuration>,
-    /// The facebook channel whose Page hosts local image files (uploaded unpublished), since
-    /// Instagram only takes public URLs. Default: the first enabled channel of type facebook.
-    pub image_host: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// Where to POST. Chat webhook URLs carry their token in the path: prefer `url_env` for them.
-    pub url: Option<String>,
-    /// Environment variable holding the URL instead of `url` (exactly one of the two).
-    pub url_env: Option<String>,
-    /// Standard Webhooks signing secret(s) `whsec_...` (several, space-separated, during rotation).
-    pub secret_env: Option<String>,
-    /// slack | discord | teams | mattermost | google-chat: the body shape that API expects.
-    pub preset: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelegramConfig {
-    pub bot_token_env: String,
-    pub chat_ids: Vec<String>,
-    pub base_url: Option<String>,
-    /// "HTML" (uses the HTML-escaped telegram.html.hbs), or "MarkdownV2" / "Markdown" with your
-    /// own `template`.
-    pub parse_mode: Option<String>,
-    /// Send silently (no notification sound).
-    #[serde(default)]
-    pub disable_notification: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MastodonConfig {
-    pub instance: String,
-    pub access_token_env: String,
-    pub visibility: Option<String>,
-    pub max_characters: Option<usize>,
-    /// ISO 639 language of the posts, e.g. "de".
-    pub language: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatuspageConfig {
-    pub dir: String,
-    pub publish_command: Option<String>,
-    /// Page title (default: "<org name> status").
-    pub title: Option<String>,
-    /// Public URL the site is served from: absolute links and ids in feed.atom.
-    pub base_url: Option<String>,
-    /// Resolved incidents stay under "Recently resolved" for this many days (default 30).
-    pub recent_days: Option<u32>,
+/// `#[serde(deserialize_with = "keyed")]`: serde's own message, prefixed with the key.
+pub fn keyed<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Keyed>(d: D) -> Result<T, D::Error> {
+    T::deserialize(d).map_err(|e| serde::de::Error::custom(format!("{}: {e}", T::KEY)))
 }
 
 /// `rate = "10/s"`: `count` cells per `per`.
@@ -681,7 +458,7 @@ fn validate_channel(name: &str, s: &ChannelSettings) -> Result<(), (Option<&'sta
         return Err((None, format!("channel name {name:?}: use letters, digits, '-' and '_'")));
     }
     validate_common(name, &s.common).map_err(|(k, m)| (Some(k), m))?;
-    validate_kind(name, s).map_err(|m| (None, m))
+    s.kind.config().validate(name).map_err(|m| (None, m))
 }
 
 /// The limits on the keys every channel has.
@@ -710,63 +487,6 @@ fn validate_common(name: &str, c: &Common) -> Result<(), (&'static str, String)>
     Ok(())
 }
 
-fn validate_kind(name: &str, s: &ChannelSettings) -> Result<(), String> {
-    match &s.kind {
-        ChannelKind::Email(e) => {
-            if e.relays.is_empty() {
-                return Err(format!(
-                    "[channels.{name}] needs at least one [[channels.{name}.relays]]"
-                ));
-            }
-            e.from
-                .parse::<lettre::message::Mailbox>()
-                .map_err(|err| format!("[channels.{name}] from {:?} is not a valid address: {err}", e.from))?;
-            for (i, r) in e.relays.iter().enumerate() {
-                if r.tls == TlsMode::None && !is_loopback_host(&r.host) {
-                    return Err(format!(
-                        "[channels.{name}] relay {} ({}): tls = \"none\" is only allowed for loopback hosts \
-                         (localhost, 127.0.0.0/8, ::1); use \"starttls\" or \"tls\"",
-                        r.name.clone().unwrap_or_else(|| format!("#{}", i + 1)),
-                        r.host
-                    ));
-                }
-                if let Some(t) = r.timeout
-                    && t.0 < MIN_TIMEOUT
-                {
-                    return Err(format!(
-                        "[channels.{name}] relay {}: timeout must be at least 1s",
-                        r.host
-                    ));
-                }
-                if r.username.is_some() != r.password_env.is_some() {
-                    return Err(format!(
-                        "[channels.{name}] relay {}: username and password_env go together",
-                        r.host
-                    ));
-                }
-            }
-        }
-        ChannelKind::Sms(sms) => {
-            if !["twilio", "vonage", "seven", "generic"].contains(&sms.provider.as_str()) {
-                return Err(format!(
-                    "[channels.{name}] provider {:?}: expected twilio, vonage, seven or generic",
-                    sms.provider
-                ));
-            }
-            if let Some(u) = &sms.rate_unit
-                && u != "message"
-                && u != "segment"
-            {
-                return Err(format!(
-                    "[channels.{name}] rate_unit {u:?}: expected \"message\" or \"segment\""
-                ));
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Plaintext SMTP is only acceptable when it cannot leave the machine.
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
@@ -785,18 +505,67 @@ mod tests {
     fn example_config_parses() {
         let c = parse(EXAMPLE_CONFIG).expect("example config must parse");
         let types: std::collections::BTreeSet<_> = c.channels.iter().map(|c| c.type_name()).collect();
-        for t in [
-            "outbox",
-            "email",
-            "sms",
-            "facebook",
-            "instagram",
-            "webhook",
-            "telegram",
-            "mastodon",
-            "statuspage",
-        ] {
+        for t in crate::channel::CHANNEL_TYPES {
             assert!(types.contains(t), "example config lacks a {t} channel");
+        }
+    }
+
+    #[test]
+    fn unknown_type_lists_every_registered_type() {
+        let msg = parse("[channels.x]\ntype = \"pigeon\"\n").unwrap_err().to_string();
+        let listed: Vec<_> = msg.split('`').skip(3).step_by(2).collect();
+        assert_eq!(listed, crate::channel::CHANNEL_TYPES, "{msg}");
+    }
+
+    /// A value outside a key's fixed set is refused by serde, at the table, naming the key, the
+    /// value and every valid value.
+    #[test]
+    fn unknown_choices_name_key_value_and_choices() {
+        let cases = [
+            (
+                "type = \"sms\"\nprovider = \"nexmo\"",
+                "provider",
+                "nexmo",
+                ["twilio", "generic"],
+            ),
+            (
+                "type = \"sms\"\nprovider = \"seven\"\nrate_unit = \"byte\"",
+                "rate_unit",
+                "byte",
+                ["message", "segment"],
+            ),
+            (
+                "type = \"webhook\"\nurl = \"https://x.example\"\npreset = \"irc\"",
+                "preset",
+                "irc",
+                ["slack", "google-chat"],
+            ),
+            (
+                "type = \"mastodon\"\ninstance = \"https://m.example\"\naccess_token_env = \"T\"\nvisibility = \"secret\"",
+                "visibility",
+                "secret",
+                ["public", "direct"],
+            ),
+            (
+                "type = \"telegram\"\nbot_token_env = \"T\"\nchat_ids = [\"1\"]\nparse_mode = \"html\"",
+                "parse_mode",
+                "html",
+                ["HTML", "MarkdownV2"],
+            ),
+            (
+                "type = \"email\"\nfrom = \"a@example.org\"\n[[channels.c.relays]]\nhost = \"h\"\ntls = \"ssl\"",
+                "tls",
+                "ssl",
+                ["starttls", "none"],
+            ),
+        ];
+        for (table, key, value, choices) in cases {
+            let msg = parse(&format!("\n[channels.c]\n{table}\n")).unwrap_err().to_string();
+            assert!(msg.starts_with("channels.toml:2:"), "{msg}");
+            assert!(msg.contains(key) && msg.contains(&format!("`{value}`")), "{msg}");
+            for c in choices {
+                assert!(msg.contains(&format!("`{c}`")), "{msg}");
+            }
         }
     }
 

@@ -20,7 +20,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
 use crate::channel::DeliveryError;
-use crate::config::{ChannelEntry, ChannelKind};
+use crate::config::ChannelEntry;
 use crate::error::{AppError, SourceLocation};
 use crate::secrets::redact;
 
@@ -75,27 +75,7 @@ pub fn host_of(url: &Url) -> String {
 pub fn check_config_urls(file: &str, source: &str, channels: &[ChannelEntry]) -> Result<(), AppError> {
     for entry in channels {
         let at = format!("[channels.{}]", entry.name);
-        let keys: Vec<(&str, &str)> = match &entry.settings.kind {
-            ChannelKind::Sms(c) => {
-                let mut k = Vec::new();
-                if let Some(b) = &c.base_url {
-                    k.push(("base_url", b.as_str()));
-                }
-                // A relative `url` is a path under base_url.
-                if let Some(u) = c.url.as_deref()
-                    && u.contains("://")
-                {
-                    k.push(("url", u));
-                }
-                k
-            }
-            ChannelKind::Webhook(c) => c.url.iter().map(|u| ("url", u.as_str())).collect(),
-            ChannelKind::Facebook(c) => c.graph_url.iter().map(|u| ("graph_url", u.as_str())).collect(),
-            ChannelKind::Instagram(c) => c.graph_url.iter().map(|u| ("graph_url", u.as_str())).collect(),
-            ChannelKind::Telegram(c) => c.base_url.iter().map(|u| ("base_url", u.as_str())).collect(),
-            ChannelKind::Mastodon(c) => vec![("instance", c.instance.as_str())],
-            _ => Vec::new(),
-        };
+        let keys = entry.settings.kind.config().urls();
         for (key, value) in keys {
             if let Err(m) = check_url(&format!("{at} {key}"), value) {
                 let loc = key_location(file, source, &entry.location, key);

@@ -18,11 +18,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::channel::http;
-use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, Config, MastodonConfig, secret_from_env};
+use crate::channel::{Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::config::{Common, Config, Keyed, keyed, secret_from_env};
 use crate::render::{Context, Templates};
 
 /// Mastodon's default `configuration.statuses.max_characters`.
@@ -31,21 +32,65 @@ pub const DEFAULT_MAX_CHARACTERS: usize = 500;
 const URL_WEIGHT: usize = 23;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MastodonConfig {
+    pub instance: String,
+    pub access_token_env: String,
+    #[serde(default, deserialize_with = "keyed")]
+    pub visibility: Visibility,
+    pub max_characters: Option<usize>,
+    /// ISO 639 language of the posts, e.g. "de".
+    pub language: Option<String>,
+}
+
+/// Who sees the post (`visibility` of the statuses API).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    #[default]
+    Public,
+    Unlisted,
+    Private,
+    Direct,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Unlisted => "unlisted",
+            Visibility::Private => "private",
+            Visibility::Direct => "direct",
+        }
+    }
+}
+
+impl Keyed for Visibility {
+    const KEY: &'static str = "visibility";
+}
+
+impl ChannelConfig for MastodonConfig {
+    fn urls(&self) -> Vec<(&'static str, &str)> {
+        vec![("instance", self.instance.as_str())]
+    }
+
+    fn build(&self, name: &str, common: &Common, _config: &Config) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(Mastodon::new(name, common, self)?))
+    }
+}
+
 pub struct Mastodon {
     name: String,
     token: SecretString,
     instance: reqwest::Url,
     host: String,
-    visibility: String,
+    visibility: Visibility,
     language: Option<String>,
     max_characters: usize,
     template: String,
     client: reqwest::Client,
     timeout: Duration,
-}
-
-pub fn build(name: &str, common: &Common, cfg: &MastodonConfig, _config: &Config) -> Result<Arc<dyn Channel>, String> {
-    Ok(Arc::new(Mastodon::new(name, common, cfg)?))
 }
 
 /// Length as Mastodon counts it: URLs weigh 23 characters; `@user@domain` mentions count only
@@ -74,12 +119,7 @@ pub fn status_length(text: &str) -> usize {
 impl Mastodon {
     pub fn new(name: &str, common: &Common, cfg: &MastodonConfig) -> Result<Mastodon, String> {
         let at = format!("[channels.{name}]");
-        let visibility = cfg.visibility.clone().unwrap_or_else(|| "public".into());
-        if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
-            return Err(format!(
-                "{at} visibility {visibility:?}: expected public, unlisted, private or direct"
-            ));
-        }
+        let visibility = cfg.visibility;
         let max_characters = cfg.max_characters.unwrap_or(DEFAULT_MAX_CHARACTERS);
         if max_characters == 0 {
             return Err(format!("{at} max_characters must be at least 1"));
@@ -187,7 +227,7 @@ impl Channel for Mastodon {
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
-        let mut form: Vec<(&str, &str)> = vec![("status", &msg.text), ("visibility", &self.visibility)];
+        let mut form: Vec<(&str, &str)> = vec![("status", &msg.text), ("visibility", self.visibility.as_str())];
         if let Some(l) = &self.language {
             form.push(("language", l));
         }
@@ -230,7 +270,10 @@ impl Channel for Mastodon {
                 let v: Value = a.json().unwrap_or(Value::Null);
                 if a.status.is_success() {
                     let acct = http::excerpt(v["acct"].as_str().unwrap_or("?"), 100);
-                    (true, format!("posts as @{acct} on {} ({})", self.host, self.visibility))
+                    (
+                        true,
+                        format!("posts as @{acct} on {} ({})", self.host, self.visibility.as_str()),
+                    )
                 } else {
                     let err = v["error"]
                         .as_str()

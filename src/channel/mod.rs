@@ -2,7 +2,13 @@
 //! returning the provider's id or a *classified* error; the dispatcher owns retries, rate
 //! limits, concurrency and the journal, so a channel module is only about its provider.
 //!
-//! Adding a channel type: a module here, a variant in `config::ChannelKind`, an arm in [`build`].
+//! # Registration
+//!
+//! Each channel module owns its config struct (the keys of its `[channels.NAME]` table) and
+//! implements [`ChannelConfig`] for it: the checks serde cannot express, the URL keys for the
+//! https rule, and `build`. The one list in [`channels!`] below turns those structs into
+//! [`ChannelKind`] (dispatching on `type`), [`CHANNEL_TYPES`] and [`build`]; adding a channel
+//! type is a module and one line there (see the README's "Adding a channel").
 
 pub mod email;
 pub mod graph;
@@ -18,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{ChannelEntry, ChannelKind, Config};
+use crate::config::{ChannelEntry, Common, Config};
 use crate::error::AppError;
 use crate::render::{Context, Templates};
 
@@ -255,26 +261,71 @@ pub trait Channel: Send + Sync {
     }
 }
 
+/// What every channel type's config struct provides.
+pub trait ChannelConfig {
+    /// Checks serde cannot express, when the file is loaded (before any secret is read).
+    fn validate(&self, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// The URL keys written in the file (key, value), for the https-unless-loopback rule.
+    fn urls(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+    /// The channel itself. Secrets are read from the environment here, so a disabled channel
+    /// does not need its secret.
+    fn build(&self, name: &str, common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String>;
+}
+
+/// The one list of channel types: `"type" => Variant(config struct)`. It generates the enum
+/// serde parses a `[channels.NAME]` table into (dispatching on `type`), its `type_name`, and
+/// [`CHANNEL_TYPES`].
+macro_rules! channels {
+    ($($type:literal => $variant:ident($config:ty)),+ $(,)?) => {
+        /// A channel table's own keys, by its `type`.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum ChannelKind {
+            $(#[serde(rename = $type)] $variant($config),)+
+        }
+
+        /// Every `type` a channel may have, in registration order.
+        pub const CHANNEL_TYPES: &[&str] = &[$($type),+];
+
+        impl ChannelKind {
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(ChannelKind::$variant(_) => $type,)+
+                }
+            }
+
+            /// The type's own config, through the trait every config implements.
+            pub fn config(&self) -> &dyn ChannelConfig {
+                match self {
+                    $(ChannelKind::$variant(c) => c,)+
+                }
+            }
+        }
+    };
+}
+
+channels! {
+    "outbox" => Outbox(outbox::OutboxConfig),
+    "email" => Email(email::EmailConfig),
+    "sms" => Sms(sms::SmsConfig),
+    "facebook" => Facebook(graph::FacebookConfig),
+    "instagram" => Instagram(graph::InstagramConfig),
+    "webhook" => Webhook(webhook::WebhookConfig),
+    "telegram" => Telegram(telegram::TelegramConfig),
+    "mastodon" => Mastodon(mastodon::MastodonConfig),
+    "statuspage" => Statuspage(statuspage::StatuspageConfig),
+}
+
 /// Build the channel a config entry describes. Secrets are read from the environment here.
 pub fn build(entry: &ChannelEntry, config: &Config) -> Result<Arc<dyn Channel>, AppError> {
-    let invalid = |m: String| AppError::invalid_at(Some(entry.location.clone()), m);
-    Ok(match &entry.settings.kind {
-        ChannelKind::Outbox(c) => Arc::new(outbox::Outbox::new(&entry.name, c, config).map_err(invalid)?),
-        ChannelKind::Email(c) => {
-            Arc::new(email::Email::new(&entry.name, &entry.settings.common, c, config).map_err(invalid)?)
-        }
-        ChannelKind::Sms(c) => sms::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
-        ChannelKind::Facebook(c) => {
-            graph::build_facebook(&entry.name, &entry.settings.common, c, config).map_err(invalid)?
-        }
-        ChannelKind::Instagram(c) => {
-            graph::build_instagram(&entry.name, &entry.settings.common, c, config).map_err(invalid)?
-        }
-        ChannelKind::Webhook(c) => webhook::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
-        ChannelKind::Telegram(c) => telegram::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
-        ChannelKind::Mastodon(c) => mastodon::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?,
-        ChannelKind::Statuspage(c) => {
-            statuspage::build(&entry.name, &entry.settings.common, c, config).map_err(invalid)?
-        }
-    })
+    entry
+        .settings
+        .kind
+        .config()
+        .build(&entry.name, &entry.settings.common, config)
+        .map_err(|m| AppError::invalid_at(Some(entry.location.clone()), m))
 }

@@ -5,17 +5,42 @@
 //! mode 0600 in 0700 folders, because they hold customer data.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lettre::message::Mailbox;
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::channel::email::message;
-use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{ChannelEntry, ChannelKind, Config, OutboxConfig};
+use crate::channel::{
+    AddressKind, Channel, ChannelConfig, ChannelKind, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat,
+};
+use crate::config::{ChannelEntry, Common, Config, HumanDuration};
 use crate::fsutil;
 use crate::render::{Context, Templates, sms};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    #[serde(default = "default_outbox_dir")]
+    pub dir: String,
+    /// Sender used in the `.eml` files (defaults to the org name at `outbox.invalid`).
+    pub from: Option<String>,
+    /// Per-message delay, to make a run observable in demos and tests ("200ms").
+    pub delay: Option<HumanDuration>,
+}
+
+fn default_outbox_dir() -> String {
+    "outbox".into()
+}
+
+impl ChannelConfig for OutboxConfig {
+    fn build(&self, name: &str, _common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(Outbox::new(name, self, config)?))
+    }
+}
 
 pub struct Outbox {
     name: String,

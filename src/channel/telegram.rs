@@ -17,16 +17,65 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::channel::http;
-use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, Config, TelegramConfig, secret_from_env};
+use crate::channel::{Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::config::{Common, Config, Keyed, keyed, secret_from_env};
 use crate::render::{Context, Templates};
 
 /// "Text of the message to be sent, 1-4096 characters after entities parsing."
 pub const MAX_TEXT: usize = 4096;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramConfig {
+    pub bot_token_env: String,
+    pub chat_ids: Vec<String>,
+    pub base_url: Option<String>,
+    /// "HTML" (uses the HTML-escaped telegram.html.hbs), or "MarkdownV2" / "Markdown" with your
+    /// own `template`.
+    #[serde(default, deserialize_with = "keyed")]
+    pub parse_mode: Option<ParseMode>,
+    /// Send silently (no notification sound).
+    #[serde(default)]
+    pub disable_notification: bool,
+}
+
+/// Telegram's `parse_mode`: how the Bot API reads the text's markup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ParseMode {
+    #[serde(rename = "HTML")]
+    Html,
+    MarkdownV2,
+    Markdown,
+}
+
+impl ParseMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParseMode::Html => "HTML",
+            ParseMode::MarkdownV2 => "MarkdownV2",
+            ParseMode::Markdown => "Markdown",
+        }
+    }
+}
+
+impl Keyed for ParseMode {
+    const KEY: &'static str = "parse_mode";
+}
+
+impl ChannelConfig for TelegramConfig {
+    fn urls(&self) -> Vec<(&'static str, &str)> {
+        self.base_url.iter().map(|u| ("base_url", u.as_str())).collect()
+    }
+
+    fn build(&self, name: &str, common: &Common, _config: &Config) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(Telegram::new(name, common, self)?))
+    }
+}
 
 pub struct Telegram {
     name: String,
@@ -34,15 +83,11 @@ pub struct Telegram {
     base: reqwest::Url,
     host: String,
     chat_ids: Vec<String>,
-    parse_mode: Option<String>,
+    parse_mode: Option<ParseMode>,
     disable_notification: bool,
     template: String,
     client: reqwest::Client,
     timeout: Duration,
-}
-
-pub fn build(name: &str, common: &Common, cfg: &TelegramConfig, _config: &Config) -> Result<Arc<dyn Channel>, String> {
-    Ok(Arc::new(Telegram::new(name, common, cfg)?))
 }
 
 /// `chat_id`: "Unique identifier for the target chat or username of the target channel (in the
@@ -75,20 +120,13 @@ impl Telegram {
                 chat_ids.push(id);
             }
         }
-        let parse_mode = match cfg.parse_mode.as_deref() {
-            None => None,
-            Some(m @ ("HTML" | "MarkdownV2" | "Markdown")) => Some(m.to_string()),
-            Some(other) => {
-                return Err(format!(
-                    "{at} parse_mode {other:?}: expected \"HTML\", \"MarkdownV2\" or \"Markdown\""
-                ));
-            }
-        };
-        let template = match (&common.template, parse_mode.as_deref()) {
+        let parse_mode = cfg.parse_mode;
+        let template = match (&common.template, parse_mode) {
             (Some(t), _) => t.clone(),
             (None, None) => "telegram.hbs".into(),
-            (None, Some("HTML")) => "telegram.html.hbs".into(),
+            (None, Some(ParseMode::Html)) => "telegram.html.hbs".into(),
             (None, Some(m)) => {
+                let m = m.as_str();
                 return Err(format!(
                     "{at} parse_mode {m:?} needs your own `template` that escapes Telegram's Markdown special characters; or use parse_mode = \"HTML\" (built-in telegram.html.hbs)"
                 ));
@@ -136,7 +174,7 @@ impl Telegram {
     /// Text length as Telegram counts it: after entity parsing (tags removed, entities decoded for
     /// HTML), in UTF-16 code units (the unit of its entity offsets; an emoji counts 2).
     fn visible_len(&self, text: &str) -> usize {
-        let visible = if self.parse_mode.as_deref() == Some("HTML") {
+        let visible = if self.parse_mode == Some(ParseMode::Html) {
             strip_html(text)
         } else {
             text.to_string()
@@ -264,8 +302,8 @@ impl Channel for Telegram {
             "chat_id": Self::chat_id_value(chat),
             "text": msg.text,
         });
-        if let Some(m) = &self.parse_mode {
-            body["parse_mode"] = json!(m);
+        if let Some(m) = self.parse_mode {
+            body["parse_mode"] = json!(m.as_str());
         }
         if self.disable_notification {
             body["disable_notification"] = json!(true);

@@ -34,6 +34,7 @@
 mod body;
 mod breaker;
 mod classify;
+mod config;
 pub mod dkim;
 mod failover;
 pub mod message;
@@ -48,8 +49,10 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered};
-use crate::config::{Common, Config, EmailConfig};
+use crate::config::{Common, Config};
+
 use crate::render::{Context, Templates};
+pub use config::{DkimAlgorithm, DkimConfig, EmailConfig, RelayConfig, TlsMode};
 
 use failover::Failover;
 use relay::Relay;

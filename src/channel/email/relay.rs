@@ -17,7 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::classify::{Failure, Stage, StepError, classify, timed_out};
 use super::pool::{Pool, Session};
-use crate::config::{Config, RelayConfig, TlsMode, secret_from_env};
+use super::{RelayConfig, TlsMode};
+use crate::config::{Config, secret_from_env};
 
 /// Per-command timeout when the relay does not set one. RFC 5321 allows minutes; a CLI that
 /// waits half a minute for a reply has waited long enough to try the next relay.

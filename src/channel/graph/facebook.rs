@@ -8,10 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::FacebookConfig;
 use super::client::{Effect, FilePart, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
 use super::{IMAGE_STAT, Image, LINK_STAT, image_of, read_image, stat_value};
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, FacebookConfig};
+use crate::config::Common;
 use crate::render::{Context, Templates};
 
 /// Facebook's limit for the text of a post.

@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::InstagramConfig;
 use super::client::{Effect, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
 use super::facebook::{PageHost, prefix};
 use super::{ALT_STAT, IMAGE_STAT, Image, image_of, stat_value};
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, InstagramConfig};
+use crate::config::Common;
 use crate::media;
 use crate::render::{Context, Templates};
 

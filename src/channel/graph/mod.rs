@@ -13,18 +13,21 @@
 //! the announcement's `vars.image_alt`.
 
 pub mod client;
+mod config;
 pub mod facebook;
 pub mod instagram;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::channel::ChannelKind;
 use crate::channel::{Channel, DeliveryError, Rendered};
-use crate::config::{ChannelKind, Common, Config, FacebookConfig, InstagramConfig};
+use crate::config::{Common, Config};
 use crate::media::{self, ImageRule};
 use crate::render::Context;
 
 use client::FilePart;
+pub use config::{FacebookConfig, InstagramConfig};
 
 /// `stats` label of the image: an https URL or an absolute file path.
 pub const IMAGE_STAT: &str = "image";

@@ -11,10 +11,11 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use super::SmsConfig;
 use super::{Gateway, Outgoing, base, failure};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
-use crate::config::{SmsConfig, secret_from_env};
+use crate::config::secret_from_env;
 use crate::render::sms::Encoding;
 
 const PROVIDER: &str = "generic";

@@ -13,23 +13,26 @@
 //! * Gateways have no idempotency key, so a request that got no answer is `unknown`, never
 //!   re-sent automatically.
 
+mod config;
 mod generic;
 mod seven;
 mod twilio;
 mod vonage;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat};
-use crate::config::{ChannelKind, Common, Config, SmsConfig};
+use crate::config::{ChannelKind, Common, Config};
 use crate::journal::Status;
 use crate::plan::{Plan, PlannedChannel};
 use crate::render::sms::{self, Encoding, SmsInfo};
 use crate::render::{Context, Templates};
+
+pub use config::{Provider, RateUnit, SmsConfig};
 
 /// `max_segments` when the config does not say (Twilio's advice is to stay under 10).
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
@@ -106,10 +109,6 @@ pub struct Sms {
     skeletons: crate::render::skeleton::Skeletons,
 }
 
-pub fn build(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Arc<dyn Channel>, String> {
-    Ok(Arc::new(Sms::new(name, common, cfg, config)?))
-}
-
 impl Sms {
     pub fn new(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Sms, String> {
         let at = format!("[channels.{name}]");
@@ -118,16 +117,11 @@ impl Sms {
         // Our own request timeout fires first, so a slow gateway is classified here (unknown)
         // rather than by the dispatcher's deadline.
         let client = crate::channel::http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
-        let gateway: Box<dyn Gateway> = match cfg.provider.as_str() {
-            "twilio" => Box::new(twilio::Twilio::new(&at, cfg, client, &config.state_dir)?),
-            "vonage" => Box::new(vonage::Vonage::new(&at, cfg, client)?),
-            "seven" => Box::new(seven::Seven::new(&at, cfg, client)?),
-            "generic" => Box::new(generic::Generic::new(&at, cfg, client)?),
-            other => {
-                return Err(format!(
-                    "{at} provider {other:?}: expected twilio, vonage, seven or generic"
-                ));
-            }
+        let gateway: Box<dyn Gateway> = match cfg.provider {
+            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client, &config.state_dir)?),
+            Provider::Vonage => Box::new(vonage::Vonage::new(&at, cfg, client)?),
+            Provider::Seven => Box::new(seven::Seven::new(&at, cfg, client)?),
+            Provider::Generic => Box::new(generic::Generic::new(&at, cfg, client)?),
         };
         let max_segments = cfg.max_segments.unwrap_or(DEFAULT_MAX_SEGMENTS);
         if max_segments == 0 {
@@ -138,11 +132,7 @@ impl Sms {
         {
             return Err(format!("{at} price_per_segment must be a number >= 0"));
         }
-        let weigh_segments = match cfg.rate_unit.as_deref() {
-            None | Some("message") => false,
-            Some("segment") => true,
-            Some(u) => return Err(format!("{at} rate_unit {u:?}: expected \"message\" or \"segment\"")),
-        };
+        let weigh_segments = cfg.rate_unit == RateUnit::Segment;
         if weigh_segments && let Some(rate) = common.rate {
             // The limiter refuses a message that costs more cells than the burst holds.
             let burst = common.burst.map_or(1, |b| b.get());
@@ -505,6 +495,8 @@ pub fn plan_totals(plan: &Plan, c: &PlannedChannel) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::SmsConfig;
 use super::{Gateway, Outgoing, base, failure, required_secret};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
-use crate::config::SmsConfig;
 use crate::render::sms::Encoding;
 
 const PROVIDER: &str = "seven";

@@ -11,10 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::SmsConfig;
 use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
 use crate::channel::http::{self, Answer};
 use crate::channel::{DeliveryError, Probe, Receipt, Refreshed};
-use crate::config::SmsConfig;
 
 const PROVIDER: &str = "twilio";
 /// Twilio refuses longer bodies (error 21617).

@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::SmsConfig;
 use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
-use crate::config::{SmsConfig, secret_from_env};
+use crate::config::secret_from_env;
 use crate::render::sms::Encoding;
 
 const PROVIDER: &str = "vonage";

@@ -10,6 +10,7 @@
 //! its failure fails the delivery with the tail of its stderr.
 
 pub mod atom;
+mod config;
 pub mod site;
 
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -23,11 +24,13 @@ use async_trait::async_trait;
 use crate::announcement::{Announcement, Severity};
 use crate::channel::webhook::http::tail;
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, Config, StatuspageConfig};
+use crate::config::Config;
 use crate::journal::{Journal, Status};
 use crate::render::{Context, Templates};
 
 use site::{Entry, Settings};
+
+pub use config::StatuspageConfig;
 
 const DEFAULT_RECENT_DAYS: u32 = 30;
 
@@ -50,15 +53,6 @@ impl std::ops::Deref for Statuspage {
     fn deref(&self) -> &Site {
         &self.site
     }
-}
-
-pub fn build(
-    name: &str,
-    _common: &Common,
-    cfg: &StatuspageConfig,
-    config: &Config,
-) -> Result<Arc<dyn Channel>, String> {
-    Ok(Arc::new(Statuspage::new(name, cfg, config)?))
 }
 
 /// Quote for `sh`: single quotes, with embedded ones as `'\''`.

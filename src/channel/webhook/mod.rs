@@ -16,10 +16,10 @@
 
 // The shared HTTP layer, under its old path for the status page's `tail`.
 pub use crate::channel::http;
+mod config;
 pub mod presets;
 pub mod sign;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,11 +27,13 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, Config, WebhookConfig, secret_from_env};
+use crate::config::{Common, secret_from_env};
 use crate::render::{Context, Templates};
 
 use presets::{ChatMessage, Preset};
 use sign::Signer;
+
+pub use config::WebhookConfig;
 
 /// Standard Webhooks suggests a request timeout of 15-30 s.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,10 +60,6 @@ pub struct Webhook {
     timeout: Duration,
 }
 
-pub fn build(name: &str, common: &Common, cfg: &WebhookConfig, _config: &Config) -> Result<Arc<dyn Channel>, String> {
-    Ok(Arc::new(Webhook::new(name, common, cfg)?))
-}
-
 impl Webhook {
     pub fn new(name: &str, common: &Common, cfg: &WebhookConfig) -> Result<Webhook, String> {
         let at = format!("[channels.{name}]");
@@ -86,10 +84,7 @@ impl Webhook {
             ),
             None => None,
         };
-        let preset = match &cfg.preset {
-            Some(p) => Some(Preset::parse(p).ok_or_else(|| format!("{at} preset {p:?}: expected {}", Preset::NAMES))?),
-            None => None,
-        };
+        let preset = cfg.preset;
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
             let name = HeaderName::from_bytes(k.as_bytes())

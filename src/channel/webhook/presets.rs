@@ -4,13 +4,19 @@
 
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Preset {
     Slack,
     Discord,
     Teams,
     Mattermost,
+    #[serde(alias = "googlechat")]
     GoogleChat,
+}
+
+impl crate::config::Keyed for Preset {
+    const KEY: &'static str = "preset";
 }
 
 /// What a preset needs: the announcement's title, the rendered text, the link.
@@ -31,19 +37,6 @@ pub const GOOGLE_CHAT_MAX: usize = 4096;
 pub const MATTERMOST_MAX: usize = 16383;
 
 impl Preset {
-    pub const NAMES: &'static str = "slack, discord, teams, mattermost or google-chat";
-
-    pub fn parse(s: &str) -> Option<Preset> {
-        Some(match s {
-            "slack" => Preset::Slack,
-            "discord" => Preset::Discord,
-            "teams" => Preset::Teams,
-            "mattermost" => Preset::Mattermost,
-            "google-chat" | "googlechat" => Preset::GoogleChat,
-            _ => return None,
-        })
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Preset::Slack => "slack",
@@ -230,6 +223,10 @@ mod tests {
         assert_eq!(a["content"]["actions"][0]["url"], "https://status.example");
     }
 
+    fn parse(s: &str) -> Result<Preset, serde_json::Error> {
+        serde_json::from_value(serde_json::Value::from(s))
+    }
+
     #[test]
     fn names_round_trip() {
         for p in [
@@ -239,8 +236,10 @@ mod tests {
             Preset::Mattermost,
             Preset::GoogleChat,
         ] {
-            assert_eq!(Preset::parse(p.name()), Some(p));
+            assert_eq!(parse(p.name()).ok(), Some(p));
         }
-        assert_eq!(Preset::parse("irc"), None);
+        assert_eq!(parse("googlechat").ok(), Some(Preset::GoogleChat));
+        let err = parse("irc").unwrap_err().to_string();
+        assert!(err.contains("`slack`") && err.contains("`google-chat`"), "{err}");
     }
 }

@@ -1,0 +1,27 @@
+//! The keys of a `type = "statuspage"` table.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::channel::{Channel, ChannelConfig};
+use crate::config::{Common, Config};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatuspageConfig {
+    pub dir: String,
+    pub publish_command: Option<String>,
+    /// Page title (default: "<org name> status").
+    pub title: Option<String>,
+    /// Public URL the site is served from: absolute links and ids in feed.atom.
+    pub base_url: Option<String>,
+    /// Resolved incidents stay under "Recently resolved" for this many days (default 30).
+    pub recent_days: Option<u32>,
+}
+
+impl ChannelConfig for StatuspageConfig {
+    fn build(&self, name: &str, _common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(super::Statuspage::new(name, self, config)?))
+    }
+}
