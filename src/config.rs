@@ -1,9 +1,10 @@
 //! channels.toml -> a validated [`Config`].
 //!
 //! Parsing is two steps, as in ripgrep: serde turns the TOML into raw structs (unknown keys and
-//! wrong types are errors with file, line and column), then [`Config::load`] checks what serde
-//! cannot (rates, loopback-only plaintext, readable files) and resolves relative paths against
-//! the config file's folder. Secrets are never in the file: only the *names* of environment
+//! wrong types are errors with file, line and column; each channel table goes to the struct its
+//! `type` names, which its channel module owns), then [`Config::parse`] checks what serde cannot
+//! (retry and timeout limits here, each type's own rules in its `ChannelConfig::validate`) and
+//! resolves relative paths against the config file's folder. Secrets are never in the file: only the *names* of environment
 //! variables are, and they are resolved when a channel is built (so a disabled channel does not
 //! need its secret).
 
@@ -16,8 +17,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+// The channels own these; the old paths stay for the callers (and tests) that name them here.
 pub use crate::channel::ChannelKind;
-// The email channel owns it; the old path stays for the tests that sign with it.
 pub use crate::channel::email::DkimAlgorithm;
 use crate::error::{AppError, SourceLocation};
 // Secrets live in their own leaf module; these names stay here for the callers that use them.

@@ -6,7 +6,7 @@
 //!
 //! Each channel module owns its config struct (the keys of its `[channels.NAME]` table) and
 //! implements [`ChannelConfig`] for it: the checks serde cannot express, the URL keys for the
-//! https rule, and `build`. The one list in [`channels!`] below turns those structs into
+//! https rule, and `build`. The one list in `channels!` below turns those structs into
 //! [`ChannelKind`] (dispatching on `type`), [`CHANNEL_TYPES`] and [`build`]; adding a channel
 //! type is a module and one line there (see the README's "Adding a channel").
 
