@@ -1,6 +1,6 @@
 //! `report` through the binary: what staff open in a spreadsheet or read first.
 
-mod support;
+use crate::support;
 
 use support::Workspace;
 

@@ -6,12 +6,11 @@
 //! CI runs small sizes; the full ones are
 //!
 //! ```text
-//! LIMITS_AUDIENCE_MB=200 cargo test --release --test limits -- --nocapture
+//! LIMITS_AUDIENCE_MB=200 cargo test --release --test main suite::limits:: -- --nocapture
 //! ```
 
-#[path = "support/smtp.rs"]
-mod smtp;
-mod support;
+use crate::support;
+use crate::support::smtp;
 
 use std::io::Write;
 
@@ -43,10 +42,6 @@ fn workspace(csv: &[u8]) -> Workspace {
         "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n",
     );
     w
-}
-
-fn deliveries(r: &Run) -> Vec<Value> {
-    r.json()["deliveries"].as_array().cloned().unwrap_or_default()
 }
 
 fn send(w: &Workspace) -> Run {
@@ -128,7 +123,7 @@ fn a_huge_audience_is_planned_with_bounded_memory() {
     );
 }
 
-/// A body just under the 1 MiB limit (a larger one is refused: tests/input_safety.rs) goes out
+/// A body just under the 1 MiB limit (a larger one is refused: tests/suite/input_safety.rs) goes out
 /// whole, as HTML and text.
 #[test]
 fn a_huge_body_is_sent_whole() {
@@ -158,7 +153,7 @@ fn a_huge_body_is_sent_whole() {
 }
 
 /// A 1 MB cell in an extra column is carried to the templates (`recipient.notes`) and the
-/// message; the other rows are unaffected. (A line over 1 MiB is refused: see tests/audience.rs.)
+/// message; the other rows are unaffected. (A line over 1 MiB is refused: see tests/suite/audience.rs.)
 #[test]
 fn a_one_megabyte_csv_field_is_carried() {
     let big = "Notiz ".repeat(1_000_000 / 6);
@@ -172,7 +167,7 @@ fn a_one_megabyte_csv_field_is_carried() {
     );
     let r = send(&w);
     r.code(0);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
     let anna = w
         .outbox()
@@ -191,7 +186,7 @@ fn a_one_megabyte_name_does_not_make_an_invalid_message() {
     let huge = "N".repeat(1_000_000);
     let w = workspace(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes());
     let r = send(&w);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     let ben = ds.iter().find(|d| d["recipient"] == "ben@example.de").unwrap();
     assert_eq!(ben["status"], "sent");
     for f in w.outbox() {
@@ -220,7 +215,7 @@ fn a_one_megabyte_name_does_not_cost_its_email_delivery() {
     );
     let r = send(&w);
     r.code(0);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
     let mut got: Vec<String> = server
         .messages()
@@ -283,7 +278,7 @@ fn invalid_utf8_is_reported_with_its_place() {
     .unwrap();
     let r = w.run(&["send", "notices/n.md", "--yes", "--json", "--audience", "latin1.csv"]);
     r.code(0).stderr_has("read as Windows-1252");
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
     assert_eq!(sent, ["anna@example.de", "mueller@example.de", "ben@example.de"]);
 
@@ -303,7 +298,7 @@ fn invalid_utf8_is_reported_with_its_place() {
         "--again",
     ]);
     r.code(3);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     let skipped: Vec<&str> = ds
         .iter()
         .filter(|d| d["status"] == "skipped")
@@ -330,7 +325,7 @@ fn boms_and_crlf_everywhere_are_read_correctly() {
     );
     let r = send(&w);
     r.code(0);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     assert_eq!(ds.len(), 2, "{ds:?}");
     let anna = w
         .outbox()
@@ -379,7 +374,7 @@ fn semicolon_csv_is_detected_or_configured() {
         }
         let r = send(&w);
         r.code(0);
-        let ds = deliveries(&r);
+        let ds = r.deliveries();
         let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
         assert_eq!(sent, ["anna@example.de", "ben@example.de"], "{label}");
         let j = w.journal();
