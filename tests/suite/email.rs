@@ -8,10 +8,11 @@ use crate::support::smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::sync::Arc;
 
 use serde_json::Value;
 use smtp::{Server, header};
-use support::{Run, Workspace, assert_outcome};
+use support::{Run, Scenario, Workspace, assert_outcome};
 
 /// A distinctive password: it must never show up in output, reports or the journal.
 const SECRET: &str = "pw-Zebra-Quokka-7781";
@@ -89,13 +90,13 @@ fn trusted_primary(ws: &Workspace, channel_extra: &str, server_args: &[&str]) ->
     server
 }
 
-fn workspace(recipients: usize) -> Workspace {
-    let ws = Workspace::empty();
+/// The audience and notices/n1.md; each test writes its own channels.toml with `config`.
+fn workspace(recipients: usize) -> Arc<Workspace> {
     let mut csv = String::from("name,email\n");
     for i in 1..=recipients {
         csv.push_str(&format!("Kundin {i} Müller,kunde{i}@example.de\n"));
     }
-    ws.write("customers.csv", &csv);
+    let ws = Scenario::new().audience(&csv).build();
     notice(
         &ws,
         "notices/n1.md",

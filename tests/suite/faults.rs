@@ -39,24 +39,21 @@ const NOTICE: &str = "+++\ntitle = \"Website gestört\"\nsummary = \"Website off
 // SMTP
 // ---------------------------------------------------------------------------------------------
 
-fn smtp_workspace(recipients: usize, channel_extra: &str, port: u16, relay_extra: &str) -> Workspace {
-    let ws = Workspace::empty();
+fn smtp_workspace(recipients: usize, channel_extra: &str, port: u16, relay_extra: &str) -> Arc<Workspace> {
     let mut csv = String::from("name,email\n");
     for i in 1..=recipients {
         csv.push_str(&format!("Kunde {i},kunde{i}@example.de\n"));
     }
-    ws.write("customers.csv", &csv);
-    ws.write("notices/n.md", NOTICE);
-    ws.write(
-        "channels.toml",
-        &format!(
-            "state_dir = \".announce\"\n[org]\nname = \"Studio\"\n[audience]\nfile = \"customers.csv\"\n\n\
-             [channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 1\n\
+    Scenario::new()
+        .org("name = \"Studio\"")
+        .audience(&csv)
+        .channel(&format!(
+            "[channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 1\n\
              retry_base = \"50ms\"\nretry_max = \"100ms\"\n{channel_extra}\n\
              [[channels.email.relays]]\nname = \"only\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n{relay_extra}\n"
-        ),
-    );
-    ws
+        ))
+        .file("notices/n.md", NOTICE)
+        .build()
 }
 
 fn send_json(ws: &Workspace) -> (Run, Value) {

@@ -19,7 +19,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Run, Workspace};
+use support::Workspace;
+use support::scenario::SEND;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -42,10 +43,6 @@ fn workspace(csv: &[u8]) -> Workspace {
         "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n",
     );
     w
-}
-
-fn send(w: &Workspace) -> Run {
-    w.run(&["send", "notices/n.md", "--yes", "--json"])
 }
 
 /// Peak resident memory (VmHWM) of a child, polled from /proc while it runs.
@@ -165,7 +162,7 @@ fn a_one_megabyte_csv_field_is_carried() {
         "templates/email.txt.hbs",
         "Hallo {{recipient.name}}\n{{recipient.notes}}\nENDE\n",
     );
-    let r = send(&w);
+    let r = w.run(SEND);
     r.code(0);
     let ds = r.deliveries();
     assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
@@ -185,7 +182,7 @@ fn a_one_megabyte_csv_field_is_carried() {
 fn a_one_megabyte_name_does_not_make_an_invalid_message() {
     let huge = "N".repeat(1_000_000);
     let w = workspace(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes());
-    let r = send(&w);
+    let r = w.run(SEND);
     let ds = r.deliveries();
     let ben = ds.iter().find(|d| d["recipient"] == "ben@example.de").unwrap();
     assert_eq!(ben["status"], "sent");
@@ -213,7 +210,7 @@ fn a_one_megabyte_name_does_not_cost_its_email_delivery() {
             server.port
         ),
     );
-    let r = send(&w);
+    let r = w.run(SEND);
     r.code(0);
     let ds = r.deliveries();
     assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
@@ -323,7 +320,7 @@ fn boms_and_crlf_everywhere_are_read_correctly() {
         "notices/n.md",
         &format!("{bom}+++\r\ntitle = \"Gestört\"\r\nsummary = \"kurz\"\r\n+++\r\nAlle Termine\r\nfinden statt.\r\n"),
     );
-    let r = send(&w);
+    let r = w.run(SEND);
     r.code(0);
     let ds = r.deliveries();
     assert_eq!(ds.len(), 2, "{ds:?}");
@@ -372,7 +369,7 @@ fn semicolon_csv_is_detected_or_configured() {
                 &format!("file = \"customers.csv\"\n{extra}"),
             );
         }
-        let r = send(&w);
+        let r = w.run(SEND);
         r.code(0);
         let ds = r.deliveries();
         let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
@@ -390,7 +387,7 @@ fn semicolon_csv_is_detected_or_configured() {
         "file = \"customers.csv\"\n",
         "file = \"customers.csv\"\ndelimiter = \"tab\"\n",
     );
-    send(&w).code(0);
+    w.run(SEND).code(0);
     // A wrong explicit delimiter is a clear error, not a silent empty run.
     let w = workspace(b"name;email\nAnna;anna@example.de\n");
     w.config_replace(
