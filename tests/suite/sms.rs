@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sms_fakes::*;
-use support::{Scenario, Workspace, deliveries};
+use support::{Scenario, Workspace, deliveries, delivery_to};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -75,13 +75,6 @@ fn mobiles(n: usize) -> String {
         s.push_str(&format!("Person {i},0151 {:08}\n", 20_000_000 + i));
     }
     s
-}
-
-fn delivery_to(report: &Value, recipient: &str) -> Value {
-    deliveries(report)
-        .into_iter()
-        .find(|d| d["recipient"] == recipient)
-        .unwrap_or_else(|| panic!("no delivery to {recipient} in {report:#}"))
 }
 
 async fn twilio_fake(

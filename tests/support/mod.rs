@@ -10,7 +10,7 @@ pub mod sms_fakes;
 pub mod smtp;
 
 pub use recorder::Recorder;
-pub use scenario::{Scenario, assert_outcome, deliveries, error_of};
+pub use scenario::{Scenario, assert_outcome, deliveries, delivery_to, error_of};
 use std::path::{Path, PathBuf};
 
 use std::ffi::OsStr;

@@ -120,6 +120,14 @@ pub fn error_of(d: &Value) -> &str {
     d["error"].as_str().unwrap_or_else(|| panic!("no error in {d}"))
 }
 
+/// The first delivery to `recipient` in a report.
+pub fn delivery_to(report: &Value, recipient: &str) -> Value {
+    deliveries(report)
+        .into_iter()
+        .find(|d| d["recipient"] == recipient)
+        .unwrap_or_else(|| panic!("no delivery to {recipient} in {report:#}"))
+}
+
 /// The deliveries of a `--json` report.
 pub fn deliveries(report: &Value) -> Vec<Value> {
     report["deliveries"].as_array().cloned().unwrap_or_default()
