@@ -2,8 +2,31 @@
 //! `Workspace::example().run(&["send", "notices/example.md", "--yes"]).code(3)`.
 #![allow(dead_code)]
 
+pub mod channels;
+pub mod graph_fake;
+pub mod recorder;
+pub mod scenario;
+pub mod sms_fakes;
+pub mod smtp;
+
+pub use recorder::Recorder;
+pub use scenario::{Scenario, assert_outcome, deliveries, delivery_to, error_of};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+
+/// No extra environment, for `run_env`/`run_async`.
+pub const NO_ENV: &[(&str, &str)] = &[];
+
+/// An audience CSV of `n` people with distinct addresses.
+pub fn people(n: usize) -> String {
+    let mut csv = String::from("name,email,phone,tags\n");
+    for i in 0..n {
+        csv.push_str(&format!("Person {i},person{i}@example.de,,\n"));
+    }
+    csv
+}
 
 pub struct Workspace {
     dir: tempfile::TempDir,
@@ -73,15 +96,11 @@ impl Workspace {
 
     /// An audience of `n` people with distinct addresses.
     pub fn audience(&self, rel: &str, n: usize) -> &Workspace {
-        let mut csv = String::from("name,email,phone,tags\n");
-        for i in 0..n {
-            csv.push_str(&format!("Person {i},person{i}@example.de,,\n"));
-        }
-        self.write(rel, &csv)
+        self.write(rel, &people(n))
     }
 
-    pub fn command(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_announce"));
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_announce"));
         c.current_dir(self.root())
             .env_remove("ANNOUNCE_CONFIG")
             .env_remove("RUST_LOG")
@@ -90,20 +109,37 @@ impl Workspace {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        self.run_env(args, &[])
+        self.run_env(args, NO_ENV)
     }
 
-    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    pub fn run_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(&self, args: &[&str], env: &[(K, V)]) -> Run {
+        let output = self.command_with(args, env).output().expect("run announce");
+        Run {
+            output,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// `run_env` from async tests: the binary blocks, so it runs on a blocking thread and the
+    /// in-process fakes on the test's runtime keep serving.
+    pub async fn run_async<K: AsRef<OsStr>, V: AsRef<OsStr>>(&self, args: &[&str], env: &[(K, V)]) -> Run {
+        let mut c = self.command_with(args, env);
+        let output = tokio::task::spawn_blocking(move || c.output().expect("run announce"))
+            .await
+            .unwrap();
+        Run {
+            output,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn command_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(&self, args: &[&str], env: &[(K, V)]) -> Command {
         let mut c = self.command();
         c.args(args);
         for (k, v) in env {
             c.env(k, v);
         }
-        let output = c.output().expect("run announce");
-        Run {
-            output,
-            args: args.iter().map(|s| s.to_string()).collect(),
-        }
+        c
     }
 
     /// Every file under `rel`, recursively.

@@ -222,6 +222,11 @@ impl Server {
         numbered.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// smtp_fault.py's dialogue so far (transcript.log), with its `*` notes on what it did.
+    pub fn transcript(&self) -> String {
+        std::fs::read_to_string(self.out.join("transcript.log")).unwrap_or_default()
+    }
+
     /// The server's stderr so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.out.join("server.stderr")).unwrap_or_default()

@@ -8,14 +8,13 @@
 //! * `http://` to a non-loopback host is refused for every URL key when the config is loaded,
 //!   with file:line:column of the key, before anything is sent.
 
-mod support;
+use crate::support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
-use support::{Run, Workspace};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use support::{Recorder, Run, Workspace};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
 /// Every HTTP channel the config knows, with the one webhook per chat preset.
 const CHANNELS: &[&str] = &[
@@ -46,45 +45,10 @@ const ENV: &[(&str, &str)] = &[
     ("T_MASTO", "mastodon-token-redirect-8"),
 ];
 
-type Script = dyn Fn(&Request) -> ResponseTemplate + Send + Sync;
-
-/// Records every request and answers with `script`.
-#[derive(Clone)]
-struct Fake {
-    seen: Arc<Mutex<Vec<Request>>>,
-    script: Arc<Script>,
-}
-
-impl Fake {
-    async fn start(script: impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static) -> (MockServer, Fake) {
-        let server = MockServer::start().await;
-        let fake = Fake {
-            seen: Arc::default(),
-            script: Arc::new(script),
-        };
-        Mock::given(any()).respond_with(fake.clone()).mount(&server).await;
-        (server, fake)
-    }
-
-    fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    fn paths(&self) -> Vec<String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.url.path().to_string())
-            .collect()
-    }
-}
-
-impl Respond for Fake {
-    fn respond(&self, r: &Request) -> ResponseTemplate {
-        self.seen.lock().unwrap().push(r.clone());
-        (self.script)(r)
-    }
+/// A server that records every request and answers with `answer`.
+async fn fake(answer: impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static) -> (MockServer, Recorder) {
+    let fake = Recorder::answering(move |_, r| answer(r));
+    (fake.serve().await, fake)
 }
 
 /// A folder whose channels.toml has every HTTP channel pointed at `uri`, one attempt each.
@@ -178,20 +142,9 @@ access_token_env = "T_MASTO"
     Arc::new(w)
 }
 
-async fn run(w: &Arc<Workspace>, args: &[&str]) -> Run {
-    let w = w.clone();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        w.run_env(&a, ENV)
-    })
-    .await
-    .unwrap()
-}
-
 /// Send, and return each channel's delivery (exactly one per channel here).
 async fn send(w: &Arc<Workspace>) -> (Run, Vec<Value>) {
-    let r = run(w, &["send", "notices/n.md", "--yes", "--json"]).await;
+    let r = w.run_async(&["send", "notices/n.md", "--yes", "--json"], ENV).await;
     let report = r.json();
     let ds = report["deliveries"].as_array().cloned().unwrap_or_default();
     let mut out = Vec::new();
@@ -205,12 +158,12 @@ async fn send(w: &Arc<Workspace>) -> (Run, Vec<Value>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_never_followed_by_any_http_channel() {
-    let (capture_server, capture) = Fake::start(|_| ResponseTemplate::new(200).set_body_json(json!({"id": "x"}))).await;
+    let (capture_server, capture) = fake(|_| ResponseTemplate::new(200).set_body_json(json!({"id": "x"}))).await;
     let capture_host = capture_server.address().to_string();
     for status in [301u16, 302, 307, 308] {
         let location = format!("{}/capture/secret-path", capture_server.uri());
         let (server, first) =
-            Fake::start(move |_| ResponseTemplate::new(status).insert_header("Location", location.as_str())).await;
+            fake(move |_| ResponseTemplate::new(status).insert_header("Location", location.as_str())).await;
         let w = workspace(&server.uri());
         let (r, deliveries) = send(&w).await;
         r.code(3);
@@ -261,7 +214,7 @@ fn odd_answers() -> Vec<(&'static str, ResponseTemplate)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2xx_that_is_not_the_documented_answer_is_never_sent() {
     for (what, answer) in odd_answers() {
-        let (server, fake) = Fake::start(move |_| answer.clone()).await;
+        let (server, fake) = fake(move |_| answer.clone()).await;
         let w = workspace(&server.uri());
         let (r, deliveries) = send(&w).await;
         for (ch, d) in CHANNELS.iter().zip(&deliveries) {
@@ -397,10 +350,11 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_answer_is_read_only_up_to_the_bound() {
     let body = format!("{{\"pad\":\"{}\",\"sid\":\"SM1\"}}", "x".repeat(4 << 20));
-    let (server, fake) =
-        Fake::start(move |_| ResponseTemplate::new(201).set_body_raw(body.clone(), "application/json")).await;
+    let (server, fake) = fake(move |_| ResponseTemplate::new(201).set_body_raw(body.clone(), "application/json")).await;
     let w = workspace(&server.uri());
-    let r = run(&w, &["send", "notices/n.md", "--yes", "--json", "--channel", "twilio"]).await;
+    let r = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json", "--channel", "twilio"], ENV)
+        .await;
     r.code(3);
     let d = &r.json()["deliveries"][0];
     assert_eq!(d["status"], "unknown", "{d}");

@@ -7,21 +7,19 @@
 //! `Authorization: Basic`). Also: no secret is ever put into a URL (query string), except the
 //! Telegram bot token in the path, as that API requires.
 
-#[path = "support/graph_fake.rs"]
-mod graph_fake;
-#[path = "support/smtp.rs"]
-mod smtp;
-mod support;
+use crate::support;
+use crate::support::graph_fake;
+use crate::support::smtp;
 
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine;
 use graph_fake::{Endpoint, FakeError, GraphFake};
 use serde_json::json;
-use support::{Run, Workspace};
+use support::{Recorder, Run, Workspace};
 use wiremock::matchers::{any, method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const PRIMARY_PW: &str = "Sec-Email-Primary-q7Zr2";
 const BACKUP_PW: &str = "Sec-Email-Backup-w9Kd4";
@@ -91,35 +89,6 @@ fn echo(r: &Request) -> String {
         _ => format!("{url_encoded} || {hex}"),
     };
     format!("{} {quoted}", "p".repeat(pad))
-}
-
-type Answer = Arc<dyn Fn(&Request, usize) -> ResponseTemplate + Send + Sync>;
-
-/// A responder from a closure, recording every request.
-#[derive(Clone)]
-struct Fake {
-    seen: Arc<Mutex<Vec<Request>>>,
-    answer: Answer,
-}
-
-impl Fake {
-    fn new(answer: impl Fn(&Request, usize) -> ResponseTemplate + Send + Sync + 'static) -> Fake {
-        Fake {
-            seen: Arc::default(),
-            answer: Arc::new(answer),
-        }
-    }
-}
-
-impl Respond for Fake {
-    fn respond(&self, r: &Request) -> ResponseTemplate {
-        let n = {
-            let mut s = self.seen.lock().unwrap();
-            s.push(r.clone());
-            s.len()
-        };
-        (self.answer)(r, n)
-    }
 }
 
 /// Every form a secret could take in text: as is, URL/form-encoded, JSON-escaped, and the
@@ -197,19 +166,6 @@ fn resetting_port() -> u16 {
     port
 }
 
-async fn run(w: &Arc<Workspace>, args: &[&str], env: &[(String, String)]) -> Run {
-    let w = w.clone();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env = env.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        w.run_env(&a, &e)
-    })
-    .await
-    .unwrap()
-}
-
 /// The email relays, the four SMS gateways, Facebook and Instagram (plus outbox and status page).
 const SMS_GRAPH: &[&str] = &[
     "sms-twilio",
@@ -248,7 +204,7 @@ async fn audit(channels: &[&str]) {
     let http = MockServer::start().await;
     // Twilio: the first message is accepted, the second refused with the request quoted back;
     // status lookups (report --refresh) and the account check answer with the header quoted.
-    let twilio = Fake::new(|r, n| {
+    let twilio = Recorder::answering(|n, r| {
         if r.method.as_str() == "POST" && n == 1 {
             return ResponseTemplate::new(201)
                 .set_body_json(json!({"sid": "SM0000000000000000000000000000beef", "status": "queued"}));
@@ -261,7 +217,7 @@ async fn audit(channels: &[&str]) {
         .mount(&http)
         .await;
     // Vonage: HTTP 200 with a per-part error whose text quotes the form (api_secret included).
-    let vonage = Fake::new(|r, _| {
+    let vonage = Recorder::answering(|_, r| {
         if r.url.path() == "/sms/json" {
             ResponseTemplate::new(200).set_body_json(json!({"message-count": "1", "messages": [
                 {"status": "29", "error-text": format!("Non-whitelisted destination for {}", echo(r))}]}))
@@ -274,25 +230,27 @@ async fn audit(channels: &[&str]) {
         .mount(&http)
         .await;
     // seven.io: a 500 that quotes the X-Api-Key header.
-    let seven = Fake::new(|r, _| ResponseTemplate::new(500).set_body_string(format!("internal error: {}", echo(r))));
+    let seven =
+        Recorder::answering(|_, r| ResponseTemplate::new(500).set_body_string(format!("internal error: {}", echo(r))));
     Mock::given(path_regex("^/api/(sms|balance)"))
         .respond_with(seven.clone())
         .mount(&http)
         .await;
     // A generic gateway that answers 400 with every header.
-    let generic = Fake::new(|r, _| ResponseTemplate::new(400).set_body_json(json!({"error": echo(r)})));
+    let generic = Recorder::answering(|_, r| ResponseTemplate::new(400).set_body_json(json!({"error": echo(r)})));
     Mock::given(path("/generic/send"))
         .respond_with(generic.clone())
         .mount(&http)
         .await;
     // The webhook URL holds a token (like Slack's); the receiver answers 500 with the URL.
-    let hook = Fake::new(|r, _| ResponseTemplate::new(500).set_body_string(format!("cannot handle {}", echo(r))));
+    let hook =
+        Recorder::answering(|_, r| ResponseTemplate::new(500).set_body_string(format!("cannot handle {}", echo(r))));
     Mock::given(path_regex("^/hooks/"))
         .respond_with(hook.clone())
         .mount(&http)
         .await;
     // Telegram: the token is in the URL path by API design; the error quotes the path.
-    let telegram = Fake::new(|r, _| {
+    let telegram = Recorder::answering(|_, r| {
         ResponseTemplate::new(400).set_body_json(json!({"ok": false, "error_code": 400,
             "description": format!("Bad Request: chat not found ({})", echo(r))}))
     });
@@ -301,7 +259,7 @@ async fn audit(channels: &[&str]) {
         .mount(&http)
         .await;
     // Mastodon: 422 quoting the Authorization header; the credentials check too.
-    let mastodon = Fake::new(|r, _| {
+    let mastodon = Recorder::answering(|_, r| {
         ResponseTemplate::new(422).set_body_json(json!({"error": format!("Validation failed: {}", echo(r))}))
     });
     Mock::given(path_regex("^/api/v1/"))
@@ -520,12 +478,14 @@ dir = "public/status"
         transcript.extend_from_slice(&r.output.stderr);
     };
 
-    let r = run(&w, &["-vv", "preview", "notices/n.md"], &env).await;
+    let r = w.run_async(&["-vv", "preview", "notices/n.md"], &env).await;
     r.code(0);
     record(&r);
-    let r = run(&w, &["-vv", "check"], &env).await;
+    let r = w.run_async(&["-vv", "check"], &env).await;
     record(&r);
-    let send = run(&w, &["-vv", "send", "notices/n.md", "--yes", "--json"], &env).await;
+    let send = w
+        .run_async(&["-vv", "send", "notices/n.md", "--yes", "--json"], &env)
+        .await;
     record(&send);
     let report = send.json();
     let run_id = report["run_id"].as_str().unwrap().to_string();
@@ -553,33 +513,35 @@ dir = "public/status"
         "{}",
         send.describe()
     );
-    let r = run(
-        &w,
-        &["-vv", "resume", &run_id, "--yes", "--retry-failed", "--resend-unknown"],
-        &env,
-    )
-    .await;
+    let r = w
+        .run_async(
+            &["-vv", "resume", &run_id, "--yes", "--retry-failed", "--resend-unknown"],
+            &env,
+        )
+        .await;
     record(&r);
     // Every log level, and RUST_LOG=trace (which lets the dependencies log too).
     for level in [&["-q"][..], &[][..], &["-v"][..]] {
         let mut args = level.to_vec();
         args.extend(["send", "notices/n.md", "--yes", "--again", "--json"]);
-        let r = run(&w, &args, &env).await;
+        let r = w.run_async(&args, &env).await;
         record(&r);
         let mut args = level.to_vec();
         args.push("check");
-        record(&run(&w, &args, &env).await);
+        record(&w.run_async(&args, &env).await);
     }
     let mut trace_env = env.clone();
     trace_env.push(("RUST_LOG".into(), "trace".into()));
-    let r = run(&w, &["send", "notices/n.md", "--yes", "--again", "--json"], &trace_env).await;
+    let r = w
+        .run_async(&["send", "notices/n.md", "--yes", "--again", "--json"], &trace_env)
+        .await;
     assert!(
         r.stderr().contains("TRACE"),
         "RUST_LOG=trace logged nothing:\n{}",
         r.describe()
     );
     record(&r);
-    record(&run(&w, &["check"], &trace_env).await);
+    record(&w.run_async(&["check"], &trace_env).await);
     for args in [
         vec!["-vv", "report", "--format", "table"],
         vec!["-vv", "report", "--format", "json"],
@@ -589,13 +551,13 @@ dir = "public/status"
         vec!["-vv", "report", "--refresh"],
         vec!["-vv", "runs"],
     ] {
-        let r = run(&w, &args, &env).await;
+        let r = w.run_async(&args, &env).await;
         r.code(0);
         record(&r);
     }
 
-    assert_eq!(on("sms-twilio"), !twilio.seen.lock().unwrap().is_empty());
-    assert_eq!(on("telegram"), !telegram.seen.lock().unwrap().is_empty());
+    assert_eq!(on("sms-twilio"), twilio.count() > 0);
+    assert_eq!(on("telegram"), telegram.count() > 0);
     assert_eq!(on("facebook"), !graph.requests().is_empty());
 
     // Everything printed, and every file under the folder: journal (+ WAL), outbox, reports,
@@ -652,13 +614,13 @@ dir = "public/status"
     // Telegram bot token is in the path because that API has no other way.
     let mut urls: Vec<String> = Vec::new();
     for f in [&twilio, &vonage, &seven, &generic, &hook, &mastodon] {
-        urls.extend(f.seen.lock().unwrap().iter().map(|r| r.url.to_string()));
+        urls.extend(f.received().iter().map(|r| r.url.to_string()));
     }
     urls.extend(graph.requests().iter().map(|r| r.url.clone()));
     let mut in_urls = find_leaks(urls.join("\n").as_bytes(), &secrets);
     in_urls.retain(|l| !l.starts_with("TEAM_CHAT_URL"));
     assert!(in_urls.is_empty(), "secrets in request URLs: {in_urls:?}");
-    for r in telegram.seen.lock().unwrap().iter() {
+    for r in telegram.received().iter() {
         assert!(r.url.query().is_none_or(|q| !q.contains("Sec-")), "{}", r.url);
     }
 }
@@ -803,7 +765,9 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
     w.write("channels.toml", &cfg);
     let env = vec![("TELEGRAM_BOT_TOKEN".to_string(), TELEGRAM_TOKEN.to_string())];
     let mut hay = Vec::new();
-    let send = run(&w, &["-vv", "send", "notices/n.md", "--yes", "--json"], &env).await;
+    let send = w
+        .run_async(&["-vv", "send", "notices/n.md", "--yes", "--json"], &env)
+        .await;
     let report = send.json();
     let statuses: Vec<(String, String)> = report["deliveries"]
         .as_array()
@@ -824,8 +788,8 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
     }
     let runs = [
         send,
-        run(&w, &["-vv", "check"], &env).await,
-        run(&w, &["-vv", "report", "--format", "csv"], &env).await,
+        w.run_async(&["-vv", "check"], &env).await,
+        w.run_async(&["-vv", "report", "--format", "csv"], &env).await,
     ];
     hay.extend(haystack(&runs, &w, ".announce"));
     let text = String::from_utf8_lossy(&hay);
@@ -854,7 +818,7 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
             .parse()
             .unwrap()
     };
-    let answer = move |r: &Request, _: usize| {
+    let answer = move |_: usize, r: &Request| {
         let pad = "x".repeat(pad_of(r));
         let auth = r.headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
         if r.url.path().contains("/hooks/") {
@@ -872,7 +836,10 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
             ResponseTemplate::new(400).set_body_string(format!("{pad}{token} rest of the page"))
         }
     };
-    Mock::given(any()).respond_with(Fake::new(answer)).mount(&server).await;
+    Mock::given(any())
+        .respond_with(Recorder::answering(answer))
+        .mount(&server)
+        .await;
     let uri = server.uri();
     let w = Arc::new(Workspace::empty());
     w.write("notices/n.md", "+++\ntitle = \"Gestört\"\n+++\nText.\n");
@@ -906,7 +873,7 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
         &["report", "--format", "json"][..],
         &["check"][..],
     ] {
-        runs.push(run(&w, args, &env).await);
+        runs.push(w.run_async(args, &env).await);
     }
     let hay = haystack(&runs, &w, "");
     let text = String::from_utf8_lossy(&hay);

@@ -3,16 +3,15 @@
 //! contract. Signatures are verified by an independent implementation: the `standardwebhooks`
 //! Python package (PyPI), run on the recorded requests.
 
-#[path = "support/channels.rs"]
-mod channels;
-mod support;
+use crate::support;
+use crate::support::channels;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use channels::{Recorder, deliveries_of, header, python_script, run};
+use channels::{deliveries_of, header, python_script};
 use serde_json::{Value, json};
-use support::Workspace;
+use support::{NO_ENV, Recorder, Scenario, Workspace, assert_outcome};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -40,15 +39,12 @@ fn workspace(channels: &str) -> Arc<Workspace> {
 
 /// `top`: keys before the first table (e.g. templates_dir).
 fn workspace_with(top: &str, channels: &str) -> Arc<Workspace> {
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        &format!(
-            "state_dir = \".announce\"\n{top}[org]\nname = \"Studio Kastner\"\nphone = \"+49 30 1234567\"\n\n{channels}"
-        ),
-    );
-    w.write("notice.md", NOTICE);
-    Arc::new(w)
+    Scenario::new()
+        .top(top)
+        .org("name = \"Studio Kastner\"\nphone = \"+49 30 1234567\"")
+        .channel(channels)
+        .file("notice.md", NOTICE)
+        .build()
 }
 
 const SEND: &[&str] = &["send", "notice.md", "--yes", "--json"];
@@ -115,7 +111,7 @@ async fn signed_webhook_verifies_and_keeps_its_id_across_a_retry() {
          headers = {{ \"X-Source\" = \"announce\" }}\nretry_base = \"100ms\"\nmax_attempts = 3\n",
         server.uri()
     ));
-    let r = run(&w, SEND, &[("HOOK_SECRET", SECRET)]).await;
+    let r = w.run_async(SEND, &[("HOOK_SECRET", SECRET)]).await;
     r.code(0);
     let report = r.json();
     let d = &deliveries_of(&report, "hook")[0];
@@ -169,7 +165,7 @@ async fn default_body_is_valid_json_whatever_the_announcement_contains() {
         "[channels.hook]\ntype = \"webhook\"\nurl = \"{}/in\"\n",
         server.uri()
     ));
-    run(&w, SEND, &[]).await.code(0);
+    w.run_async(SEND, NO_ENV).await.code(0);
     let reqs = rec.requests();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0].1;
@@ -209,14 +205,10 @@ async fn a_timeout_is_retried_with_the_same_webhook_id() {
          retry_base = \"100ms\"\nmax_attempts = 3\n",
         server.uri()
     ));
-    let r = run(&w, SEND, &[("HOOK_SECRET", SECRET)]).await;
+    let r = w.run_async(SEND, &[("HOOK_SECRET", SECRET)]).await;
     r.code(0);
     let d = &deliveries_of(&r.json(), "hook")[0];
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("sent"), Some(2)),
-        "{d}"
-    );
+    assert_outcome(d, "sent", 2);
     let reqs = rec.requests();
     assert_eq!(reqs.len(), 2);
     assert_eq!(header(&reqs[0].1, "webhook-id"), header(&reqs[1].1, "webhook-id"));
@@ -242,7 +234,7 @@ async fn a_redirect_is_not_followed() {
         "[channels.hook]\ntype = \"webhook\"\nurl = \"{}/in\"\nsecret_env = \"HOOK_SECRET\"\nretry_base = \"100ms\"\n",
         server.uri()
     ));
-    let r = run(&w, SEND, &[("HOOK_SECRET", SECRET)]).await;
+    let r = w.run_async(SEND, &[("HOOK_SECRET", SECRET)]).await;
     r.code(3);
     let d = &deliveries_of(&r.json(), "hook")[0];
     assert_eq!(d["status"], "failed", "{d}");
@@ -272,7 +264,7 @@ async fn gone_410_is_not_retried() {
         "[channels.hook]\ntype = \"webhook\"\nurl = \"{}/in\"\nretry_base = \"100ms\"\nmax_attempts = 5\n",
         server.uri()
     ));
-    let r = run(&w, SEND, &[]).await;
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(3);
     let d = &deliveries_of(&r.json(), "hook")[0];
     assert_eq!(d["status"], "failed");
@@ -295,7 +287,7 @@ async fn a_template_that_renders_invalid_json_stops_the_run_before_sending() {
     );
     // Unquoted value: not JSON once rendered.
     w.write("templates/webhook.json.hbs", "{\"title\": {{title}}}");
-    let r = run(&w, SEND, &[]).await;
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(2).stderr_has("not valid JSON");
     assert!(rec.requests().is_empty());
 }
@@ -319,7 +311,7 @@ async fn each_chat_preset_posts_its_documented_shape() {
         ));
     }
     let w = workspace(&cfg);
-    let r = run(&w, SEND, &[]).await;
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(0);
     let body = |p: &str| -> Value {
         let reqs = recs.iter().find(|(n, _)| *n == p).unwrap().1.requests();
@@ -396,7 +388,7 @@ async fn a_discord_message_over_2000_characters_is_refused_before_sending() {
         "long.md",
         &format!("+++\ntitle = \"Long\"\n+++\n{}\n", "word ".repeat(500)),
     );
-    let r = run(&w, &["send", "long.md", "--yes"], &[]).await;
+    let r = w.run_async(&["send", "long.md", "--yes"], NO_ENV).await;
     r.code(2).stderr_has("2000");
     assert!(rec.requests().is_empty());
 }
@@ -455,7 +447,7 @@ async fn telegram_sends_one_message_per_chat_with_documented_error_handling() {
          retry_base = \"100ms\"\nmax_attempts = 3\n",
         server.uri()
     ));
-    let r = run(&w, SEND, &[("TG_TOKEN", TG_TOKEN)]).await;
+    let r = w.run_async(SEND, &[("TG_TOKEN", TG_TOKEN)]).await;
     r.code(3);
     let report = r.json();
     let ds = deliveries_of(&report, "tg");
@@ -525,7 +517,7 @@ async fn telegram_connection_errors_never_show_the_token() {
         "[channels.tg]\ntype = \"telegram\"\nbot_token_env = \"TG_TOKEN\"\nchat_ids = [\"@studio_news\"]\n\
          base_url = \"http://127.0.0.1:{port}\"\nmax_attempts = 1\n"
     ));
-    let r = run(&w, SEND, &[("TG_TOKEN", TG_TOKEN)]).await;
+    let r = w.run_async(SEND, &[("TG_TOKEN", TG_TOKEN)]).await;
     r.code(3);
     let d = &deliveries_of(&r.json(), "tg")[0];
     assert_eq!(d["status"], "failed");
@@ -581,7 +573,7 @@ async fn mastodon_retries_with_the_same_idempotency_key_and_waits_for_the_rate_l
         .mount(&server)
         .await;
     let w = masto_workspace(&server, "language = \"de\"\n");
-    let r = run(&w, SEND, &[("MASTO_TOKEN", MASTO_TOKEN)]).await;
+    let r = w.run_async(SEND, &[("MASTO_TOKEN", MASTO_TOKEN)]).await;
     r.code(0);
     let d = &deliveries_of(&r.json(), "masto")[0];
     assert_eq!(d["status"], "sent", "{d}");
@@ -627,7 +619,7 @@ async fn mastodon_422_is_permanent() {
         .mount(&server)
         .await;
     let w = masto_workspace(&server, "");
-    let r = run(&w, SEND, &[("MASTO_TOKEN", MASTO_TOKEN)]).await;
+    let r = w.run_async(SEND, &[("MASTO_TOKEN", MASTO_TOKEN)]).await;
     r.code(3);
     let d = &deliveries_of(&r.json(), "masto")[0];
     assert_eq!(d["status"], "failed");
@@ -645,7 +637,7 @@ async fn mastodon_length_is_checked_before_anything_is_sent() {
         .mount(&server)
         .await;
     let w = masto_workspace(&server, "max_characters = 40\n");
-    let r = run(&w, SEND, &[("MASTO_TOKEN", MASTO_TOKEN)]).await;
+    let r = w.run_async(SEND, &[("MASTO_TOKEN", MASTO_TOKEN)]).await;
     r.code(2).stderr_has("max_characters = 40");
     assert!(rec.requests().is_empty());
 }

@@ -3,28 +3,28 @@
 //! `publish_command`. The Chromium screenshot is `scripts/screenshot-statuspage` (not a test, so
 //! the suite does not depend on a browser).
 
-#[path = "support/channels.rs"]
-mod channels;
-mod support;
+use crate::support;
+use crate::support::channels;
 
 use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
 
 use channels::{deliveries_of, python_script};
 use serde_json::Value;
-use support::Workspace;
+use support::{Scenario, Workspace};
 
 /// Asia/Kolkata: +05:30 all year, so the local times are predictable.
-fn workspace(top: &str, channel_extra: &str) -> Workspace {
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        &format!(
-            "state_dir = \".announce\"\n{top}\n[org]\nname = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"\n\
-             email = \"termine@example.de\"\nwebsite = \"https://sarahkastner.example\"\ntimezone = \"Asia/Kolkata\"\n\n\
-             [channels.status]\ntype = \"statuspage\"\ndir = \"public/status\"\n{channel_extra}"
-        ),
-    );
-    w
+fn workspace(top: &str, channel_extra: &str) -> Arc<Workspace> {
+    Scenario::new()
+        .top(top)
+        .org(
+            "name = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"\nemail = \"termine@example.de\"\n\
+             website = \"https://sarahkastner.example\"\ntimezone = \"Asia/Kolkata\"",
+        )
+        .channel(&format!(
+            "[channels.status]\ntype = \"statuspage\"\ndir = \"public/status\"\n{channel_extra}"
+        ))
+        .build()
 }
 
 fn notice(w: &Workspace, file: &str, title: &str, thread: &str, severity: &str, body: &str) {

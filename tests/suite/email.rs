@@ -3,16 +3,16 @@
 //! Needs Python with tests/support/requirements.txt; `scripts/test` installs it. Without it
 //! these tests fail (they do not skip).
 
-#[path = "support/smtp.rs"]
-mod smtp;
-mod support;
+use crate::support;
+use crate::support::smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::sync::Arc;
 
 use serde_json::Value;
 use smtp::{Server, header};
-use support::{Run, Workspace};
+use support::{Run, Scenario, Workspace, assert_outcome};
 
 /// A distinctive password: it must never show up in output, reports or the journal.
 const SECRET: &str = "pw-Zebra-Quokka-7781";
@@ -90,13 +90,13 @@ fn trusted_primary(ws: &Workspace, channel_extra: &str, server_args: &[&str]) ->
     server
 }
 
-fn workspace(recipients: usize) -> Workspace {
-    let ws = Workspace::empty();
+/// The audience and notices/n1.md; each test writes its own channels.toml with `config`.
+fn workspace(recipients: usize) -> Arc<Workspace> {
     let mut csv = String::from("name,email\n");
     for i in 1..=recipients {
         csv.push_str(&format!("Kundin {i} Müller,kunde{i}@example.de\n"));
     }
-    ws.write("customers.csv", &csv);
+    let ws = Scenario::new().audience(&csv).build();
     notice(
         &ws,
         "notices/n1.md",
@@ -117,10 +117,6 @@ fn send(ws: &Workspace, extra: &[&str]) -> Run {
     let mut args = vec!["send", "notices/n1.md", "--yes", "--json"];
     args.extend_from_slice(extra);
     ws.run_env(&args, &[(PW_ENV, SECRET)])
-}
-
-fn deliveries(run: &Run) -> Vec<Value> {
-    run.json()["deliveries"].as_array().cloned().unwrap_or_default()
 }
 
 /// The password is nowhere: not in stdout/stderr, not in any file of the state folder.
@@ -210,7 +206,7 @@ fn delivers_to_200_recipients_over_starttls_with_auth() {
         "Message-IDs are unique"
     );
 
-    let ds = deliveries(&run);
+    let ds = run.deliveries();
     assert_eq!(ds.len(), 200);
     for d in &ds {
         assert_eq!(d["status"], "sent", "{d}");
@@ -275,7 +271,7 @@ fn primary_failure_moves_everything_to_the_alternate(primary: Primary) {
     let run = send(&ws, &[]);
     run.code(0);
     assert_secret_absent(&ws, &[&run]);
-    let ds = deliveries(&run);
+    let ds = run.deliveries();
     assert_eq!(ds.len(), 50);
     for d in &ds {
         assert_eq!(
@@ -364,7 +360,8 @@ fn recipient_550_fails_once_and_451_is_retried() {
     let run = send(&ws, &[]);
     run.code(3);
     assert_secret_absent(&ws, &[&run]);
-    let by: BTreeMap<String, Value> = deliveries(&run)
+    let by: BTreeMap<String, Value> = run
+        .deliveries()
         .into_iter()
         .map(|d| (d["recipient"].as_str().unwrap().to_string(), d))
         .collect();
@@ -382,11 +379,7 @@ fn recipient_550_fails_once_and_451_is_retried() {
     assert_eq!(slow["attempts"], 2, "451 is retried: {slow}");
     for i in 1..=8 {
         let d = &by[&format!("kunde{i}@example.de")];
-        assert_eq!(
-            (d["status"].as_str(), d["attempts"].as_u64()),
-            (Some("sent"), Some(1)),
-            "{d}"
-        );
+        assert_outcome(d, "sent", 1);
     }
     assert_eq!(server.stat("rcpt_rejected"), 1);
     assert_eq!(server.stat("rcpt_tempfail"), 1);
@@ -440,12 +433,8 @@ fn names_with_line_breaks_are_sent_with_one_space() {
         .map(|(local, _, shown)| (format!("{local}@example.de"), format!("{shown} <{local}@example.de>")))
         .collect();
     assert_eq!(sent, expected);
-    for d in deliveries(&run) {
-        assert_eq!(
-            (d["status"].as_str(), d["attempts"].as_u64()),
-            (Some("sent"), Some(1)),
-            "{d}"
-        );
+    for d in run.deliveries() {
+        assert_outcome(&d, "sent", 1);
     }
 }
 
@@ -503,7 +492,7 @@ fn a_relay_that_can_never_work_halts_the_channel_with_the_reason() {
         println!("{}: exit after {:?}", case.what, started.elapsed());
         run.code(1);
         let what = format!("{}:\n{}", case.what, run.describe());
-        let ds = deliveries(&run);
+        let ds = run.deliveries();
         let failed: Vec<&Value> = ds.iter().filter(|d| d["status"] == "failed").collect();
         assert_eq!(failed.len(), 1, "{what}");
         assert_eq!(failed[0]["attempts"], 1, "{what}");
@@ -546,7 +535,7 @@ fn halts_only_when_every_relay_refuses_the_configuration() {
     );
     let run = send(&ws, &[]);
     run.code(1);
-    let ds = deliveries(&run);
+    let ds = run.deliveries();
     let failed: Vec<&Value> = ds.iter().filter(|d| d["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "{}", run.describe());
     let error = failed[0]["error"].as_str().unwrap();
@@ -569,7 +558,7 @@ fn halts_only_when_every_relay_refuses_the_configuration() {
     );
     let run = send(&ws, &["--again"]);
     run.code(3);
-    for d in deliveries(&run) {
+    for d in run.deliveries() {
         assert_eq!(d["status"], "failed", "{d}");
         assert!(d["error"].as_str().unwrap().contains("gave up after 1 attempts"), "{d}");
     }
@@ -603,7 +592,8 @@ fn untrusted_certificate_fails_without_downgrade_until_ca_file_is_set() {
     ws.write("channels.toml", &config("", &relays("")));
     let run = send(&ws, &[]);
     run.code(1);
-    let statuses: BTreeSet<(String, String)> = deliveries(&run)
+    let statuses: BTreeSet<(String, String)> = run
+        .deliveries()
         .iter()
         .map(|d| {
             (
@@ -900,7 +890,7 @@ fn connection_lost_after_data_is_unknown_and_not_failed_over() {
     );
     let run = send(&ws, &[]);
     assert_ne!(run.output.status.code(), Some(0), "{}", run.describe());
-    let ds = deliveries(&run);
+    let ds = run.deliveries();
     let unknown: Vec<&Value> = ds.iter().filter(|d| d["status"] == "unknown").collect();
     // The breaker opens after two relay failures; the third message goes to the alternate.
     assert_eq!(unknown.len(), 2, "{ds:?}");
@@ -937,7 +927,7 @@ fn no_reply_after_data_is_unknown() {
         &config("", &[relay("primary", fault.port, "none", r#"timeout = "1s""#)]),
     );
     let run = send(&ws, &[]);
-    let ds = deliveries(&run);
+    let ds = run.deliveries();
     assert_eq!(ds.len(), 1);
     assert_eq!(
         (ds[0]["status"].as_str(), ds[0]["attempts"].as_u64()),

@@ -3,15 +3,15 @@
 //! (shared/reference/provider-apis.md §3). Segment counting itself is checked against an
 //! independent implementation in `src/render/sms.rs` (corpus `tests/data/sms_corpus.json`).
 
-#[path = "support/sms_fakes.rs"]
-mod sms_fakes;
-mod support;
+use crate::support;
+use crate::support::sms_fakes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sms_fakes::*;
-use support::{Run, Workspace};
+use support::{Scenario, Workspace, deliveries, delivery_to};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -19,44 +19,22 @@ const TOKEN_ENV: &str = "ANNOUNCE_TEST_TWILIO_TOKEN";
 const LINK: &str = "https://status.example.de";
 
 /// Run the binary without blocking the fakes' runtime.
-async fn announce(w: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut c = w.command();
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let output = tokio::task::spawn_blocking(move || c.output().expect("run announce"))
-        .await
-        .unwrap();
-    Run {
-        output,
-        args: args.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
 fn twilio_env() -> Vec<(&'static str, &'static str)> {
     vec![(TOKEN_ENV, TWILIO_TOKEN)]
 }
 
 /// A folder with one or more `[channels.*]` blocks, an audience and a notice.
-fn workspace(channels: &str, csv: &str, summary: &str) -> Workspace {
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        &format!(
-            "state_dir = \".announce\"\ndefault_region = \"DE\"\n\n[org]\nname = \"Studio\"\n\n\
-             [audience]\nfile = \"customers.csv\"\n\n{channels}"
-        ),
-    );
-    w.write("customers.csv", csv);
-    w.write(
-        "notices/n.md",
-        &format!(
-            "+++\ntitle = \"Website gestört\"\nsummary = {}\nlink = \"{LINK}\"\n+++\nDie Website ist offline.\n",
-            toml_string(summary)
-        ),
-    );
-    w
+fn workspace(channels: &str, csv: &str, summary: &str) -> Arc<Workspace> {
+    Scenario::new()
+        .top("default_region = \"DE\"")
+        .org("name = \"Studio\"")
+        .audience(csv)
+        .channel(channels)
+        .notice(
+            &format!("summary = {}\nlink = \"{LINK}\"", toml_string(summary)),
+            "Die Website ist offline.",
+        )
+        .build()
 }
 
 fn toml_string(s: &str) -> String {
@@ -97,17 +75,6 @@ fn mobiles(n: usize) -> String {
         s.push_str(&format!("Person {i},0151 {:08}\n", 20_000_000 + i));
     }
     s
-}
-
-fn deliveries(report: &Value) -> Vec<Value> {
-    report["deliveries"].as_array().unwrap().clone()
-}
-
-fn delivery_to(report: &Value, recipient: &str) -> Value {
-    deliveries(report)
-        .into_iter()
-        .find(|d| d["recipient"] == recipient)
-        .unwrap_or_else(|| panic!("no delivery to {recipient} in {report:#}"))
 }
 
 async fn twilio_fake(
@@ -151,7 +118,7 @@ async fn twilio_requests_have_the_documented_shape() {
         summary,
     );
 
-    let check = announce(&w, &["check"], &twilio_env()).await;
+    let check = w.run_async(&["check"], &twilio_env()).await;
     check.code(0);
     assert!(check.stdout().contains("active"), "{}", check.describe());
     let probes = account.all();
@@ -162,7 +129,9 @@ async fn twilio_requests_have_the_documented_shape() {
     );
     assert!(log.all().is_empty(), "check sends nothing");
 
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &twilio_env()).await;
+    let run = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
+        .await;
     run.code(0);
     // The plan shows encoding, characters, segments, and the cost per message and in all.
     let expected_text = sms_text("Unsere Website ist \"offline\" - alle Termine finden statt.");
@@ -242,7 +211,9 @@ async fn twilio_stop_reply_suppresses_the_number_for_later_runs() {
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0)]),
         "Alle Termine finden statt.",
     );
-    let first = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &twilio_env()).await;
+    let first = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
+        .await;
     first.code(3);
     let report = first.json();
     let ben = delivery_to(&report, BEN.1);
@@ -254,12 +225,9 @@ async fn twilio_stop_reply_suppresses_the_number_for_later_runs() {
     assert_eq!(suppressed.lines().collect::<Vec<_>>(), [BEN.1]);
     assert_eq!(log.all().len(), 2);
 
-    let second = announce(
-        &w,
-        &["send", "notices/n.md", "--yes", "--json", "--again"],
-        &twilio_env(),
-    )
-    .await;
+    let second = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json", "--again"], &twilio_env())
+        .await;
     second.code(0);
     let report = second.json();
     let ben = delivery_to(&report, BEN.1);
@@ -305,17 +273,14 @@ async fn report_refresh_records_final_twilio_statuses() {
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
         "Alle Termine finden statt.",
     );
-    announce(&w, &["send", "notices/n.md", "--yes"], &twilio_env())
+    w.run_async(&["send", "notices/n.md", "--yes"], &twilio_env())
         .await
         .code(0);
     assert!(fetches.all().is_empty());
 
-    let refreshed = announce(
-        &w,
-        &["report", "latest", "--refresh", "--format", "json"],
-        &twilio_env(),
-    )
-    .await;
+    let refreshed = w
+        .run_async(&["report", "latest", "--refresh", "--format", "json"], &twilio_env())
+        .await;
     refreshed.code(0);
     refreshed.stderr_has("sms: 1 delivered, 1 undelivered, 1 not final yet");
     let report = refreshed.json();
@@ -334,7 +299,9 @@ async fn report_refresh_records_final_twilio_statuses() {
     }
 
     // The journal keeps it: a plain report shows the final statuses without asking again.
-    let again = announce(&w, &["report", "latest", "--format", "json"], &twilio_env()).await;
+    let again = w
+        .run_async(&["report", "latest", "--format", "json"], &twilio_env())
+        .await;
     assert_eq!(delivery_to(&again.json(), BEN.1)["status"], "undelivered");
     assert_eq!(fetches.all().len(), 3);
 }
@@ -360,7 +327,9 @@ async fn a_text_over_max_segments_is_refused_before_anything_is_sent() {
         &format!("templates_dir = \"templates\"\n{}", w.read("channels.toml")),
     );
     w.write("templates/sms.txt.hbs", "{{summary}} {{recipient.note}}");
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &twilio_env()).await;
+    let run = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
+        .await;
     run.code(2)
         .stderr_has(DORA.1)
         .stderr_has("the SMS is 4 segments (GSM-7, 526 characters = 526 septets), max_segments = 3")
@@ -391,7 +360,9 @@ async fn retry_after_and_server_errors_are_honoured_within_the_rate() {
         &mobiles(N),
         "Alle Termine finden statt.",
     );
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &twilio_env()).await;
+    let run = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
+        .await;
     run.code(0);
     let report = run.json();
     assert_eq!(report["totals"]["sent"], N, "{report:#}");
@@ -441,7 +412,9 @@ async fn rate_unit_segment_weighs_each_message_by_its_segments() {
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
         &summary,
     );
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &twilio_env()).await;
+    let run = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
+        .await;
     run.code(0)
         .stderr_has("SMS segments: 2 (limit 3)")
         .stderr_has("SMS in all: 6 segments for 3 messages");
@@ -461,7 +434,7 @@ async fn rate_unit_segment_weighs_each_message_by_its_segments() {
         &csv(&[("Anna", ANNA.0)]),
         "kurz",
     );
-    announce(&w, &["send", "notices/n.md", "--yes"], &twilio_env())
+    w.run_async(&["send", "notices/n.md", "--yes"], &twilio_env())
         .await
         .code(2)
         .stderr_has("burst (1) must be at least max_segments (3)");
@@ -516,7 +489,9 @@ async fn vonage_checks_every_part_status() {
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
         summary,
     );
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &vonage_env()).await;
+    let run = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json"], &vonage_env())
+        .await;
     run.code(3).stderr_has("SMS encoding: UCS-2 (because of '📸' U+1F4F8)");
     let seen = log.all();
     assert_eq!(seen.len(), 3, "no retries: {}", run.describe());
@@ -555,7 +530,7 @@ async fn vonage_checks_every_part_status() {
     );
 
     // Vonage has no status API here: the report says so.
-    announce(&w, &["report", "latest", "--refresh"], &vonage_env())
+    w.run_async(&["report", "latest", "--refresh"], &vonage_env())
         .await
         .code(0)
         .stderr_has("cannot report final delivery statuses");
@@ -582,7 +557,7 @@ async fn vonage_without_credit_stops_the_channel_and_keeps_the_rest_pending() {
         &mobiles(5),
         "Alle Termine finden statt.",
     );
-    let check = announce(&w, &["check"], &vonage_env()).await;
+    let check = w.run_async(&["check"], &vonage_env()).await;
     check.code(1);
     assert!(check.stdout().contains("balance 0.00"), "{}", check.describe());
     assert_eq!(
@@ -590,7 +565,9 @@ async fn vonage_without_credit_stops_the_channel_and_keeps_the_rest_pending() {
         Some(basic(VONAGE_KEY, VONAGE_SECRET).as_str())
     );
 
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &vonage_env()).await;
+    let run = w
+        .run_async(&["send", "notices/n.md", "--yes", "--json"], &vonage_env())
+        .await;
     run.code(1);
     let report = run.json();
     assert_eq!(log.all().len(), 1, "nothing more after 'no credit'");
@@ -640,12 +617,12 @@ async fn seven_requests_and_return_codes() {
         "Alle Termine finden statt.",
     );
     let env = [("ANNOUNCE_TEST_SEVEN_KEY", SEVEN_KEY)];
-    let check = announce(&w, &["check"], &env).await;
+    let check = w.run_async(&["check"], &env).await;
     check.code(0);
     assert!(check.stdout().contains("balance 12.50 EUR"), "{}", check.describe());
     assert_eq!(balance.all()[0].header("x-api-key").as_deref(), Some(SEVEN_KEY));
 
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &env).await;
+    let run = w.run_async(&["send", "notices/n.md", "--yes", "--json"], &env).await;
     run.code(3);
     let seen = log.all();
     assert_eq!(seen.len(), 2, "202 is permanent: {}", run.describe());
@@ -733,7 +710,7 @@ retry_base = "50ms"
     // Quotes, an ampersand and a line break: escaped for JSON, form-encoded for the form.
     let w = workspace(&channels, &csv(&[("Anna", ANNA.0)]), "Termine \"finden\" statt & mehr");
     let env = [("ANNOUNCE_TEST_GW_TOKEN", "gw-token-31")];
-    let check = announce(&w, &["check"], &env).await;
+    let check = w.run_async(&["check"], &env).await;
     check.code(0);
     assert!(
         check.stdout().contains("no credential check available for generic"),
@@ -741,7 +718,7 @@ retry_base = "50ms"
         check.describe()
     );
 
-    let run = announce(&w, &["send", "notices/n.md", "--yes", "--json"], &env).await;
+    let run = w.run_async(&["send", "notices/n.md", "--yes", "--json"], &env).await;
     run.code(0);
     let text = sms_text("Termine \"finden\" statt & mehr");
 
@@ -814,8 +791,7 @@ async fn config_mistakes_are_reported_before_sending() {
     ];
     for (channel, message) in cases {
         let w = workspace(channel, &csv(&[("Anna", ANNA.0)]), "kurz");
-        announce(
-            &w,
+        w.run_async(
             &["send", "notices/n.md", "--yes"],
             &[("ANNOUNCE_TEST_SEVEN_KEY", SEVEN_KEY)],
         )

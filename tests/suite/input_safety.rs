@@ -1,21 +1,21 @@
 //! Announcement and command-line input that must be refused before anything is sent: links
 //! that are not absolute http(s) URLs, oversized bodies, `--channel` of a disabled channel.
 
-mod support;
+use crate::support;
 
-use support::Workspace;
+use std::sync::Arc;
+
+use support::{Scenario, Workspace};
 
 /// Two outbox channels, one of them disabled, and a three-person audience.
-fn two_outboxes() -> Workspace {
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        "state_dir = \".announce\"\n\n[audience]\nfile = \"customers.csv\"\n\n\
-         [channels.letters]\ntype = \"outbox\"\ndir = \"letters\"\n\n\
-         [channels.archive]\ntype = \"outbox\"\nenabled = false\ndir = \"archive\"\n",
-    );
-    w.audience("customers.csv", 3);
-    w
+fn two_outboxes() -> Arc<Workspace> {
+    Scenario::new()
+        .audience(&support::people(3))
+        .channel(
+            "[channels.letters]\ntype = \"outbox\"\ndir = \"letters\"\n\n\
+             [channels.archive]\ntype = \"outbox\"\nenabled = false\ndir = \"archive\"\n",
+        )
+        .build()
 }
 
 fn notice(w: &Workspace, front: &str, body: &str) {

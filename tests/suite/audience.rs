@@ -1,9 +1,8 @@
 //! The audience CSV end to end through the binary: every row accounted for, spreadsheet
 //! encodings, oversized input, and what `preview` says about recipients.
 
-#[path = "support/channels.rs"]
-mod channels;
-mod support;
+use crate::support;
+use crate::support::channels;
 
 use channels::python_script;
 use support::Workspace;

@@ -6,12 +6,11 @@
 //! CI runs small sizes; the full ones are
 //!
 //! ```text
-//! LIMITS_AUDIENCE_MB=200 cargo test --release --test limits -- --nocapture
+//! LIMITS_AUDIENCE_MB=200 cargo test --release --test main suite::limits:: -- --nocapture
 //! ```
 
-#[path = "support/smtp.rs"]
-mod smtp;
-mod support;
+use crate::support;
+use crate::support::smtp;
 
 use std::io::Write;
 
@@ -20,7 +19,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Run, Workspace};
+use support::Workspace;
+use support::scenario::SEND;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -43,14 +43,6 @@ fn workspace(csv: &[u8]) -> Workspace {
         "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n",
     );
     w
-}
-
-fn deliveries(r: &Run) -> Vec<Value> {
-    r.json()["deliveries"].as_array().cloned().unwrap_or_default()
-}
-
-fn send(w: &Workspace) -> Run {
-    w.run(&["send", "notices/n.md", "--yes", "--json"])
 }
 
 /// Peak resident memory (VmHWM) of a child, polled from /proc while it runs.
@@ -128,7 +120,7 @@ fn a_huge_audience_is_planned_with_bounded_memory() {
     );
 }
 
-/// A body just under the 1 MiB limit (a larger one is refused: tests/input_safety.rs) goes out
+/// A body just under the 1 MiB limit (a larger one is refused: tests/suite/input_safety.rs) goes out
 /// whole, as HTML and text.
 #[test]
 fn a_huge_body_is_sent_whole() {
@@ -158,7 +150,7 @@ fn a_huge_body_is_sent_whole() {
 }
 
 /// A 1 MB cell in an extra column is carried to the templates (`recipient.notes`) and the
-/// message; the other rows are unaffected. (A line over 1 MiB is refused: see tests/audience.rs.)
+/// message; the other rows are unaffected. (A line over 1 MiB is refused: see tests/suite/audience.rs.)
 #[test]
 fn a_one_megabyte_csv_field_is_carried() {
     let big = "Notiz ".repeat(1_000_000 / 6);
@@ -170,9 +162,9 @@ fn a_one_megabyte_csv_field_is_carried() {
         "templates/email.txt.hbs",
         "Hallo {{recipient.name}}\n{{recipient.notes}}\nENDE\n",
     );
-    let r = send(&w);
+    let r = w.run(SEND);
     r.code(0);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
     let anna = w
         .outbox()
@@ -190,8 +182,8 @@ fn a_one_megabyte_csv_field_is_carried() {
 fn a_one_megabyte_name_does_not_make_an_invalid_message() {
     let huge = "N".repeat(1_000_000);
     let w = workspace(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes());
-    let r = send(&w);
-    let ds = deliveries(&r);
+    let r = w.run(SEND);
+    let ds = r.deliveries();
     let ben = ds.iter().find(|d| d["recipient"] == "ben@example.de").unwrap();
     assert_eq!(ben["status"], "sent");
     for f in w.outbox() {
@@ -218,9 +210,9 @@ fn a_one_megabyte_name_does_not_cost_its_email_delivery() {
             server.port
         ),
     );
-    let r = send(&w);
+    let r = w.run(SEND);
     r.code(0);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
     let mut got: Vec<String> = server
         .messages()
@@ -283,7 +275,7 @@ fn invalid_utf8_is_reported_with_its_place() {
     .unwrap();
     let r = w.run(&["send", "notices/n.md", "--yes", "--json", "--audience", "latin1.csv"]);
     r.code(0).stderr_has("read as Windows-1252");
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
     assert_eq!(sent, ["anna@example.de", "mueller@example.de", "ben@example.de"]);
 
@@ -303,7 +295,7 @@ fn invalid_utf8_is_reported_with_its_place() {
         "--again",
     ]);
     r.code(3);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     let skipped: Vec<&str> = ds
         .iter()
         .filter(|d| d["status"] == "skipped")
@@ -328,9 +320,9 @@ fn boms_and_crlf_everywhere_are_read_correctly() {
         "notices/n.md",
         &format!("{bom}+++\r\ntitle = \"Gestört\"\r\nsummary = \"kurz\"\r\n+++\r\nAlle Termine\r\nfinden statt.\r\n"),
     );
-    let r = send(&w);
+    let r = w.run(SEND);
     r.code(0);
-    let ds = deliveries(&r);
+    let ds = r.deliveries();
     assert_eq!(ds.len(), 2, "{ds:?}");
     let anna = w
         .outbox()
@@ -377,9 +369,9 @@ fn semicolon_csv_is_detected_or_configured() {
                 &format!("file = \"customers.csv\"\n{extra}"),
             );
         }
-        let r = send(&w);
+        let r = w.run(SEND);
         r.code(0);
-        let ds = deliveries(&r);
+        let ds = r.deliveries();
         let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
         assert_eq!(sent, ["anna@example.de", "ben@example.de"], "{label}");
         let j = w.journal();
@@ -395,7 +387,7 @@ fn semicolon_csv_is_detected_or_configured() {
         "file = \"customers.csv\"\n",
         "file = \"customers.csv\"\ndelimiter = \"tab\"\n",
     );
-    send(&w).code(0);
+    w.run(SEND).code(0);
     // A wrong explicit delimiter is a clear error, not a silent empty run.
     let w = workspace(b"name;email\nAnna;anna@example.de\n");
     w.config_replace(

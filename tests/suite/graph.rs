@@ -1,16 +1,14 @@
 //! Facebook Page and Instagram channels through the binary, against a local Graph fake
 //! (tests/support/graph_fake.rs) that follows the documented contract.
 
-#[path = "support/graph_fake.rs"]
-mod graph_fake;
-mod support;
+use crate::support;
+use crate::support::graph_fake;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use graph_fake::{Endpoint, FB_SECRET, FB_TOKEN, FakeError, GraphFake, IG_ID, IG_TOKEN, PAGE_ID, Recorded, proof};
-use serde_json::Value;
-use support::{Run, Workspace};
+use support::{Run, Scenario, Workspace, assert_outcome};
 
 const ENV: &[(&str, &str)] = &[
     ("FB_PAGE_TOKEN", FB_TOKEN),
@@ -40,15 +38,10 @@ fn instagram_block(uri: &str, extra: &str) -> String {
 
 /// A working folder with only the given channel blocks and no audience (broadcasts need none).
 fn workspace(blocks: &[String]) -> Arc<Workspace> {
-    let w = Workspace::empty();
-    let mut cfg = String::from(
-        "state_dir = \".announce\"\n[org]\nname = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"\n\n",
-    );
-    for b in blocks {
-        cfg.push_str(b);
-    }
-    w.write("channels.toml", &cfg);
-    Arc::new(w)
+    Scenario::new()
+        .org("name = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"")
+        .channel(&blocks.concat())
+        .build()
 }
 
 /// notices/n.md with front matter lines `front` (channels, image, link...).
@@ -61,14 +54,9 @@ fn notice(w: &Workspace, front: &str, body: &str) {
 
 const BODY: &str = "Unsere **Website** ist offline. Fragen: 030 1234567";
 
-async fn run(w: &Arc<Workspace>, args: &[&str]) -> Run {
-    let (w, args): (_, Vec<String>) = (w.clone(), args.iter().map(|s| s.to_string()).collect());
-    let r = tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        w.run_env(&a, ENV)
-    })
-    .await
-    .unwrap();
+/// Runs announce and checks that no secret reached its output.
+async fn run(w: &Workspace, args: &[&str]) -> Run {
+    let r = w.run_async(args, ENV).await;
     let all = format!("{}{}", r.stdout(), r.stderr());
     for s in [FB_TOKEN, IG_TOKEN, FB_SECRET] {
         assert!(!all.contains(s), "a secret leaked into the output:\n{}", r.describe());
@@ -118,15 +106,6 @@ fn keys(r: &Recorded) -> Vec<&str> {
     r.body.keys().map(String::as_str).collect()
 }
 
-fn delivery<'a>(report: &'a Value, channel: &str) -> &'a Value {
-    report["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["channel"] == channel)
-        .unwrap_or_else(|| panic!("no {channel} delivery in {report}"))
-}
-
 fn journal_has_no_secret(w: &Workspace) {
     for f in w.files(".announce") {
         let bytes = std::fs::read(&f).unwrap();
@@ -148,8 +127,7 @@ async fn facebook_text_post_sends_exactly_the_documented_request() {
     );
     let r = run(&w, SEND).await;
     r.code(0);
-    let report = r.json();
-    let d = delivery(&report, "facebook");
+    let d = r.delivery_on("facebook");
     assert_eq!(d["recipient"], PAGE_ID);
     assert_eq!(d["status"], "sent");
     assert_eq!(d["attempts"], 1);
@@ -213,7 +191,7 @@ async fn facebook_photo_post_from_an_image_url_reports_the_post_id() {
         "a photo post carries the link in its caption: {caption}"
     );
     // {"id": photo, "post_id": page_post}: the report names the post.
-    let d = delivery(&r.json(), "facebook").clone();
+    let d = r.delivery_on("facebook");
     assert_eq!(d["provider_id"], format!("{PAGE_ID}_1"));
     assert_auth(&reqs);
 }
@@ -243,7 +221,7 @@ async fn facebook_photo_post_uploads_a_local_file_as_multipart_source() {
     assert_eq!(f.content_type.as_deref(), Some("image/jpeg"));
     assert_eq!(f.bytes, JPEG);
     assert!(p.param("caption").unwrap().contains("Unsere Website ist offline."));
-    assert_eq!(delivery(&r.json(), "facebook")["provider_id"], format!("{PAGE_ID}_1"));
+    assert_eq!(r.delivery_on("facebook")["provider_id"], format!("{PAGE_ID}_1"));
     assert_auth(&reqs);
 }
 
@@ -305,7 +283,7 @@ async fn instagram_post_goes_through_the_whole_container_flow() {
     assert_eq!(publish.path, format!("/v26.0/{IG_ID}/media_publish"));
     assert_eq!(keys(publish), ["creation_id"]);
     assert_eq!(publish.param("creation_id"), Some(container));
-    let d = delivery(&r.json(), "instagram").clone();
+    let d = r.delivery_on("instagram");
     assert_eq!(
         (d["status"].as_str(), d["recipient"].as_str()),
         (Some("sent"), Some(IG_ID))
@@ -357,7 +335,7 @@ async fn a_local_image_is_hosted_via_an_unpublished_facebook_photo_then_posted_o
     );
     let report = r.json();
     assert_eq!(report["deliveries"].as_array().unwrap().len(), 1);
-    assert_eq!(delivery(&report, "instagram")["status"], "sent");
+    assert_eq!(r.delivery_on("instagram")["status"], "sent");
     assert_auth(&reqs);
 }
 
@@ -380,11 +358,10 @@ async fn an_announcement_without_an_image_skips_instagram_with_the_reason() {
     notice(&w, "channels = [\"facebook\", \"instagram\"]", BODY);
     let r = run(&w, SEND).await;
     r.code(0);
-    let report = r.json();
-    let ig = delivery(&report, "instagram");
+    let ig = r.delivery_on("instagram");
     assert_eq!(ig["status"], "skipped");
     assert!(ig["error"].as_str().unwrap().contains("need an image"), "{ig}");
-    assert_eq!(delivery(&report, "facebook")["status"], "sent");
+    assert_eq!(r.delivery_on("facebook")["status"], "sent");
     assert_eq!(
         endpoints(&fake.requests()),
         [Endpoint::Feed],
@@ -408,12 +385,8 @@ async fn an_expired_token_fails_at_once_with_renewal_advice() {
     notice(&w, "channels = [\"facebook\"]", BODY);
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "facebook").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("failed"), Some(1)),
-        "{d}"
-    );
+    let d = r.delivery_on("facebook");
+    assert_outcome(&d, "failed", 1);
     let e = d["error"].as_str().unwrap();
     assert!(e.contains("the access token expired") && e.contains("190/463"), "{e}");
     assert!(
@@ -440,12 +413,8 @@ async fn rate_limit_code_4_with_app_usage_at_100_percent_is_retried_after_waitin
     notice(&w, "channels = [\"facebook\"]", BODY);
     let r = run(&w, SEND).await;
     r.code(0);
-    let d = delivery(&r.json(), "facebook").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("sent"), Some(2)),
-        "{d}"
-    );
+    let d = r.delivery_on("facebook");
+    assert_outcome(&d, "sent", 2);
     let posts = fake.of(Endpoint::Feed);
     assert_eq!(posts.len(), 2);
     let waited = posts[1].at - posts[0].at;
@@ -473,12 +442,8 @@ async fn posting_too_fast_368_is_retried_a_bounded_number_of_times() {
     notice(&w, "channels = [\"facebook\"]", BODY);
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "facebook").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("failed"), Some(3)),
-        "{d}"
-    );
+    let d = r.delivery_on("facebook");
+    assert_outcome(&d, "failed", 3);
     let e = d["error"].as_str().unwrap();
     assert!(e.contains("368/1390008") && e.contains("posting too fast"), "{e}");
     let posts = fake.of(Endpoint::Feed);
@@ -503,12 +468,8 @@ async fn a_container_in_error_fails_with_the_reason() {
     );
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "instagram").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("failed"), Some(1)),
-        "{d}"
-    );
+    let d = r.delivery_on("instagram");
+    assert_outcome(&d, "failed", 1);
     let e = d["error"].as_str().unwrap();
     assert!(
         e.contains("ERROR") && e.contains("The aspect ratio is not supported. (2207009)"),
@@ -530,7 +491,7 @@ async fn an_expired_container_is_not_published() {
     );
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "instagram").clone();
+    let d = r.delivery_on("instagram");
     assert_eq!(d["status"], "failed");
     assert!(d["error"].as_str().unwrap().contains("EXPIRED"), "{d}");
     assert!(fake.of(Endpoint::MediaPublish).is_empty());
@@ -548,12 +509,8 @@ async fn a_used_up_publishing_limit_is_refused_politely_before_anything_is_creat
     );
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "instagram").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("failed"), Some(1)),
-        "{d}"
-    );
+    let d = r.delivery_on("instagram");
+    assert_outcome(&d, "failed", 1);
     let e = d["error"].as_str().unwrap();
     assert!(
         e.contains("publishing limit is used up (50 of 50 posts in the last 24 hours)"),
@@ -579,12 +536,8 @@ async fn the_publishing_limit_error_at_media_publish_is_permanent() {
     );
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "instagram").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("failed"), Some(1)),
-        "{d}"
-    );
+    let d = r.delivery_on("instagram");
+    assert_outcome(&d, "failed", 1);
     assert!(d["error"].as_str().unwrap().contains("publishing limit"), "{d}");
     assert_eq!(fake.of(Endpoint::MediaPublish).len(), 1);
 }
@@ -618,7 +571,7 @@ async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted(
 
     let r = run(&w, &["resume", &run_id, "--yes", "--json"]).await;
     r.code(3);
-    let d = delivery(&r.json(), "facebook").clone();
+    let d = r.delivery_on("facebook");
     assert_eq!(d["status"], "unknown", "{d}");
     // A second resume does not post it either.
     run(&w, &["resume", &run_id, "--yes", "--json"]).await;
@@ -633,12 +586,8 @@ async fn an_attempt_cut_off_after_the_post_was_sent_is_unknown_not_retried() {
     notice(&w, "channels = [\"facebook\"]", BODY);
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "facebook").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("unknown"), Some(1)),
-        "{d}"
-    );
+    let d = r.delivery_on("facebook");
+    assert_outcome(&d, "unknown", 1);
     assert!(
         d["error"]
             .as_str()
@@ -661,12 +610,8 @@ async fn a_refused_connection_is_transient_and_retried() {
     notice(&w, "channels = [\"facebook\"]", BODY);
     let r = run(&w, SEND).await;
     r.code(3);
-    let d = delivery(&r.json(), "facebook").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("failed"), Some(2)),
-        "{d}"
-    );
+    let d = r.delivery_on("facebook");
+    assert_outcome(&d, "failed", 2);
     assert!(d["error"].as_str().unwrap().contains("gave up after 2 attempts"), "{d}");
 }
 
@@ -756,22 +701,15 @@ async fn a_wrong_token_is_rejected_by_the_fake_with_the_190_envelope() {
     let fake = GraphFake::start().await;
     let w = workspace(&[facebook_block(&fake.uri(), "")]);
     notice(&w, "channels = [\"facebook\"]", BODY);
-    let w2 = w.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        w2.run_env(
+    let r = w
+        .run_async(
             SEND,
             &[("FB_PAGE_TOKEN", "not-a-valid-token"), ("FB_APP_SECRET", FB_SECRET)],
         )
-    })
-    .await
-    .unwrap();
+        .await;
     r.code(3);
-    let d = delivery(&r.json(), "facebook").clone();
-    assert_eq!(
-        (d["status"].as_str(), d["attempts"].as_u64()),
-        (Some("failed"), Some(1)),
-        "{d}"
-    );
+    let d = r.delivery_on("facebook");
+    assert_outcome(&d, "failed", 1);
     assert!(d["error"].as_str().unwrap().contains("Graph error 190"), "{d}");
     assert!(!r.stdout().contains("not-a-valid-token") && !r.stderr().contains("not-a-valid-token"));
 }

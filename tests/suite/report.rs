@@ -1,23 +1,20 @@
 //! `report` through the binary: what staff open in a spreadsheet or read first.
 
-mod support;
+use crate::support;
 
-use support::Workspace;
+use support::{Scenario, Workspace};
 
 #[test]
 fn csv_report_cells_that_a_spreadsheet_would_run_as_formulas_start_with_a_quote() {
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        "state_dir = \".announce\"\ndefault_region = \"DE\"\n[audience]\nfile = \"customers.csv\"\n\
-         [channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n",
-    );
-    w.write(
-        "customers.csv",
-        "name,email,phone\nEve,=cmd|'/Ccalc'!A0@example.de,\nPlus,+1+2@example.de,\n\
-         Phone,,0151 12345678\nAnna,anna@example.de,\n",
-    );
-    w.write("n.md", "+++\ntitle = \"Störung\"\n+++\nText\n");
+    let w = Scenario::new()
+        .top("default_region = \"DE\"")
+        .audience(
+            "name,email,phone\nEve,=cmd|'/Ccalc'!A0@example.de,\nPlus,+1+2@example.de,\n\
+             Phone,,0151 12345678\nAnna,anna@example.de,\n",
+        )
+        .channel("[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n")
+        .file("n.md", "+++\ntitle = \"Störung\"\n+++\nText\n")
+        .build();
     w.run(&["send", "n.md", "--yes"]).code(0);
     let r = w.run(&["report", "--format", "csv"]);
     r.code(0);

@@ -1,0 +1,17 @@
+mod audience;
+mod cli;
+mod dispatch;
+mod email;
+mod faults;
+mod fuzz_regressions;
+mod graph;
+mod http_security;
+mod input_safety;
+mod limits;
+mod properties;
+mod report;
+mod secrets;
+mod sms;
+mod soak;
+mod statuspage;
+mod webhook;

@@ -1,0 +1,78 @@
+//! The one recording wiremock responder: it keeps every request with the wall-clock time it
+//! arrived, and answers from a script, a fixed answer, or a closure of (request number, request).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+type Answer = dyn Fn(usize, &Request) -> ResponseTemplate + Send + Sync;
+
+#[derive(Clone)]
+pub struct Recorder {
+    log: Arc<Mutex<Vec<(SystemTime, Request)>>>,
+    answer: Arc<Answer>,
+}
+
+impl Recorder {
+    /// Answers with `script` in order, then `fallback` forever.
+    pub fn new(script: Vec<ResponseTemplate>, fallback: ResponseTemplate) -> Recorder {
+        let script = Mutex::new(VecDeque::from(script));
+        Recorder::answering(move |_, _| script.lock().unwrap().pop_front().unwrap_or_else(|| fallback.clone()))
+    }
+
+    pub fn always(r: ResponseTemplate) -> Recorder {
+        Recorder::new(Vec::new(), r)
+    }
+
+    /// Answers request number `n` (from 1) with `answer(n, request)`.
+    pub fn answering(answer: impl Fn(usize, &Request) -> ResponseTemplate + Send + Sync + 'static) -> Recorder {
+        Recorder {
+            log: Arc::default(),
+            answer: Arc::new(answer),
+        }
+    }
+
+    /// A server that answers every request with this recorder.
+    pub async fn serve(&self) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(self.clone())
+            .mount(&server)
+            .await;
+        server
+    }
+
+    pub fn requests(&self) -> Vec<(SystemTime, Request)> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn received(&self) -> Vec<Request> {
+        self.log.lock().unwrap().iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    pub fn paths(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.url.path().to_string())
+            .collect()
+    }
+}
+
+impl Respond for Recorder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let n = {
+            let mut log = self.log.lock().unwrap();
+            log.push((SystemTime::now(), request.clone()));
+            log.len()
+        };
+        (self.answer)(n, request)
+    }
+}

@@ -1,0 +1,161 @@
+//! The scenario builder: a working folder from its parts (top-level config keys, `[org]`, an
+//! audience, channel tables, an announcement, other files), in the style of just's `Test`:
+//!
+//! ```text
+//! let w = Scenario::new().org("name = \"Studio\"").audience(csv).channel(block).notice("", "Text").build();
+//! assert_outcome(&w.run(SEND).code(0).delivery("anna@example.de"), "sent", 1);
+//! ```
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Run, Workspace};
+
+/// What `notice` writes to and `SEND` sends.
+pub const NOTICE: &str = "notices/n.md";
+pub const SEND: &[&str] = &["send", NOTICE, "--yes", "--json"];
+
+#[derive(Default)]
+pub struct Scenario {
+    top: String,
+    org: Option<String>,
+    audience: Option<String>,
+    channels: String,
+    files: Vec<(String, String)>,
+}
+
+impl Scenario {
+    pub fn new() -> Scenario {
+        Scenario::default()
+    }
+
+    /// Keys before the first table (`default_region = "DE"`, `templates_dir = ...`), one a line.
+    pub fn top(mut self, keys: &str) -> Scenario {
+        self.top.push_str(keys);
+        if !keys.is_empty() && !keys.ends_with('\n') {
+            self.top.push('\n');
+        }
+        self
+    }
+
+    /// The body of `[org]`.
+    pub fn org(mut self, body: &str) -> Scenario {
+        self.org = Some(body.to_string());
+        self
+    }
+
+    /// customers.csv, and `[audience] file = "customers.csv"`.
+    pub fn audience(mut self, csv: &str) -> Scenario {
+        self.audience = Some(csv.to_string());
+        self
+    }
+
+    /// One or more `[channels.NAME]` tables, as TOML text.
+    pub fn channel(mut self, toml: &str) -> Scenario {
+        self.channels.push_str(toml);
+        if !toml.ends_with('\n') {
+            self.channels.push('\n');
+        }
+        self
+    }
+
+    /// notices/n.md with a title, front matter lines `front` and `body`.
+    pub fn notice(self, front: &str, body: &str) -> Scenario {
+        let front = if front.is_empty() || front.ends_with('\n') {
+            front.to_string()
+        } else {
+            format!("{front}\n")
+        };
+        self.file(
+            NOTICE,
+            &format!("+++\ntitle = \"Website gestört\"\n{front}+++\n{body}\n"),
+        )
+    }
+
+    pub fn file(mut self, rel: &str, contents: &str) -> Scenario {
+        self.files.push((rel.to_string(), contents.to_string()));
+        self
+    }
+
+    /// The config as written to channels.toml.
+    pub fn config_text(&self) -> String {
+        let mut c = format!("state_dir = \".announce\"\n{}", self.top);
+        if let Some(org) = &self.org {
+            c.push_str(&format!("\n[org]\n{org}\n"));
+        }
+        if self.audience.is_some() {
+            c.push_str("\n[audience]\nfile = \"customers.csv\"\n");
+        }
+        c.push('\n');
+        c.push_str(&self.channels);
+        c
+    }
+
+    /// Shared, so async tests can hand it to the fakes' callbacks as well.
+    pub fn build(self) -> Arc<Workspace> {
+        let w = Workspace::empty();
+        w.write("channels.toml", &self.config_text());
+        if let Some(csv) = &self.audience {
+            w.write("customers.csv", csv);
+        }
+        for (rel, contents) in &self.files {
+            w.write(rel, contents);
+        }
+        Arc::new(w)
+    }
+}
+
+/// A delivery's status and attempts, as the report gives them.
+pub fn assert_outcome(d: &Value, status: &str, attempts: u64) {
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some(status), Some(attempts)),
+        "{d}"
+    );
+}
+
+/// A delivery's error text; panics when it has none.
+pub fn error_of(d: &Value) -> &str {
+    d["error"].as_str().unwrap_or_else(|| panic!("no error in {d}"))
+}
+
+/// The first delivery to `recipient` in a report.
+pub fn delivery_to(report: &Value, recipient: &str) -> Value {
+    deliveries(report)
+        .into_iter()
+        .find(|d| d["recipient"] == recipient)
+        .unwrap_or_else(|| panic!("no delivery to {recipient} in {report:#}"))
+}
+
+/// The deliveries of a `--json` report.
+pub fn deliveries(report: &Value) -> Vec<Value> {
+    report["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+impl Run {
+    /// The deliveries of the `--json` report on stdout.
+    pub fn deliveries(&self) -> Vec<Value> {
+        deliveries(&self.json())
+    }
+
+    /// The one delivery to `recipient` in the `--json` report on stdout.
+    pub fn delivery(&self, recipient: &str) -> Value {
+        self.only(|d| d["recipient"] == recipient, recipient)
+    }
+
+    /// The one delivery on `channel` in the `--json` report on stdout.
+    pub fn delivery_on(&self, channel: &str) -> Value {
+        self.only(|d| d["channel"] == channel, channel)
+    }
+
+    fn only(&self, which: impl Fn(&Value) -> bool, what: &str) -> Value {
+        let all = self.deliveries();
+        let mut found = all.iter().filter(|d| which(d));
+        let d = found
+            .next()
+            .unwrap_or_else(|| panic!("no delivery for {what}\n{}", self.describe()));
+        assert!(found.next().is_none(), "more than one delivery for {what}");
+        d.clone()
+    }
+}
