@@ -480,32 +480,14 @@ fn plan_broadcasts(
         for target in targets {
             let ctx = base.for_target(&lane.entry.name, lane.entry.type_name(), None, &target);
             let skip = lane.channel.skip_broadcast(&ctx);
-            let d = DeliveryRef {
-                channel: &lane.entry.name,
-                channel_type: lane.entry.type_name(),
+            let d = Bare {
                 recipient: &target,
                 name: org_name,
-                data: None,
-                status: if skip.is_some() {
-                    Status::Skipped
-                } else {
-                    Status::Pending
-                },
                 error: skip.as_deref(),
                 problem: false,
+                rejected: false,
             };
-            let id = lane.st.next_target_id().ok_or_else(audience_grew)?;
-            lane.st.emit(
-                &lane.entry,
-                lane.channel.as_ref(),
-                sink,
-                id,
-                &d,
-                None,
-                None,
-                base,
-                templates,
-            )?;
+            lane.emit_bare(&d, sink, base, templates)?;
         }
     }
     Ok(())
@@ -636,30 +618,15 @@ fn plan_rejected(
 ) -> Result<(), AppError> {
     let recipient = format!("row {}", bad.line);
     let error = format!("row {}: {}", bad.line, bad.reason);
+    let d = Bare {
+        recipient: &recipient,
+        name: "",
+        error: Some(&error),
+        problem: true,
+        rejected: true,
+    };
     for &(i, _) in people {
-        let lane = &mut lanes[i];
-        let d = DeliveryRef {
-            channel: &lane.entry.name,
-            channel_type: lane.entry.type_name(),
-            recipient: &recipient,
-            name: "",
-            data: None,
-            status: Status::Skipped,
-            error: Some(&error),
-            problem: true,
-        };
-        let id = lane.st.next_rejected_id().ok_or_else(audience_grew)?;
-        lane.st.emit(
-            &lane.entry,
-            lane.channel.as_ref(),
-            sink,
-            id,
-            &d,
-            None,
-            None,
-            base,
-            templates,
-        )?;
+        lanes[i].emit_bare(&d, sink, base, templates)?;
     }
     Ok(())
 }
@@ -689,7 +656,58 @@ struct LaneState {
     block_half: i64,
 }
 
+/// A delivery without recipient data: a broadcast target or an unreadable row. With an
+/// `error` it is skipped.
+struct Bare<'a> {
+    recipient: &'a str,
+    name: &'a str,
+    error: Option<&'a str>,
+    problem: bool,
+    /// An unreadable row: its id comes from the block's first half.
+    rejected: bool,
+}
+
 impl LanePlan {
+    fn emit_bare(
+        &mut self,
+        b: &Bare<'_>,
+        sink: &mut dyn PlanSink,
+        base: &BaseContext,
+        templates: &Templates,
+    ) -> Result<(), AppError> {
+        let d = DeliveryRef {
+            channel: &self.entry.name,
+            channel_type: self.entry.type_name(),
+            recipient: b.recipient,
+            name: b.name,
+            data: None,
+            status: if b.error.is_some() {
+                Status::Skipped
+            } else {
+                Status::Pending
+            },
+            error: b.error,
+            problem: b.problem,
+        };
+        let id = if b.rejected {
+            self.st.next_rejected_id()
+        } else {
+            self.st.next_target_id()
+        };
+        let id = id.ok_or_else(audience_grew)?;
+        self.st.emit(
+            &self.entry,
+            self.channel.as_ref(),
+            sink,
+            id,
+            &d,
+            None,
+            None,
+            base,
+            templates,
+        )
+    }
+
     /// What the plan reports about the channel once every delivery is planned.
     fn planned(self) -> PlannedChannel {
         PlannedChannel {
