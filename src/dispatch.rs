@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +59,7 @@ impl Lane {
         Lane {
             channel,
             concurrency,
-            limiter: common.rate.map(|r| Arc::new(limiter(r, burst))),
+            limiter: common.rate.map(|r| Arc::new(r.limiter(burst))),
             max_attempts: common.max_attempts.map_or(5, NonZeroU32::get),
             retry_base: common.retry_base.map_or(crate::config::DEFAULT_RETRY_BASE, |d| d.0),
             retry_max: common.retry_max.map_or(crate::config::DEFAULT_RETRY_MAX, |d| d.0),
@@ -139,13 +139,10 @@ impl Pace {
     }
 }
 
-/// A GCRA limiter: one cell every `per / count`, up to `burst` at once.
+/// [`Rate::limiter`], under the name tests/properties.rs calls.
+#[doc(hidden)]
 pub fn limiter(rate: Rate, burst: NonZeroU32) -> DefaultDirectRateLimiter {
-    let period = rate.per / rate.count.get();
-    let quota = Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(rate.count))
-        .allow_burst(burst);
-    RateLimiter::direct(quota)
+    rate.limiter(burst)
 }
 
 pub struct Dispatch<'a> {
