@@ -306,7 +306,7 @@ fn print_plan(plan: &Plan) {
     }
 }
 
-/// "SMS in all: 6 segments for 3 messages (3 GSM-7, 0 UCS-2), estimated cost 0.45 EUR", from
+/// The "SMS in all: ... segments for ... messages" line with the estimated cost, from
 /// what planning counted (for the plan here and for `preview`).
 pub(super) fn sms_totals(c: &PlannedChannel) -> Option<String> {
     let ChannelKind::Sms(cfg) = &c.entry.settings.kind else {
