@@ -137,6 +137,17 @@ pub struct Rate {
     pub per: Duration,
 }
 
+impl Rate {
+    /// A GCRA limiter: one cell every `per / count`, up to `burst` at once.
+    pub fn limiter(self, burst: NonZeroU32) -> governor::DefaultDirectRateLimiter {
+        let period = self.per / self.count.get();
+        let quota = governor::Quota::with_period(period)
+            .unwrap_or_else(|| governor::Quota::per_second(self.count))
+            .allow_burst(burst);
+        governor::RateLimiter::direct(quota)
+    }
+}
+
 impl std::str::FromStr for Rate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::channel::{Channel, Delivery, DeliveryError, Receipt};
+use crate::channel::{Channel, Delivery, DeliveryError, Receipt, Rendered};
 use crate::config::{Common, Rate};
 use crate::journal::{DeliveryRow, Journal, JournalError, Status, Writer};
 use crate::render::{BaseContext, Templates};
@@ -59,7 +59,7 @@ impl Lane {
         Lane {
             channel,
             concurrency,
-            limiter: common.rate.map(|r| Arc::new(limiter(r, burst))),
+            limiter: common.rate.map(|r| Arc::new(r.limiter(burst))),
             max_attempts: common.max_attempts.map_or(5, NonZeroU32::get),
             retry_base: common.retry_base.map_or(crate::config::DEFAULT_RETRY_BASE, |d| d.0),
             retry_max: common.retry_max.map_or(crate::config::DEFAULT_RETRY_MAX, |d| d.0),
@@ -139,13 +139,10 @@ impl Pace {
     }
 }
 
-/// A GCRA limiter: one cell every `per / count`, up to `burst` at once.
+/// [`Rate::limiter`], under the name tests/properties.rs calls.
+#[doc(hidden)]
 pub fn limiter(rate: Rate, burst: NonZeroU32) -> DefaultDirectRateLimiter {
-    let period = rate.per / rate.count.get();
-    let quota = Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(rate.count))
-        .allow_burst(burst);
-    RateLimiter::direct(quota)
+    rate.limiter(burst)
 }
 
 pub struct Dispatch<'a> {
@@ -288,6 +285,8 @@ async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: 
     }
 }
 
+/// One delivery, from rendering to its final journal entry: render, then attempt (with
+/// retries), then record what the last attempt came to.
 async fn deliver_one(
     shared: &Shared,
     lane: &Lane,
@@ -297,35 +296,53 @@ async fn deliver_one(
     row: DeliveryRow,
 ) {
     let channel = lane.channel.as_ref();
+    let message = match render(shared, channel, &row) {
+        Ok(m) => m,
+        Err(error) => {
+            // Planning rendered the first target; a later one can still fail (e.g. odd data).
+            let entry = Entry::Outcome(Outcome::failed(row.attempts.max(1), error));
+            return record(shared, row.id, entry);
+        }
+    };
+    let delivery = delivery_for(shared, channel, &row);
+    let attempts = Attempts {
+        shared,
+        lane,
+        halted,
+        slots,
+        pace,
+    };
+    let outcome = attempts.with_retries(&row, &delivery, &message).await;
+    let stopping = shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst);
+    let entry = journal_entry(outcome, stopping);
+    if let Entry::Halted(_) = &entry {
+        halted.store(true, Ordering::SeqCst);
+        tracing::error!(
+            channel = channel.name(),
+            "{}: stopping this channel; the rest stay pending (`announce resume {}` sends them, with \
+             `--retry-failed` this one too)",
+            entry.error().unwrap_or_default(),
+            shared.run_id
+        );
+    }
+    record(shared, row.id, entry);
+}
+
+/// The row's message, rendered for its target; a render error or panic as the journal's text.
+fn render(shared: &Shared, channel: &dyn Channel, row: &DeliveryRow) -> Result<Rendered, String> {
     let data = row.data.as_deref().and_then(|d| serde_json::from_str(d).ok());
     let ctx = shared
         .base
         .for_target(channel.name(), channel.type_name(), data.as_ref(), &row.recipient);
-    let record = |status, provider_id, route, error| {
-        let attempt = row.attempts.max(1);
-        if shared
-            .writer
-            .outcome(row.id, attempt, status, provider_id, route, error)
-            .is_err()
-        {
-            shared.journal_failed.store(true, Ordering::SeqCst);
-        }
-    };
-    let message = match panics::guard(|| channel.render(&shared.templates, &ctx)).unwrap_or_else(Err) {
-        Ok(m) => m,
-        Err(e) => {
-            // Planning rendered the first target; a later one can still fail (e.g. odd data).
-            record(
-                Status::Failed,
-                None,
-                None,
-                Some(crate::config::redact(&format!("cannot render the message: {e}")).into_owned()),
-            );
-            return;
-        }
-    };
+    panics::guard(|| channel.render(&shared.templates, &ctx))
+        .unwrap_or_else(Err)
+        .map_err(|e| crate::config::redact(&format!("cannot render the message: {e}")).into_owned())
+}
+
+/// The delivery as the channel sees it; ids are stable across attempts and resumes.
+fn delivery_for(shared: &Shared, channel: &dyn Channel, row: &DeliveryRow) -> Delivery {
     let domain = channel.message_id_domain();
-    let delivery = Delivery {
+    Delivery {
         id: row.id,
         run_id: shared.run_id.clone(),
         address: row.recipient.clone(),
@@ -334,182 +351,250 @@ async fn deliver_one(
         message_id: format!("{}.{}@{domain}", shared.run_id, row.id),
         idempotency_key: format!("announce-{}-{}", shared.run_id, row.id),
         thread_root: shared.thread_roots.get(&row.recipient).cloned(),
-    };
-    let weight = NonZeroU32::new(message.weight.max(1)).unwrap_or(NonZeroU32::MIN);
-    let mut attempt = row.attempts;
-    let first_attempt = row.attempts + 1;
-    let max_attempts = lane.max_attempts;
+    }
+}
 
-    let try_once = || {
-        attempt += 1;
-        let this_attempt = attempt;
-        let mut delivery = delivery.clone();
-        delivery.attempt = this_attempt;
-        let message = &message;
-        async move {
-            if let Some(l) = &lane.limiter
-                && l.until_n_ready(weight).await.is_err()
-            {
-                return Err((
-                    this_attempt,
-                    AttemptError::Delivery(DeliveryError::permanent(format!(
-                        "the message needs {weight} rate-limit cells but the channel's burst is smaller; raise `burst`"
-                    ))),
-                ));
-            }
-            let stopped = || shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst);
-            if stopped() {
-                return Err((this_attempt, AttemptError::Stopped { marked: false }));
-            }
-            let marking = std::time::Instant::now();
+/// Write an entry; a journal that cannot take it stops the run.
+fn record(shared: &Shared, id: i64, entry: Entry) {
+    let written = match entry {
+        Entry::Outcome(o) | Entry::Halted(o) => {
             shared
                 .writer
-                .sending(delivery.id, this_attempt, &delivery.message_id)
-                .await
-                .map_err(|e| (this_attempt, AttemptError::Journal(e)))?;
-            let commit = marking.elapsed();
-            let _slot = slots.acquire().await.expect("semaphore is never closed");
-            if stopped() {
-                return Err((this_attempt, AttemptError::Stopped { marked: true }));
-            }
-            let sending = std::time::Instant::now();
-            let result = tokio::time::timeout(lane.timeout, panics::Guarded(channel.deliver(&delivery, message))).await;
-            pace.record(commit, sending.elapsed());
-            match result.map(|r| r.unwrap_or_else(|e| Err(DeliveryError::permanent(e)))) {
-                Ok(Ok(receipt)) => Ok((this_attempt, receipt)),
-                Ok(Err(e)) => {
-                    // Providers echo requests in their errors; no secret may reach the journal,
-                    // the logs or a report through them, whatever the channel.
-                    let error = crate::error::redacted(e);
-                    if matches!(error, DeliveryError::Halt { .. }) {
-                        // Before the slot is free: no delivery waiting for it may start.
-                        let first = !halted.swap(true, Ordering::SeqCst);
-                        return Err((this_attempt, AttemptError::Halted { error, first }));
-                    }
-                    Err((this_attempt, AttemptError::Delivery(error)))
-                }
-                Err(_) => Err((
-                    this_attempt,
-                    AttemptError::Delivery(channel.timeout_error(lane.timeout)),
-                )),
-            }
+                .outcome(id, o.attempt, o.status, o.provider_id, o.route, o.error)
         }
-    };
-
-    let retries_left = max_attempts.saturating_sub(first_attempt) as usize;
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(lane.retry_base)
-        .with_max_delay(lane.retry_max)
-        .with_max_times(retries_left)
-        .with_jitter();
-    let outcome: Result<(u32, Receipt), (u32, AttemptError)> = try_once
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|(_, e)| {
-            matches!(e, AttemptError::Delivery(d) if d.is_transient())
-                && !shared.cancel.is_cancelled()
-                && !halted.load(Ordering::SeqCst)
-        })
-        .adjust(|(_, e), backoff| match (e, backoff) {
-            // Never sooner than the provider asked.
-            (AttemptError::Delivery(d), Some(b)) => Some(d.retry_after().map_or(b, |ra| ra.max(b))),
-            (_, b) => b,
-        })
-        .notify(|(n, e), wait| {
-            if let AttemptError::Delivery(d) = e {
-                tracing::info!(
-                    channel = channel.name(),
-                    delivery = row.id,
-                    attempt = n,
-                    "{d}; retrying in {wait:?}"
-                );
-                let _ = shared.writer.outcome(
-                    row.id,
-                    *n,
-                    Status::Pending,
-                    None,
-                    d.route().map(str::to_string),
-                    Some(format!("attempt {n}: {d}")),
-                );
-            }
-        })
-        .await;
-
-    let (status, provider_id, route, error, n) = match outcome {
-        Ok((n, r)) => (Status::Sent, r.provider_id, r.route, None, n),
-        Err((n, AttemptError::Journal(e))) => {
+        Entry::Released(attempt) => shared.writer.released(id, attempt),
+        Entry::Untouched => Ok(()),
+        Entry::JournalFailed(e) => {
             tracing::error!("{e}");
             shared.journal_failed.store(true, Ordering::SeqCst);
             shared.cancel.cancel();
-            let _ = n;
             return;
-        }
-        // Never reached the channel: it stays (or, when marked, becomes again) `pending`; an
-        // earlier attempt's outcome is already journaled.
-        Err((_, AttemptError::Stopped { marked: false })) => return,
-        Err((n, AttemptError::Stopped { marked: true })) => {
-            if shared.writer.released(row.id, n).is_err() {
-                shared.journal_failed.store(true, Ordering::SeqCst);
-            }
-            return;
-        }
-        Err((n, AttemptError::Delivery(e))) => {
-            let route = e.route().map(str::to_string);
-            match e {
-                DeliveryError::Transient { .. } if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) => (
-                    Status::Pending,
-                    None,
-                    route,
-                    Some(format!("attempt {n}: {e}; stopped before retrying")),
-                    n,
-                ),
-                DeliveryError::Transient { .. } => (
-                    Status::Failed,
-                    None,
-                    route,
-                    Some(format!("gave up after {n} attempts: {e}")),
-                    n,
-                ),
-                DeliveryError::Permanent { .. } => (Status::Failed, None, route, Some(e.to_string()), n),
-                DeliveryError::Ambiguous { .. } => (Status::Unknown, None, route, Some(e.to_string()), n),
-                DeliveryError::Halt { .. } => halt_outcome(shared, channel.name(), halted, e, true, n),
-            }
-        }
-        Err((n, AttemptError::Halted { error, first })) => {
-            halt_outcome(shared, channel.name(), halted, error, first, n)
         }
     };
-    if shared
-        .writer
-        .outcome(row.id, n, status, provider_id, route, error)
-        .is_err()
-    {
+    if written.is_err() {
         shared.journal_failed.store(true, Ordering::SeqCst);
     }
 }
 
-type Outcome = (Status, Option<String>, Option<String>, Option<String>, u32);
+/// What one attempt ends with: the attempt's number and a receipt or why not.
+type Attempted = Result<(u32, Receipt), (u32, AttemptError)>;
+
+/// What the attempts of one delivery share.
+struct Attempts<'a> {
+    shared: &'a Shared,
+    lane: &'a Lane,
+    halted: &'a AtomicBool,
+    slots: &'a Semaphore,
+    pace: &'a Pace,
+}
+
+impl Attempts<'_> {
+    fn stopped(&self) -> bool {
+        self.shared.cancel.is_cancelled() || self.halted.load(Ordering::SeqCst)
+    }
+
+    /// Attempt until a receipt, an error that is not transient, the last attempt, or a stop;
+    /// each retry after a backoff, never sooner than the provider's Retry-After.
+    async fn with_retries(&self, row: &DeliveryRow, delivery: &Delivery, message: &Rendered) -> Attempted {
+        let weight = NonZeroU32::new(message.weight.max(1)).unwrap_or(NonZeroU32::MIN);
+        let mut attempt = row.attempts;
+        let try_once = || {
+            attempt += 1;
+            let mut delivery = delivery.clone();
+            delivery.attempt = attempt;
+            self.once(delivery, message, weight)
+        };
+        let retries_left = self.lane.max_attempts.saturating_sub(row.attempts + 1) as usize;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.lane.retry_base)
+            .with_max_delay(self.lane.retry_max)
+            .with_max_times(retries_left)
+            .with_jitter();
+        try_once
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|(_, e)| matches!(e, AttemptError::Delivery(d) if d.is_transient()) && !self.stopped())
+            .adjust(|(_, e), backoff| match (e, backoff) {
+                // Never sooner than the provider asked.
+                (AttemptError::Delivery(d), Some(b)) => Some(d.retry_after().map_or(b, |ra| ra.max(b))),
+                (_, b) => b,
+            })
+            .notify(|(n, e), wait| {
+                if let AttemptError::Delivery(d) = e {
+                    let channel = self.lane.channel.name();
+                    tracing::info!(channel, delivery = row.id, attempt = n, "{d}; retrying in {wait:?}");
+                    let _ = self.shared.writer.outcome(
+                        row.id,
+                        *n,
+                        Status::Pending,
+                        None,
+                        d.route().map(str::to_string),
+                        Some(format!("attempt {n}: {d}")),
+                    );
+                }
+            })
+            .await
+    }
+
+    /// One attempt: a rate-limit cell, the durable `sending` mark, a concurrency slot, then
+    /// the provider (within the lane's timeout).
+    async fn once(&self, delivery: Delivery, message: &Rendered, weight: NonZeroU32) -> Attempted {
+        let n = delivery.attempt;
+        if let Some(l) = &self.lane.limiter
+            && l.until_n_ready(weight).await.is_err()
+        {
+            return Err((
+                n,
+                AttemptError::Delivery(DeliveryError::permanent(format!(
+                    "the message needs {weight} rate-limit cells but the channel's burst is smaller; raise `burst`"
+                ))),
+            ));
+        }
+        if self.stopped() {
+            return Err((n, AttemptError::Stopped { marked: false }));
+        }
+        let marking = std::time::Instant::now();
+        self.shared
+            .writer
+            .sending(delivery.id, n, &delivery.message_id)
+            .await
+            .map_err(|e| (n, AttemptError::Journal(e)))?;
+        let commit = marking.elapsed();
+        let _slot = self.slots.acquire().await.expect("semaphore is never closed");
+        if self.stopped() {
+            return Err((n, AttemptError::Stopped { marked: true }));
+        }
+        let channel = self.lane.channel.as_ref();
+        let sending = std::time::Instant::now();
+        let result =
+            tokio::time::timeout(self.lane.timeout, panics::Guarded(channel.deliver(&delivery, message))).await;
+        self.pace.record(commit, sending.elapsed());
+        match attempt_result(result.ok(), || channel.timeout_error(self.lane.timeout)) {
+            Ok(receipt) => Ok((n, receipt)),
+            Err(error @ DeliveryError::Halt { .. }) => {
+                // Before the slot is free: no delivery waiting for it may start.
+                let first = !self.halted.swap(true, Ordering::SeqCst);
+                Err((n, AttemptError::Halted { error, first }))
+            }
+            Err(error) => Err((n, AttemptError::Delivery(error))),
+        }
+    }
+}
+
+/// What the channel's `deliver` came to: `None` when it timed out, `Err(text)` when it
+/// panicked (see [`panics`]).
+fn attempt_result(
+    result: Option<Result<Result<Receipt, DeliveryError>, String>>,
+    timeout_error: impl FnOnce() -> DeliveryError,
+) -> Result<Receipt, DeliveryError> {
+    match result {
+        Some(Ok(Ok(receipt))) => Ok(receipt),
+        // Providers echo requests in their errors; no secret may reach the journal, the logs
+        // or a report through them, whatever the channel.
+        Some(Ok(Err(e))) => Err(e.redacted()),
+        Some(Err(panic)) => Err(DeliveryError::permanent(panic).redacted()),
+        None => Err(timeout_error()),
+    }
+}
+
+/// A delivery's journal entry once its attempts are over.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    attempt: u32,
+    status: Status,
+    provider_id: Option<String>,
+    route: Option<String>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn failed(attempt: u32, error: String) -> Outcome {
+        Outcome {
+            attempt,
+            status: Status::Failed,
+            provider_id: None,
+            route: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// What the journal is told when a delivery's attempts are over.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Outcome(Outcome),
+    /// This delivery stopped the channel (a halt): its outcome; the rest stay pending.
+    Halted(Outcome),
+    /// Marked `sending` but never handed to the channel: `pending` again.
+    Released(u32),
+    /// Never reached the channel: it stays `pending`; an earlier attempt's outcome is already
+    /// journaled.
+    Untouched,
+    /// The journal failed (its error): the run stops.
+    JournalFailed(String),
+}
+
+impl Entry {
+    fn error(&self) -> Option<&str> {
+        match self {
+            Entry::Outcome(o) | Entry::Halted(o) => o.error.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The journal entry for how a delivery's attempts ended. `stopping`: the run was stopped or
+/// the channel halted meanwhile, so a transient error is not "gave up" but "left for later".
+fn journal_entry(outcome: Attempted, stopping: bool) -> Entry {
+    let (n, error) = match outcome {
+        Ok((n, r)) => {
+            return Entry::Outcome(Outcome {
+                attempt: n,
+                status: Status::Sent,
+                provider_id: r.provider_id,
+                route: r.route,
+                error: None,
+            });
+        }
+        Err((_, AttemptError::Journal(e))) => return Entry::JournalFailed(e.to_string()),
+        Err((_, AttemptError::Stopped { marked: false })) => return Entry::Untouched,
+        Err((n, AttemptError::Stopped { marked: true })) => return Entry::Released(n),
+        Err((n, AttemptError::Halted { error, first })) => return halt_entry(error, first, n),
+        Err((n, AttemptError::Delivery(e))) => (n, e),
+    };
+    let route = error.route().map(str::to_string);
+    let (status, text) = match &error {
+        DeliveryError::Transient { .. } if stopping => (
+            Status::Pending,
+            format!("attempt {n}: {error}; stopped before retrying"),
+        ),
+        DeliveryError::Transient { .. } => (Status::Failed, format!("gave up after {n} attempts: {error}")),
+        DeliveryError::Permanent { .. } => (Status::Failed, error.to_string()),
+        DeliveryError::Ambiguous { .. } => (Status::Unknown, error.to_string()),
+        DeliveryError::Halt { .. } => return halt_entry(error, true, n),
+    };
+    Entry::Outcome(Outcome {
+        attempt: n,
+        status,
+        provider_id: None,
+        route,
+        error: Some(text),
+    })
+}
 
 /// A halt: the delivery that stopped the channel is `failed` with the reason; those in flight
 /// at the same moment that met it too go back to `pending`, like the ones never started.
-fn halt_outcome(shared: &Shared, channel: &str, halted: &AtomicBool, e: DeliveryError, first: bool, n: u32) -> Outcome {
-    halted.store(true, Ordering::SeqCst);
-    if !first {
-        return (
-            Status::Pending,
-            None,
-            None,
-            Some(format!("attempt {n}: {e}; the channel stopped")),
-            n,
-        );
+fn halt_entry(e: DeliveryError, first: bool, n: u32) -> Entry {
+    if first {
+        return Entry::Halted(Outcome::failed(n, e.to_string()));
     }
-    tracing::error!(
-        channel,
-        "{e}: stopping this channel; the rest stay pending (`announce resume {}` sends them, with \
-         `--retry-failed` this one too)",
-        shared.run_id
-    );
-    (Status::Failed, None, None, Some(e.to_string()), n)
+    Entry::Outcome(Outcome {
+        attempt: n,
+        status: Status::Pending,
+        provider_id: None,
+        route: None,
+        error: Some(format!("attempt {n}: {e}; the channel stopped")),
+    })
 }
 
 /// Panics in a channel's code (a bug, or a library that panics on odd input) become a
@@ -587,5 +672,165 @@ mod panics {
                 Err(e) => Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt() -> Receipt {
+        Receipt {
+            provider_id: Some("id-1".into()),
+            route: Some("relay-a".into()),
+        }
+    }
+
+    fn transient() -> DeliveryError {
+        DeliveryError::Transient {
+            message: "421 busy".into(),
+            retry_after: None,
+            route: Some("relay-a".into()),
+        }
+    }
+
+    fn halt() -> DeliveryError {
+        DeliveryError::Halt {
+            message: "535 bad credentials".into(),
+        }
+    }
+
+    fn outcome(attempt: u32, status: Status, route: Option<&str>, error: &str) -> Entry {
+        Entry::Outcome(Outcome {
+            attempt,
+            status,
+            provider_id: None,
+            route: route.map(str::to_string),
+            error: Some(error.into()),
+        })
+    }
+
+    #[test]
+    fn a_receipt_is_sent_with_the_providers_id_and_route() {
+        let entry = journal_entry(Ok((2, receipt())), true);
+        let sent = Outcome {
+            attempt: 2,
+            status: Status::Sent,
+            provider_id: Some("id-1".into()),
+            route: Some("relay-a".into()),
+            error: None,
+        };
+        assert_eq!(entry, Entry::Outcome(sent));
+    }
+
+    #[test]
+    fn transient_errors_give_up_unless_the_run_is_stopping() {
+        let gave_up = journal_entry(Err((5, AttemptError::Delivery(transient()))), false);
+        let want = outcome(5, Status::Failed, Some("relay-a"), "gave up after 5 attempts: 421 busy");
+        assert_eq!(gave_up, want);
+        let left = journal_entry(Err((2, AttemptError::Delivery(transient()))), true);
+        let want = outcome(
+            2,
+            Status::Pending,
+            Some("relay-a"),
+            "attempt 2: 421 busy; stopped before retrying",
+        );
+        assert_eq!(left, want);
+    }
+
+    #[test]
+    fn permanent_fails_and_ambiguous_is_unknown_with_their_route() {
+        let permanent = DeliveryError::Permanent {
+            message: "550 no such user".into(),
+            route: Some("relay-b".into()),
+        };
+        let want = outcome(1, Status::Failed, Some("relay-b"), "550 no such user");
+        assert_eq!(journal_entry(Err((1, AttemptError::Delivery(permanent))), true), want);
+        let ambiguous = DeliveryError::Ambiguous {
+            message: "no answer after DATA".into(),
+            route: None,
+        };
+        let want = outcome(3, Status::Unknown, None, "no answer after DATA");
+        assert_eq!(journal_entry(Err((3, AttemptError::Delivery(ambiguous))), false), want);
+    }
+
+    #[test]
+    fn the_first_halt_fails_and_stops_the_channel_the_others_go_back_to_pending() {
+        let first = journal_entry(
+            Err((
+                1,
+                AttemptError::Halted {
+                    error: halt(),
+                    first: true,
+                },
+            )),
+            true,
+        );
+        assert_eq!(first, Entry::Halted(Outcome::failed(1, "535 bad credentials".into())));
+        assert_eq!(first.error(), Some("535 bad credentials"));
+        let collateral = journal_entry(
+            Err((
+                4,
+                AttemptError::Halted {
+                    error: halt(),
+                    first: false,
+                },
+            )),
+            true,
+        );
+        let want = outcome(
+            4,
+            Status::Pending,
+            None,
+            "attempt 4: 535 bad credentials; the channel stopped",
+        );
+        assert_eq!(collateral, want);
+        // A halt that was not caught as one on the way still stops the channel.
+        let unseen = journal_entry(Err((2, AttemptError::Delivery(halt()))), false);
+        assert_eq!(unseen, Entry::Halted(Outcome::failed(2, "535 bad credentials".into())));
+    }
+
+    #[test]
+    fn stopped_attempts_are_released_or_left_alone_and_journal_errors_stop_the_run() {
+        assert_eq!(
+            journal_entry(Err((3, AttemptError::Stopped { marked: true })), true),
+            Entry::Released(3)
+        );
+        assert_eq!(
+            journal_entry(Err((3, AttemptError::Stopped { marked: false })), true),
+            Entry::Untouched
+        );
+        let failed = journal_entry(Err((1, AttemptError::Journal(JournalError::WriterGone))), false);
+        assert_eq!(failed, Entry::JournalFailed(JournalError::WriterGone.to_string()));
+        assert_eq!(failed.error(), None);
+    }
+
+    #[test]
+    fn deliver_results_become_receipts_or_classified_errors() {
+        let timeout = || DeliveryError::Ambiguous {
+            message: "timed out".into(),
+            route: None,
+        };
+        let r = attempt_result(Some(Ok(Ok(receipt()))), timeout).unwrap();
+        assert_eq!(r.provider_id.as_deref(), Some("id-1"));
+        let timed_out = attempt_result(None, timeout).unwrap_err();
+        assert!(matches!(&timed_out, DeliveryError::Ambiguous { message, .. } if message == "timed out"));
+        let panicked = attempt_result(Some(Err("internal error: boom".into())), timeout).unwrap_err();
+        assert!(matches!(&panicked, DeliveryError::Permanent { message, .. } if message == "internal error: boom"));
+        // Providers echo credentials in their errors: they leave redacted.
+        let secret = "dispatch-test-secret-4f1c9a";
+        crate::secrets::register_secret(secret);
+        let echoed = DeliveryError::Transient {
+            message: format!("401 for token {secret}"),
+            retry_after: Some(Duration::from_secs(7)),
+            route: Some("api".into()),
+        };
+        let e = attempt_result(Some(Ok(Err(echoed))), timeout).unwrap_err();
+        assert!(!e.to_string().contains(secret), "{e}");
+        assert!(e.to_string().contains(crate::secrets::REDACTED), "{e}");
+        assert_eq!(
+            (e.retry_after(), e.route()),
+            (Some(Duration::from_secs(7)), Some("api"))
+        );
     }
 }

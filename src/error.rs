@@ -99,34 +99,6 @@ impl From<crate::journal::JournalError> for AppError {
     }
 }
 
-/// The same error with every registered secret taken out of its message: gateways' error
-/// texts can quote the request, credentials included.
-pub fn redacted(e: crate::channel::DeliveryError) -> crate::channel::DeliveryError {
-    use crate::channel::DeliveryError;
-    let redact = crate::config::redact;
-    let r = |m: String| redact(&m).into_owned();
-    match e {
-        DeliveryError::Transient {
-            message,
-            retry_after,
-            route,
-        } => DeliveryError::Transient {
-            message: r(message),
-            retry_after,
-            route,
-        },
-        DeliveryError::Permanent { message, route } => DeliveryError::Permanent {
-            message: r(message),
-            route,
-        },
-        DeliveryError::Ambiguous { message, route } => DeliveryError::Ambiguous {
-            message: r(message),
-            route,
-        },
-        DeliveryError::Halt { message } => DeliveryError::Halt { message: r(message) },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

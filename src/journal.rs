@@ -326,24 +326,18 @@ impl Journal {
         &self.path
     }
 
-    /// A finished or unfinished non-dry run with this content digest.
-    pub fn find_by_digest(&self, digest: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT id FROM runs WHERE digest = ?1 AND dry_run = 0 ORDER BY started_at LIMIT 1",
-                [digest],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql(&self.path))
-    }
-
-    /// Write a run and all its deliveries in one transaction.
+    /// Write a run and all its deliveries in one transaction, through the same path as the
+    /// planner ([`Journal::begin_run`]); for tests that need a journaled run without planning one.
+    #[doc(hidden)]
     pub fn create_run(&mut self, run: &RunRow, deliveries: &[NewDelivery]) -> Result<()> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(sql(&path))?;
-        insert_run(&tx, run, deliveries).map_err(sql(&path))?;
-        tx.commit().map_err(sql(&path))
+        let mut writer = self.begin_run(run)?;
+        let mut id = writer.first_free_id();
+        for d in deliveries {
+            if writer.insert(id, &d.as_ref())? {
+                id += 1;
+            }
+        }
+        writer.commit()
     }
 
     pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
@@ -712,7 +706,7 @@ impl Journal {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql(&path))?;
-        insert_run(&tx, run, &[]).map_err(sql(&path))?;
+        insert_run(&tx, run).map_err(sql(&path))?;
         let first_free_id = tx
             .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM deliveries", [], |r| r.get(0))
             .map_err(sql(&path))?;
@@ -762,7 +756,7 @@ impl RunWriter<'_> {
             .map_err(sql(&self.path))
     }
 
-    /// An earlier non-dry run with this content digest (see [`Journal::find_by_digest`]).
+    /// An earlier non-dry run with this content digest.
     pub fn earlier_run_with_digest(&self, digest: &str) -> Result<Option<String>> {
         self.tx
             .query_row(
@@ -780,7 +774,7 @@ impl RunWriter<'_> {
     }
 }
 
-fn insert_run(tx: &Transaction<'_>, run: &RunRow, deliveries: &[NewDelivery]) -> rusqlite::Result<()> {
+fn insert_run(tx: &Transaction<'_>, run: &RunRow) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO runs (id, digest, dry_run, title, thread, severity, announcement, origin, base_dir, started_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -797,24 +791,6 @@ fn insert_run(tx: &Transaction<'_>, run: &RunRow, deliveries: &[NewDelivery]) ->
             run.started_at
         ],
     )?;
-    let mut st = tx.prepare(
-        "INSERT INTO deliveries (run_id, channel, channel_type, recipient, name, data, status, problem, error, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-    )?;
-    for d in deliveries {
-        st.execute(params![
-            run.id,
-            d.channel,
-            d.channel_type,
-            d.recipient,
-            d.name,
-            d.data,
-            d.status.as_str(),
-            d.problem,
-            d.error,
-            run.started_at
-        ])?;
-    }
     Ok(())
 }
 
@@ -1079,7 +1055,14 @@ pub(crate) mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&state.join("journal.sqlite3")), 0o600);
-        assert_eq!(j.find_by_digest("sha256:r1").unwrap().as_deref(), Some("r1"));
+        let next = run("r2");
+        let w = j
+            .begin_run(&RunRow {
+                digest: "sha256:r1".into(),
+                ..next
+            })
+            .unwrap();
+        assert_eq!(w.earlier_run_with_digest("sha256:r1").unwrap().as_deref(), Some("r1"));
     }
 
     #[tokio::test]

@@ -389,235 +389,246 @@ impl Planner {
             .into_iter()
             .map(|(entry, channel)| LanePlan::new(entry, channel))
             .collect();
-
         let (reader, suppressions) = if needs_people {
-            let path = audience_file.clone().ok_or_else(|| {
-                AppError::invalid(format!(
-                    "no audience: set [audience] file in {}, `audience` in the announcement, or --audience",
-                    config.file_name()
-                ))
-            })?;
-            let opts = AudienceOptions {
-                delimiter: config.audience.delimiter,
-                default_region: config.default_region,
-                encoding: config.audience.encoding,
-            };
-            let reader = audience::Reader::open(&path, &opts).map_err(|e| AppError::invalid(e.to_string()))?;
-            (Some(reader), load_suppressions(config)?)
+            (Some(open_audience(config, audience_file)?), load_suppressions(config)?)
         } else {
             (None, Suppressions::default())
         };
-
-        // Ids: one block per channel, each holding its unreadable rows, then its targets.
-        // Rows can be no more than the file has bytes.
-        // (A pipe has no length: then blocks as large as `Seen` can count.)
-        let max_rows = match &reader {
-            Some(r) => match std::fs::metadata(r.path()) {
-                Ok(m) if m.is_file() && m.len() > 0 => m.len() as i64 + 1,
-                _ => i64::from(u32::MAX),
-            },
-            None => 0,
+        assign_id_blocks(&mut lanes, reader.as_ref(), first_id);
+        plan_broadcasts(&mut lanes, &config.org.name, sink, &base, &templates)?;
+        let audience = match reader {
+            Some(reader) => Some(plan_audience(
+                &mut lanes,
+                reader,
+                &tags,
+                &suppressions,
+                sink,
+                &base,
+                &templates,
+            )?),
+            None => None,
         };
-        let max_targets = lanes
-            .iter()
-            .map(|l| match l.channel.reach() {
-                Reach::Targets(t) => t.len() as i64,
-                _ => 1,
-            })
-            .max()
-            .unwrap_or(1);
-        let half = max_rows.max(max_targets) + 1;
-        for (k, lane) in lanes.iter_mut().enumerate() {
-            lane.st.rejected_next = first_id + 2 * half * k as i64;
-            lane.st.targets_start = lane.st.rejected_next + half;
-            lane.st.targets_next = lane.st.targets_start;
-            lane.st.block_half = half;
-        }
-
-        // Broadcast channels: their one delivery (per target).
-        for lane in &mut lanes {
-            let targets = match lane.channel.reach() {
-                Reach::Broadcast(target) => vec![target],
-                Reach::Targets(targets) => targets,
-                Reach::PerPerson(_) => continue,
-            };
-            for target in targets {
-                let skip = lane.channel.skip_broadcast(&base.for_target(
-                    &lane.entry.name,
-                    lane.entry.type_name(),
-                    None,
-                    &target,
-                ));
-                let d = DeliveryRef {
-                    channel: &lane.entry.name,
-                    channel_type: lane.entry.type_name(),
-                    recipient: &target,
-                    name: &config.org.name,
-                    data: None,
-                    status: if skip.is_some() {
-                        Status::Skipped
-                    } else {
-                        Status::Pending
-                    },
-                    error: skip.as_deref(),
-                    problem: false,
-                };
-                let id = lane.st.next_target_id().ok_or_else(audience_grew)?;
-                lane.st.emit(
-                    &lane.entry,
-                    lane.channel.as_ref(),
-                    sink,
-                    id,
-                    &d,
-                    None,
-                    None,
-                    &base,
-                    &templates,
-                )?;
-            }
-        }
-
-        let mut summary = None;
-        if let Some(reader) = reader {
-            let mut s = AudienceSummary {
-                path: reader.path().to_path_buf(),
-                rows: 0,
-                rejected: Vec::new(),
-                rejected_count: 0,
-                duplicates: 0,
-                not_tagged: 0,
-                decoding: Decoding::default(),
-                account: LineAccount::default(),
-            };
-            let people: Vec<(usize, AddressKind)> = lanes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| match l.channel.reach() {
-                    Reach::PerPerson(kind) => Some((i, kind)),
-                    _ => None,
-                })
-                .collect();
-            let checks: Vec<Check> = people
-                .iter()
-                .map(|&(i, kind)| Check {
-                    kind,
-                    entry: lanes[i].entry.clone(),
-                    channel: lanes[i].channel.clone(),
-                    every: lanes[i].st.every,
-                    is_sms: lanes[i].st.is_sms,
-                })
-                .collect();
-            // Two threads: one reads and validates the rows (CSV, email syntax, phone numbers
-            // against libphonenumber's metadata, the channels' own skip checks, `recipient.*`),
-            // the other decides, renders and journals. Batches keep the hand-over cheap; the
-            // bounded queue keeps memory flat.
-            // Used batches go back to the reading thread to be freed there: memory freed by
-            // another thread than the one that allocated it makes both fight over the
-            // allocator's lock (a sixth of the time, measured).
-            std::thread::scope(|scope| -> Result<(), AppError> {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
-                let (used_tx, used_rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
-                let (tags, checks, suppressions, base, templates) = (&tags, &checks, &suppressions, &base, &templates);
-                let mut reader = reader;
-                let reading = scope.spawn(move || {
-                    let mut batch = Vec::with_capacity(BATCH);
-                    for row in &mut reader {
-                        batch.push(prepare(row, tags, checks, suppressions, base, templates));
-                        if batch.len() == BATCH {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                            if tx.send(full).is_err() {
-                                return (reader.decoding(), reader.account());
-                            }
-                            while let Ok(used) = used_rx.try_recv() {
-                                drop(used);
-                            }
-                        }
-                    }
-                    let _ = tx.send(batch);
-                    (reader.decoding(), reader.account())
-                });
-                for batch in rx {
-                    for p in &batch {
-                        s.rows += 1;
-                        let (r, data, skips) = match p {
-                            Prepared::Rejected(bad) => {
-                                let recipient = format!("row {}", bad.line);
-                                let error = format!("row {}: {}", bad.line, bad.reason);
-                                for &(i, _) in &people {
-                                    let lane = &mut lanes[i];
-                                    let d = DeliveryRef {
-                                        channel: &lane.entry.name,
-                                        channel_type: lane.entry.type_name(),
-                                        recipient: &recipient,
-                                        name: "",
-                                        data: None,
-                                        status: Status::Skipped,
-                                        error: Some(&error),
-                                        problem: true,
-                                    };
-                                    let id = lane.st.next_rejected_id().ok_or_else(audience_grew)?;
-                                    lane.st.emit(
-                                        &lane.entry,
-                                        lane.channel.as_ref(),
-                                        sink,
-                                        id,
-                                        &d,
-                                        None,
-                                        None,
-                                        base,
-                                        templates,
-                                    )?;
-                                }
-                                // Kept for the plan only up to what it shows: memory stays flat.
-                                s.rejected_count += 1;
-                                if s.rejected.len() < REJECTED_SHOWN {
-                                    s.rejected.push(bad.clone());
-                                }
-                                continue;
-                            }
-                            Prepared::Untagged => {
-                                s.not_tagged += 1;
-                                continue;
-                            }
-                            Prepared::Failed(e) => return Err(AppError::invalid(format!("{e}; nothing was sent"))),
-                            Prepared::Person { r, data, lanes: preps } => (r, data, preps),
-                        };
-                        for (&(i, kind), prep) in people.iter().zip(skips) {
-                            plan_person(&mut lanes[i], kind, r, prep, data, sink, base, templates)?;
-                        }
-                    }
-                    let _ = used_tx.send(batch);
-                }
-                (s.decoding, s.account) = reading
-                    .join()
-                    .map_err(|_| AppError::runtime("reading the audience failed unexpectedly"))?;
-                Ok(())
-            })?;
-            s.duplicates = lanes.iter().map(|l| l.st.duplicates).max().unwrap_or(0);
-            summary = Some(s);
-        }
-
-        let channels = lanes
-            .into_iter()
-            .map(|l| PlannedChannel {
-                entry: l.entry,
-                channel: l.channel,
-                counts: l.st.counts,
-                problems: l.st.problems,
-                sample: l.st.sample,
-                total_weight: l.st.every.then_some(l.st.total_weight),
-                texts: l.st.texts,
-            })
-            .collect();
         Ok(Plan {
             run,
             deliveries: Vec::new(),
-            channels,
-            audience: summary,
+            channels: lanes.into_iter().map(LanePlan::planned).collect(),
+            audience,
             templates,
             base,
         })
     }
+}
+
+/// The audience file, opened for reading row by row.
+fn open_audience(config: &Config, file: Option<PathBuf>) -> Result<audience::Reader<'_>, AppError> {
+    let path = file.ok_or_else(|| {
+        AppError::invalid(format!(
+            "no audience: set [audience] file in {}, `audience` in the announcement, or --audience",
+            config.file_name()
+        ))
+    })?;
+    let opts = AudienceOptions {
+        delimiter: config.audience.delimiter,
+        default_region: config.default_region,
+        encoding: config.audience.encoding,
+    };
+    audience::Reader::open(&path, &opts).map_err(|e| AppError::invalid(e.to_string()))
+}
+
+/// Ids: one block per channel, each holding its unreadable rows, then its targets.
+fn assign_id_blocks(lanes: &mut [LanePlan], reader: Option<&audience::Reader<'_>>, first_id: i64) {
+    // Rows can be no more than the file has bytes.
+    // (A pipe has no length: then blocks as large as `Seen` can count.)
+    let max_rows = match reader {
+        Some(r) => match std::fs::metadata(r.path()) {
+            Ok(m) if m.is_file() && m.len() > 0 => m.len() as i64 + 1,
+            _ => i64::from(u32::MAX),
+        },
+        None => 0,
+    };
+    let max_targets = lanes
+        .iter()
+        .map(|l| match l.channel.reach() {
+            Reach::Targets(t) => t.len() as i64,
+            _ => 1,
+        })
+        .max()
+        .unwrap_or(1);
+    let half = max_rows.max(max_targets) + 1;
+    for (k, lane) in lanes.iter_mut().enumerate() {
+        lane.st.rejected_next = first_id + 2 * half * k as i64;
+        lane.st.targets_start = lane.st.rejected_next + half;
+        lane.st.targets_next = lane.st.targets_start;
+        lane.st.block_half = half;
+    }
+}
+
+/// Broadcast channels: their one delivery (per target), named after the organisation.
+fn plan_broadcasts(
+    lanes: &mut [LanePlan],
+    org_name: &str,
+    sink: &mut dyn PlanSink,
+    base: &BaseContext,
+    templates: &Templates,
+) -> Result<(), AppError> {
+    for lane in lanes {
+        let targets = match lane.channel.reach() {
+            Reach::Broadcast(target) => vec![target],
+            Reach::Targets(targets) => targets,
+            Reach::PerPerson(_) => continue,
+        };
+        for target in targets {
+            let ctx = base.for_target(&lane.entry.name, lane.entry.type_name(), None, &target);
+            let skip = lane.channel.skip_broadcast(&ctx);
+            let d = Bare {
+                recipient: &target,
+                name: org_name,
+                error: skip.as_deref(),
+                problem: false,
+                rejected: false,
+            };
+            lane.emit_bare(&d, sink, base, templates)?;
+        }
+    }
+    Ok(())
+}
+
+/// Read the audience and plan every per-person channel's deliveries, row by row.
+fn plan_audience(
+    lanes: &mut [LanePlan],
+    reader: audience::Reader<'_>,
+    tags: &[String],
+    suppressions: &Suppressions,
+    sink: &mut dyn PlanSink,
+    base: &BaseContext,
+    templates: &Templates,
+) -> Result<AudienceSummary, AppError> {
+    let mut s = AudienceSummary {
+        path: reader.path().to_path_buf(),
+        rows: 0,
+        rejected: Vec::new(),
+        rejected_count: 0,
+        duplicates: 0,
+        not_tagged: 0,
+        decoding: Decoding::default(),
+        account: LineAccount::default(),
+    };
+    let people: Vec<(usize, AddressKind)> = lanes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| match l.channel.reach() {
+            Reach::PerPerson(kind) => Some((i, kind)),
+            _ => None,
+        })
+        .collect();
+    let checks: Vec<Check> = people
+        .iter()
+        .map(|&(i, kind)| Check {
+            kind,
+            entry: lanes[i].entry.clone(),
+            channel: lanes[i].channel.clone(),
+            every: lanes[i].st.every,
+            is_sms: lanes[i].st.is_sms,
+        })
+        .collect();
+    // Two threads: one reads and validates the rows (CSV, email syntax, phone numbers
+    // against libphonenumber's metadata, the channels' own skip checks, `recipient.*`),
+    // the other decides, renders and journals. Batches keep the hand-over cheap; the
+    // bounded queue keeps memory flat.
+    // Used batches go back to the reading thread to be freed there: memory freed by
+    // another thread than the one that allocated it makes both fight over the
+    // allocator's lock (a sixth of the time, measured).
+    std::thread::scope(|scope| -> Result<(), AppError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(8);
+        let (used_tx, used_rx) = std::sync::mpsc::channel::<Vec<Prepared>>();
+        let checks = &checks;
+        let mut reader = reader;
+        let reading = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            for row in &mut reader {
+                batch.push(prepare(row, tags, checks, suppressions, base, templates));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.send(full).is_err() {
+                        return (reader.decoding(), reader.account());
+                    }
+                    while let Ok(used) = used_rx.try_recv() {
+                        drop(used);
+                    }
+                }
+            }
+            let _ = tx.send(batch);
+            (reader.decoding(), reader.account())
+        });
+        for batch in rx {
+            for p in &batch {
+                plan_row(lanes, &people, p, &mut s, sink, base, templates)?;
+            }
+            let _ = used_tx.send(batch);
+        }
+        (s.decoding, s.account) = reading
+            .join()
+            .map_err(|_| AppError::runtime("reading the audience failed unexpectedly"))?;
+        Ok(())
+    })?;
+    s.duplicates = lanes.iter().map(|l| l.st.duplicates).max().unwrap_or(0);
+    Ok(s)
+}
+
+/// One row the reading thread prepared: its deliveries on every per-person channel, or what
+/// the summary counts about it.
+fn plan_row(
+    lanes: &mut [LanePlan],
+    people: &[(usize, AddressKind)],
+    p: &Prepared,
+    s: &mut AudienceSummary,
+    sink: &mut dyn PlanSink,
+    base: &BaseContext,
+    templates: &Templates,
+) -> Result<(), AppError> {
+    s.rows += 1;
+    match p {
+        Prepared::Rejected(bad) => {
+            plan_rejected(lanes, people, bad, sink, base, templates)?;
+            // Kept for the plan only up to what it shows: memory stays flat.
+            s.rejected_count += 1;
+            if s.rejected.len() < REJECTED_SHOWN {
+                s.rejected.push(bad.clone());
+            }
+        }
+        Prepared::Untagged => s.not_tagged += 1,
+        Prepared::Failed(e) => return Err(AppError::invalid(format!("{e}; nothing was sent"))),
+        Prepared::Person { r, data, lanes: preps } => {
+            for (&(i, kind), prep) in people.iter().zip(preps) {
+                plan_person(&mut lanes[i], kind, r, prep, data, sink, base, templates)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An unreadable row: a skipped delivery (bad input) on every per-person channel.
+fn plan_rejected(
+    lanes: &mut [LanePlan],
+    people: &[(usize, AddressKind)],
+    bad: &RowError,
+    sink: &mut dyn PlanSink,
+    base: &BaseContext,
+    templates: &Templates,
+) -> Result<(), AppError> {
+    let recipient = format!("row {}", bad.line);
+    let error = format!("row {}: {}", bad.line, bad.reason);
+    let d = Bare {
+        recipient: &recipient,
+        name: "",
+        error: Some(&error),
+        problem: true,
+        rejected: true,
+    };
+    for &(i, _) in people {
+        lanes[i].emit_bare(&d, sink, base, templates)?;
+    }
+    Ok(())
 }
 
 /// One channel while it is being planned.
@@ -645,7 +656,71 @@ struct LaneState {
     block_half: i64,
 }
 
+/// A delivery without recipient data: a broadcast target or an unreadable row. With an
+/// `error` it is skipped.
+struct Bare<'a> {
+    recipient: &'a str,
+    name: &'a str,
+    error: Option<&'a str>,
+    problem: bool,
+    /// An unreadable row: its id comes from the block's first half.
+    rejected: bool,
+}
+
 impl LanePlan {
+    fn emit_bare(
+        &mut self,
+        b: &Bare<'_>,
+        sink: &mut dyn PlanSink,
+        base: &BaseContext,
+        templates: &Templates,
+    ) -> Result<(), AppError> {
+        let d = DeliveryRef {
+            channel: &self.entry.name,
+            channel_type: self.entry.type_name(),
+            recipient: b.recipient,
+            name: b.name,
+            data: None,
+            status: if b.error.is_some() {
+                Status::Skipped
+            } else {
+                Status::Pending
+            },
+            error: b.error,
+            problem: b.problem,
+        };
+        let id = if b.rejected {
+            self.st.next_rejected_id()
+        } else {
+            self.st.next_target_id()
+        };
+        let id = id.ok_or_else(audience_grew)?;
+        self.st.emit(
+            &self.entry,
+            self.channel.as_ref(),
+            sink,
+            id,
+            &d,
+            None,
+            None,
+            base,
+            templates,
+        )
+    }
+
+    /// What the plan reports about the channel once every delivery is planned.
+    fn planned(self) -> PlannedChannel {
+        PlannedChannel {
+            entry: self.entry,
+            channel: self.channel,
+            counts: self.st.counts,
+            problems: self.st.problems,
+            sample: self.st.sample,
+            total_weight: self.st.every.then_some(self.st.total_weight),
+            texts: self.st.texts,
+        }
+    }
+
     fn new(entry: ChannelEntry, channel: Arc<dyn Channel>) -> LanePlan {
         let st = LaneState {
             every: channel.validate_every_target(),

@@ -178,6 +178,33 @@ impl DeliveryError {
             DeliveryError::Halt { .. } => None,
         }
     }
+
+    /// The same error with every registered secret taken out of its message: gateways' error
+    /// texts can quote the request, credentials included.
+    #[must_use]
+    pub fn redacted(self) -> DeliveryError {
+        let r = |m: String| crate::secrets::redact(&m).into_owned();
+        match self {
+            DeliveryError::Transient {
+                message,
+                retry_after,
+                route,
+            } => DeliveryError::Transient {
+                message: r(message),
+                retry_after,
+                route,
+            },
+            DeliveryError::Permanent { message, route } => DeliveryError::Permanent {
+                message: r(message),
+                route,
+            },
+            DeliveryError::Ambiguous { message, route } => DeliveryError::Ambiguous {
+                message: r(message),
+                route,
+            },
+            DeliveryError::Halt { message } => DeliveryError::Halt { message: r(message) },
+        }
+    }
 }
 
 /// What a provider says happened to an accepted message.

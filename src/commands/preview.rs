@@ -101,7 +101,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
             writeln!(out, "  {}: {}{limit}{flag}", s.label, s.value).map_err(io)?;
             over |= s.over;
         }
-        if let Some(t) = crate::channel::sms::plan_totals(&plan, c) {
+        if let Some(t) = super::send::sms_totals(c) {
             writeln!(out, "  {t}").map_err(io)?;
         }
         writeln!(out).map_err(io)?;

@@ -79,27 +79,19 @@ fn plan_and_send(config: &Config, args: &SendArgs, planner: Planner, started: &m
         eprintln!("Dry run {run_id}: nothing was sent.");
         return finish(config, &journal, &run_id, args.json);
     }
-    let thread_roots = match &plan.run.thread {
-        Some(t) => journal.thread_roots(t, &run_id, &["email", "outbox"])?,
-        None => HashMap::new(),
-    };
     let lanes = plan
         .channels
         .iter()
         .map(|c| Lane::new(c.channel.clone(), &c.entry.settings.common))
         .collect();
-    let interrupted = execute(
-        &journal,
-        &run_id,
-        &plan.base,
-        plan.templates.clone(),
-        thread_roots,
+    let ready = Ready {
+        run_id: &run_id,
+        thread: plan.run.thread.as_deref(),
+        base: &plan.base,
+        templates: plan.templates.clone(),
         lanes,
-    )?;
-    if !interrupted {
-        journal.finish_run(&run_id)?;
-    }
-    finish(config, &journal, &run_id, args.json)
+    };
+    deliver(config, &journal, ready, args.json)
 }
 
 /// Remove the journal (and the state folder) a refused run created: nothing may look as if a
@@ -194,15 +186,44 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
         .map(|(_, ch, common)| Lane::new(ch, common))
         .collect();
     let base = BaseContext::new(&ann, &config.org, &run.id, &config.timezone());
-    let thread_roots = match &run.thread {
-        Some(t) => journal.thread_roots(t, &run.id, &["email", "outbox"])?,
+    let ready = Ready {
+        run_id: &run.id,
+        thread: run.thread.as_deref(),
+        base: &base,
+        templates,
+        lanes,
+    };
+    deliver(config, &journal, ready, args.json)
+}
+
+/// A journaled run about to be sent: planned by `send`, or rebuilt from the journal by `resume`.
+struct Ready<'a> {
+    run_id: &'a str,
+    /// The announcement's `thread`, whose earlier messages new emails reply to.
+    thread: Option<&'a str>,
+    base: &'a BaseContext,
+    templates: Arc<Templates>,
+    lanes: Vec<Lane>,
+}
+
+/// Send the run's pending deliveries, mark the run finished unless interrupted, and report.
+fn deliver(config: &Config, journal: &Journal, ready: Ready<'_>, json: bool) -> Result<Exit, AppError> {
+    let Ready {
+        run_id,
+        thread,
+        base,
+        templates,
+        lanes,
+    } = ready;
+    let thread_roots = match thread {
+        Some(t) => journal.thread_roots(t, run_id, &["email", "outbox"])?,
         None => HashMap::new(),
     };
-    let interrupted = execute(&journal, &run.id, &base, templates, thread_roots, lanes)?;
+    let interrupted = execute(journal, run_id, base, templates, thread_roots, lanes)?;
     if !interrupted {
-        journal.finish_run(&run.id)?;
+        journal.finish_run(run_id)?;
     }
-    finish(config, &journal, &run.id, args.json)
+    finish(config, journal, run_id, json)
 }
 
 /// Dispatch with Ctrl-C handling. Returns whether the run was interrupted.
@@ -285,9 +306,9 @@ fn print_plan(plan: &Plan) {
     }
 }
 
-/// "SMS in all: 6 segments for 3 messages (3 GSM-7, 0 UCS-2), estimated cost 0.45 EUR", from
-/// what planning counted (as `channel::sms::plan_totals` does for an in-memory plan).
-fn sms_totals(c: &PlannedChannel) -> Option<String> {
+/// The "SMS in all: ... segments for ... messages" line with the estimated cost, from
+/// what planning counted (for the plan here and for `preview`).
+pub(super) fn sms_totals(c: &PlannedChannel) -> Option<String> {
     let ChannelKind::Sms(cfg) = &c.entry.settings.kind else {
         return None;
     };

@@ -86,7 +86,7 @@ impl Relay {
         login
             .as_ref()
             .inspect(|l| crate::secrets::register_credential(&l.username, l.password.expose_secret()));
-        let limiter = cfg.rate.map(|r| crate::dispatch::limiter(r, NonZeroU32::MIN));
+        let limiter = cfg.rate.map(|r| r.limiter(NonZeroU32::MIN));
         // GCRA with burst 1 and `concurrency` deliveries queueing: the last waits about
         // `concurrency` periods.
         let max_rate_wait = cfg

@@ -242,7 +242,7 @@ impl Channel for Facebook {
             })
         }
         .await;
-        result.map_err(crate::error::redacted)
+        result.map_err(DeliveryError::redacted)
     }
 
     /// `GET /{page-id}?fields=id,name` with the token; nothing is posted.

@@ -409,7 +409,7 @@ impl Channel for Instagram {
             }
         }
         .await;
-        result.map_err(crate::error::redacted)
+        result.map_err(DeliveryError::redacted)
     }
 
     /// `GET /{ig-user-id}?fields=id,username` and the publishing quota; nothing is posted.

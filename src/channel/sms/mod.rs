@@ -26,9 +26,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat};
-use crate::config::{ChannelKind, Common, Config};
-use crate::journal::Status;
-use crate::plan::{Plan, PlannedChannel};
+use crate::config::{Common, Config};
 use crate::render::sms::{self, Encoding, SmsInfo};
 use crate::render::{Context, Templates};
 
@@ -401,7 +399,7 @@ impl Channel for Sms {
             info: &info,
             delivery: d,
         };
-        let result = self.gateway.send(&out).await.map_err(crate::error::redacted);
+        let result = self.gateway.send(&out).await.map_err(DeliveryError::redacted);
         if let Err(e) = &result
             && let Some(wait) = e.retry_after()
         {
@@ -451,46 +449,6 @@ fn unicode_name(c: char) -> String {
         '\u{A0}' => "a no-break space".into(),
         _ => format!("U+{:04X}", c as u32),
     }
-}
-
-/// The plan's SMS totals over every recipient: messages, segments, encodings and the estimated
-/// cost. `None` for other channel types or when nothing is to be sent.
-pub fn plan_totals(plan: &Plan, c: &PlannedChannel) -> Option<String> {
-    let ChannelKind::Sms(cfg) = &c.entry.settings.kind else {
-        return None;
-    };
-    let (mut messages, mut segments, mut ucs2) = (0u64, 0u64, 0u64);
-    for d in plan
-        .deliveries
-        .iter()
-        .filter(|d| d.channel == c.entry.name && d.status == Status::Pending)
-    {
-        let data = d.data.as_deref().and_then(|s| serde_json::from_str(s).ok());
-        let ctx = plan
-            .base
-            .for_target(&c.entry.name, c.entry.type_name(), data.as_ref(), &d.recipient);
-        let Ok(r) = c.channel.render(&plan.templates, &ctx) else {
-            continue;
-        };
-        let info = sms::analyze(&r.text);
-        messages += 1;
-        segments += u64::from(info.segments);
-        ucs2 += u64::from(info.encoding == Encoding::Ucs2);
-    }
-    if messages == 0 {
-        return None;
-    }
-    let mut line = format!(
-        "SMS in all: {segments} segments for {messages} messages ({} GSM-7, {ucs2} UCS-2)",
-        messages - ucs2
-    );
-    if let Some(p) = cfg.price_per_segment {
-        // Segment counts are far below 2^52: exact as f64.
-        #[allow(clippy::cast_precision_loss)]
-        let cost = p * segments as f64;
-        line.push_str(&format!(", estimated cost {}", money(cost, cfg.currency.as_deref())));
-    }
-    Some(line)
 }
 
 #[cfg(test)]
