@@ -18,10 +18,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 // The channels own these; the old paths stay for the callers (and tests) that name them here.
-pub use crate::channel::ChannelKind;
-pub use crate::channel::email::DkimAlgorithm;
 use crate::error::{AppError, SourceLocation};
 // Secrets live in their own leaf module; these names stay here for the callers that use them.
+use crate::channel::ChannelKind;
 pub use crate::secrets::{REDACTED, redact, register_credential, register_secret, secret_from_env};
 
 /// The built-in default used by `announce init` and documented in the README.

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Delivery, DeliveryError, Receipt, Rendered};
-use crate::config::{Common, Rate};
+use crate::config::Common;
 use crate::journal::{DeliveryRow, Journal, JournalError, Status, Writer};
 use crate::render::{BaseContext, Templates};
 
@@ -137,12 +137,6 @@ impl Pace {
             .min(PIPELINE_DEPTH as f64) as usize;
         slots + ahead
     }
-}
-
-/// [`Rate::limiter`], under the name tests/properties.rs calls.
-#[doc(hidden)]
-pub fn limiter(rate: Rate, burst: NonZeroU32) -> DefaultDirectRateLimiter {
-    rate.limiter(burst)
 }
 
 pub struct Dispatch<'a> {

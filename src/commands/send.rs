@@ -8,9 +8,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::announcement::Announcement;
+use crate::channel::ChannelKind;
 use crate::channel::{self, Channel};
 use crate::cli::{ResumeArgs, SendArgs};
-use crate::config::{ChannelKind, Config};
+use crate::config::Config;
 use crate::dispatch::{self, Dispatch, Lane};
 use crate::error::{AppError, Exit};
 use crate::journal::{Journal, Status};

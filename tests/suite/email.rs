@@ -710,8 +710,8 @@ for path in sys.argv[2:]:
 
 #[test]
 fn dkim_key_forms_and_errors() {
+    use announce::channel::email::DkimAlgorithm;
     use announce::channel::email::dkim::signing_key;
-    use announce::config::DkimAlgorithm;
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f);
     // PKCS#8, what `openssl genpkey` (and OpenSSL 3's genrsa) write: converted for lettre.

@@ -94,7 +94,7 @@ proptest! {
 /// Take `weights.len()` grants from one limiter with `tasks` concurrent takers (like the
 /// dispatcher's deliveries in flight); returns (grant time, weight) in grant order.
 fn grants(rate: Rate, burst: u32, weights: &[u32], tasks: usize) -> Vec<(Instant, u32)> {
-    let limiter = Arc::new(announce::dispatch::limiter(rate, NonZeroU32::new(burst).unwrap()));
+    let limiter = Arc::new(rate.limiter(NonZeroU32::new(burst).unwrap()));
     let queue = Arc::new(Mutex::new(weights.to_vec()));
     let out = Arc::new(Mutex::new(Vec::new()));
     let rt = tokio::runtime::Builder::new_multi_thread()
