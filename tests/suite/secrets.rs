@@ -600,6 +600,9 @@ dir = "public/status"
             "TEAM_CHAT_URL" => continue,
             // "whsec_" is the public format marker of the signing secret.
             "WEBHOOK_SECRET" => value.trim_start_matches("whsec_"),
+            // A bot token is "<bot id>:<secret>"; the id is the bot's public user id, and six
+            // digits turn up by chance in trace timestamps (".778899Z").
+            "TELEGRAM_BOT_TOKEN" => value.split_once(':').map_or(value.as_str(), |(_, s)| s),
             _ => value.as_str(),
         };
         let prefix: String = distinctive.chars().take(6).collect();
