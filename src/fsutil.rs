@@ -15,12 +15,18 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Write `bytes` to `path` atomically: a 0600 temp file in the same folder, fsync, rename.
-/// The temp file is removed when any step fails (a full disk would otherwise collect one per
-/// message).
+/// Write `bytes` to `path` atomically in a 0700 folder, as a 0600 file (see [`write_atomic`]).
 pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    create_private_dir(path.parent().unwrap_or(Path::new(".")))?;
+    write_atomic(path, bytes, 0o600)
+}
+
+/// Write `bytes` to `path` (whose folder exists) atomically: a temp file of `mode` in the same
+/// folder, fsync, rename. The mode is set explicitly, so a strict umask cannot narrow it. The
+/// temp file is removed when any step fails (a full disk would otherwise collect one per
+/// message).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    create_private_dir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", std::process::id()));
     let written = (|| {
@@ -28,8 +34,9 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);

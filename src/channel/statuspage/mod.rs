@@ -13,9 +13,9 @@ pub mod atom;
 mod config;
 pub mod site;
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -60,26 +60,12 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Write a file of the public site atomically: a temp file in the same folder, fsync, rename.
-/// Unlike `fsutil::write_private_atomic` (0600, for customer data) these files are meant to be
-/// served: 0644 files in 0755 folders, set explicitly so a strict umask cannot hide them from
-/// the web server or the publish command.
+/// Write a file of the public site atomically. Unlike `fsutil::write_private_atomic` (0600, for
+/// customer data) these files are meant to be served: 0644 files in 0755 folders, so a strict
+/// umask cannot hide them from the web server or the publish command.
 fn write_public_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_public_dir(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    f.set_permissions(fs::Permissions::from_mode(0o644))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)
+    create_public_dir(path.parent().unwrap_or(Path::new(".")))?;
+    crate::fsutil::write_atomic(path, bytes, 0o644)
 }
 
 fn create_public_dir(dir: &Path) -> io::Result<()> {
