@@ -114,6 +114,9 @@ pub struct ReportArgs {
     /// Ask providers that can tell for the final status of accepted messages
     #[arg(long)]
     pub refresh: bool,
+    /// Only the people no delivery reached, to phone them (table, csv or json)
+    #[arg(long)]
+    pub not_reached: bool,
 }
 
 #[derive(Debug, Args)]

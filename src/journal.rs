@@ -108,6 +108,10 @@ pub struct NewDelivery {
     /// For skipped ones: the reason. `problem` marks skips caused by bad input (exit 3).
     pub error: Option<String>,
     pub problem: bool,
+    /// The audience line where the person's record starts (`None` for broadcast channels).
+    pub row: Option<u64>,
+    /// Made because an earlier channel of the `[reach]` order did not reach the person.
+    pub fallback: bool,
 }
 
 /// One channel's deliveries of a run, counted ([`Journal::status_counts`]).
@@ -139,6 +143,8 @@ pub struct DeliveryRow {
     pub error: Option<String>,
     pub message_id: Option<String>,
     pub updated_at: String,
+    pub row: Option<u64>,
+    pub fallback: bool,
 }
 
 /// Which deliveries [`Journal::each_delivery`] visits.
@@ -156,7 +162,7 @@ const PROBLEM: &str =
     "(status IN ('failed', 'undelivered', 'unknown', 'sending') OR (status = 'skipped' AND problem = 1))";
 
 const DELIVERY_COLUMNS: &str = "id, channel, channel_type, recipient, name, data, status, problem, attempts, \
-                                provider_id, route, error, message_id, updated_at";
+                                provider_id, route, error, message_id, updated_at, row, fallback";
 
 fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -174,6 +180,8 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
         error: r.get(11)?,
         message_id: r.get(12)?,
         updated_at: r.get(13)?,
+        row: r.get::<_, Option<i64>>(14)?.and_then(|n| u64::try_from(n).ok()),
+        fallback: r.get(15)?,
     })
 }
 
@@ -209,6 +217,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     error        TEXT,
     message_id   TEXT,
     updated_at   TEXT NOT NULL,
+    row          INTEGER,
+    fallback     INTEGER NOT NULL DEFAULT 0,
     UNIQUE (run_id, channel, recipient)
 );
 -- Status counts and resumes read this index alone. (Without it, each commit writes fewer pages,
@@ -227,6 +237,26 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (delivery_id, attempt)
 ) WITHOUT ROWID; -- one b-tree, not a table and its key index: fewer pages per commit
 ";
+
+/// Columns added since the first schema: a journal written by an older version gets them on
+/// open (SQLite adds a column without rewriting the table), so its runs still report.
+const ADDED_COLUMNS: [(&str, &str); 2] = [
+    ("row", "row INTEGER"),
+    ("fallback", "fallback INTEGER NOT NULL DEFAULT 0"),
+];
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let have: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('deliveries')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, decl) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE deliveries ADD COLUMN {decl}"))?;
+        }
+    }
+    Ok(())
+}
 
 pub fn now_rfc3339() -> String {
     jiff::Timestamp::now()
@@ -290,6 +320,7 @@ impl Journal {
             .map_err(io)?;
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(sql(&path))?;
+        migrate(&conn).map_err(sql(&path))?;
         Ok(Journal { conn, path })
     }
 
@@ -530,6 +561,75 @@ impl Journal {
         Ok(out)
     }
 
+    /// A run's people counted: deliveries grouped by audience row in SQL, so a run of a
+    /// million is counted without reading them into memory.
+    pub fn people(&self, run_id: &str) -> Result<crate::people::People> {
+        let q = format!(
+            "SELECT state, COUNT(*) FROM
+               (SELECT {} AS state FROM deliveries WHERE run_id = ?1 AND row IS NOT NULL GROUP BY row)
+             GROUP BY state",
+            crate::people::STATE_SQL
+        );
+        let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
+        let rows = st
+            .query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(sql(&self.path))?;
+        let mut people = crate::people::People::default();
+        for row in rows {
+            let (state, n) = row.map_err(sql(&self.path))?;
+            people.add_n(crate::people::State::parse(&state), usize::try_from(n).unwrap_or(0));
+        }
+        Ok(people)
+    }
+
+    /// Visit the people nothing reached, by row, one at a time (only one person's deliveries
+    /// are held). Stops at the first error `f` returns (the inner result).
+    pub fn each_not_reached<E>(
+        &self,
+        run_id: &str,
+        mut f: impl FnMut(crate::people::NotReached) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
+        use crate::people::{Person, PersonDelivery};
+        let q = format!(
+            "SELECT row, channel, recipient, name, status, error FROM deliveries
+             WHERE run_id = ?1 AND row IN
+               (SELECT row FROM deliveries WHERE run_id = ?1 AND row IS NOT NULL GROUP BY row
+                HAVING {} = 'not_reached')
+             ORDER BY row, id",
+            crate::people::STATE_SQL
+        );
+        let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
+        let mut rows = st.query([run_id]).map_err(sql(&self.path))?;
+        let mut current: Option<Person> = None;
+        let mut done = |p: Person| p.finish().1.map_or(Ok(()), &mut f);
+        while let Some(r) = rows.next().map_err(sql(&self.path))? {
+            let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
+                Ok((
+                    u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    Status::parse(&r.get::<_, String>(4)?),
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            };
+            let (row, channel, recipient, name, status, error) = read(r).map_err(sql(&self.path))?;
+            if let Some(p) = current.take_if(|p| p.row() != row)
+                && let Err(e) = done(p)
+            {
+                return Ok(Err(e));
+            }
+            current.get_or_insert_with(|| Person::new(row)).add(&PersonDelivery {
+                channel: &channel,
+                recipient: &recipient,
+                name: &name,
+                status,
+                error: error.as_deref(),
+            });
+        }
+        Ok(current.map_or(Ok(()), done))
+    }
+
     /// Deliveries left `sending` by a process that died: the provider may or may not have them.
     pub fn mark_in_flight_unknown(&self, run_id: &str) -> Result<usize> {
         self.conn
@@ -650,6 +750,8 @@ pub struct DeliveryRef<'a> {
     pub status: Status,
     pub error: Option<&'a str>,
     pub problem: bool,
+    pub row: Option<u64>,
+    pub fallback: bool,
 }
 
 impl NewDelivery {
@@ -663,6 +765,8 @@ impl NewDelivery {
             status: self.status,
             error: self.error.as_deref(),
             problem: self.problem,
+            row: self.row,
+            fallback: self.fallback,
         }
     }
 }
@@ -678,13 +782,15 @@ impl DeliveryRef<'_> {
             status: self.status,
             error: self.error.map(str::to_string),
             problem: self.problem,
+            row: self.row,
+            fallback: self.fallback,
         }
     }
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries
-       (id, run_id, channel, channel_type, recipient, name, data, status, problem, error, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING";
+       (id, run_id, channel, channel_type, recipient, name, data, status, problem, error, updated_at, row, fallback)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING";
 
 /// A run being planned. The run and its deliveries go into one transaction, written as the
 /// planner streams them, that only [`RunWriter::commit`] makes visible: dropping the writer
@@ -742,7 +848,9 @@ impl RunWriter<'_> {
                 d.status.as_str(),
                 d.problem,
                 d.error,
-                self.started_at
+                self.started_at,
+                d.row.and_then(|n| i64::try_from(n).ok()),
+                d.fallback
             ])
             .map_err(sql(&self.path))?;
         Ok(n == 1)
@@ -1038,6 +1146,8 @@ pub(crate) mod tests {
             status: Status::Pending,
             error: None,
             problem: false,
+            row: None,
+            fallback: false,
         }
     }
 

@@ -46,6 +46,7 @@ pub mod error;
 pub mod fsutil;
 pub mod journal;
 pub mod media;
+pub mod people;
 pub mod phone;
 pub mod plan;
 pub mod render;

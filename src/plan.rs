@@ -486,6 +486,7 @@ fn plan_broadcasts(
                 error: skip.as_deref(),
                 problem: false,
                 rejected: false,
+                row: None,
             };
             lane.emit_bare(&d, sink, base, templates)?;
         }
@@ -624,6 +625,7 @@ fn plan_rejected(
         error: Some(&error),
         problem: true,
         rejected: true,
+        row: Some(bad.line),
     };
     for &(i, _) in people {
         lanes[i].emit_bare(&d, sink, base, templates)?;
@@ -665,6 +667,8 @@ struct Bare<'a> {
     problem: bool,
     /// An unreadable row: its id comes from the block's first half.
     rejected: bool,
+    /// The audience line of an unreadable row; `None` for a broadcast.
+    row: Option<u64>,
 }
 
 impl LanePlan {
@@ -688,6 +692,8 @@ impl LanePlan {
             },
             error: b.error,
             problem: b.problem,
+            row: b.row,
+            fallback: false,
         };
         let id = if b.rejected {
             self.st.next_rejected_id()
@@ -978,6 +984,8 @@ fn plan_person(
                 status: Status::Skipped,
                 error: Some(&error),
                 problem,
+                row: Some(r.line),
+                fallback: false,
             };
             let id = st.next_target_id().ok_or_else(audience_grew)?;
             return st.emit(entry, channel.as_ref(), sink, id, &d, None, None, base, templates);
@@ -1012,6 +1020,8 @@ fn plan_person(
         },
         error: skip.as_deref(),
         problem: false,
+        row: Some(r.line),
+        fallback: false,
     };
     st.emit(
         entry,

@@ -13,6 +13,7 @@ use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status, Which};
+use crate::people::{NotReached, People, Person, PersonDelivery};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -23,6 +24,11 @@ pub struct Report {
     pub finished_at: Option<String>,
     pub totals: Totals,
     pub channels: Vec<ChannelTotals>,
+    #[serde(default)]
+    pub people: People,
+    /// The call list: people no delivery reached, by row.
+    #[serde(default)]
+    pub not_reached: Vec<NotReached>,
     pub deliveries: Vec<DeliveryReport>,
 }
 
@@ -64,6 +70,11 @@ pub struct DeliveryReport {
     pub route: Option<String>,
     pub error: Option<String>,
     pub updated_at: String,
+    /// The audience line where the person's record starts; `None` for broadcast channels.
+    #[serde(default)]
+    pub row: Option<u64>,
+    #[serde(default)]
+    pub fallback: bool,
 }
 
 impl DeliveryReport {
@@ -82,6 +93,8 @@ impl DeliveryReport {
             route: r.route.clone(),
             error: r.error.clone(),
             updated_at: r.updated_at.clone(),
+            row: r.row,
+            fallback: r.fallback,
         }
     }
 }
@@ -123,6 +136,7 @@ impl Report {
             return Ok(None);
         };
         let mut report = Report::from_rows(&run, &[]);
+        report.people = journal.people(&run.id)?;
         let mut bad_skips = 0;
         for c in journal.status_counts(&run.id)? {
             let mut counts = Totals::default();
@@ -158,6 +172,7 @@ impl Report {
             };
             channels[idx].counts.add(r.status);
         }
+        let (people, not_reached) = people_of(rows);
         Report {
             run_id: run.id.clone(),
             dry_run: run.dry_run,
@@ -170,9 +185,37 @@ impl Report {
             finished_at: run.finished_at.clone(),
             totals,
             channels,
+            people,
+            not_reached,
             deliveries: rows.iter().map(DeliveryReport::from_row).collect(),
         }
     }
+}
+
+/// People and the call list from deliveries in memory (the journal groups them in SQL instead).
+fn people_of(rows: &[DeliveryRow]) -> (People, Vec<NotReached>) {
+    let mut persons: std::collections::BTreeMap<u64, Person> = std::collections::BTreeMap::new();
+    for r in rows {
+        let Some(row) = r.row else { continue };
+        persons
+            .entry(row)
+            .or_insert_with(|| Person::new(row))
+            .add(&PersonDelivery {
+                channel: &r.channel,
+                recipient: &r.recipient,
+                name: &r.name,
+                status: r.status,
+                error: r.error.as_deref(),
+            });
+    }
+    let mut people = People::default();
+    let mut list = Vec::new();
+    for p in persons.into_values() {
+        let (state, entry) = p.finish();
+        people.add(state);
+        list.extend(entry);
+    }
+    (people, list)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -235,7 +278,7 @@ struct StreamedJson<'a>(&'a Source<'a>);
 impl Serialize for StreamedJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.0.report;
-        let mut m = s.serialize_struct("Report", 8)?;
+        let mut m = s.serialize_struct("Report", 10)?;
         m.serialize_field("run_id", &r.run_id)?;
         m.serialize_field("dry_run", &r.dry_run)?;
         m.serialize_field("announcement", &r.announcement)?;
@@ -243,6 +286,8 @@ impl Serialize for StreamedJson<'_> {
         m.serialize_field("finished_at", &r.finished_at)?;
         m.serialize_field("totals", &r.totals)?;
         m.serialize_field("channels", &r.channels)?;
+        m.serialize_field("people", &r.people)?;
+        m.serialize_field("not_reached", &StreamedNotReached(self.0))?;
         m.serialize_field("deliveries", &StreamedDeliveries(self.0))?;
         m.end()
     }
@@ -258,6 +303,20 @@ impl Serialize for StreamedDeliveries<'_> {
             .each_delivery(&src.report.run_id, Which::All, |row| {
                 seq.serialize_element(&DeliveryReport::from_row(&row))
             })
+            .map_err(S::Error::custom)??;
+        seq.end()
+    }
+}
+
+/// The call list, read from the journal person by person while it is written.
+pub struct StreamedNotReached<'a>(pub &'a Source<'a>);
+
+impl Serialize for StreamedNotReached<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        let src = self.0;
+        src.journal
+            .each_not_reached(&src.report.run_id, |p| seq.serialize_element(&p))
             .map_err(S::Error::custom)??;
         seq.end()
     }
@@ -406,6 +465,9 @@ fn one_line(s: &str) -> Cow<'_, str> {
 /// then everything else.
 fn write_table(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
     let report = src.report;
+    if let Some(line) = report.people.line() {
+        writeln!(out, "{line}")?;
+    }
     writeln!(
         out,
         "Run {}{}",
@@ -473,11 +535,14 @@ fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
         "route",
         "error",
         "updated_at",
+        "row",
+        "fallback",
     ])
     .map_err(io::Error::from)?;
     let run_id = csv_cell(&src.report.run_id);
     src.each(Which::All, |d| {
         let attempts = d.attempts.to_string();
+        let row = d.row.map(|n| n.to_string()).unwrap_or_default();
         let cells = [
             run_id.as_ref(),
             &d.channel,
@@ -488,12 +553,90 @@ fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
             d.route.as_deref().unwrap_or(""),
             d.error.as_deref().unwrap_or(""),
             &d.updated_at,
+            &row,
+            if d.fallback { "true" } else { "false" },
         ];
         w.write_record(cells.map(csv_cell).iter().map(|c| c.as_bytes()))
             .map_err(io::Error::from)
     })?;
     Ok(w.flush()?)
 }
+
+/// `report --not-reached`: the call list alone (HTML is refused by the command: the HTML
+/// report has its own section).
+pub fn write_not_reached(format: Format, src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
+    let run_id = &src.report.run_id;
+    let each = |f: &mut dyn FnMut(NotReached) -> io::Result<()>| -> Result<(), WriteError> {
+        src.journal.each_not_reached(run_id, f)??;
+        Ok(())
+    };
+    match format {
+        Format::Json => {
+            struct Doc<'a>(&'a Source<'a>);
+            impl Serialize for Doc<'_> {
+                fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    let mut m = s.serialize_struct("NotReachedList", 1)?;
+                    m.serialize_field("not_reached", &StreamedNotReached(self.0))?;
+                    m.end()
+                }
+            }
+            serde_json::to_writer_pretty(&mut *out, &Doc(src)).map_err(io::Error::from)?;
+            Ok(writeln!(out)?)
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(CALL_HEADER).map_err(io::Error::from)?;
+            each(&mut |p| {
+                let row = p.row.to_string();
+                let reasons = p.reasons.join("; ");
+                let cells = [row.as_str(), &p.name, &p.email, &p.phone, &reasons];
+                w.write_record(cells.map(csv_cell).iter().map(|c| c.as_bytes()))
+                    .map_err(io::Error::from)
+            })?;
+            Ok(w.flush()?)
+        }
+        Format::Table | Format::Html => {
+            // Two passes over the list, one to measure and one to print: nothing is held.
+            let mut widths = CALL_HEADER.map(str::len);
+            let mut n = 0usize;
+            each(&mut |p| {
+                n += 1;
+                for (w, cell) in widths
+                    .iter_mut()
+                    .zip([p.row.to_string().as_str(), &p.name, &p.email, &p.phone])
+                {
+                    *w = (*w).max(cell.chars().count()).min(MAX_WIDTH);
+                }
+                Ok(())
+            })?;
+            if n == 0 {
+                let people = &src.report.people;
+                return Ok(match people.line() {
+                    Some(line) => writeln!(out, "Nobody to call: {line}.")?,
+                    None => writeln!(out, "No people in this run: it has no per-person channel.")?,
+                });
+            }
+            let [w0, w1, w2, w3, _] = widths;
+            let mut line = |cells: [&str; 5]| {
+                let text = format!(
+                    "{:>w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+                    cells[0],
+                    one_line(cells[1]),
+                    one_line(cells[2]),
+                    one_line(cells[3]),
+                    one_line(cells[4]),
+                );
+                writeln!(out, "{}", text.trim_end())
+            };
+            line(CALL_HEADER)?;
+            each(&mut |p| line([&p.row.to_string(), &p.name, &p.email, &p.phone, &p.reasons.join("; ")]))?;
+            Ok(())
+        }
+    }
+}
+
+/// The call list's columns (the contract's CSV header).
+const CALL_HEADER: [&str; 5] = ["row", "name", "email", "phone", "reasons"];
 
 fn esc(s: &str) -> String {
     handlebars::html_escape(s)
@@ -521,6 +664,9 @@ fn write_html(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) ->
             esc(&local_time(f, tz))
         )),
     )?;
+    if let Some(line) = report.people.line() {
+        writeln!(out, "<p class=\"people\"><strong>{}</strong></p>", esc(&line))?;
+    }
     writeln!(
         out,
         "<table><thead><tr><th>channel</th><th>type</th><th>planned</th><th>sent</th><th>delivered</th><th>failed</th><th>skipped</th><th>pending</th><th>unknown</th></tr></thead><tbody>"
@@ -656,6 +802,71 @@ mod tests {
         let (_d, j) = journal(&[]);
         let v: serde_json::Value = serde_json::from_str(&written(&j, Format::Json)).unwrap();
         assert_eq!(v["deliveries"], serde_json::json!([]));
+    }
+
+    /// The people counted and listed by SQL are those the in-memory classification finds.
+    #[test]
+    fn people_from_sql_match_people_from_memory() {
+        use Status::*;
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        // (channel, recipient, row, status, error)
+        let rows: &[(&str, &str, Option<u64>, Status, Option<&str>)] = &[
+            ("email", "a@x.de", Some(2), Failed, Some("550 no")),
+            ("sms", "+4915100000002", Some(2), Sent, None),
+            ("email", "b@x.de", Some(3), Unknown, None),
+            ("sms", "row 3", Some(3), Skipped, Some("row 3: no phone number")),
+            ("email", "c@x.de", Some(5), Failed, Some("550 no")),
+            ("sms", "+4915100000005", Some(5), Pending, None),
+            (
+                "email",
+                "row 6",
+                Some(6),
+                Skipped,
+                Some("row 6: invalid email address \"x@\": no domain"),
+            ),
+            (
+                "sms",
+                "+4915100000006",
+                Some(6),
+                Undelivered,
+                Some("30005 unknown handset"),
+            ),
+            ("email", "d@x.de", Some(7), Delivered, None),
+            ("status", "page", None, Failed, Some("disk full")),
+        ];
+        let ds: Vec<_> = rows
+            .iter()
+            .map(|(channel, r, row, status, error)| crate::journal::NewDelivery {
+                channel: channel.to_string(),
+                status: *status,
+                row: *row,
+                error: error.map(str::to_string),
+                ..delivery(r)
+            })
+            .collect();
+        j.create_run(&run("r1"), &ds).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&written(&j, Format::Json)).unwrap();
+        assert_eq!(
+            v["people"],
+            serde_json::json!({"total": 5, "reached": 2, "not_reached": 2, "uncertain": 1})
+        );
+        assert_eq!(
+            v["not_reached"],
+            serde_json::json!([
+                {"row": 5, "name": "", "email": "c@x.de", "phone": "+4915100000005",
+                 "reasons": ["email: 550 no", "sms: not sent yet (pending)"]},
+                {"row": 6, "name": "", "email": "", "phone": "+4915100000006",
+                 "reasons": ["email: invalid email address \"x@\": no domain", "sms: 30005 unknown handset"]},
+            ])
+        );
+        let in_memory = Report::from_rows(&j.run("r1").unwrap().unwrap(), &j.deliveries("r1").unwrap());
+        assert_eq!(
+            serde_json::to_value(&in_memory).unwrap(),
+            v,
+            "the streamed document is the in-memory one"
+        );
+        assert!(written(&j, Format::Table).starts_with("reached 2 of 5 people, 1 uncertain (outcome unknown)\n"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::fsutil;
 use crate::journal::{Journal, Status};
-use crate::report::{Format, Report, Source, WriteError, local_time};
+use crate::report::{Format, Report, Source, WriteError, local_time, write_not_reached};
 
 fn journal(config: &Config) -> Result<Journal, AppError> {
     Journal::open_existing(&config.state_dir)?
@@ -16,6 +16,11 @@ fn journal(config: &Config) -> Result<Journal, AppError> {
 }
 
 pub fn report(config: &Config, args: &ReportArgs) -> Result<Exit, AppError> {
+    if args.not_reached && args.format == Format::Html {
+        return Err(AppError::invalid(
+            "--not-reached prints a table, csv or json; the html report has the list in it",
+        ));
+    }
     let journal = journal(config)?;
     let run = journal
         .run(&args.run_id)?
@@ -30,24 +35,45 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Exit, AppError> {
         report: &report,
         bad_skips,
     };
+    let what = if args.not_reached {
+        What::NotReached(args.format)
+    } else {
+        What::Report(args.format)
+    };
     match &args.output {
         Some(path) => {
             let f =
                 fsutil::create_private_file(path).map_err(|e| AppError::runtime(format!("{}: {e}", path.display())))?;
-            print(args.format, &src, config, f)?;
+            print(what, &src, config, f)?;
         }
-        None => print(args.format, &src, config, std::io::stdout().lock())?,
+        None => print(what, &src, config, std::io::stdout().lock())?,
     }
+    // Also with people on the call list: it is a report, not a failure.
     Ok(Exit::Ok)
+}
+
+/// The whole report, or (`--not-reached`) the call list alone.
+#[derive(Clone, Copy)]
+pub enum What {
+    Report(Format),
+    NotReached(Format),
+}
+
+impl From<Format> for What {
+    fn from(f: Format) -> What {
+        What::Report(f)
+    }
 }
 
 /// Write a report (deliveries streamed from the journal) to `out`, buffered. A reader that
 /// goes away (`announce report | head`) is not an error.
-pub fn print(format: Format, src: &Source<'_>, config: &Config, out: impl Write) -> Result<(), AppError> {
+pub fn print(what: impl Into<What>, src: &Source<'_>, config: &Config, out: impl Write) -> Result<(), AppError> {
     let mut out = std::io::BufWriter::new(out);
-    let written = format
-        .write(src, &config.timezone(), &mut out)
-        .and_then(|()| Ok(out.flush()?));
+    let written = match what.into() {
+        What::Report(format) => format.write(src, &config.timezone(), &mut out),
+        What::NotReached(format) => write_not_reached(format, src, &mut out),
+    }
+    .and_then(|()| Ok(out.flush()?));
     match written {
         Err(WriteError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(WriteError::Io(e)) => Err(AppError::runtime(format!("cannot write the report: {e}"))),

@@ -346,8 +346,17 @@ fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Resul
         };
         super::report::print(Format::Json, &src, config, std::io::stdout().lock())?;
     }
+    if let Some(line) = report.people.line() {
+        eprintln!("{line}");
+    }
     eprintln!("{}", summary_table(&report));
     eprintln!("Run {run_id}. Details: announce report {run_id}");
+    if report.people.not_reached > 0 {
+        eprintln!(
+            "not reached: {}; the call list: announce report {run_id} --not-reached",
+            report.people.not_reached
+        );
+    }
     let t = &report.totals;
     Ok(if report.dry_run {
         Exit::Ok

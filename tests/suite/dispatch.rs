@@ -136,6 +136,8 @@ fn harness(recipients: &[&str]) -> Harness {
             status: Status::Pending,
             error: None,
             problem: false,
+            row: None,
+            fallback: false,
         })
         .collect();
     journal.create_run(&run, &deliveries).unwrap();
