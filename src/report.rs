@@ -611,10 +611,11 @@ pub fn write_not_reached(format: Format, src: &Source<'_>, out: &mut dyn Write) 
             })?;
             if n == 0 {
                 let people = &src.report.people;
-                return Ok(match people.line() {
+                match people.line() {
                     Some(line) => writeln!(out, "Nobody to call: {line}.")?,
                     None => writeln!(out, "No people in this run: it has no per-person channel.")?,
-                });
+                }
+                return Ok(());
             }
             let [w0, w1, w2, w3, _] = widths;
             let mut line = |cells: [&str; 5]| {
@@ -811,7 +812,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         // (channel, recipient, row, status, error)
-        let rows: &[(&str, &str, Option<u64>, Status, Option<&str>)] = &[
+        type Planned<'a> = (&'a str, &'a str, Option<u64>, Status, Option<&'a str>);
+        let rows: &[Planned<'_>] = &[
             ("email", "a@x.de", Some(2), Failed, Some("550 no")),
             ("sms", "+4915100000002", Some(2), Sent, None),
             ("email", "b@x.de", Some(3), Unknown, None),
