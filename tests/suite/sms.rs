@@ -865,7 +865,11 @@ async fn a_provider_that_is_down_hands_every_message_to_the_next_exactly_once() 
         let mut to: Vec<String> = backup.all().iter().map(|s| s.form()["to"].clone()).collect();
         to.sort();
         to.dedup();
-        assert_eq!((backup.count(), to.len()), (N, N), "{outage:?}: each message exactly once");
+        assert_eq!(
+            (backup.count(), to.len()),
+            (N, N),
+            "{outage:?}: each message exactly once"
+        );
         // Two failures in a row pause the primary (the breaker), and a busy one is tried
         // provider_attempts = 2 times per delivery at most; with two deliveries in flight
         // (the default concurrency) two more may have been on their way. (A refused
@@ -879,7 +883,7 @@ async fn a_provider_that_is_down_hands_every_message_to_the_next_exactly_once() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_refused_connection_costs_the_breaker_s_threshold_and_no_more() {
+async fn a_refused_connection_fails_over_within_the_same_attempt() {
     // A refused connection leaves nothing to count at the fake, so this counts attempts.
     let (seven, backup) = seven_fake().await;
     let w = workspace(
@@ -891,7 +895,11 @@ async fn a_refused_connection_costs_the_breaker_s_threshold_and_no_more() {
     // The first two deliveries found the primary refusing (breaker threshold); each still got
     // through on the backup in that same attempt; the rest went straight to the backup.
     for d in deliveries(&report) {
-        assert_eq!((d["route"].as_str(), d["attempts"].as_u64()), (Some("backup"), Some(1)), "{d}");
+        assert_eq!(
+            (d["route"].as_str(), d["attempts"].as_u64()),
+            (Some("backup"), Some(1)),
+            "{d}"
+        );
     }
     assert_eq!(backup.count(), 5);
 }
@@ -914,7 +922,11 @@ async fn a_recipient_error_is_final_and_never_fails_over() {
     );
     let report = w.run_async(SEND, &both_env()).await.code(3).json();
     let ben = delivery_to(&report, BEN.1);
-    assert_eq!((ben["status"].as_str(), ben["route"].as_str()), (Some("failed"), Some("primary")), "{ben}");
+    assert_eq!(
+        (ben["status"].as_str(), ben["route"].as_str()),
+        (Some("failed"), Some("primary")),
+        "{ben}"
+    );
     assert!(ben["error"].as_str().unwrap().contains("21211"), "{ben}");
     assert_eq!(ben["attempts"], 1);
     for who in [ANNA.1, DORA.1] {
@@ -943,7 +955,7 @@ async fn both_provider_forms_at_once_are_refused_naming_the_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_probes_every_provider() {
-    let (twilio, _) = twilio_fake(twilio_created).await;
+    let (twilio, _) = twilio_fake(|req, _| twilio_created(req)).await;
     Mock::given(method("GET"))
         .and(path(format!("/2010-04-01/Accounts/{TWILIO_SID}.json")))
         .respond_with(

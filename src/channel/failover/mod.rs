@@ -293,7 +293,9 @@ impl<R: Route> Failover<R> {
         }
         let retry_after = self.next_available(now);
         let message = if reasons.is_empty() {
-            format!("every {noun} is paused after repeated failures or at its request; will try again when one may be used")
+            format!(
+                "every {noun} is paused after repeated failures or at its request; will try again when one may be used"
+            )
         } else {
             format!("no {noun} took the message: {}", reasons.join("; "))
         };
@@ -366,7 +368,11 @@ mod tests {
         fn answer(&self) -> Result<(), Failure> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let mut a = self.answers.lock().unwrap();
-            if a.len() > 1 { a.pop_front().unwrap() } else { a[0].clone() }
+            if a.len() > 1 {
+                a.pop_front().unwrap()
+            } else {
+                a[0].clone()
+            }
         }
 
         fn calls(&self) -> usize {
@@ -501,13 +507,19 @@ mod tests {
         // No breaker pause in between: the dispatcher's backoff paces a sole route.
         assert_eq!(send(&f, 1).await.unwrap(), "a");
         assert_eq!(f.routes[0].route.calls(), 6);
-        let halt = Failover::new(vec![Fake::new("a", vec![Err(Failure::Unusable("20003".into()))])], PROVIDERS);
+        let halt = Failover::new(
+            vec![Fake::new("a", vec![Err(Failure::Unusable("20003".into()))])],
+            PROVIDERS,
+        );
         assert!(matches!(send(&halt, 1).await, Err(DeliveryError::Halt { message }) if message == "20003"));
     }
 
     #[tokio::test]
     async fn a_sole_route_that_asks_for_a_pause_holds_every_delivery() {
-        let f = Failover::new(vec![Fake::new("a", vec![busy(Some(Duration::from_secs(30))), Ok(())])], PROVIDERS);
+        let f = Failover::new(
+            vec![Fake::new("a", vec![busy(Some(Duration::from_secs(30))), Ok(())])],
+            PROVIDERS,
+        );
         let first = send(&f, 1).await.unwrap_err();
         assert_eq!(first.retry_after(), Some(Duration::from_secs(30)));
         let second = send(&f, 2).await.unwrap_err();

@@ -173,9 +173,9 @@ impl SmsConfig {
         match prices.as_slice() {
             [] | [(_, None)] => String::new(),
             [(_, Some(p))] => format!(", estimated cost {}", cost(*p)),
-            _ if prices.iter().all(|(_, p)| *p == prices[0].1) => {
-                prices[0].1.map_or_else(String::new, |p| format!(", estimated cost {}", cost(p)))
-            }
+            _ if prices.iter().all(|(_, p)| *p == prices[0].1) => prices[0]
+                .1
+                .map_or_else(String::new, |p| format!(", estimated cost {}", cost(p))),
             _ => {
                 let each: Vec<String> = prices
                     .iter()

@@ -106,7 +106,9 @@ impl Member {
         }
         self.gateway.send(m).await.map_err(|e| match e {
             // `failure`: the request never reached the gateway.
-            DeliveryError::Transient { message, route: None, .. } => failover::Failure::Route(message),
+            DeliveryError::Transient {
+                message, route: None, ..
+            } => failover::Failure::Route(message),
             DeliveryError::Transient {
                 message, retry_after, ..
             } => failover::Failure::Busy { message, retry_after },
@@ -159,7 +161,9 @@ impl Sms {
         if max_segments == 0 {
             return Err(format!("{at} max_segments must be at least 1"));
         }
-        if let Some(p) = gateways.iter().find_map(|g| g.price_per_segment.or(cfg.price_per_segment))
+        if let Some(p) = gateways
+            .iter()
+            .find_map(|g| g.price_per_segment.or(cfg.price_per_segment))
             && !(p.is_finite() && p >= 0.0)
         {
             return Err(format!("{at} price_per_segment must be a number >= 0"));
@@ -456,7 +460,10 @@ impl Channel for Sms {
             }
         } else {
             let names: Vec<&str> = self.providers.routes().map(|p| p.name.as_str()).collect();
-            stats.push(Stat::new("SMS providers", format!("{} (tried in this order)", names.join(", "))));
+            stats.push(Stat::new(
+                "SMS providers",
+                format!("{} (tried in this order)", names.join(", ")),
+            ));
             for p in self.providers.routes() {
                 if let Some(price) = p.price {
                     stats.push(Stat::new(&format!("SMS cost per message via {}", p.name), cost(price)));
