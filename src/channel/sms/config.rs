@@ -268,3 +268,42 @@ impl ChannelConfig for SmsConfig {
         Ok(Arc::new(super::Sms::new(name, common, self, config)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> SmsConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn the_one_provider_form_is_one_provider_named_by_its_type() {
+        let c = parse("provider = \"seven\"\napi_key_env = \"K\"\nprice_per_segment = 0.1\n");
+        let g = c.gateways();
+        assert_eq!((g.len(), g[0].name(), g[0].price_per_segment), (1, "seven", Some(0.1)));
+        assert_eq!(c.validate("sms"), Ok(()));
+        assert_eq!(c.estimated_cost(3), ", estimated cost 0.30");
+    }
+
+    #[test]
+    fn providers_in_order_and_their_mistakes() {
+        let two = "price_per_segment = 0.1\n[[providers]]\nname = \"a\"\nprovider = \"twilio\"\n\
+                   [[providers]]\nprovider = \"seven\"\nprice_per_segment = 0.2\n";
+        let c = parse(two);
+        let names: Vec<String> = c.gateways().iter().map(|g| g.name().to_string()).collect();
+        assert_eq!(names, ["a", "seven"]);
+        // The channel's price is the default of a provider without its own.
+        assert_eq!(c.estimated_cost(1), ", estimated cost 0.10 via a or 0.20 via seven");
+        let both = parse(&format!("from = \"S\"\n{two}"));
+        assert!(both.validate("sms").unwrap_err().contains("(from)"));
+        let zero = parse(&format!("provider_attempts = 0\n{two}"));
+        assert!(zero.validate("sms").unwrap_err().contains("provider_attempts"));
+        assert!(
+            parse("max_segments = 2\n")
+                .validate("sms")
+                .unwrap_err()
+                .contains("needs provider")
+        );
+    }
+}
