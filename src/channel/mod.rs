@@ -11,6 +11,7 @@
 //! type is a module and one line there (see the README's "Adding a channel").
 
 pub mod email;
+pub mod failover;
 pub mod graph;
 pub mod http;
 pub mod mastodon;

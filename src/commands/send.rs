@@ -321,15 +321,7 @@ pub(super) fn sms_totals(c: &PlannedChannel) -> Option<String> {
         t.messages - t.ucs2,
         t.ucs2
     );
-    if let Some(p) = cfg.price_per_segment {
-        // Segment counts are far below 2^52: exact as f64.
-        #[allow(clippy::cast_precision_loss)]
-        let cost = p * t.segments as f64;
-        line.push_str(&format!(
-            ", estimated cost {}",
-            channel::sms::money(cost, cfg.currency.as_deref())
-        ));
-    }
+    line.push_str(&cfg.estimated_cost(t.segments));
     Some(line)
 }
 

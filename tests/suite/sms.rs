@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sms_fakes::*;
+use support::scenario::SEND;
 use support::{Scenario, Workspace, deliveries, delivery_to};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -800,4 +801,191 @@ async fn config_mistakes_are_reported_before_sending() {
         .stderr_has(message);
         assert!(!w.path(".announce/journal.sqlite3").exists());
     }
+}
+
+// --- Several providers: failover --------------------------------------------------------------
+
+const SEVEN_ENV: &str = "ANNOUNCE_TEST_SEVEN_KEY";
+
+/// Twilio ("primary", at `primary`) then seven.io ("backup", at `backup`), each priced.
+fn two_providers(primary: &str, backup: &str, extra: &str) -> String {
+    format!(
+        "[channels.sms]\ntype = \"sms\"\nmax_segments = 3\ncurrency = \"EUR\"\nretry_base = \"50ms\"\n\
+         retry_max = \"200ms\"\n{extra}\n\
+         [[channels.sms.providers]]\nname = \"primary\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\n\
+         account_sid = \"{TWILIO_SID}\"\nauth_token_env = \"{TOKEN_ENV}\"\nbase_url = \"{primary}\"\n\
+         price_per_segment = 0.075\n\
+         [[channels.sms.providers]]\nname = \"backup\"\nprovider = \"seven\"\nfrom = \"Studio\"\n\
+         api_key_env = \"{SEVEN_ENV}\"\nbase_url = \"{backup}\"\nprice_per_segment = 0.09\n"
+    )
+}
+
+fn both_env() -> Vec<(&'static str, &'static str)> {
+    vec![(TOKEN_ENV, TWILIO_TOKEN), (SEVEN_ENV, SEVEN_KEY)]
+}
+
+async fn seven_fake() -> (MockServer, Log) {
+    let server = MockServer::start().await;
+    let log = Log::default();
+    Mock::given(method("POST"))
+        .and(path("/api/sms"))
+        .respond_with(Scripted::new(&log, |req, _| seven_accepted(req)))
+        .mount(&server)
+        .await;
+    (server, log)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_is_down_hands_every_message_to_the_next_exactly_once() {
+    const N: usize = 8;
+    for outage in [Outage::Refused, Outage::Unauthorized, Outage::Unavailable] {
+        let (twilio, primary) = twilio_fake(move |_, _| twilio_outage(outage)).await;
+        let primary_uri = match outage {
+            Outage::Refused => refusing_uri(),
+            _ => twilio.uri(),
+        };
+        let (seven, backup) = seven_fake().await;
+        let w = workspace(
+            &two_providers(&primary_uri, &seven.uri(), "max_attempts = 3"),
+            &mobiles(N),
+            "Alle Termine finden statt.",
+        );
+        let run = w.run_async(SEND, &both_env()).await;
+        run.code(0);
+        // The plan names the providers in order and the cost through each.
+        run.stderr_has("SMS providers: primary, backup (tried in this order)")
+            .stderr_has("SMS cost per message via primary: 0.075 EUR (1 × 0.075)")
+            .stderr_has("SMS cost per message via backup: 0.09 EUR (1 × 0.09)")
+            .stderr_has("estimated cost 0.60 EUR via primary or 0.72 EUR via backup");
+        let report = run.json();
+        assert_eq!(report["totals"]["sent"], N, "{outage:?}: {report:#}");
+        for d in deliveries(&report) {
+            assert_eq!(d["route"], "backup", "{outage:?}: {d}");
+        }
+        let mut to: Vec<String> = backup.all().iter().map(|s| s.form()["to"].clone()).collect();
+        to.sort();
+        to.dedup();
+        assert_eq!(
+            (backup.count(), to.len()),
+            (N, N),
+            "{outage:?}: each message exactly once"
+        );
+        // Two failures in a row pause the primary (the breaker), and a busy one is tried
+        // provider_attempts = 2 times per delivery at most; with two deliveries in flight
+        // (the default concurrency) two more may have been on their way. (A refused
+        // connection never reaches the fake: 0.)
+        assert!(
+            primary.count() <= 4,
+            "{outage:?}: the primary saw {} requests",
+            primary.count()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_fails_over_within_the_same_attempt() {
+    // A refused connection leaves nothing to count at the fake, so this counts attempts.
+    let (seven, backup) = seven_fake().await;
+    let w = workspace(
+        &two_providers(&refusing_uri(), &seven.uri(), "concurrency = 1"),
+        &mobiles(5),
+        "Alle Termine finden statt.",
+    );
+    let report = w.run_async(SEND, &both_env()).await.code(0).json();
+    // The first two deliveries found the primary refusing (breaker threshold); each still got
+    // through on the backup in that same attempt; the rest went straight to the backup.
+    for d in deliveries(&report) {
+        assert_eq!(
+            (d["route"].as_str(), d["attempts"].as_u64()),
+            (Some("backup"), Some(1)),
+            "{d}"
+        );
+    }
+    assert_eq!(backup.count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recipient_error_is_final_and_never_fails_over() {
+    let (twilio, primary) = twilio_fake(|req, _| {
+        if form_value(req, "To").as_deref() == Some(BEN.1) {
+            twilio_error(400, 21211, "The 'To' number is not a valid phone number.")
+        } else {
+            twilio_created(req)
+        }
+    })
+    .await;
+    let (seven, backup) = seven_fake().await;
+    let w = workspace(
+        &two_providers(&twilio.uri(), &seven.uri(), ""),
+        &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
+        "Alle Termine finden statt.",
+    );
+    let report = w.run_async(SEND, &both_env()).await.code(3).json();
+    let ben = delivery_to(&report, BEN.1);
+    assert_eq!(
+        (ben["status"].as_str(), ben["route"].as_str()),
+        (Some("failed"), Some("primary")),
+        "{ben}"
+    );
+    assert!(ben["error"].as_str().unwrap().contains("21211"), "{ben}");
+    assert_eq!(ben["attempts"], 1);
+    for who in [ANNA.1, DORA.1] {
+        assert_eq!(delivery_to(&report, who)["route"], "primary");
+    }
+    assert_eq!(primary.count(), 3);
+    assert_eq!(backup.count(), 0, "nothing went to the backup");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_provider_forms_at_once_are_refused_naming_the_line() {
+    let channel = format!(
+        "[channels.sms]\ntype = \"sms\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\n\
+         [[channels.sms.providers]]\nprovider = \"seven\"\napi_key_env = \"{SEVEN_ENV}\"\n"
+    );
+    let w = workspace(&channel, &csv(&[("Anna", ANNA.0)]), "kurz");
+    let text = std::fs::read_to_string(w.path("channels.toml")).unwrap();
+    let line = text.lines().position(|l| l == "[channels.sms]").unwrap() + 1;
+    w.run_async(SEND, &both_env())
+        .await
+        .code(2)
+        .stderr_has(&format!("channels.toml:{line}:1"))
+        .stderr_has("both [[channels.sms.providers]] and provider keys in the table itself (provider, from)");
+    assert!(!w.path(".announce/journal.sqlite3").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_probes_every_provider() {
+    let (twilio, _) = twilio_fake(|req, _| twilio_created(req)).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/2010-04-01/Accounts/{TWILIO_SID}.json")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sid": TWILIO_SID, "friendly_name": "Studio", "status": "active"})),
+        )
+        .mount(&twilio)
+        .await;
+    let (seven, _) = seven_fake().await;
+    let balance = Log::default();
+    Mock::given(method("GET"))
+        .and(path("/api/balance"))
+        .respond_with(Scripted::new(&balance, |_, _| {
+            ResponseTemplate::new(200).set_body_json(json!({"amount": 0.0, "currency": "EUR"}))
+        }))
+        .mount(&seven)
+        .await;
+    let w = workspace(
+        &two_providers(&twilio.uri(), &seven.uri(), ""),
+        &csv(&[("Anna", ANNA.0)]),
+        "kurz",
+    );
+    let check = w.run_async(&["check"], &both_env()).await;
+    // The backup has no credit: check fails, and says which provider it is.
+    check.code(1);
+    let out = check.stdout();
+    let line = |name: &str| out.lines().find(|l| l.contains(name)).map(str::to_string);
+    let primary = line("primary").unwrap_or_else(|| panic!("{}", check.describe()));
+    let backup = line("backup").unwrap_or_else(|| panic!("{}", check.describe()));
+    assert!(primary.contains("active"), "{primary}");
+    assert!(backup.contains("balance 0.00"), "{backup}");
+    assert_eq!(balance.count(), 1);
 }

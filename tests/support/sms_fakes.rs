@@ -226,3 +226,49 @@ pub fn seven_answer(
         }],
     }))
 }
+
+impl Log {
+    /// How many requests the fake has seen.
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+// --- Outages ----------------------------------------------------------------------------------
+
+/// How a provider that is down answers every request.
+#[derive(Debug, Clone, Copy)]
+pub enum Outage {
+    /// Nothing listens: every connection is refused.
+    Refused,
+    /// Twilio 20003 "Authenticate" with HTTP 401 (wrong credentials).
+    Unauthorized,
+    /// HTTP 503 with Twilio's error envelope, throughout.
+    Unavailable,
+}
+
+/// A base URL on which nothing listens (the port was free a moment ago), so every request is
+/// refused at connect.
+pub fn refusing_uri() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Twilio's answer to every message create during `outage` (not for `Refused`: no answer).
+pub fn twilio_outage(outage: Outage) -> ResponseTemplate {
+    match outage {
+        Outage::Unauthorized => twilio_error(401, 20003, "Authenticate"),
+        Outage::Unavailable => twilio_error(503, 20503, "Service Unavailable"),
+        Outage::Refused => unreachable!("a refused connection has no answer"),
+    }
+}
+
+/// seven.io accepting every message (`json=1` answer, one id per recipient).
+pub fn seven_accepted(request: &Request) -> ResponseTemplate {
+    let to = form_value(request, "to").unwrap_or_default();
+    let text = form_value(request, "text").unwrap_or_default();
+    let id: String = to.chars().filter(char::is_ascii_digit).collect();
+    seven_answer("100", &to, &text, Some(&id), None)
+}

@@ -4,7 +4,7 @@
 //! per attempt with the dispatcher's Message-ID, which is stable across retries, relays and
 //! resumes, signed with DKIM when configured, and offered to the relays in order
 //! ([`failover`]). Every relay keeps its own connection pool (size: the channel's
-//! `concurrency`), rate limiter and circuit breaker ([`breaker`]).
+//! `concurrency`), rate limiter and circuit breaker (`crate::channel::failover::breaker`).
 //!
 //! # Failover and ambiguity policy
 //!
@@ -28,11 +28,10 @@
 //! * Every relay's latest failure says it cannot work as configured (certificate, STARTTLS or
 //!   AUTH missing, 535, 530, a 5xx before RCPT, relaying denied; see `classify`): the channel
 //!   halts at once, the rest stay `pending`. Backing off cannot help before the settings change.
-//! * No relay has taken a message for `failover::GIVE_UP_AFTER` while every one keeps
+//! * No relay has taken a message for `crate::channel::failover::GIVE_UP_AFTER` while every one keeps
 //!   failing: the channel halts too, rather than back off for each delivery in turn.
 
 mod body;
-mod breaker;
 mod classify;
 mod config;
 pub mod dkim;

@@ -6,17 +6,19 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::channel::{Channel, ChannelConfig};
-use crate::config::{Common, Config, Keyed, keyed, yes};
+use crate::config::{Common, Config, Keyed, Rate, keyed, yes};
 
-/// `type = "sms"`: one SMS gateway. Which keys apply depends on `provider`; `Sms::new`
-/// checks that the provider's keys are there.
+/// `type = "sms"`: one SMS gateway (its keys directly in the table), or several tried in order
+/// (`[[channels.sms.providers]]`). Which keys apply depends on `provider`; `Sms::new` checks
+/// that the provider's keys are there.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsConfig {
     // The rarely used keys are boxed (`Box<str>`: 16 bytes, not 24) to keep this variant of
     // `ChannelKind` from dwarfing the others (clippy::large_enum_variant).
-    #[serde(deserialize_with = "keyed")]
-    pub provider: Provider,
+    /// The one-provider form; absent when `providers` lists them.
+    #[serde(default, deserialize_with = "keyed")]
+    pub provider: Option<Provider>,
     /// Sender: an E.164 number or an alphanumeric sender id (twilio: also a Messaging Service
     /// SID `MG...`). Required for twilio and vonage.
     pub from: Option<String>,
@@ -62,6 +64,127 @@ pub struct SmsConfig {
     pub id_pointer: Option<Box<str>>,
     /// generic: HTTP statuses that mean "accepted" (default 200, 201, 202, 204).
     pub success_statuses: Option<Box<[u16]>>,
+    /// The providers in the order they are tried (instead of the one-provider keys above).
+    #[serde(default)]
+    pub providers: Box<[ProviderConfig]>,
+    /// Tries of one delivery on a provider that answers 429/5xx before the next takes over.
+    pub provider_attempts: Option<u32>,
+}
+
+/// One `[[channels.sms.providers]]` entry: the one-provider keys, a `name` and a `rate`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The `route` in journal and report; defaults to `provider`.
+    pub name: Option<String>,
+    #[serde(deserialize_with = "keyed")]
+    pub provider: Provider,
+    pub from: Option<String>,
+    pub account_sid: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_secret_env: Option<String>,
+    pub auth_token_env: Option<String>,
+    pub base_url: Option<String>,
+    /// This provider's own limit, on top of the channel's `rate`.
+    pub rate: Option<Rate>,
+    /// Overrides the channel's `price_per_segment` for this provider.
+    pub price_per_segment: Option<f64>,
+    pub url: Option<Box<str>>,
+    pub method: Option<Box<str>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body_template: Option<Box<str>>,
+    pub body_format: Option<Box<str>>,
+    pub id_pointer: Option<Box<str>>,
+    pub success_statuses: Option<Box<[u16]>>,
+}
+
+impl ProviderConfig {
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.provider.as_str())
+    }
+}
+
+impl SmsConfig {
+    /// The providers in order: the `[[providers]]`, or the one the table itself describes.
+    pub fn gateways(&self) -> Vec<ProviderConfig> {
+        if !self.providers.is_empty() {
+            return self.providers.to_vec();
+        }
+        let Some(provider) = self.provider else {
+            return Vec::new();
+        };
+        vec![ProviderConfig {
+            name: None,
+            provider,
+            from: self.from.clone(),
+            account_sid: self.account_sid.clone(),
+            api_key: self.api_key.clone(),
+            api_key_env: self.api_key_env.clone(),
+            api_secret_env: self.api_secret_env.clone(),
+            auth_token_env: self.auth_token_env.clone(),
+            base_url: self.base_url.clone(),
+            // The channel's own `rate` is the dispatcher's.
+            rate: None,
+            price_per_segment: self.price_per_segment,
+            url: self.url.clone(),
+            method: self.method.clone(),
+            headers: self.headers.clone(),
+            body_template: self.body_template.clone(),
+            body_format: self.body_format.clone(),
+            id_pointer: self.id_pointer.clone(),
+            success_statuses: self.success_statuses.clone(),
+        }]
+    }
+
+    /// The one-provider keys that are set (for "both forms at once").
+    fn single_form_keys(&self) -> Vec<&'static str> {
+        let keys = [
+            ("provider", self.provider.is_some()),
+            ("from", self.from.is_some()),
+            ("account_sid", self.account_sid.is_some()),
+            ("api_key", self.api_key.is_some()),
+            ("api_key_env", self.api_key_env.is_some()),
+            ("api_secret_env", self.api_secret_env.is_some()),
+            ("auth_token_env", self.auth_token_env.is_some()),
+            ("base_url", self.base_url.is_some()),
+            ("url", self.url.is_some()),
+            ("method", self.method.is_some()),
+            ("headers", !self.headers.is_empty()),
+            ("body_template", self.body_template.is_some()),
+            ("body_format", self.body_format.is_some()),
+            ("id_pointer", self.id_pointer.is_some()),
+            ("success_statuses", self.success_statuses.is_some()),
+        ];
+        keys.into_iter().filter(|(_, set)| *set).map(|(k, _)| k).collect()
+    }
+
+    /// ", estimated cost X" for `segments` segments: per provider when their prices differ.
+    pub fn estimated_cost(&self, segments: u64) -> String {
+        // Segment counts are far below 2^52: exact as f64.
+        #[allow(clippy::cast_precision_loss)]
+        let cost = |p: f64| super::money(p * segments as f64, self.currency.as_deref());
+        let gateways = self.gateways();
+        let prices: Vec<(&str, Option<f64>)> = gateways
+            .iter()
+            .map(|g| (g.name(), g.price_per_segment.or(self.price_per_segment)))
+            .collect();
+        match prices.as_slice() {
+            [] | [(_, None)] => String::new(),
+            [(_, Some(p))] => format!(", estimated cost {}", cost(*p)),
+            _ if prices.iter().all(|(_, p)| *p == prices[0].1) => prices[0]
+                .1
+                .map_or_else(String::new, |p| format!(", estimated cost {}", cost(p))),
+            _ => {
+                let each: Vec<String> = prices
+                    .iter()
+                    .filter_map(|(name, p)| p.map(|p| format!("{} via {name}", cost(p))))
+                    .collect();
+                format!(", estimated cost {}", each.join(" or "))
+            }
+        }
+    }
 }
 
 /// The gateway whose API the channel speaks.
@@ -103,21 +226,84 @@ impl Keyed for RateUnit {
 }
 
 impl ChannelConfig for SmsConfig {
+    fn validate(&self, name: &str) -> Result<(), String> {
+        let single = self.single_form_keys();
+        if !self.providers.is_empty() && !single.is_empty() {
+            return Err(format!(
+                "[channels.{name}] has both [[channels.{name}.providers]] and provider keys in the table itself ({}); \
+                 use one form: move those keys into a providers entry",
+                single.join(", ")
+            ));
+        }
+        if self.providers.is_empty() && self.provider.is_none() {
+            return Err(format!(
+                "[channels.{name}] needs provider (or [[channels.{name}.providers]] entries)"
+            ));
+        }
+        if self.provider_attempts == Some(0) {
+            return Err(format!("[channels.{name}] provider_attempts must be at least 1"));
+        }
+        Ok(())
+    }
+
     fn urls(&self) -> Vec<(&'static str, &str)> {
         let mut k = Vec::new();
-        if let Some(b) = &self.base_url {
-            k.push(("base_url", b.as_str()));
-        }
-        // A relative `url` is a path under base_url.
-        if let Some(u) = self.url.as_deref()
-            && u.contains("://")
-        {
-            k.push(("url", u));
+        let tables = std::iter::once((self.base_url.as_deref(), self.url.as_deref()))
+            .chain(self.providers.iter().map(|p| (p.base_url.as_deref(), p.url.as_deref())));
+        for (base_url, url) in tables {
+            if let Some(b) = base_url {
+                k.push(("base_url", b));
+            }
+            // A relative `url` is a path under base_url.
+            if let Some(u) = url
+                && u.contains("://")
+            {
+                k.push(("url", u));
+            }
         }
         k
     }
 
     fn build(&self, name: &str, common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
         Ok(Arc::new(super::Sms::new(name, common, self, config)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> SmsConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn the_one_provider_form_is_one_provider_named_by_its_type() {
+        let c = parse("provider = \"seven\"\napi_key_env = \"K\"\nprice_per_segment = 0.1\n");
+        let g = c.gateways();
+        assert_eq!((g.len(), g[0].name(), g[0].price_per_segment), (1, "seven", Some(0.1)));
+        assert_eq!(c.validate("sms"), Ok(()));
+        assert_eq!(c.estimated_cost(3), ", estimated cost 0.30");
+    }
+
+    #[test]
+    fn providers_in_order_and_their_mistakes() {
+        let two = "price_per_segment = 0.1\n[[providers]]\nname = \"a\"\nprovider = \"twilio\"\n\
+                   [[providers]]\nprovider = \"seven\"\nprice_per_segment = 0.2\n";
+        let c = parse(two);
+        let names: Vec<String> = c.gateways().iter().map(|g| g.name().to_string()).collect();
+        assert_eq!(names, ["a", "seven"]);
+        // The channel's price is the default of a provider without its own.
+        assert_eq!(c.estimated_cost(1), ", estimated cost 0.10 via a or 0.20 via seven");
+        let both = parse(&format!("from = \"S\"\n{two}"));
+        assert!(both.validate("sms").unwrap_err().contains("(from)"));
+        let zero = parse(&format!("provider_attempts = 0\n{two}"));
+        assert!(zero.validate("sms").unwrap_err().contains("provider_attempts"));
+        assert!(
+            parse("max_segments = 2\n")
+                .validate("sms")
+                .unwrap_err()
+                .contains("needs provider")
+        );
     }
 }

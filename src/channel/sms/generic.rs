@@ -11,7 +11,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::SmsConfig;
+use super::ProviderConfig;
 use super::{Gateway, Outgoing, base, failure};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
@@ -46,7 +46,7 @@ fn json_escape(s: &str) -> String {
 }
 
 impl Generic {
-    pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client) -> Result<Generic, String> {
+    pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Generic, String> {
         let url = match (cfg.url.as_deref(), cfg.base_url.as_deref()) {
             (Some(u), _) if u.starts_with("https://") || u.starts_with("http://") => u.to_string(),
             (Some(path), Some(base)) => format!("{}/{}", self::base(base), path.trim_start_matches('/')),

@@ -8,8 +8,12 @@
 //! * With `rate_unit = "segment"` a message weighs its segment count in the rate limiter.
 //! * Numbers that are valid but not mobile (fixed line, toll free, ...) are skipped.
 //! * Each gateway classifies its own errors (`twilio.rs`, `vonage.rs`, `seven.rs`,
-//!   `generic.rs`); a `Retry-After` from any of them also pauses the whole channel until then,
-//!   so no request at all goes out earlier than the gateway allows.
+//!   `generic.rs`). The providers are tried in order through the shared failover core
+//!   ([`crate::channel::failover`], as email relays are): no connection, 401/403 and account
+//!   errors → the next provider at once; 429/5xx → the dispatcher retries, and after
+//!   `provider_attempts` of them the next provider takes over; a `Retry-After` holds that
+//!   provider until then (with one provider: every delivery of the channel). Recipient errors
+//!   are final, ambiguous ones `unknown`; neither fails over.
 //! * Gateways have no idempotency key, so a request that got no answer is `unknown`, never
 //!   re-sent automatically.
 
@@ -19,18 +23,19 @@ mod seven;
 mod twilio;
 mod vonage;
 
-use std::sync::Mutex;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
+use governor::DefaultDirectRateLimiter;
 
+use crate::channel::failover::{self, Failover, Policy, Route};
 use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat};
 use crate::config::{Common, Config};
 use crate::render::sms::{self, Encoding, SmsInfo};
 use crate::render::{Context, Templates};
 
-pub use config::{Provider, RateUnit, SmsConfig};
+pub use config::{Provider, ProviderConfig, RateUnit, SmsConfig};
 
 /// `max_segments` when the config does not say (Twilio's advice is to stay under 10).
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
@@ -38,6 +43,8 @@ pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
 const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Upper bound of one HTTP request (it is also kept below the attempt deadline).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// `provider_attempts` when the config does not say.
+pub const DEFAULT_PROVIDER_ATTEMPTS: u32 = 2;
 
 /// One message on its way to a gateway.
 pub(crate) struct Outgoing<'a> {
@@ -71,61 +78,92 @@ pub(crate) trait Gateway: Send + Sync {
     }
 }
 
-/// The gateway's `Retry-After`, for every delivery of the channel.
-#[derive(Default)]
-struct Pause {
-    until: Mutex<Option<Instant>>,
+/// One provider of the channel: its API, its own rate limit and price.
+struct Member {
+    name: String,
+    gateway: Box<dyn Gateway>,
+    /// Where it is (for log lines): its `base_url`, or the provider's API.
+    endpoint: String,
+    limiter: Option<DefaultDirectRateLimiter>,
+    price: Option<f64>,
 }
 
-impl Pause {
-    fn extend(&self, by: Duration) {
-        let until = Instant::now() + by;
-        let mut g = self.until.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_none_or(|u| u < until) {
-            *g = Some(until);
-        }
+impl Route for Member {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    fn remaining(&self) -> Option<Duration> {
-        let g = self.until.lock().unwrap_or_else(|e| e.into_inner());
-        g.and_then(|u| u.checked_duration_since(Instant::now()))
-            .filter(|d| !d.is_zero())
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+}
+
+impl Member {
+    async fn send(&self, m: &Outgoing<'_>) -> Result<Receipt, failover::Failure> {
+        // The same mechanism as a relay's `rate`: wait for this provider's own cell.
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        self.gateway.send(m).await.map_err(|e| match e {
+            // `failure`: the request never reached the gateway.
+            DeliveryError::Transient {
+                message, route: None, ..
+            } => failover::Failure::Route(message),
+            DeliveryError::Transient {
+                message, retry_after, ..
+            } => failover::Failure::Busy { message, retry_after },
+            DeliveryError::Permanent { message, .. } => failover::Failure::Refused {
+                permanent: true,
+                message,
+            },
+            DeliveryError::Ambiguous { message, .. } => failover::Failure::Ambiguous(message),
+            DeliveryError::Halt { message } => failover::Failure::Unusable(message),
+        })
     }
 }
 
 pub struct Sms {
     name: String,
-    gateway: Box<dyn Gateway>,
+    providers: Failover<Member>,
     template: String,
     normalize: bool,
     max_segments: u32,
-    price: Option<f64>,
     currency: Option<String>,
     weigh_segments: bool,
-    pause: Pause,
     /// Rendering once per shape of recipient data (planning renders every recipient's text).
     skeletons: crate::render::skeleton::Skeletons,
 }
 
 impl Sms {
     pub fn new(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Sms, String> {
-        let at = format!("[channels.{name}]");
-        unused_keys(&at, cfg)?;
         let attempt = common.timeout.map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0);
         // Our own request timeout fires first, so a slow gateway is classified here (unknown)
         // rather than by the dispatcher's deadline.
         let client = crate::channel::http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
-        let gateway: Box<dyn Gateway> = match cfg.provider {
-            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client, &config.state_dir)?),
-            Provider::Vonage => Box::new(vonage::Vonage::new(&at, cfg, client)?),
-            Provider::Seven => Box::new(seven::Seven::new(&at, cfg, client)?),
-            Provider::Generic => Box::new(generic::Generic::new(&at, cfg, client)?),
-        };
+        let gateways = cfg.gateways();
+        let mut members: Vec<Member> = Vec::new();
+        for (i, p) in gateways.iter().enumerate() {
+            let at = if cfg.providers.is_empty() {
+                format!("[channels.{name}]")
+            } else {
+                format!("[channels.{name}] provider {} (#{})", p.name(), i + 1)
+            };
+            if members.iter().any(|m| m.name == p.name()) {
+                return Err(format!(
+                    "{at}: two providers are called {:?}; give them distinct `name`s (reports use them as route)",
+                    p.name()
+                ));
+            }
+            members.push(member(&at, p, client.clone(), config)?);
+        }
+        let at = format!("[channels.{name}]");
         let max_segments = cfg.max_segments.unwrap_or(DEFAULT_MAX_SEGMENTS);
         if max_segments == 0 {
             return Err(format!("{at} max_segments must be at least 1"));
         }
-        if let Some(p) = cfg.price_per_segment
+        if let Some(p) = gateways
+            .iter()
+            .find_map(|g| g.price_per_segment.or(cfg.price_per_segment))
             && !(p.is_finite() && p >= 0.0)
         {
             return Err(format!("{at} price_per_segment must be a number >= 0"));
@@ -143,16 +181,27 @@ impl Sms {
         }
         Ok(Sms {
             name: name.to_string(),
-            gateway,
+            providers: Failover::new(
+                members,
+                Policy {
+                    noun: "provider",
+                    route_attempts: cfg.provider_attempts.unwrap_or(DEFAULT_PROVIDER_ATTEMPTS),
+                    pause_sole_route: false,
+                },
+            ),
             template: common.template.clone().unwrap_or_else(|| "sms.txt.hbs".into()),
             normalize: cfg.normalize,
             max_segments,
-            price: cfg.price_per_segment,
             currency: cfg.currency.as_deref().map(str::to_string),
             weigh_segments,
-            pause: Pause::default(),
             skeletons: Default::default(),
         })
+    }
+
+    /// The one provider of the one-provider form (its name and route stay what they were).
+    fn sole(&self) -> Option<&Member> {
+        let mut all = self.providers.routes();
+        all.next().filter(|_| all.next().is_none())
     }
 
     fn money(&self, amount: f64) -> String {
@@ -160,8 +209,29 @@ impl Sms {
     }
 }
 
+/// One provider, from its keys (the table's own in the one-provider form).
+fn member(at: &str, cfg: &ProviderConfig, client: reqwest::Client, config: &Config) -> Result<Member, String> {
+    unused_keys(at, cfg)?;
+    let gateway: Box<dyn Gateway> = match cfg.provider {
+        Provider::Twilio => Box::new(twilio::Twilio::new(at, cfg, client, &config.state_dir)?),
+        Provider::Vonage => Box::new(vonage::Vonage::new(at, cfg, client)?),
+        Provider::Seven => Box::new(seven::Seven::new(at, cfg, client)?),
+        Provider::Generic => Box::new(generic::Generic::new(at, cfg, client)?),
+    };
+    Ok(Member {
+        name: cfg.name().to_string(),
+        gateway,
+        endpoint: cfg
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("the {} API", cfg.provider.as_str())),
+        limiter: cfg.rate.map(|r| r.limiter(NonZeroU32::MIN)),
+        price: cfg.price_per_segment,
+    })
+}
+
 /// Keys that belong to other providers are a mistake worth reporting, not ignoring.
-fn unused_keys(at: &str, cfg: &SmsConfig) -> Result<(), String> {
+fn unused_keys(at: &str, cfg: &ProviderConfig) -> Result<(), String> {
     let p = cfg.provider.as_str();
     let keys: [(&str, bool, &[&str]); 12] = [
         ("account_sid", cfg.account_sid.is_some(), &["twilio"]),
@@ -196,7 +266,7 @@ fn required_secret(at: &str, provider: &str, key: &str, var: Option<&str>) -> Re
 }
 
 /// The sender, for providers that require one; `what` says what it may be.
-fn required_from(at: &str, provider: &str, cfg: &SmsConfig, what: &str) -> Result<String, String> {
+fn required_from(at: &str, provider: &str, cfg: &ProviderConfig, what: &str) -> Result<String, String> {
     cfg.from
         .clone()
         .filter(|f| !f.trim().is_empty())
@@ -209,12 +279,24 @@ fn base(url: &str) -> String {
 }
 
 /// A request that got no answer: SMS gateways have no idempotency key, so one that may have
-/// arrived is `unknown` rather than risk a duplicate text.
+/// arrived is `unknown` rather than risk a duplicate text. One that never reached the gateway
+/// is transient *without a route*: that is how [`Member::send`] tells it from a 429/5xx
+/// (the next provider may take it at once).
 fn failure(provider: &str, f: crate::channel::http::Failure) -> DeliveryError {
-    f.into_delivery(provider, |message| DeliveryError::Ambiguous {
+    let not_connected = matches!(f, crate::channel::http::Failure::NotConnected(_));
+    match f.into_delivery(provider, |message| DeliveryError::Ambiguous {
         message: format!("{message}; the gateway may have accepted it"),
         route: Some(provider.to_string()),
-    })
+    }) {
+        DeliveryError::Transient {
+            message, retry_after, ..
+        } if not_connected => DeliveryError::Transient {
+            message,
+            retry_after,
+            route: None,
+        },
+        e => e,
+    }
 }
 
 /// An amount with up to 4 decimals, trailing zeros dropped (but at least 2): "0.225", "1.50".
@@ -347,30 +429,46 @@ impl Channel for Sms {
                 info.segments, info.chars, info.units, self.max_segments, self.template
             ));
         }
-        if let Some(max) = self.gateway.max_chars()
-            && info.chars > max
-        {
-            return Err(format!(
-                "the SMS has {} characters; {} accepts at most {max}",
-                info.chars,
-                self.gateway.provider()
-            ));
+        // Any provider may end up sending it: each one's limit applies.
+        for p in self.providers.routes() {
+            if let Some(max) = p.gateway.max_chars()
+                && info.chars > max
+            {
+                return Err(format!(
+                    "the SMS has {} characters; {} accepts at most {max}",
+                    info.chars,
+                    p.gateway.provider()
+                ));
+            }
         }
         let mut stats = vec![
             Stat::new("SMS encoding", encoding),
             Stat::new("SMS characters", format!("{} ({} {unit})", info.chars, info.units)),
             Stat::limited("SMS segments", info.segments as usize, self.max_segments as usize),
         ];
-        if let Some(p) = self.price {
+        let cost = |p: f64| {
+            format!(
+                "{} ({} × {})",
+                self.money(p * f64::from(info.segments)),
+                info.segments,
+                money(p, None)
+            )
+        };
+        if let Some(p) = self.sole() {
+            if let Some(price) = p.price {
+                stats.push(Stat::new("SMS cost per message", cost(price)));
+            }
+        } else {
+            let names: Vec<&str> = self.providers.routes().map(|p| p.name.as_str()).collect();
             stats.push(Stat::new(
-                "SMS cost per message",
-                format!(
-                    "{} ({} × {})",
-                    self.money(p * f64::from(info.segments)),
-                    info.segments,
-                    money(p, None)
-                ),
+                "SMS providers",
+                format!("{} (tried in this order)", names.join(", ")),
             ));
+            for p in self.providers.routes() {
+                if let Some(price) = p.price {
+                    stats.push(Stat::new(&format!("SMS cost per message via {}", p.name), cost(price)));
+                }
+            }
         }
         Ok(Rendered {
             subject: None,
@@ -381,17 +479,9 @@ impl Channel for Sms {
         })
     }
 
+    /// A provider's `Retry-After` holds that provider (its breaker), not the channel: the next
+    /// provider takes over, and only when every one is held does the delivery wait.
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
-        let provider = self.gateway.provider();
-        // The gateway asked everyone to wait: nothing is sent before then. Returning (rather
-        // than sleeping here) lets the dispatcher take a fresh rate-limit cell afterwards.
-        if let Some(left) = self.pause.remaining() {
-            return Err(DeliveryError::Transient {
-                message: format!("{provider} asked to pause sending (Retry-After); not sent"),
-                retry_after: Some(left),
-                route: Some(provider.to_string()),
-            });
-        }
         let info = sms::analyze(&msg.text);
         let out = Outgoing {
             to: &d.address,
@@ -399,43 +489,66 @@ impl Channel for Sms {
             info: &info,
             delivery: d,
         };
-        let result = self.gateway.send(&out).await.map_err(DeliveryError::redacted);
-        if let Err(e) = &result
-            && let Some(wait) = e.retry_after()
+        let out = &out;
+        match self
+            .providers
+            .send(Some(d.id), |p| Box::pin(async move { p.send(out).await }))
+            .await
         {
-            self.pause.extend(wait);
+            Ok((name, receipt)) => Ok(Receipt {
+                route: Some(name.to_string()),
+                ..receipt
+            }),
+            Err(e) => Err(e.redacted()),
         }
-        result
     }
 
+    /// One probe per provider; in the multi-provider form each is named by its provider name.
     async fn check(&self) -> Vec<Probe> {
-        let mut probe = self.gateway.check().await;
-        probe.detail = crate::config::redact(&probe.detail).into_owned();
-        vec![probe]
+        let single = self.sole().is_some();
+        let mut probes = Vec::new();
+        for p in self.providers.routes() {
+            let mut probe = p.gateway.check().await;
+            probe.detail = crate::config::redact(&probe.detail).into_owned();
+            if !single {
+                probe.detail = format!("{}: {}", probe.subject, probe.detail);
+                probe.subject.clone_from(&p.name);
+            }
+            probes.push(probe);
+        }
+        probes
     }
 
     fn can_refresh(&self) -> bool {
-        self.gateway.can_refresh()
+        self.providers.routes().any(|p| p.gateway.can_refresh())
     }
 
+    /// The journal keeps only the provider's id: asked of each provider that can answer, in
+    /// order, the first that knows the id answers.
     async fn refresh(&self, provider_id: &str) -> Result<Refreshed, String> {
         let redact = |s: String| crate::config::redact(&s).into_owned();
-        match self.gateway.refresh(provider_id).await {
-            Ok(Refreshed::Undelivered(why)) => Ok(Refreshed::Undelivered(redact(why))),
-            Ok(r) => Ok(r),
-            Err(e) => Err(redact(e)),
+        let mut errors = Vec::new();
+        let any = self.can_refresh();
+        for p in self.providers.routes().filter(|p| !any || p.gateway.can_refresh()) {
+            match p.gateway.refresh(provider_id).await {
+                Ok(Refreshed::Undelivered(why)) => return Ok(Refreshed::Undelivered(redact(why))),
+                Ok(r) => return Ok(r),
+                Err(e) => errors.push(redact(e)),
+            }
         }
+        Err(errors.join("; "))
     }
 
     /// Our request timeout is below the attempt deadline; if the deadline still fires, the
     /// request was on its way and the gateway may have it.
     fn timeout_error(&self, after: Duration) -> DeliveryError {
+        let route = self.sole().map(|p| p.name.clone());
         DeliveryError::Ambiguous {
             message: format!(
                 "{}: no answer within {after:?}; the gateway may have accepted it",
-                self.gateway.provider()
+                route.as_deref().unwrap_or("no provider")
             ),
-            route: Some(self.gateway.provider().to_string()),
+            route,
         }
     }
 }
@@ -497,7 +610,7 @@ mod tests {
                 return Err(DeliveryError::Transient {
                     message: "429".into(),
                     retry_after: Some(Duration::from_secs(30)),
-                    route: None,
+                    route: Some("fake".into()),
                 });
             }
             Ok(Receipt::default())
@@ -512,16 +625,26 @@ mod tests {
     }
 
     fn channel(weigh_segments: bool, gateway: Arc<Fake>) -> Sms {
+        let member = Member {
+            name: "fake".into(),
+            gateway: Box::new(gateway),
+            endpoint: "fake".into(),
+            limiter: None,
+            price: Some(0.075),
+        };
+        let policy = Policy {
+            noun: "provider",
+            route_attempts: DEFAULT_PROVIDER_ATTEMPTS,
+            pause_sole_route: false,
+        };
         Sms {
             name: "sms".into(),
-            gateway: Box::new(gateway),
+            providers: Failover::new(vec![member], policy),
             template: "sms.txt.hbs".into(),
             normalize: true,
             max_segments: 3,
-            price: Some(0.075),
             currency: None,
             weigh_segments,
-            pause: Pause::default(),
             skeletons: Default::default(),
         }
     }
@@ -588,14 +711,5 @@ mod tests {
         assert!(second.is_transient());
         assert!(second.retry_after().unwrap() > Duration::from_secs(29));
         assert_eq!(fake.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn pause_extends_only_forward() {
-        let p = Pause::default();
-        assert_eq!(p.remaining(), None);
-        p.extend(Duration::from_secs(5));
-        p.extend(Duration::from_secs(1));
-        assert!(p.remaining().unwrap() > Duration::from_secs(4));
     }
 }

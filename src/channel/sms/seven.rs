@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::SmsConfig;
+use super::ProviderConfig;
 use super::{Gateway, Outgoing, base, failure, required_secret};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
@@ -61,7 +61,7 @@ fn as_id(v: &Value) -> Option<String> {
 }
 
 impl Seven {
-    pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client) -> Result<Seven, String> {
+    pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Seven, String> {
         Ok(Seven {
             client,
             base: base(cfg.base_url.as_deref().unwrap_or("https://gateway.seven.io")),

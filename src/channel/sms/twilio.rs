@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::SmsConfig;
+use super::ProviderConfig;
 use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
 use crate::channel::http::{self, Answer};
 use crate::channel::{DeliveryError, Probe, Receipt, Refreshed};
@@ -37,7 +37,7 @@ struct ApiError {
 }
 
 impl Twilio {
-    pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client, state_dir: &Path) -> Result<Twilio, String> {
+    pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client, state_dir: &Path) -> Result<Twilio, String> {
         let sid = cfg
             .account_sid
             .clone()

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::SmsConfig;
+use super::ProviderConfig;
 use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
@@ -78,7 +78,7 @@ fn status_name(code: u32) -> &'static str {
 }
 
 impl Vonage {
-    pub fn new(at: &str, cfg: &SmsConfig, client: reqwest::Client) -> Result<Vonage, String> {
+    pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Vonage, String> {
         let key = match (&cfg.api_key, &cfg.api_key_env) {
             (Some(k), None) if !k.trim().is_empty() => SecretString::from(k.trim().to_string()),
             (None, Some(var)) => secret_from_env(var, &format!("{at} api_key_env"))?,

@@ -1,10 +1,11 @@
-//! A circuit breaker per relay, so that a dead primary costs a few connection attempts per run
-//! instead of one (plus a timeout) per message.
+//! A circuit breaker per route (SMTP relay, SMS provider), so that a dead primary costs a few
+//! requests per run instead of one (plus a timeout) per message.
 //!
-//! Closed: every delivery may use the relay. After [`THRESHOLD`] consecutive relay-level
+//! Closed: every delivery may use the route. After [`THRESHOLD`] consecutive relay-level
 //! failures it opens for a pause (30 s, doubling up to 5 min while it keeps failing); deliveries
-//! go straight to the next relay. When the pause is over it is half-open: exactly one delivery
+//! go straight to the next route. When the pause is over it is half-open: exactly one delivery
 //! probes it; success closes it, failure opens it again. A success at any time resets the count.
+//! A route that asks for a pause (`Retry-After`) is held until then without counting a failure.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 pub const THRESHOLD: u32 = 2;
 pub const FIRST_PAUSE: Duration = Duration::from_secs(30);
 pub const MAX_PAUSE: Duration = Duration::from_secs(300);
-/// How long others wait while one delivery probes a half-open relay.
+/// How long others wait while one delivery probes a half-open route.
 const PROBE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
@@ -31,9 +32,9 @@ struct State {
     probing: bool,
 }
 
-/// Permission to use the relay once. Report the outcome with [`Ticket::success`] or
+/// Permission to use the route once. Report the outcome with [`Ticket::success`] or
 /// [`Ticket::failure`]; a probe dropped without an outcome (the attempt was cancelled) counts
-/// as a failure, so the relay is not left half-open with a probe that never returns.
+/// as a failure, so the route is not left half-open with a probe that never returns.
 #[derive(Debug)]
 pub struct Ticket<'a> {
     breaker: &'a Breaker,
@@ -81,7 +82,7 @@ impl Breaker {
         }
     }
 
-    /// When the relay can be used again (`None`: now).
+    /// When the route can be used again (`None`: now).
     pub fn available_at(&self, now: Instant) -> Option<Instant> {
         let s = self.lock();
         match s.open_until {
@@ -99,6 +100,18 @@ impl Breaker {
             pause: FIRST_PAUSE,
             probing: false,
         };
+    }
+
+    /// Hold the route until `now + wait` (its own request); neither a failure nor a success.
+    fn hold(&self, probe: bool, now: Instant, wait: Duration) {
+        let mut s = self.lock();
+        if probe {
+            s.probing = false;
+        }
+        let until = now + wait;
+        if s.open_until.is_none_or(|u| u < until) {
+            s.open_until = Some(until);
+        }
     }
 
     /// Returns the pause when this failure opened (or re-opened) the breaker.
@@ -129,6 +142,21 @@ impl Ticket<'_> {
     pub fn failure(mut self, now: Instant) -> Option<Duration> {
         self.settled = true;
         self.breaker.failed(self.probe, now)
+    }
+
+    /// The route asked to be left alone for `wait` (HTTP 429 with `Retry-After`).
+    pub fn hold(mut self, now: Instant, wait: Duration) {
+        self.settled = true;
+        self.breaker.hold(self.probe, now, wait);
+    }
+
+    /// An outcome that says nothing about the route's health (it is the only one, and the
+    /// caller's retries pace it): a probe leaves the breaker half-open for the next one.
+    pub fn release(mut self) {
+        self.settled = true;
+        if self.probe {
+            self.breaker.lock().probing = false;
+        }
     }
 }
 
@@ -182,5 +210,30 @@ mod tests {
         let later = t + FIRST_PAUSE + Duration::from_millis(1);
         drop(b.admit(later).unwrap());
         assert!(b.admit(later).is_err(), "an abandoned probe must re-open the breaker");
+    }
+
+    #[test]
+    fn a_hold_pauses_without_counting_a_failure() {
+        let b = Breaker::default();
+        let t = Instant::now();
+        b.admit(t).unwrap().failure(t);
+        b.admit(t).unwrap().hold(t, Duration::from_secs(7));
+        // Counted as a second failure, the hold would have opened it for FIRST_PAUSE.
+        assert_eq!(b.available_at(t), Some(t + Duration::from_secs(7)));
+        let later = t + Duration::from_secs(8);
+        let probe = b.admit(later).unwrap();
+        assert!(b.admit(later).is_err());
+        probe.success();
+        assert_eq!(b.admit(later).unwrap().failure(later), None);
+    }
+
+    #[test]
+    fn a_released_probe_lets_the_next_delivery_probe() {
+        let b = Breaker::default();
+        let t = Instant::now();
+        b.admit(t).unwrap().hold(t, Duration::from_secs(1));
+        let later = t + Duration::from_secs(2);
+        b.admit(later).unwrap().release();
+        assert!(b.admit(later).is_ok());
     }
 }
