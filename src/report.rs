@@ -12,6 +12,7 @@ use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED}
 use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::escape::html as esc;
 use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status, Which};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -493,10 +494,6 @@ fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
             .map_err(io::Error::from)
     })?;
     Ok(w.flush()?)
-}
-
-fn esc(s: &str) -> String {
-    handlebars::html_escape(s)
 }
 
 fn write_html(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {

@@ -81,7 +81,7 @@ fn too_long(what: &str, n: usize, max: usize) -> String {
 /// ("Formatting text for app surfaces"). Blocks: a `header` (plain_text, max 150 chars) and a
 /// `section` (mrkdwn, max 3000 chars).
 fn slack(m: &ChatMessage<'_>) -> Value {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = crate::escape::slack_mrkdwn;
     let mut text = format!("*{}*\n{}", esc(m.title), esc(m.text));
     let mut section = esc(m.text);
     if let Some(link) = m.link {
