@@ -47,31 +47,28 @@ pub fn shell_quote(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Each function's exact output (the tests of the copies this module replaces).
     #[test]
-    fn json_str_escapes_without_the_quotes() {
-        assert_eq!(json_str("a \"q\" \\ \n\u{1}é"), "a \\\"q\\\" \\\\ \\n\\u0001é");
-        assert_eq!(json_str(""), "");
-    }
-
-    #[test]
-    fn html_escapes_markup_and_quotes() {
-        assert_eq!(
-            html("a & <b> \"q\" 'x' `y` =z"),
-            "a &amp; &lt;b&gt; &quot;q&quot; &#x27;x&#x27; &#x60;y&#x60; &#x3D;z"
-        );
-    }
-
-    #[test]
-    fn escapes_and_drops_invalid_xml_chars() {
-        assert_eq!(xml("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
-        assert_eq!(xml("'\t\n\r\u{FFFE}\u{FFFF}>"), "&apos;\t\n\r&gt;");
-    }
-
-    #[test]
-    fn slack_mrkdwn_escapes_only_its_control_characters() {
-        assert_eq!(slack_mrkdwn("<down> & \"out\" 'x'"), "&lt;down&gt; &amp; \"out\" 'x'");
-        // `&` first, so an entity already in the text is escaped once, not twice.
-        assert_eq!(slack_mrkdwn("&lt;"), "&amp;lt;");
+    fn each_escape_writes_exactly_this() {
+        type Escape = fn(&str) -> String;
+        let cases: [(Escape, &str, &str); 7] = [
+            (json_str, "a \"q\" \\ \n\u{1}é", "a \\\"q\\\" \\\\ \\n\\u0001é"),
+            (json_str, "", ""),
+            (
+                html,
+                "a & <b> \"q\" 'x' `y` =z",
+                "a &amp; &lt;b&gt; &quot;q&quot; &#x27;x&#x27; &#x60;y&#x60; &#x3D;z",
+            ),
+            // XML drops what XML 1.0 does not allow at all.
+            (xml, "a<b & \"c\"\u{1}", "a&lt;b &amp; &quot;c&quot;"),
+            (xml, "'\t\n\r\u{FFFE}\u{FFFF}>", "&apos;\t\n\r&gt;"),
+            // mrkdwn: only its control characters; `&` first, so an entity is escaped once.
+            (slack_mrkdwn, "<down> & \"out\" 'x'", "&lt;down&gt; &amp; \"out\" 'x'"),
+            (slack_mrkdwn, "&lt;", "&amp;lt;"),
+        ];
+        for (escape, input, want) in cases {
+            assert_eq!(escape(input), want, "{input:?}");
+        }
     }
 
     #[test]
