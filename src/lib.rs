@@ -43,6 +43,7 @@ pub mod commands;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod escape;
 pub mod fsutil;
 pub mod journal;
 pub mod media;

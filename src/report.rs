@@ -12,6 +12,7 @@ use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED}
 use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::escape::html as esc;
 use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status, Which};
 use crate::people::{NotReached, People, Person, PersonDelivery};
 
@@ -638,10 +639,6 @@ pub fn write_not_reached(format: Format, src: &Source<'_>, out: &mut dyn Write) 
 
 /// The call list's columns (the contract's CSV header).
 const CALL_HEADER: [&str; 5] = ["row", "name", "email", "phone", "reasons"];
-
-fn esc(s: &str) -> String {
-    handlebars::html_escape(s)
-}
 
 fn write_html(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
     let report = src.report;

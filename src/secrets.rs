@@ -127,31 +127,42 @@ pub fn secret_forms(value: &str) -> Vec<String> {
         }
         forms.extend(secret_forms(&tail));
     }
-    for lower in [false, true] {
-        let hex = |b: u8| {
-            if lower {
-                format!("%{b:02x}")
-            } else {
-                format!("%{b:02X}")
-            }
-        };
-        let mut percent = String::new();
-        let mut form = String::new();
-        for b in value.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                percent.push(b as char);
-                form.push(b as char);
-            } else {
-                percent.push_str(&hex(b));
-                form.push_str(&if b == b' ' { "+".to_string() } else { hex(b) });
-            }
-        }
-        forms.push(percent);
-        forms.push(form);
+    // RFC 3986 (unreserved characters kept), the same with `+` for a space (as Python's
+    // `quote_plus` writes it), and WHATWG form encoding (reqwest's `.form()`, which keeps `*`
+    // and encodes `~`); each with upper- and lower-case hex digits.
+    let percent = percent_encoding::utf8_percent_encode(value, RFC3986_RESERVED).to_string();
+    let plus = percent.replace("%20", "+");
+    let form: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    for encoded in [percent, plus, form] {
+        forms.push(lower_hex(&encoded));
+        forms.push(encoded);
     }
     forms.extend(json_forms(value));
     forms.extend(base64_forms(value.as_bytes()));
     forms
+}
+
+/// What RFC 3986 percent-encodes: everything but its unreserved characters.
+const RFC3986_RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A percent-encoded text with lower-case hex digits (`%2f`), as some encoders write them.
+fn lower_hex(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut digits = 0;
+    for c in encoded.chars() {
+        if digits > 0 {
+            out.push(c.to_ascii_lowercase());
+            digits -= 1;
+        } else {
+            digits = if c == '%' { 2 } else { 0 };
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn json_forms(value: &str) -> Vec<String> {
@@ -271,6 +282,24 @@ mod tests {
         }
         assert!(r.contains("short stays") && r.contains(REDACTED), "{r}");
         assert!(matches!(redact("nothing secret here"), Cow::Borrowed(_)));
+    }
+
+    /// `*` and `~` are where the encoders differ: RFC 3986 keeps `~` and encodes `*`, a form
+    /// body (reqwest, WHATWG) the other way round. Every one is a form, in both hex cases, and
+    /// only the hex digits change case.
+    #[test]
+    fn percent_and_form_encodings_of_every_encoder_are_forms() {
+        let forms = secret_forms("Ab*cd~ef gh/ij");
+        for f in [
+            "Ab%2Acd~ef%20gh%2Fij",
+            "Ab%2acd~ef%20gh%2fij",
+            "Ab%2Acd~ef+gh%2Fij",
+            "Ab%2acd~ef+gh%2fij",
+            "Ab*cd%7Eef+gh%2Fij",
+            "Ab*cd%7eef+gh%2fij",
+        ] {
+            assert!(forms.iter().any(|x| x == f), "{f} missing from {forms:?}");
+        }
     }
 
     #[test]

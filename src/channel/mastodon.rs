@@ -217,13 +217,10 @@ impl Channel for Mastodon {
                 self.max_characters
             ));
         }
-        Ok(Rendered {
-            subject: None,
+        Ok(Rendered::plain(
             text,
-            html: None,
-            weight: 1,
-            stats: vec![Stat::limited("Mastodon characters", n, self.max_characters)],
-        })
+            vec![Stat::limited("Mastodon characters", n, self.max_characters)],
+        ))
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {

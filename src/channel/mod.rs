@@ -16,6 +16,7 @@ pub mod graph;
 pub mod http;
 pub mod mastodon;
 pub mod outbox;
+mod rendered;
 pub mod sms;
 pub mod statuspage;
 pub mod telegram;

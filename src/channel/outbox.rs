@@ -121,13 +121,7 @@ impl Channel for Outbox {
             Stat::new("SMS characters", info.chars),
             Stat::new("SMS segments", info.segments),
         ];
-        Ok(Rendered {
-            subject: None,
-            text,
-            html: None,
-            weight: 1,
-            stats,
-        })
+        Ok(Rendered::plain(text, stats))
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {

@@ -287,13 +287,10 @@ impl Channel for Telegram {
                 "the Telegram message is {n} characters, more than the {MAX_TEXT} sendMessage accepts; shorten the announcement or the template"
             ));
         }
-        Ok(Rendered {
-            subject: None,
+        Ok(Rendered::plain(
             text,
-            html: None,
-            weight: 1,
-            stats: vec![Stat::limited("Telegram characters", n, MAX_TEXT)],
-        })
+            vec![Stat::limited("Telegram characters", n, MAX_TEXT)],
+        ))
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {

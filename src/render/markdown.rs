@@ -23,31 +23,15 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 }
 
 fn sanitized(markdown: &str) -> impl Iterator<Item = Event<'_>> {
-    Parser::new_ext(markdown, options()).filter_map(|event| match event {
-        Event::Html(_) | Event::InlineHtml(_) => None,
-        Event::Start(Tag::Link {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Some(Event::Start(Tag::Link {
-            link_type,
-            dest_url: safe_url(dest_url),
-            title,
-            id,
-        })),
-        Event::Start(Tag::Image {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Some(Event::Start(Tag::Image {
-            link_type,
-            dest_url: safe_url(dest_url),
-            title,
-            id,
-        })),
-        other => Some(other),
+    Parser::new_ext(markdown, options()).filter_map(|mut event| {
+        match &mut event {
+            Event::Html(_) | Event::InlineHtml(_) => return None,
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                *dest_url = safe_url(std::mem::replace(dest_url, CowStr::Borrowed("")));
+            }
+            _ => {}
+        }
+        Some(event)
     })
 }
 
@@ -137,9 +121,13 @@ mod tests {
 
     #[test]
     fn dangerous_links_are_neutralised() {
-        let html = to_html("[klick](javascript:alert(1)) [ok](https://example.de)");
-        assert!(!html.contains("javascript"), "{html}");
+        let html = to_html(
+            "[klick](javascript:alert(1)) [ok](https://example.de) ![bild](data:text/html,x) ![ok](https://example.de/a.png)",
+        );
+        assert!(!html.contains("javascript") && !html.contains("data:"), "{html}");
+        assert!(html.contains("href=\"#\"") && html.contains("src=\"#\""), "{html}");
         assert!(html.contains("href=\"https://example.de\""), "{html}");
+        assert!(html.contains("src=\"https://example.de/a.png\""), "{html}");
     }
 
     #[test]

@@ -333,6 +333,19 @@ mod tests {
     }
 
     /// Checks the invariants of `split` and returns the parts.
+    /// Each text's encoding, units, segments and units per segment, and a split that checks out.
+    fn check_analysis<const N: usize>(encoding: Encoding, cases: [(String, usize, u32, usize); N]) {
+        for (text, units, segments, per) in cases {
+            let info = analyze(&text);
+            assert_eq!(
+                (info.encoding, info.units, info.segments, info.per_segment),
+                (encoding, units, segments, per),
+                "{text:?}"
+            );
+            check_split(&text);
+        }
+    }
+
     fn check_split(text: &str) -> Vec<String> {
         let info = analyze(text);
         let parts = split(text);
@@ -463,7 +476,7 @@ mod tests {
     #[test]
     fn gsm7_limits() {
         let a = |n| "a".repeat(n);
-        for (text, units, segments, per) in [
+        let cases = [
             (a(160), 160, 1, 160),
             (a(161), 161, 2, 153),
             (a(306), 306, 2, 153),
@@ -474,15 +487,8 @@ mod tests {
             ("€".repeat(81), 162, 2, 153),
             // 153 pairs = 306 septets, but a part holds only 76 pairs.
             ("{".repeat(153), 306, 3, 153),
-        ] {
-            let info = analyze(&text);
-            assert_eq!(
-                (info.encoding, info.units, info.segments, info.per_segment),
-                (Encoding::Gsm7, units, segments, per),
-                "{text:?}"
-            );
-            check_split(&text);
-        }
+        ];
+        check_analysis(Encoding::Gsm7, cases);
     }
 
     #[test]
@@ -514,7 +520,7 @@ mod tests {
     fn ucs2_limits_and_surrogate_pairs() {
         let x = |n| "x".repeat(n);
         let c = |n| "ç".repeat(n);
-        for (text, units, segments, per) in [
+        let cases = [
             (c(70), 70, 1, 70),
             (c(71), 71, 2, 67),
             (c(134), 134, 2, 67),
@@ -523,15 +529,8 @@ mod tests {
             ("😀".repeat(36), 72, 2, 67),
             // parts of 33 emoji (66 units): 200 units need 4 parts.
             ("😀".repeat(100), 200, 4, 67),
-        ] {
-            let info = analyze(&text);
-            assert_eq!(
-                (info.encoding, info.units, info.segments, info.per_segment),
-                (Encoding::Ucs2, units, segments, per),
-                "{text:?}"
-            );
-            check_split(&text);
-        }
+        ];
+        check_analysis(Encoding::Ucs2, cases);
 
         // The emoji would take units 67 and 68: the first part holds 66.
         let text = "ç".to_owned() + &x(65) + "😀" + &x(66);

@@ -53,12 +53,6 @@ fn escaping_of(name: &str) -> Escaping {
     }
 }
 
-/// Escape a value for the inside of a JSON string literal (the template supplies the quotes).
-fn json_escape(s: &str) -> String {
-    let quoted = serde_json::to_string(s).unwrap_or_default();
-    quoted[1..quoted.len() - 1].to_string()
-}
-
 pub struct Templates {
     html: Handlebars<'static>,
     json: Handlebars<'static>,
@@ -81,7 +75,7 @@ impl std::fmt::Debug for Templates {
 fn escape_fn(escaping: Escaping) -> super::skeleton::Escape {
     match escaping {
         Escaping::Html => handlebars::html_escape,
-        Escaping::Json => json_escape,
+        Escaping::Json => crate::escape::json_str,
         Escaping::Text => handlebars::no_escape,
     }
 }

@@ -40,11 +40,6 @@ pub struct Generic {
     from: String,
 }
 
-fn json_escape(s: &str) -> String {
-    let quoted = serde_json::to_string(s).unwrap_or_default();
-    quoted[1..quoted.len() - 1].to_string()
-}
-
 impl Generic {
     pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Generic, String> {
         let url = match (cfg.url.as_deref(), cfg.base_url.as_deref()) {
@@ -103,7 +98,7 @@ impl Generic {
         let mut body = Handlebars::new();
         body.set_strict_mode(true);
         match format {
-            Format::Json => body.register_escape_fn(json_escape),
+            Format::Json => body.register_escape_fn(crate::escape::json_str),
             Format::Form => body.register_escape_fn(http::form_encode),
         }
         let template = cfg.body_template.as_deref().unwrap_or(match format {

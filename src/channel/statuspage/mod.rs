@@ -25,6 +25,7 @@ use crate::announcement::{Announcement, Severity};
 use crate::channel::webhook::http::tail;
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::Config;
+use crate::escape::shell_quote;
 use crate::journal::{Journal, Status};
 use crate::render::{Context, Templates};
 
@@ -53,11 +54,6 @@ impl std::ops::Deref for Statuspage {
     fn deref(&self) -> &Site {
         &self.site
     }
-}
-
-/// Quote for `sh`: single quotes, with embedded ones as `'\''`.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Write a file of the public site atomically. Unlike `fsutil::write_private_atomic` (0600, for
@@ -354,16 +350,5 @@ impl Channel for Statuspage {
                 Err(e) => format!("cannot write to {}: {e}", self.dir.display()),
             },
         }]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_quoting() {
-        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 }

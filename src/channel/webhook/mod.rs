@@ -209,13 +209,7 @@ impl Channel for Webhook {
                 "none"
             },
         ));
-        Ok(Rendered {
-            subject: None,
-            text: body,
-            html: None,
-            weight: 1,
-            stats,
-        })
+        Ok(Rendered::plain(body, stats))
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {

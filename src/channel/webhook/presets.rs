@@ -75,13 +75,27 @@ fn too_long(what: &str, n: usize, max: usize) -> String {
     format!("{what} is {n} characters, more than the {max} the API accepts; shorten the announcement or the template")
 }
 
+/// The title line as the tool marks it up, the text, the link on a line of its own; `Err` when
+/// that is more than `max` characters.
+fn titled(m: &ChatMessage<'_>, title: &str, what: &str, max: usize) -> Result<String, String> {
+    let mut text = format!("{title}\n{}", m.text);
+    if let Some(link) = m.link {
+        text.push_str(&format!("\n{link}"));
+    }
+    let n = chars(&text);
+    if n > max {
+        return Err(too_long(what, n, max));
+    }
+    Ok(text)
+}
+
 /// Slack incoming webhooks (docs.slack.dev, "Sending messages using incoming webhooks"): a JSON
 /// body with `text` and optional Block Kit `blocks`; with blocks, `text` is the notification
 /// fallback. Text is mrkdwn, in which `&`, `<` and `>` must be escaped as entities
 /// ("Formatting text for app surfaces"). Blocks: a `header` (plain_text, max 150 chars) and a
 /// `section` (mrkdwn, max 3000 chars).
 fn slack(m: &ChatMessage<'_>) -> Value {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = crate::escape::slack_mrkdwn;
     let mut text = format!("*{}*\n{}", esc(m.title), esc(m.text));
     let mut section = esc(m.text);
     if let Some(link) = m.link {
@@ -105,14 +119,7 @@ fn slack(m: &ChatMessage<'_>) -> Value {
 /// JSON with `content` (up to 2000 characters, Markdown). `allowed_mentions` with an empty
 /// `parse` list keeps "@everyone" in an announcement from pinging anybody.
 fn discord(m: &ChatMessage<'_>) -> Result<Value, String> {
-    let mut content = format!("**{}**\n{}", m.title, m.text);
-    if let Some(link) = m.link {
-        content.push_str(&format!("\n{link}"));
-    }
-    let n = chars(&content);
-    if n > DISCORD_MAX {
-        return Err(too_long("the Discord message", n, DISCORD_MAX));
-    }
+    let content = titled(m, &format!("**{}**", m.title), "the Discord message", DISCORD_MAX)?;
     Ok(json!({"content": content, "allowed_mentions": {"parse": []}}))
 }
 
@@ -151,28 +158,19 @@ fn teams(m: &ChatMessage<'_>) -> Value {
 /// Mattermost incoming webhooks (developers.mattermost.com/integrate/webhooks/incoming): JSON with
 /// `text` in Markdown (Slack-compatible `attachments` are optional and not used).
 fn mattermost(m: &ChatMessage<'_>) -> Result<Value, String> {
-    let mut text = format!("#### {}\n{}", m.title, m.text);
-    if let Some(link) = m.link {
-        text.push_str(&format!("\n{link}"));
-    }
-    let n = chars(&text);
-    if n > MATTERMOST_MAX {
-        return Err(too_long("the Mattermost message", n, MATTERMOST_MAX));
-    }
+    let text = titled(
+        m,
+        &format!("#### {}", m.title),
+        "the Mattermost message",
+        MATTERMOST_MAX,
+    )?;
     Ok(json!({"text": text}))
 }
 
 /// Google Chat incoming webhooks (developers.google.com/workspace/chat/quickstart/webhooks): a
 /// Message with `text` (`*bold*`, URLs are linked; at most 4096 characters).
 fn google_chat(m: &ChatMessage<'_>) -> Result<Value, String> {
-    let mut text = format!("*{}*\n{}", m.title, m.text);
-    if let Some(link) = m.link {
-        text.push_str(&format!("\n{link}"));
-    }
-    let n = chars(&text);
-    if n > GOOGLE_CHAT_MAX {
-        return Err(too_long("the Google Chat message", n, GOOGLE_CHAT_MAX));
-    }
+    let text = titled(m, &format!("*{}*", m.title), "the Google Chat message", GOOGLE_CHAT_MAX)?;
     Ok(json!({"text": text}))
 }
 
