@@ -471,8 +471,8 @@ async fn http_200_quota_exceeded_stops_the_channel_and_resume_finishes() {
 // ---------------------------------------------------------------------------------------------
 
 /// The example folder with the outbox channel, slowed down so a run lasts a while.
-fn outbox_workspace(recipients: usize, delay_ms: u64) -> Workspace {
-    let w = Workspace::example();
+fn outbox_workspace(recipients: usize, delay_ms: u64) -> Arc<Workspace> {
+    let w = Scenario::example().build();
     w.audience("people.csv", recipients);
     w.config_replace("file = \"customers.csv\"", "file = \"people.csv\"");
     w.config_replace("suppress = \"optouts.txt\"", "");
@@ -485,7 +485,7 @@ fn outbox_workspace(recipients: usize, delay_ms: u64) -> Workspace {
     w
 }
 
-const SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
+use support::scenario::EXAMPLE_SEND as SEND;
 
 /// A tmpfs at `dir`, or a failed test: these cases need `mount` (root, as in CI), and a fault
 /// test that quietly does not run proves nothing.
@@ -697,18 +697,7 @@ fn a_second_process_cannot_use_a_busy_state_folder() {
 fn concurrent_sends_of_the_same_announcement_do_not_both_send() {
     let w = outbox_workspace(6, 0);
     // The person: `send` on a pseudo-terminal, stopped at the confirmation prompt.
-    let mut person = Command::new("script")
-        .current_dir(w.root())
-        .args([
-            "-qec",
-            &format!("{} send notices/example.md", env!("CARGO_BIN_EXE_announce")),
-            "/dev/null",
-        ])
-        .env_remove("ANNOUNCE_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("util-linux `script`");
+    let mut person = w.terminal("send notices/example.md");
     let mut screen = BufReader::new(person.stdout.take().unwrap());
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
