@@ -111,6 +111,11 @@ impl Scenario {
         self
     }
 
+    /// `env` for each pair.
+    pub fn envs(self, pairs: &[(&str, &str)]) -> Scenario {
+        pairs.iter().fold(self, |s, (k, v)| s.env(k, v))
+    }
+
     /// Without the environment `env` gave (a test of a missing secret).
     pub fn no_env(mut self) -> Scenario {
         self.env.clear();
@@ -200,6 +205,11 @@ impl Run {
     /// The one delivery to `recipient` in the `--json` report on stdout.
     pub fn delivery(&self, recipient: &str) -> Value {
         self.only(|d| d["recipient"] == recipient, recipient)
+    }
+
+    /// The one delivery on each of `channels`, in that order.
+    pub fn deliveries_on(&self, channels: &[&str]) -> Vec<Value> {
+        channels.iter().map(|c| self.delivery_on(c)).collect()
     }
 
     /// The one delivery on `channel` in the `--json` report on stdout.
