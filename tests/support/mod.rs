@@ -75,6 +75,11 @@ impl Workspace {
     }
 
     pub fn write(&self, rel: &str, contents: &str) -> &Workspace {
+        self.write_bytes(rel, contents.as_bytes())
+    }
+
+    /// `write` for contents that need not be UTF-8.
+    pub fn write_bytes(&self, rel: &str, contents: &[u8]) -> &Workspace {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, contents).unwrap();
@@ -311,9 +316,26 @@ impl Workspace {
         }
     }
 
+    /// Wait until the outbox holds `n` files (a run in the background got going). The bound
+    /// only keeps a hung run from hanging the suite.
+    pub fn await_outbox(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while self.outbox().len() < n {
+            assert!(std::time::Instant::now() < deadline, "the run never got going");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// The recipient of each outbox file ("000012-anna@example.de.eml" -> anna@example.de).
     pub fn outbox_recipients(&self) -> Vec<String> {
         self.outbox().iter().map(|p| outbox_recipient(p)).collect()
+    }
+
+    /// The journal's rows of the latest run.
+    pub fn latest_rows(&self) -> Vec<announce::journal::DeliveryRow> {
+        let j = self.journal();
+        let run = j.latest_run_id().unwrap().expect("a run");
+        j.deliveries(&run).unwrap()
     }
 
     pub fn journal(&self) -> announce::journal::Journal {

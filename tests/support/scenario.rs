@@ -44,7 +44,7 @@ pub struct Scenario {
     raw_config: Option<String>,
     env: Vec<(String, String)>,
     org: Option<String>,
-    audience: Option<String>,
+    audience: Option<Vec<u8>>,
     channels: String,
     files: Vec<(String, String)>,
 }
@@ -85,8 +85,13 @@ impl Scenario {
     }
 
     /// customers.csv, and `[audience] file = "customers.csv"`.
-    pub fn audience(mut self, csv: &str) -> Scenario {
-        self.audience = Some(csv.to_string());
+    pub fn audience(self, csv: &str) -> Scenario {
+        self.audience_bytes(csv.as_bytes())
+    }
+
+    /// `audience` for a file that need not be UTF-8.
+    pub fn audience_bytes(mut self, csv: &[u8]) -> Scenario {
+        self.audience = Some(csv.to_vec());
         self
     }
 
@@ -160,7 +165,7 @@ impl Scenario {
         w.base_config = self.head();
         w.write("channels.toml", &self.config_text());
         if let Some(csv) = &self.audience {
-            w.write("customers.csv", csv);
+            w.write_bytes("customers.csv", csv);
         }
         for (rel, contents) in &self.files {
             w.write(rel, contents);
