@@ -3,7 +3,6 @@
 use crate::support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use support::scenario::EXAMPLE_SEND as SEND;
 use support::{Scenario, Workspace, outbox_recipient, repo};
@@ -142,11 +141,7 @@ fn sigkill_halfway_then_resume_completes_exactly_once() {
         .args(["send", "notices/example.md", "--yes"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while w.outbox().len() < 4 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    w.await_outbox(4);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // The resume need not be slow; the journal, not the config, says what is left to send.
@@ -526,11 +521,7 @@ fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while w.outbox().len() < 4 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    w.await_outbox(4);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
