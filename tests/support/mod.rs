@@ -40,6 +40,8 @@ pub struct Workspace {
     env: Vec<(String, String)>,
     /// The Scenario's config without its channel tables, for `channels`.
     base_config: String,
+    /// Values (a Scenario's `secret`s) no run may print.
+    secrets: Vec<String>,
 }
 
 pub struct Run {
@@ -57,6 +59,7 @@ impl Workspace {
             dir: tempfile::tempdir().expect("temp dir"),
             env: Vec::new(),
             base_config: String::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -166,9 +169,29 @@ impl Workspace {
 
     pub fn run_env<K: AsRef<OsStr>, V: AsRef<OsStr>>(&self, args: &[&str], env: &[(K, V)]) -> Run {
         let output = self.command_with(args, env).output().expect("run announce");
-        Run {
+        self.checked(Run {
             output,
             args: args.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// The run, once it is clear that it printed none of the folder's secrets.
+    fn checked(&self, run: Run) -> Run {
+        let all = format!("{}{}", run.stdout(), run.stderr());
+        for s in &self.secrets {
+            assert!(
+                !all.contains(s.as_str()),
+                "a secret leaked into the output:\n{}",
+                run.describe()
+            );
+        }
+        run
+    }
+
+    /// None of the folder's secrets is in any file of the state folder.
+    pub fn assert_secrets_absent(&self) {
+        for s in &self.secrets {
+            self.assert_absent(s, &[]);
         }
     }
 
@@ -179,10 +202,10 @@ impl Workspace {
         let output = tokio::task::spawn_blocking(move || c.output().expect("run announce"))
             .await
             .unwrap();
-        Run {
+        self.checked(Run {
             output,
             args: args.iter().map(|s| s.to_string()).collect(),
-        }
+        })
     }
 
     /// `run` in the subfolder `dir` (a folder `init` made).

@@ -43,6 +43,7 @@ pub struct Scenario {
     /// The whole config as written (`example`), instead of the parts.
     raw_config: Option<String>,
     env: Vec<(String, String)>,
+    secrets: Vec<String>,
     org: Option<String>,
     audience: Option<Vec<u8>>,
     channels: String,
@@ -116,6 +117,12 @@ impl Scenario {
         self
     }
 
+    /// `env`, for a secret: every run of the folder fails if it prints `value`.
+    pub fn secret(mut self, key: &str, value: &str) -> Scenario {
+        self.secrets.push(value.to_string());
+        self.env(key, value)
+    }
+
     /// `env` for each pair.
     pub fn envs(self, pairs: &[(&str, &str)]) -> Scenario {
         pairs.iter().fold(self, |s, (k, v)| s.env(k, v))
@@ -163,6 +170,7 @@ impl Scenario {
     pub fn build(self) -> Arc<Workspace> {
         let mut w = Workspace::empty().with_env(self.env.clone());
         w.base_config = self.head();
+        w.secrets = self.secrets.clone();
         w.write("channels.toml", &self.config_text());
         if let Some(csv) = &self.audience {
             w.write_bytes("customers.csv", csv);
