@@ -97,13 +97,13 @@ fn keys(r: &Recorded) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread")]
 async fn facebook_text_post_sends_exactly_the_documented_request() {
     let fake = GraphFake::start().await;
-    let w = graph(&[facebook_block(&fake.uri(), "")])
+    let (w, r) = graph(&[facebook_block(&fake.uri(), "")])
         .notice(
             &front("channels = [\"facebook\"]\nlink = \"https://status.example.de\""),
             BODY,
         )
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(0);
     let d = r.delivery_on("facebook");
     assert_eq!(d["recipient"], PAGE_ID);
@@ -147,10 +147,8 @@ async fn facebook_text_post_sends_exactly_the_documented_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn facebook_photo_post_from_an_image_url_reports_the_post_id() {
     let fake = GraphFake::start().await;
-    let w = graph(&[facebook_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"facebook\"]\nlink = \"https://status.example.de\"\nimage = \"https://cdn.example.de/notice.jpg\""), BODY)
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\"]\nlink = \"https://status.example.de\"\nimage = \"https://cdn.example.de/notice.jpg\""), BODY).send_async().await;
     r.code(0);
     let reqs = fake.requests();
     assert_eq!(endpoints(&reqs), [Endpoint::Photos]);
@@ -204,10 +202,8 @@ async fn facebook_photo_post_uploads_a_local_file_as_multipart_source() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instagram_post_goes_through_the_whole_container_flow() {
     let fake = GraphFake::start().await;
-    let w = graph(&[instagram_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/notice.jpg\"\n[vars]\nimage_alt = \"Schild an der Studiotür\""), BODY)
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/notice.jpg\"\n[vars]\nimage_alt = \"Schild an der Studiotür\""), BODY).send_async().await;
     r.code(0);
     let reqs = fake.requests();
     use Endpoint::*;
@@ -329,10 +325,10 @@ async fn a_local_image_without_a_facebook_channel_is_refused_at_validation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_announcement_without_an_image_skips_instagram_with_the_reason() {
     let fake = GraphFake::start().await;
-    let w = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
         .notice(&front("channels = [\"facebook\", \"instagram\"]"), BODY)
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(0);
     let ig = r.delivery_on("instagram");
     assert_eq!(ig["status"], "skipped");
@@ -357,10 +353,10 @@ async fn an_expired_token_fails_at_once_with_renewal_advice() {
             "Error validating access token: Session has expired on Friday, 06-Nov-26 09:00:00 PST.",
         ),
     );
-    let w = graph(&[facebook_block(&fake.uri(), "")])
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
         .notice(&front("channels = [\"facebook\"]"), BODY)
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 1);
@@ -436,13 +432,13 @@ async fn a_container_in_error_fails_with_the_reason() {
         ("IN_PROGRESS", "In Progress"),
         ("ERROR", "Error: The aspect ratio is not supported. (2207009)"),
     ]);
-    let w = graph(&[instagram_block(&fake.uri(), "")])
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
         .notice(
             &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/wide.jpg\""),
             BODY,
         )
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -459,13 +455,13 @@ async fn a_container_in_error_fails_with_the_reason() {
 async fn an_expired_container_is_not_published() {
     let fake = GraphFake::start().await;
     fake.container_script(&[("EXPIRED", "Expired: the container was not published within 24 hours")]);
-    let w = graph(&[instagram_block(&fake.uri(), "")])
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
         .notice(
             &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
             BODY,
         )
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_eq!(d["status"], "failed");
@@ -477,13 +473,13 @@ async fn an_expired_container_is_not_published() {
 async fn a_used_up_publishing_limit_is_refused_politely_before_anything_is_created() {
     let fake = GraphFake::start().await;
     fake.quota(50, 50);
-    let w = graph(&[instagram_block(&fake.uri(), "")])
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
         .notice(
             &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
             BODY,
         )
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -504,13 +500,13 @@ async fn the_publishing_limit_error_at_media_publish_is_permanent() {
         FakeError::new(9, Some(2207042), "Application request limit reached"),
     );
     fake.container_script(&[("FINISHED", "Finished")]);
-    let w = graph(&[instagram_block(&fake.uri(), "")])
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
         .notice(
             &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
             BODY,
         )
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -556,10 +552,10 @@ async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted(
 async fn an_attempt_cut_off_after_the_post_was_sent_is_unknown_not_retried() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(10));
-    let w = graph(&[facebook_block(&fake.uri(), "timeout = \"1s\"")])
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "timeout = \"1s\"")])
         .notice(&front("channels = [\"facebook\"]"), BODY)
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "unknown", 1);
@@ -581,10 +577,10 @@ async fn a_refused_connection_is_transient_and_retried() {
         .local_addr()
         .unwrap()
         .port();
-    let w = graph(&[facebook_block(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")])
+    let (_w, r) = graph(&[facebook_block(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")])
         .notice(&front("channels = [\"facebook\"]"), BODY)
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 2);
@@ -595,13 +591,13 @@ async fn a_refused_connection_is_transient_and_retried() {
 async fn a_caption_with_31_hashtags_is_refused_before_anything_is_sent() {
     let fake = GraphFake::start().await;
     let tags: Vec<String> = (1..=31).map(|i| format!("#tag{i}")).collect();
-    let w = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
+    let (w, r) = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
         .notice(
             &front("channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
             &format!("{BODY}\n\n{}", tags.join(" ")),
         )
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(2).stderr_has("31 hashtags (max 30)");
     assert!(fake.requests().is_empty(), "nothing was sent, not even to Facebook");
     assert!(!w.path(".announce/journal.sqlite3").exists());
@@ -610,10 +606,10 @@ async fn a_caption_with_31_hashtags_is_refused_before_anything_is_sent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_facebook_post_over_the_length_limit_is_refused() {
     let fake = GraphFake::start().await;
-    let w = graph(&[facebook_block(&fake.uri(), "")])
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
         .notice(&front("channels = [\"facebook\"]"), &"Sehr lang. ".repeat(6000))
-        .build();
-    let r = w.run_async(SEND, NO_ENV).await;
+        .send_async()
+        .await;
     r.code(2).stderr_has("Facebook allows 63206");
     assert!(fake.requests().is_empty());
 }

@@ -182,6 +182,15 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// `build`, then `SEND` (from async tests, so the fakes on the runtime keep serving).
+    pub async fn send_async(self) -> (Arc<Workspace>, Run) {
+        let w = self.build();
+        let r = w.run_async(SEND, super::NO_ENV).await;
+        (w, r)
+    }
+}
+
 /// A delivery's status and attempts, as the report gives them.
 pub fn assert_outcome(d: &Value, status: &str, attempts: u64) {
     assert_eq!(
