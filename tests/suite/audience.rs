@@ -2,67 +2,32 @@
 //! encodings, oversized input, and what `preview` says about recipients.
 
 use crate::support;
-use crate::support::channels;
 
-use channels::python_script;
-use support::Workspace;
+use support::Scenario;
 
-const SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
+use support::scenario::EXAMPLE_SEND as SEND;
 
-/// Write `text` to `rel` in the workspace with Python's codec `codec` (an independent encoder).
-fn write_with_python_codec(w: &Workspace, rel: &str, text: &str, codec: &str) {
-    python_script(
-        "codecs",
-        "import sys; open(sys.argv[1], 'w', encoding=sys.argv[2], newline='').write(sys.argv[3])",
-        &[w.path(rel).to_str().unwrap(), codec, text],
-    );
-}
-
-/// The decoded `To` header of every .eml in the outbox, by Python's email package.
-fn outbox_to_headers(w: &Workspace) -> Vec<String> {
-    let files: Vec<String> = w
-        .outbox()
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .map(|p| p.to_str().unwrap().to_string())
-        .collect();
-    let args: Vec<&str> = files.iter().map(String::as_str).collect();
-    let out = python_script(
-        "email",
-        "import sys, json, email, email.policy\n\
-         print(json.dumps([str(email.message_from_bytes(open(p, 'rb').read(), policy=email.policy.default)['To']) \
-         for p in sys.argv[1:]]))",
-        &args,
-    );
-    let mut to: Vec<String> = serde_json::from_str(&out).unwrap();
-    to.sort();
-    to
-}
-
-fn assert_nothing_sent(w: &Workspace) {
-    assert!(w.outbox().is_empty(), "{:?}", w.outbox());
-    if w.path(".announce/journal.sqlite3").exists() {
-        assert!(w.journal().runs().unwrap().is_empty(), "no run journaled");
-    }
-}
-
+/// `n` well-formed data rows.
 fn good_rows(n: usize) -> String {
     (0..n).map(|i| format!("Kunde {i},kunde{i}@example.de\n")).collect()
 }
 
 #[test]
 fn an_unclosed_quote_refuses_the_file_naming_its_line() {
-    let w = Workspace::example();
-    let csv = format!(
-        "name,email\nAnna,anna@example.de\n\"Ben, unclosed,ben@example.de\n{}",
-        good_rows(1000)
-    );
-    w.write("customers.csv", &csv);
+    let w = Scenario::example()
+        .file(
+            "customers.csv",
+            &format!(
+                "name,email\nAnna,anna@example.de\n\"Ben, unclosed,ben@example.de\n{}",
+                good_rows(1000)
+            ),
+        )
+        .build();
     let r = w.run(SEND);
     r.code(2)
         .stderr_has("customers.csv: line 3: a quoted field opens here and is never closed")
         .stderr_has("swallow the 1000 line(s) after it");
-    assert_nothing_sent(&w);
+    w.assert_nothing_sent();
 
     // The same quote paired with a stray one 500 lines on: the lines between are rows.
     let csv = format!(
@@ -75,7 +40,7 @@ fn an_unclosed_quote_refuses_the_file_naming_its_line() {
         .code(2)
         .stderr_has("customers.csv: line 3: a quoted field opens here and only closes on line 504")
         .stderr_has("swallow the 500 line(s) between");
-    assert_nothing_sent(&w);
+    w.assert_nothing_sent();
 
     // Once fixed, every row is sent.
     w.write(
@@ -92,7 +57,7 @@ fn an_unclosed_quote_refuses_the_file_naming_its_line() {
 
 #[test]
 fn a_german_excel_export_in_windows_1252_reaches_everyone() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let rows = [
         ("Jürgen Müller", "mueller@example.de"),
         ("Weiß, Anna", "weiss@example.de"),
@@ -107,13 +72,13 @@ fn a_german_excel_export_in_windows_1252_reaches_everyone() {
         };
         text.push_str(&format!("{name};{mail};030 1234567\r\n"));
     }
-    write_with_python_codec(&w, "customers.csv", &text, "cp1252");
+    w.write_encoded("customers.csv", &text, "cp1252");
     assert!(std::str::from_utf8(&std::fs::read(w.path("customers.csv")).unwrap()).is_err());
 
     let r = w.run(SEND);
     r.code(0).stderr_has("read as Windows-1252");
     assert_eq!(r.json()["totals"]["sent"], 3, "{}", r.describe());
-    let to = outbox_to_headers(&w);
+    let to = w.outbox_to_headers();
     assert_eq!(to.len(), 3, "{to:?}");
     for (name, mail) in rows {
         assert!(
@@ -132,10 +97,10 @@ fn a_german_excel_export_in_windows_1252_reaches_everyone() {
 
 #[test]
 fn excel_unicode_text_utf16_with_tabs_reaches_everyone() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let text = "Name\tE-Mail\tTelefon\r\nÖzlem Kaya\toezlem@example.de\t\r\nŁukasz Żółw\tlukasz@example.de\t\r\n";
     // Python's "utf-16" writes a BOM and the machine's byte order (little-endian here, as Excel).
-    write_with_python_codec(&w, "customers.csv", text, "utf-16");
+    w.write_encoded("customers.csv", text, "utf-16");
     assert!(
         std::fs::read(w.path("customers.csv"))
             .unwrap()
@@ -144,22 +109,22 @@ fn excel_unicode_text_utf16_with_tabs_reaches_everyone() {
     let r = w.run(SEND);
     r.code(0).stderr_has("read as UTF-16");
     assert_eq!(r.json()["totals"]["sent"], 2, "{}", r.describe());
-    let to = outbox_to_headers(&w);
+    let to = w.outbox_to_headers();
     assert!(to.iter().any(|t| t.contains("Łukasz Żółw")), "{to:?}");
 }
 
 #[test]
 fn an_unknown_encoding_in_the_config_is_refused_with_its_place() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.config_replace("[audience]\n", "[audience]\nencoding = \"latin1\"\n");
     let r = w.run(SEND);
     r.code(2).stderr_has("channels.toml:").stderr_has("latin1");
-    assert_nothing_sent(&w);
+    w.assert_nothing_sent();
 }
 
 #[test]
 fn oversized_lines_and_headers_are_refused() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     // 10 MB: a line of a data row, then a header.
     let huge = "x".repeat(10 << 20);
     w.write(
@@ -169,18 +134,18 @@ fn oversized_lines_and_headers_are_refused() {
     w.run(SEND)
         .code(2)
         .stderr_has("customers.csv: line 3 is longer than 1 MiB");
-    assert_nothing_sent(&w);
+    w.assert_nothing_sent();
 
     w.write("customers.csv", &format!("name,email,{huge}\nAnna,anna@example.de,\n"));
     w.run(SEND)
         .code(2)
         .stderr_has("customers.csv: line 1: the header row is longer than 64 KiB");
-    assert_nothing_sent(&w);
+    w.assert_nothing_sent();
 }
 
 #[test]
 fn preview_of_a_recipient_not_in_the_audience_is_exit_2() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.run(&["preview", "notices/example.md", "--recipient", "nobody@example.de"])
         .code(2)
         .stderr_has("--recipient nobody@example.de: no such recipient to preview");
@@ -206,7 +171,7 @@ fn preview_of_a_recipient_not_in_the_audience_is_exit_2() {
 
 #[test]
 fn preview_says_why_a_channel_has_nobody_to_show() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.config_replace(
         "[channels.sms]\ntype = \"sms\"\nenabled = false\n",
         "[channels.sms]\ntype = \"sms\"\nenabled = true\n",
@@ -232,7 +197,7 @@ fn preview_says_why_a_channel_has_nobody_to_show() {
 
 #[test]
 fn preview_names_the_template_files_that_override_built_ins() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.config_replace("# templates_dir = \"templates\"", "templates_dir = \"templates\"");
     w.write("templates/email.subject.hbs", "Wichtig: {{title}}");
     w.write("templates/extra.txt.hbs", "unused");
@@ -252,7 +217,7 @@ fn preview_names_the_template_files_that_override_built_ins() {
 
 #[test]
 fn the_plan_lists_the_first_unreadable_rows_and_counts_the_rest() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let bad: String = (0..25).map(|i| format!("Solo {i}\n")).collect();
     w.write("customers.csv", &format!("name,email\n{bad}Anna,anna@example.de\n"));
     let r = w.run(&["send", "notices/example.md", "--yes", "--dry-run"]);

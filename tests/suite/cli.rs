@@ -3,17 +3,9 @@
 use crate::support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
-use support::{Workspace, repo};
-
-const SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
-
-/// Recipient address from an outbox file name "000012-anna@example.de.eml".
-fn outbox_recipient(p: &std::path::Path) -> String {
-    let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-    name.split_once('-').unwrap().1.to_string()
-}
+use support::scenario::EXAMPLE_SEND as SEND;
+use support::{Scenario, Workspace, outbox_recipient, repo};
 
 #[test]
 fn readme_first_command_broadcasts_the_example() {
@@ -40,7 +32,7 @@ fn readme_first_command_broadcasts_the_example() {
         ]
     );
 
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     std::fs::create_dir(w.path("examples")).unwrap();
     for f in ["channels.toml", "customers.csv", "optouts.txt", "notices/example.md"] {
         w.write(&format!("examples/{f}"), &w.read(f));
@@ -86,7 +78,7 @@ fn readme_first_command_broadcasts_the_example() {
 
 #[test]
 fn phone_only_recipients_get_the_sms_shape() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.run(SEND).code(3);
     let json: Vec<_> = w
         .outbox()
@@ -103,14 +95,14 @@ fn phone_only_recipients_get_the_sms_shape() {
 #[test]
 fn invalid_input_exits_2_and_sends_nothing() {
     // Malformed config.
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.config_replace("dir = \"outbox\"", "dir = \"outbox\"\ndri = 3");
     w.run(SEND).code(2).stderr_has("channels.toml:").stderr_has("dri");
     assert!(w.outbox().is_empty());
     assert!(!w.path(".announce/journal.sqlite3").exists(), "no run may be journaled");
 
     // A template that uses a variable the context does not have.
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.config_replace("# templates_dir = \"templates\"", "templates_dir = \"templates\"");
     w.write("templates/email.txt.hbs", "Hallo\n\n{{recipient.nickname}}\n");
     let run = w.run(SEND);
@@ -119,7 +111,7 @@ fn invalid_input_exits_2_and_sends_nothing() {
     assert!(!w.path(".announce/journal.sqlite3").exists());
 
     // A front matter error.
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.write(
         "notices/bad.md",
         "+++\ntitle = \"x\"\nseverity = \"apocalyptic\"\n+++\nbody\n",
@@ -133,14 +125,14 @@ fn invalid_input_exits_2_and_sends_nothing() {
 
 #[test]
 fn without_a_terminal_send_needs_yes() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.run(&["send", "notices/example.md"]).code(2).stderr_has("--yes");
     assert!(w.outbox().is_empty());
 }
 
 #[test]
 fn sigkill_halfway_then_resume_completes_exactly_once() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     // Two messages every 2 s: once 4 files are written the run has at least 9 rounds to go, so
     // the kill lands halfway however slow the machine is (no race on how fast the run goes).
     w.config_replace("# delay = \"200ms\"", "delay = \"2s\"\nconcurrency = 2");
@@ -149,11 +141,7 @@ fn sigkill_halfway_then_resume_completes_exactly_once() {
         .args(["send", "notices/example.md", "--yes"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while w.outbox().len() < 4 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    w.await_outbox(4);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // The resume need not be slow; the journal, not the config, says what is left to send.
@@ -201,7 +189,7 @@ fn sigkill_halfway_then_resume_completes_exactly_once() {
 
 #[test]
 fn rate_limit_holds_in_every_one_second_window() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.audience("people.csv", 60);
     w.config_replace("dir = \"outbox\"", "dir = \"outbox\"\nrate = \"20/s\"\nconcurrency = 8");
     w.run(&["send", "notices/example.md", "--yes", "--audience", "people.csv"])
@@ -225,7 +213,7 @@ fn rate_limit_holds_in_every_one_second_window() {
 
 #[test]
 fn the_same_announcement_twice_is_refused_unless_again() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let first = w.run(SEND);
     first.code(3);
     let run_id = first.json()["run_id"].as_str().unwrap().to_string();
@@ -240,7 +228,7 @@ fn the_same_announcement_twice_is_refused_unless_again() {
 
 #[test]
 fn dry_run_sends_nothing_and_does_not_count_as_sent() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let run = w.run(&["send", "notices/example.md", "--dry-run", "--json"]);
     run.code(0);
     let r = run.json();
@@ -253,7 +241,7 @@ fn dry_run_sends_nothing_and_does_not_count_as_sent() {
 
 #[test]
 fn send_reads_stdin() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let mut c = w.command();
     c.args(["send", "-", "--yes", "--json"])
         .stdin(std::process::Stdio::piped())
@@ -275,7 +263,7 @@ fn send_reads_stdin() {
 
 #[test]
 fn reports_in_every_format() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let sent = w.run(SEND);
     let id = sent.json()["run_id"].as_str().unwrap().to_string();
     let r = w.run(&["report", &id, "--format", "json"]);
@@ -388,7 +376,7 @@ fn secrets_never_appear_anywhere() {
         ("TELEGRAM_BOT_TOKEN", "s3cret-tg-9999"),
         ("MASTODON_TOKEN", "s3cret-masto-4242"),
     ];
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let mut outputs = String::new();
     for args in [
         vec!["-vv", "preview", "notices/example.md"],
@@ -418,7 +406,7 @@ fn secrets_never_appear_anywhere() {
 #[test]
 fn journal_and_outbox_are_private_even_with_a_permissive_umask() {
     use std::os::unix::fs::PermissionsExt;
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let mut c = w.command();
     // umask 000 through a shell, so the process inherits it.
     let status = std::process::Command::new("sh")
@@ -447,15 +435,9 @@ fn journal_and_outbox_are_private_even_with_a_permissive_umask() {
 
 #[test]
 fn init_creates_a_folder_that_sends_at_once() {
-    let w = Workspace::empty();
+    let w = Scenario::new().build();
     w.run(&["init", "studio"]).code(0);
-    let mut c = w.command();
-    let out = c
-        .current_dir(w.path("studio"))
-        .args(["send", "notices/example.md", "--yes"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    w.run_in("studio", &["send", "notices/example.md", "--yes"]).code(3);
     assert_eq!(w.files("studio/outbox").len(), 23);
     // init refuses to overwrite.
     w.run(&["init", "studio"]).code(2).stderr_has("overwrite");
@@ -475,23 +457,14 @@ fn edited_init_templates_change_the_messages() {
             })
             .collect()
     };
-    let w = Workspace::empty();
+    let w = Scenario::new().build();
     w.run(&["init", "studio"]).code(0);
     assert!(
         w.read("studio/channels.toml")
             .contains("\ntemplates_dir = \"templates\"")
     );
     w.write("studio/templates/email.subject.hbs", "EDITED {{title}}");
-    let send = |w: &Workspace, dir: &str| {
-        let mut c = w.command();
-        let out = c
-            .current_dir(w.path(dir))
-            .args(["send", "notices/example.md", "--yes"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
-    };
-    send(&w, "studio");
+    w.run_in("studio", &["send", "notices/example.md", "--yes"]).code(3);
     let subjects = subject_of(&w, "studio/outbox");
     assert!(
         !subjects.is_empty() && subjects.iter().all(|s| s.starts_with("Subject: EDITED ")),
@@ -499,7 +472,7 @@ fn edited_init_templates_change_the_messages() {
     );
 
     // Without the key: templates/ beside the config is still used.
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.write("templates/email.subject.hbs", "DEFAULT DIR {{title}}");
     w.run(SEND).code(3);
     let subjects = subject_of(&w, "outbox");
@@ -509,7 +482,7 @@ fn edited_init_templates_change_the_messages() {
     );
 
     // A named folder that is not there.
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.config_replace("# templates_dir = \"templates\"", "templates_dir = \"tmpl\"");
     w.run(SEND).code(2).stderr_has("channels.toml:12:1").stderr_has("tmpl");
     assert!(w.outbox().is_empty());
@@ -517,7 +490,7 @@ fn edited_init_templates_change_the_messages() {
 
 #[test]
 fn preview_shows_lengths_against_limits() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let r = w.run(&["preview", "notices/example.md", "--recipient", "0171 2345678"]);
     r.code(0);
     let out = r.stdout();
@@ -540,7 +513,7 @@ fn preview_shows_lengths_against_limits() {
 
 #[test]
 fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.config_replace("# delay = \"200ms\"", "delay = \"80ms\"\nconcurrency = 2");
     let child = w
         .command()
@@ -548,11 +521,7 @@ fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while w.outbox().len() < 4 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    w.await_outbox(4);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -585,7 +554,7 @@ fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
 
 #[test]
 fn config_from_environment_and_state_dir_override() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     std::fs::rename(w.path("channels.toml"), w.path("studio.toml")).unwrap();
     w.run(&["send", "notices/example.md", "--yes"])
         .code(2)
@@ -599,34 +568,14 @@ fn config_from_environment_and_state_dir_override() {
     assert!(!w.path(".announce").exists());
 }
 
-/// Run `announce` on a pseudo-terminal (util-linux `script`), typing `answer`.
-fn on_terminal(w: &Workspace, args: &str, answer: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("script")
-        .current_dir(w.root())
-        .args([
-            "-qec",
-            &format!("{} {args}", env!("CARGO_BIN_EXE_announce")),
-            "/dev/null",
-        ])
-        .env_remove("ANNOUNCE_CONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("util-linux `script` runs commands on a pty");
-    child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn on_a_terminal_send_shows_the_plan_and_asks() {
-    let w = Workspace::example();
-    let screen = on_terminal(&w, "send notices/example.md", "n\n");
+    let w = Scenario::example().build();
+    let screen = w.on_terminal("send notices/example.md", "n\n");
     assert!(screen.contains("outbox (outbox): 23 to send, 4 skipped"), "{screen}");
     assert!(screen.contains("Send 23 messages now? [y/N]"), "{screen}");
     assert!(w.outbox().is_empty(), "answering no sends nothing");
-    let screen = on_terminal(&w, "send notices/example.md", "y\n");
+    let screen = w.on_terminal("send notices/example.md", "y\n");
     assert!(screen.contains("Details: announce report"), "{screen}");
     assert_eq!(w.outbox().len(), 23);
 }
@@ -637,7 +586,7 @@ fn on_a_terminal_send_shows_the_plan_and_asks() {
 #[test]
 fn a_closed_output_pipe_does_not_stop_the_run() {
     use std::io::BufRead;
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     // Slow enough that the summary and the JSON report are written after the reader left.
     w.config_replace("type = \"outbox\"", "type = \"outbox\"\ndelay = \"20ms\"");
     let (reader, writer) = std::io::pipe().unwrap();
@@ -678,7 +627,7 @@ fn config_values_that_cannot_work_are_refused_at_their_line() {
         ("concurrency = 0", "use 1 to 256"),
     ];
     for (setting, why) in cases {
-        let w = Workspace::example();
+        let w = Scenario::example().build();
         w.config_append(&format!("\n[channels.extra]\ntype = \"outbox\"\n{setting}\n"));
         let config = w.read("channels.toml");
         let line_of = |needle: &str| config[..config.rfind(needle).unwrap()].matches('\n').count() + 1;
@@ -699,28 +648,13 @@ fn config_values_that_cannot_work_are_refused_at_their_line() {
         assert!(w.outbox().is_empty() && !w.path(".announce/journal.sqlite3").exists());
     }
     // [org] timezone: at the key.
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     let c = w.read("channels.toml");
     let (before, _) = c.split_once("\ntimezone").expect("the example has a timezone");
     let line = before.matches('\n').count() + 2;
-    w.write("channels.toml", &with_timezone(&c, "Mars/Olympus_Mons"));
+    w.config_line("timezone", "timezone = \"Mars/Olympus_Mons\"");
     w.run(SEND)
         .code(2)
         .stderr_has(&format!("channels.toml:{line}:"))
         .stderr_has("Mars/Olympus_Mons");
-}
-
-/// The example config with its `[org] timezone` value replaced.
-fn with_timezone(config: &str, tz: &str) -> String {
-    config
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("timezone") {
-                format!("timezone = \"{tz}\"")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }

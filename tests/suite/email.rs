@@ -8,146 +8,45 @@ use crate::support::smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::sync::Arc;
 
 use serde_json::Value;
-use smtp::{Server, header};
-use support::{Run, Scenario, Workspace, assert_outcome};
+use smtp::{PASSWORD, PASSWORD_ENV, Server, TRUSTED, USER, email_channel, header, relay};
+use support::scenario::{SEND, notice_text, send_with};
+use support::{Scenario, assert_outcome};
 
-/// A distinctive password: it must never show up in output, reports or the journal.
-const SECRET: &str = "pw-Zebra-Quokka-7781";
-const PW_ENV: &str = "ANNOUNCE_TEST_SMTP_PASSWORD";
-const USER: &str = "alice";
 const TITLE: &str = "Störung: Website vorübergehend offline";
 
-/// `[channels.email]` with the given relays (already formatted) and extra channel keys.
-fn config(channel_extra: &str, relays: &[String]) -> String {
-    format!(
-        r#"state_dir = ".announce"
-
-[org]
-name = "Studio Test"
-
-[audience]
-file = "customers.csv"
-
-[channels.email]
-type = "email"
-from = "Studio Test <info@studio.example>"
-reply_to = "Termine <termine@studio.example>"
-list_unsubscribe = "https://studio.example/u/abc, mailto:optout@studio.example"
-concurrency = 4
-retry_base = "50ms"
-retry_max = "200ms"
-{channel_extra}
-{}"#,
-        relays.join("\n")
-    )
-}
-
-/// One `[[channels.email.relays]]` on 127.0.0.1 that logs in as alice.
-fn relay(name: &str, port: u16, tls: &str, extra: &str) -> String {
-    format!(
-        r#"  [[channels.email.relays]]
-  name = "{name}"
-  host = "127.0.0.1"
-  port = {port}
-  tls = "{tls}"
-  username = "{USER}"
-  password_env = "{PW_ENV}"
-  {extra}
-"#
-    )
-}
-
-/// aiosmtpd with STARTTLS (required) and AUTH as alice, writing into `ws/box-NAME`.
-fn starttls_server(ws: &Workspace, name: &str, certs: &smtp::Certs, extra: &[&str]) -> Server {
-    let mut args = vec!["--auth-user", USER, "--auth-pass", SECRET];
-    args.extend_from_slice(extra);
-    tls_server(ws, name, certs, &args)
-}
-
-/// aiosmtpd with STARTTLS (required), writing into `ws/box-NAME`; AUTH only as `args` say.
-fn tls_server(ws: &Workspace, name: &str, certs: &smtp::Certs, args: &[&str]) -> Server {
-    let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
-    let mut all = vec!["--mode", "starttls", "--cert", cert, "--key", key];
-    all.extend_from_slice(args);
-    Server::smtp(&ws.path(&format!("box-{name}")), &all)
-}
-
-/// One trusted STARTTLS relay "primary" (aiosmtpd, AUTH as alice) and a channels.toml that uses
-/// it, with `channel_extra` in `[channels.email]`.
-fn trusted_primary(ws: &Workspace, channel_extra: &str, server_args: &[&str]) -> Server {
-    let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(ws, "primary", &certs, server_args);
-    ws.write(
-        "channels.toml",
-        &config(
-            channel_extra,
-            &[relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#)],
-        ),
-    );
-    server
-}
-
-/// The audience and notices/n1.md; each test writes its own channels.toml with `config`.
-fn workspace(recipients: usize) -> Arc<Workspace> {
+/// The email tests' folder without its channels: `recipients` customers, notices/n.md and the
+/// relays' password; each test adds `[channels.email]` once its servers run (`ws.channels`).
+fn email_scenario(recipients: usize) -> Scenario {
     let mut csv = String::from("name,email\n");
     for i in 1..=recipients {
         csv.push_str(&format!("Kundin {i} Müller,kunde{i}@example.de\n"));
     }
-    let ws = Scenario::new().audience(&csv).build();
-    notice(
-        &ws,
-        "notices/n1.md",
-        TITLE,
-        "Unsere Website ist offline. Alle Termine finden statt.",
-    );
-    ws
+    Scenario::new()
+        .org("name = \"Studio Test\"")
+        .audience(&csv)
+        .title(TITLE)
+        .notice(THREAD, "Unsere Website ist offline. Alle Termine finden statt.")
+        .env(PASSWORD_ENV, PASSWORD)
 }
 
-fn notice(ws: &Workspace, rel: &str, title: &str, body: &str) {
-    ws.write(
-        rel,
-        &format!("+++\ntitle = \"{title}\"\nthread = \"outage-1\"\nseverity = \"major\"\n+++\n{body}\n"),
-    );
+/// The front matter of the notices: one thread, so that a follow-up replies to the first.
+/// notices/n2.md: a follow-up in the same thread.
+fn follow_up() -> String {
+    notice_text("Update: Website wieder online", THREAD, "Alles läuft wieder.")
 }
 
-fn send(ws: &Workspace, extra: &[&str]) -> Run {
-    let mut args = vec!["send", "notices/n1.md", "--yes", "--json"];
-    args.extend_from_slice(extra);
-    ws.run_env(&args, &[(PW_ENV, SECRET)])
-}
-
-/// The password is nowhere: not in stdout/stderr, not in any file of the state folder.
-fn assert_secret_absent(ws: &Workspace, runs: &[&Run]) {
-    for r in runs {
-        assert!(
-            !r.stdout().contains(SECRET) && !r.stderr().contains(SECRET),
-            "secret leaked:\n{}",
-            r.describe()
-        );
-    }
-    let files = ws.files(".announce");
-    assert!(!files.is_empty(), "no journal written");
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-            "secret found in {}",
-            f.display()
-        );
-    }
-}
+const THREAD: &str = "thread = \"outage-1\"\nseverity = \"major\"";
 
 #[test]
 fn delivers_to_200_recipients_over_starttls_with_auth() {
-    let ws = workspace(200);
-    let server = trusted_primary(&ws, "", &["--queue-id"]);
+    let ws = email_scenario(200).build();
+    let server = Server::trusted_primary(&ws, "", &["--queue-id"]);
 
-    let run = send(&ws, &[]);
+    let run = ws.run(SEND);
     run.code(0);
-    assert_secret_absent(&ws, &[&run]);
+    ws.assert_absent(PASSWORD, &[&run]);
 
     // Every message arrived exactly once, over TLS, authenticated.
     let messages = server.messages();
@@ -231,7 +130,7 @@ enum Primary {
 /// 50 messages, a broken primary, an alternate on implicit TLS: all arrive through the
 /// alternate and the primary sees only a few connection attempts (circuit breaker).
 fn primary_failure_moves_everything_to_the_alternate(primary: Primary) {
-    let ws = workspace(50);
+    let ws = email_scenario(50).build();
     let certs = smtp::certs(&ws.path("tls"));
     let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
     let alternate = Server::smtp(
@@ -246,7 +145,7 @@ fn primary_failure_moves_everything_to_the_alternate(primary: Primary) {
             "--auth-user",
             USER,
             "--auth-pass",
-            SECRET,
+            PASSWORD,
         ],
     );
     let fault = match primary {
@@ -257,20 +156,17 @@ fn primary_failure_moves_everything_to_the_alternate(primary: Primary) {
         )),
     };
     let primary_port = fault.as_ref().map_or_else(smtp::closed_port, |(_, f)| f.port);
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[
-                relay("primary", primary_port, "starttls", r#"ca_file = "tls/ca.pem""#),
-                relay("alternate", alternate.port, "tls", r#"ca_file = "tls/ca.pem""#),
-            ],
-        ),
-    );
+    ws.channels(&email_channel(
+        "",
+        &[
+            relay("primary", primary_port, "starttls", TRUSTED),
+            relay("alternate", alternate.port, "tls", TRUSTED),
+        ],
+    ));
 
-    let run = send(&ws, &[]);
+    let run = ws.run(SEND);
     run.code(0);
-    assert_secret_absent(&ws, &[&run]);
+    ws.assert_absent(PASSWORD, &[&run]);
     let ds = run.deliveries();
     assert_eq!(ds.len(), 50);
     for d in &ds {
@@ -333,33 +229,30 @@ fn failover_when_the_primary_answers_mail_with_421() {
 
 #[test]
 fn recipient_550_fails_once_and_451_is_retried() {
-    let ws = workspace(8);
+    let ws = email_scenario(8).build();
     ws.write(
         "customers.csv",
         &(ws.read("customers.csv") + "Falsch,bad@example.de\nLangsam,slow@example.de\n"),
     );
     let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(
+    let server = Server::starttls_auth(
         &ws,
         "primary",
         &certs,
         &["--reject-rcpt", "bad@example.de", "--tempfail-rcpt", "slow@example.de"],
     );
-    let alternate = starttls_server(&ws, "alternate", &certs, &[]);
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[
-                relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#),
-                relay("alternate", alternate.port, "starttls", r#"ca_file = "tls/ca.pem""#),
-            ],
-        ),
-    );
+    let alternate = Server::starttls_auth(&ws, "alternate", &certs, &[]);
+    ws.channels(&email_channel(
+        "",
+        &[
+            relay("primary", server.port, "starttls", TRUSTED),
+            relay("alternate", alternate.port, "starttls", TRUSTED),
+        ],
+    ));
 
-    let run = send(&ws, &[]);
+    let run = ws.run(SEND);
     run.code(3);
-    assert_secret_absent(&ws, &[&run]);
+    ws.assert_absent(PASSWORD, &[&run]);
     let by: BTreeMap<String, Value> = run
         .deliveries()
         .into_iter()
@@ -397,7 +290,6 @@ fn recipient_550_fails_once_and_451_is_retried() {
 /// inside lettre (the delivery was left `unknown`). Each break becomes one space.
 #[test]
 fn names_with_line_breaks_are_sent_with_one_space() {
-    let ws = workspace(0);
     let names = [
         ("anna", "\"Anna\nMüller\"", "Anna Müller"),
         ("ben", "\"Ben\r\nKoch\"", "Ben Koch"),
@@ -409,9 +301,9 @@ fn names_with_line_breaks_are_sent_with_one_space() {
     for (local, cell, _) in &names {
         csv.push_str(&format!("{cell},{local}@example.de\n"));
     }
-    ws.write("customers.csv", &csv);
-    let server = trusted_primary(&ws, "", &[]);
-    let run = send(&ws, &[]);
+    let ws = email_scenario(0).audience(&csv).build();
+    let server = Server::trusted_primary(&ws, "", &[]);
+    let run = ws.run(SEND);
     run.code(0);
     assert!(!run.stderr().contains("panicked"), "{}", run.describe());
     let sent: BTreeMap<String, String> = server
@@ -451,11 +343,11 @@ fn a_relay_that_can_never_work_halts_the_channel_with_the_reason() {
         relay: &'static str,
         reason: &'static [&'static str],
     }
-    let login = format!("username = \"{USER}\"\n  password_env = \"{PW_ENV}\"");
+    let login = format!("username = \"{USER}\"\n  password_env = \"{PASSWORD_ENV}\"");
     let cases = [
         Case {
             what: "untrusted certificate",
-            server: &["--auth-user", USER, "--auth-pass", SECRET],
+            server: &["--auth-user", USER, "--auth-pass", PASSWORD],
             relay: "tls = \"starttls\"\n  LOGIN",
             reason: &["certificate"],
         },
@@ -479,16 +371,16 @@ fn a_relay_that_can_never_work_halts_the_channel_with_the_reason() {
         },
     ];
     for case in cases {
-        let ws = workspace(6);
-        let server = tls_server(&ws, "primary", &smtp::certs(&ws.path("tls")), case.server);
+        let ws = email_scenario(6).build();
+        let server = Server::starttls(&ws, "primary", &smtp::certs(&ws.path("tls")), case.server);
         let relay = format!(
             "  [[channels.email.relays]]\n  name = \"primary\"\n  host = \"127.0.0.1\"\n  port = {}\n  {}\n",
             server.port,
             case.relay.replace("LOGIN", &login)
         );
-        ws.write("channels.toml", &config("", &[relay]));
+        ws.channels(&email_channel("", &[relay]));
         let started = std::time::Instant::now();
-        let run = send(&ws, &[]);
+        let run = ws.run(SEND);
         println!("{}: exit after {:?}", case.what, started.elapsed());
         run.code(1);
         let what = format!("{}:\n{}", case.what, run.describe());
@@ -504,7 +396,7 @@ fn a_relay_that_can_never_work_halts_the_channel_with_the_reason() {
         assert!(error.contains("primary"), "names the relay: {error}");
         assert_eq!(ds.iter().filter(|d| d["status"] == "pending").count(), 5, "{what}");
         assert_eq!(server.messages().len(), 0, "{what}");
-        assert_secret_absent(&ws, &[&run]);
+        ws.assert_absent(PASSWORD, &[&run]);
     }
 }
 
@@ -513,27 +405,23 @@ fn a_relay_that_can_never_work_halts_the_channel_with_the_reason() {
 /// before (here with `max_attempts = 1`: failed, not halted, exit 3).
 #[test]
 fn halts_only_when_every_relay_refuses_the_configuration() {
-    let ws = workspace(3);
+    let ws = email_scenario(3).build();
     let certs = smtp::certs(&ws.path("tls"));
-    let untrusted = starttls_server(&ws, "untrusted", &certs, &[]);
-    let wrong = tls_server(
+    let untrusted = Server::starttls_auth(&ws, "untrusted", &certs, &[]);
+    let wrong = Server::starttls(
         &ws,
         "wrong",
         &certs,
         &["--auth-user", USER, "--auth-pass", "another-password"],
     );
-    let trusted = r#"ca_file = "tls/ca.pem""#;
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[
-                relay("primary", untrusted.port, "starttls", ""),
-                relay("alternate", wrong.port, "starttls", trusted),
-            ],
-        ),
-    );
-    let run = send(&ws, &[]);
+    ws.channels(&email_channel(
+        "",
+        &[
+            relay("primary", untrusted.port, "starttls", ""),
+            relay("alternate", wrong.port, "starttls", TRUSTED),
+        ],
+    ));
+    let run = ws.run(SEND);
     run.code(1);
     let ds = run.deliveries();
     let failed: Vec<&Value> = ds.iter().filter(|d| d["status"] == "failed").collect();
@@ -546,17 +434,14 @@ fn halts_only_when_every_relay_refuses_the_configuration() {
     assert!(error.contains("alternate: AUTH: 535"), "{error}");
     assert_eq!(run.json()["totals"]["pending"], 2);
 
-    ws.write(
-        "channels.toml",
-        &config(
-            "max_attempts = 1",
-            &[
-                relay("primary", untrusted.port, "starttls", ""),
-                relay("alternate", smtp::closed_port(), "starttls", trusted),
-            ],
-        ),
-    );
-    let run = send(&ws, &["--again"]);
+    ws.channels(&email_channel(
+        "max_attempts = 1",
+        &[
+            relay("primary", untrusted.port, "starttls", ""),
+            relay("alternate", smtp::closed_port(), "starttls", TRUSTED),
+        ],
+    ));
+    let run = ws.run(&send_with(&["--again"]));
     run.code(3);
     for d in run.deliveries() {
         assert_eq!(d["status"], "failed", "{d}");
@@ -567,11 +452,13 @@ fn halts_only_when_every_relay_refuses_the_configuration() {
 
 #[test]
 fn plaintext_to_a_remote_host_is_refused_at_config_time() {
-    let ws = workspace(1);
-    let cfg =
-        config("", &[relay("remote", 25, "none", "")]).replace("host = \"127.0.0.1\"", "host = \"smtp.example.org\"");
-    ws.write("channels.toml", &cfg);
-    let run = send(&ws, &[]);
+    let ws = email_scenario(1).build();
+    ws.channels(
+        &email_channel("", &[relay("remote", 25, "none", "")])
+            .replace("host = \"127.0.0.1\"", "host = \"smtp.example.org\""),
+    );
+    let cfg = ws.read("channels.toml");
+    let run = ws.run(SEND);
     run.code(2);
     let err = run.stderr();
     let line = cfg.lines().position(|l| l.starts_with("[channels.email]")).unwrap() + 1;
@@ -584,13 +471,13 @@ fn plaintext_to_a_remote_host_is_refused_at_config_time() {
 
 #[test]
 fn untrusted_certificate_fails_without_downgrade_until_ca_file_is_set() {
-    let ws = workspace(3);
+    let ws = email_scenario(3).build();
     let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "primary", &certs, &[]);
+    let server = Server::starttls_auth(&ws, "primary", &certs, &[]);
     // No ca_file: the test CA is not a trusted root. The channel halts at the first failure.
     let relays = |extra: &str| [relay("primary", server.port, "starttls", extra)];
-    ws.write("channels.toml", &config("", &relays("")));
-    let run = send(&ws, &[]);
+    ws.channels(&email_channel("", &relays("")));
+    let run = ws.run(SEND);
     run.code(1);
     let statuses: BTreeSet<(String, String)> = run
         .deliveries()
@@ -618,20 +505,17 @@ fn untrusted_certificate_fails_without_downgrade_until_ca_file_is_set() {
     );
 
     // Trusted now: resume sends the two pending ones, `--retry-failed` the one that halted.
-    ws.write("channels.toml", &config("", &relays(r#"ca_file = "tls/ca.pem""#)));
+    ws.channels(&email_channel("", &relays(TRUSTED)));
     let run_id = run.json()["run_id"].as_str().unwrap().to_string();
-    let run2 = ws.run_env(
-        &["resume", &run_id, "--yes", "--json", "--retry-failed"],
-        &[(PW_ENV, SECRET)],
-    );
+    let run2 = ws.run(&["resume", &run_id, "--yes", "--json", "--retry-failed"]);
     run2.code(0);
     assert_eq!(server.messages().len(), 3);
-    assert_secret_absent(&ws, &[&run, &run2]);
+    ws.assert_absent(PASSWORD, &[&run, &run2]);
 }
 
 #[test]
 fn dkim_signatures_verify_with_dkimpy() {
-    let ws = workspace(3);
+    let ws = email_scenario(3).build();
     smtp::run(
         Command::new("openssl")
             .args(["genrsa", "-traditional", "-out"])
@@ -640,17 +524,11 @@ fn dkim_signatures_verify_with_dkimpy() {
     );
     assert!(ws.read("dkim.pem").contains("BEGIN RSA PRIVATE KEY"));
     let dkim = r#"dkim = { selector = "s1", domain = "studio.example", private_key_file = "dkim.pem" }"#;
-    let server = trusted_primary(&ws, dkim, &[]);
-    send(&ws, &[]).code(0);
+    let server = Server::trusted_primary(&ws, dkim, &[]);
+    ws.run(SEND).code(0);
     // A follow-up in the same thread: In-Reply-To and References are signed too.
-    notice(
-        &ws,
-        "notices/n2.md",
-        "Update: Website wieder online",
-        "Alles läuft wieder.",
-    );
-    ws.run_env(&["send", "notices/n2.md", "--yes"], &[(PW_ENV, SECRET)])
-        .code(0);
+    ws.write("notices/n2.md", &follow_up());
+    ws.run(&["send", "notices/n2.md", "--yes"]).code(0);
     let emls = server.emls();
     assert_eq!(emls.len(), 6);
     assert!(std::fs::read_to_string(&emls[5]).unwrap().contains("In-Reply-To: <"));
@@ -747,17 +625,17 @@ fn dkim_key_forms_and_errors() {
 
     // Through the binary: a key that cannot be read is a config error (exit 2) with the
     // channel's location, before anything is sent.
-    let ws = workspace(1);
+    let ws = email_scenario(1).build();
     ws.write(
         "dkim.pem",
         "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n",
     );
     let dkim = r#"dkim = { selector = "s1", domain = "studio.example", private_key_file = "dkim.pem" }"#;
-    ws.write(
-        "channels.toml",
-        &config(dkim, &[relay("primary", smtp::closed_port(), "starttls", "")]),
-    );
-    let run = send(&ws, &[]);
+    ws.channels(&email_channel(
+        dkim,
+        &[relay("primary", smtp::closed_port(), "starttls", "")],
+    ));
+    let run = ws.run(SEND);
     run.code(2);
     assert!(
         run.stderr().contains("channels.toml:") && run.stderr().contains("BEGIN RSA PRIVATE KEY"),
@@ -768,16 +646,11 @@ fn dkim_key_forms_and_errors() {
 
 #[test]
 fn follow_up_in_the_same_thread_replies_to_the_first_message() {
-    let ws = workspace(3);
-    let server = trusted_primary(&ws, "", &[]);
-    send(&ws, &[]).code(0);
-    notice(
-        &ws,
-        "notices/n2.md",
-        "Update: Website wieder online",
-        "Alles läuft wieder.",
-    );
-    let run2 = ws.run_env(&["send", "notices/n2.md", "--yes", "--json"], &[(PW_ENV, SECRET)]);
+    let ws = email_scenario(3).build();
+    let server = Server::trusted_primary(&ws, "", &[]);
+    ws.run(SEND).code(0);
+    ws.write("notices/n2.md", &follow_up());
+    let run2 = ws.run(&["send", "notices/n2.md", "--yes", "--json"]);
     run2.code(0);
 
     let messages = server.messages();
@@ -806,21 +679,18 @@ fn follow_up_in_the_same_thread_replies_to_the_first_message() {
 
 #[test]
 fn check_reports_each_relay() {
-    let ws = workspace(1);
+    let ws = email_scenario(1).build();
     let certs = smtp::certs(&ws.path("tls"));
-    let server = starttls_server(&ws, "alternate", &certs, &[]);
-    let alternate = relay("alternate", server.port, "starttls", r#"ca_file = "tls/ca.pem""#);
-    ws.write(
-        "channels.toml",
-        &config(
-            "",
-            &[
-                relay("primary", smtp::closed_port(), "starttls", r#"ca_file = "tls/ca.pem""#),
-                alternate.clone(),
-            ],
-        ),
-    );
-    let run = ws.run_env(&["check"], &[(PW_ENV, SECRET)]);
+    let server = Server::starttls_auth(&ws, "alternate", &certs, &[]);
+    let alternate = relay("alternate", server.port, "starttls", TRUSTED);
+    ws.channels(&email_channel(
+        "",
+        &[
+            relay("primary", smtp::closed_port(), "starttls", TRUSTED),
+            alternate.clone(),
+        ],
+    ));
+    let run = ws.run(&["check"]);
     run.code(1);
     let out = run.stdout();
     let row = |name: &str| {
@@ -839,9 +709,9 @@ fn check_reports_each_relay() {
     );
 
     // Both working (the primary is the same server): exit 0, and nothing was sent.
-    let primary = relay("primary", server.port, "starttls", r#"ca_file = "tls/ca.pem""#);
-    ws.write("channels.toml", &config("", &[primary, alternate]));
-    let run2 = ws.run_env(&["check"], &[(PW_ENV, SECRET)]);
+    let primary = relay("primary", server.port, "starttls", TRUSTED);
+    ws.channels(&email_channel("", &[primary, alternate]));
+    let run2 = ws.run(&["check"]);
     run2.code(0);
     assert_eq!(server.messages().len(), 0);
     assert_eq!(
@@ -850,20 +720,20 @@ fn check_reports_each_relay() {
         "one AUTH per working probe: {}",
         server.stats()
     );
-    assert!(!run.stdout().contains(SECRET) && !run2.stdout().contains(SECRET) && !run2.stderr().contains(SECRET));
+    assert!(!run.stdout().contains(PASSWORD) && !run2.stdout().contains(PASSWORD) && !run2.stderr().contains(PASSWORD));
 }
 
 #[test]
 fn missing_password_variable_is_a_config_error() {
-    let ws = workspace(1);
-    ws.write(
-        "channels.toml",
-        &config("", &[relay("primary", smtp::closed_port(), "starttls", "")]),
-    );
-    let run = ws.run(&["send", "notices/n1.md", "--yes", "--json"]);
+    let ws = email_scenario(1).no_env().build();
+    ws.channels(&email_channel(
+        "",
+        &[relay("primary", smtp::closed_port(), "starttls", "")],
+    ));
+    let run = ws.run(SEND);
     run.code(2);
     assert!(
-        run.stderr().contains(PW_ENV) && run.stderr().contains("channels.toml:"),
+        run.stderr().contains(PASSWORD_ENV) && run.stderr().contains("channels.toml:"),
         "{}",
         run.describe()
     );
@@ -873,22 +743,21 @@ fn missing_password_variable_is_a_config_error() {
 /// the delivery is `unknown`, attempted once, and NOT offered to the alternate.
 #[test]
 fn connection_lost_after_data_is_unknown_and_not_failed_over() {
-    let ws = workspace(3);
+    let ws = email_scenario(3).build();
     let certs = smtp::certs(&ws.path("tls"));
     let fault = Server::fault(&ws.path("box-primary"), "drop_after_data", &[]);
-    let alternate = starttls_server(&ws, "alternate", &certs, &[]);
-    ws.write(
-        "channels.toml",
-        &config(
+    let alternate = Server::starttls_auth(&ws, "alternate", &certs, &[]);
+    ws.channels(
+        &email_channel(
             "concurrency = 1",
             &[
                 relay("primary", fault.port, "none", ""),
-                relay("alternate", alternate.port, "starttls", r#"ca_file = "tls/ca.pem""#),
+                relay("alternate", alternate.port, "starttls", TRUSTED),
             ],
         )
         .replace("concurrency = 4\n", ""),
     );
-    let run = send(&ws, &[]);
+    let run = ws.run(SEND);
     assert_ne!(run.output.status.code(), Some(0), "{}", run.describe());
     let ds = run.deliveries();
     let unknown: Vec<&Value> = ds.iter().filter(|d| d["status"] == "unknown").collect();
@@ -920,13 +789,13 @@ fn connection_lost_after_data_is_unknown_and_not_failed_over() {
 /// No reply after the final "." within the relay's timeout: also `unknown`.
 #[test]
 fn no_reply_after_data_is_unknown() {
-    let ws = workspace(1);
+    let ws = email_scenario(1).build();
     let fault = Server::fault(&ws.path("box-primary"), "stall_after_data", &[]);
-    ws.write(
-        "channels.toml",
-        &config("", &[relay("primary", fault.port, "none", r#"timeout = "1s""#)]),
-    );
-    let run = send(&ws, &[]);
+    ws.channels(&email_channel(
+        "",
+        &[relay("primary", fault.port, "none", r#"timeout = "1s""#)],
+    ));
+    let run = ws.run(SEND);
     let ds = run.deliveries();
     assert_eq!(ds.len(), 1);
     assert_eq!(

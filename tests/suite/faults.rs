@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Recorder, Run, Scenario, Workspace, assert_outcome, deliveries, error_of};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use support::scenario::{EXAMPLE_SEND, SEND};
+use support::{NO_ENV, Recorder, Scenario, Workspace, assert_outcome, deliveries, error_of};
+use wiremock::{Request, ResponseTemplate};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -32,14 +33,17 @@ fn by_recipient(report: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// (status, attempts) of a delivery.
-const NOTICE: &str = "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n";
+/// The announcement's front matter and body.
+const SUMMARY: &str = "summary = \"Website offline, Termine finden statt.\"";
+const BODY: &str = "Alle Termine finden statt.";
 
 // ---------------------------------------------------------------------------------------------
 // SMTP
 // ---------------------------------------------------------------------------------------------
 
-fn smtp_workspace(recipients: usize, channel_extra: &str, port: u16, relay_extra: &str) -> Arc<Workspace> {
+/// One relay "only" on port 0 (a test replaces it once its fault server runs), one attempt
+/// at a time.
+fn smtp_scenario(recipients: usize, channel_extra: &str, relay_extra: &str) -> Scenario {
     let mut csv = String::from("name,email\n");
     for i in 1..=recipients {
         csv.push_str(&format!("Kunde {i},kunde{i}@example.de\n"));
@@ -50,26 +54,20 @@ fn smtp_workspace(recipients: usize, channel_extra: &str, port: u16, relay_extra
         .channel(&format!(
             "[channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 1\n\
              retry_base = \"50ms\"\nretry_max = \"100ms\"\n{channel_extra}\n\
-             [[channels.email.relays]]\nname = \"only\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n{relay_extra}\n"
+             [[channels.email.relays]]\nname = \"only\"\nhost = \"127.0.0.1\"\nport = 0\ntls = \"none\"\n{relay_extra}\n"
         ))
-        .file("notices/n.md", NOTICE)
-        .build()
-}
-
-fn send_json(ws: &Workspace) -> (Run, Value) {
-    let run = ws.run(&["send", "notices/n.md", "--yes", "--json"]);
-    let report = run.json();
-    (run, report)
+        .notice(SUMMARY, BODY)
 }
 
 /// The relay closes the connection after the final "." without answering: it may have the
 /// message, so the delivery is `unknown` after exactly one attempt, and is never retried.
 #[test]
 fn smtp_drop_after_data_is_unknown_after_one_attempt() {
-    let ws = smtp_workspace(2, "max_attempts = 4", 0, "");
+    let ws = smtp_scenario(2, "max_attempts = 4", "").build();
     let fault = smtp::Server::fault(&ws.path("box"), "drop_after_data", &[]);
     ws.config_replace("port = 0", &format!("port = {}", fault.port));
-    let (run, report) = send_json(&ws);
+    let run = ws.run(SEND);
+    let report = run.json();
     run.code(3);
     for d in deliveries(&report) {
         assert_outcome(&d, "unknown", 1);
@@ -85,10 +83,11 @@ fn smtp_drop_after_data_is_unknown_after_one_attempt() {
 /// No answer after the final "." within the relay's timeout: `unknown`, one attempt.
 #[test]
 fn smtp_stall_after_data_times_out_as_unknown() {
-    let ws = smtp_workspace(1, "max_attempts = 4", 0, "timeout = \"1s\"");
+    let ws = smtp_scenario(1, "max_attempts = 4", "timeout = \"1s\"").build();
     let fault = smtp::Server::fault(&ws.path("box"), "stall_after_data", &["--stall-seconds", "20"]);
     ws.config_replace("port = 0", &format!("port = {}", fault.port));
-    let (run, report) = send_json(&ws);
+    let run = ws.run(SEND);
+    let report = run.json();
     run.code(3);
     let d = &deliveries(&report)[0];
     assert_outcome(d, "unknown", 1);
@@ -109,36 +108,28 @@ fn smtp_stall_after_data_times_out_as_unknown() {
     );
 }
 
-/// 421 in the middle of the dialogue (to MAIL FROM, then the connection closes) is transient:
-/// retried with backoff up to `max_attempts`, then `failed` with the relay's words.
+/// 421 is transient wherever it comes: retried with backoff up to `max_attempts`, then
+/// `failed` with the relay's words, and the message never arrives.
 #[test]
-fn smtp_421_midway_is_retried_up_to_max_attempts() {
-    let ws = smtp_workspace(1, "max_attempts = 2", 0, "");
-    let fault = smtp::Server::fault(&ws.path("box"), "mail421", &[]);
-    ws.config_replace("port = 0", &format!("port = {}", fault.port));
-    let (run, report) = send_json(&ws);
-    run.code(3);
-    let d = &deliveries(&report)[0];
-    assert_outcome(d, "failed", 2);
-    let e = error_of(d);
-    assert!(e.contains("gave up after 2 attempts") && e.contains("421"), "{e}");
-    assert_eq!(fault.stat("mail_from"), 2, "one MAIL per attempt: {}", fault.stats());
-    assert_eq!(fault.stat("messages"), 0);
-}
-
-/// A relay that greets with 421 never gets the message; bounded, then `failed`.
-#[test]
-fn smtp_421_greeting_is_retried_up_to_max_attempts() {
-    let ws = smtp_workspace(1, "max_attempts = 2", 0, "");
-    let fault = smtp::Server::fault(&ws.path("box"), "greet421", &[]);
-    ws.config_replace("port = 0", &format!("port = {}", fault.port));
-    let (run, report) = send_json(&ws);
-    run.code(3);
-    let d = &deliveries(&report)[0];
-    assert_outcome(d, "failed", 2);
-    let e = error_of(d);
-    assert!(e.contains("gave up after 2 attempts") && e.contains("421"), "{e}");
-    assert_eq!(fault.stat("connections"), 2, "{}", fault.stats());
+fn smtp_421_is_retried_up_to_max_attempts() {
+    // (script, the counter that shows one try per attempt): 421 to MAIL FROM (then the
+    // connection closes), or 421 as the greeting.
+    for (script, per_attempt) in [("mail421", "mail_from"), ("greet421", "connections")] {
+        let ws = smtp_scenario(1, "max_attempts = 2", "").build();
+        let fault = smtp::Server::fault(&ws.path("box"), script, &[]);
+        ws.config_replace("port = 0", &format!("port = {}", fault.port));
+        let run = ws.run(SEND);
+        run.code(3);
+        let d = &run.deliveries()[0];
+        assert_outcome(d, "failed", 2);
+        let e = error_of(d);
+        assert!(
+            e.contains("gave up after 2 attempts") && e.contains("421"),
+            "{script}: {e}"
+        );
+        assert_eq!(fault.stat(per_attempt), 2, "{script}: {}", fault.stats());
+        assert_eq!(fault.stat("messages"), 0, "{script}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +142,8 @@ const PHONES: [(&str, &str); 3] = [
     ("0151 23456783", "+4915123456783"),
 ];
 
-fn sms_workspace(n: usize, channel: &str) -> Arc<Workspace> {
+/// The first `n` of `PHONES` and `[channels.sms]` with `channel`'s keys, three quick attempts.
+fn sms_scenario(n: usize, channel: &str) -> Scenario {
     let mut csv = String::from("name,phone\n");
     for (i, (raw, _)) in PHONES.iter().take(n).enumerate() {
         csv.push_str(&format!("Kunde {i},{raw}\n"));
@@ -163,8 +155,7 @@ fn sms_workspace(n: usize, channel: &str) -> Arc<Workspace> {
         .channel(&format!(
             "[channels.sms]\ntype = \"sms\"\nmax_attempts = 3\nretry_base = \"50ms\"\nretry_max = \"100ms\"\n{channel}\n"
         ))
-        .file("notices/n.md", NOTICE)
-        .build()
+        .notice(SUMMARY, BODY)
 }
 
 fn generic(url: &str, extra: &str) -> String {
@@ -179,25 +170,6 @@ fn vonage(base: &str, extra: &str) -> String {
 }
 
 const VONAGE_ENV: &[(&str, &str)] = &[("FAULT_VONAGE_SECRET", "vonage-secret-f4u1t")];
-
-async fn send(ws: &Arc<Workspace>, env: &[(&str, &str)]) -> (Run, Value) {
-    let run = ws.run_async(&["send", "notices/n.md", "--yes", "--json"], env).await;
-    let report = run.json();
-    (run, report)
-}
-
-async fn fake(
-    path: &str,
-    answer: impl Fn(usize, &Request) -> ResponseTemplate + Send + Sync + 'static,
-) -> (MockServer, Recorder) {
-    let server = MockServer::start().await;
-    let seen = Recorder::answering(answer);
-    Mock::given(wiremock::matchers::path(path))
-        .respond_with(seen.clone())
-        .mount(&server)
-        .await;
-    (server, seen)
-}
 
 fn resetting_listener() -> (u16, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -224,8 +196,9 @@ fn resetting_listener() -> (u16, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_connection_reset_is_unknown_after_one_attempt() {
     let (port, connections) = resetting_listener();
-    let ws = sms_workspace(2, &generic(&format!("http://127.0.0.1:{port}/send"), ""));
-    let (run, report) = send(&ws, &[]).await;
+    let ws = sms_scenario(2, &generic(&format!("http://127.0.0.1:{port}/send"), "")).build();
+    let run = ws.run_async(SEND, NO_ENV).await;
+    let report = run.json();
     run.code(3);
     for d in deliveries(&report) {
         assert_outcome(&d, "unknown", 1);
@@ -243,11 +216,13 @@ async fn http_connection_reset_is_unknown_after_one_attempt() {
 /// `failed`, with the reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn http_refused_connection_is_retried_then_failed() {
-    let ws = sms_workspace(
+    let ws = sms_scenario(
         1,
         &generic(&format!("http://127.0.0.1:{}/send", smtp::closed_port()), ""),
-    );
-    let (run, report) = send(&ws, &[]).await;
+    )
+    .build();
+    let run = ws.run_async(SEND, NO_ENV).await;
+    let report = run.json();
     run.code(3);
     let d = &deliveries(&report)[0];
     assert_outcome(d, "failed", 3);
@@ -262,14 +237,15 @@ async fn http_refused_connection_is_retried_then_failed() {
 /// the text, so `unknown` after one attempt, and exactly one request per delivery.
 #[tokio::test(flavor = "multi_thread")]
 async fn http_slow_answer_beyond_timeout_is_unknown_after_one_attempt() {
-    let (server, seen) = fake("/send", |_, _| {
+    let (server, seen) = Recorder::serving_path("/send", |_, _| {
         ResponseTemplate::new(200)
             .set_body_json(json!({"id": "late"}))
             .set_delay(Duration::from_secs(4))
     })
     .await;
-    let ws = sms_workspace(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\""));
-    let (run, report) = send(&ws, &[]).await;
+    let ws = sms_scenario(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\"")).build();
+    let run = ws.run_async(SEND, NO_ENV).await;
+    let report = run.json();
     run.code(3);
     for d in deliveries(&report) {
         assert_outcome(&d, "unknown", 1);
@@ -281,65 +257,67 @@ async fn http_slow_answer_beyond_timeout_is_unknown_after_one_attempt() {
     assert_eq!(seen.count(), 2, "one request per delivery, never re-sent");
 }
 
-/// HTTP 200 with a body that is not JSON, from a gateway whose success is only in the body
-/// (Vonage): nobody knows whether it was sent, so `unknown`, one attempt, and the report
-/// quotes the answer.
+/// One delivery, one gateway answering every request with something malformed: the status,
+/// the attempts (counted on both sides) and what the error quotes.
 #[tokio::test(flavor = "multi_thread")]
-async fn http_malformed_json_from_vonage_is_unknown() {
-    let (server, seen) = fake("/sms/json", |_, _| {
-        ResponseTemplate::new(200).set_body_raw("{\"message-count\":\"1\",\"messages\":[{\"sta", "application/json")
-    })
-    .await;
-    let ws = sms_workspace(1, &vonage(&server.uri(), ""));
-    let (run, report) = send(&ws, VONAGE_ENV).await;
-    run.code(3);
-    let d = &deliveries(&report)[0];
-    assert_outcome(d, "unknown", 1);
-    let e = error_of(d);
-    assert!(
-        e.contains("unexpected answer from vonage") && e.contains("message-count"),
-        "{e}"
-    );
-    assert_eq!(seen.count(), 1);
-}
-
-/// A 5xx with garbage instead of an error envelope: transient, retried up to `max_attempts`,
-/// then `failed` with the status and an excerpt.
-#[tokio::test(flavor = "multi_thread")]
-async fn http_500_with_malformed_body_is_retried_then_failed() {
-    let (server, seen) = fake("/send", |_, _| {
-        ResponseTemplate::new(500).set_body_raw("<html>upstream exploded", "text/html")
-    })
-    .await;
-    let ws = sms_workspace(1, &generic(&format!("{}/send", server.uri()), ""));
-    let (run, report) = send(&ws, &[]).await;
-    run.code(3);
-    let d = &deliveries(&report)[0];
-    assert_outcome(d, "failed", 3);
-    let e = error_of(d);
-    assert!(
-        e.contains("gave up after 3 attempts") && e.contains("HTTP 500") && e.contains("upstream exploded"),
-        "{e}"
-    );
-    assert_eq!(seen.count(), 3);
-}
-
-/// A generic gateway with `id_pointer` that says 200 but whose answer is not JSON: not the
-/// answer the config describes (a proxy's page, a captive portal), so `unknown`, not `sent`.
-#[tokio::test(flavor = "multi_thread")]
-async fn http_200_with_malformed_json_from_a_generic_gateway_is_unknown() {
-    let (server, seen) = fake("/send", |_, _| {
-        ResponseTemplate::new(200).set_body_raw("OK{", "application/json")
-    })
-    .await;
-    let ws = sms_workspace(1, &generic(&format!("{}/send", server.uri()), ""));
-    let (run, report) = send(&ws, &[]).await;
-    run.code(3);
-    let d = &deliveries(&report)[0];
-    assert_outcome(d, "unknown", 1);
-    let e = error_of(d);
-    assert!(e.contains("unexpected answer from generic") && e.contains("OK{"), "{e}");
-    assert_eq!(seen.count(), 1);
+async fn http_malformed_answers() {
+    struct Case {
+        what: &'static str,
+        vonage: bool,
+        answer: ResponseTemplate,
+        outcome: (&'static str, u64),
+        error: &'static [&'static str],
+    }
+    let cases = [
+        // A gateway whose success is only in the body (Vonage): nobody knows whether it was
+        // sent, so `unknown`, one attempt, and the report quotes the answer.
+        Case {
+            what: "HTTP 200 with a body that is not JSON, from Vonage",
+            vonage: true,
+            answer: ResponseTemplate::new(200)
+                .set_body_raw("{\"message-count\":\"1\",\"messages\":[{\"sta", "application/json"),
+            outcome: ("unknown", 1),
+            error: &["unexpected answer from vonage", "message-count"],
+        },
+        // Garbage instead of an error envelope: transient, retried up to `max_attempts`, then
+        // `failed` with the status and an excerpt.
+        Case {
+            what: "HTTP 500 with a malformed body",
+            vonage: false,
+            answer: ResponseTemplate::new(500).set_body_raw("<html>upstream exploded", "text/html"),
+            outcome: ("failed", 3),
+            error: &["gave up after 3 attempts", "HTTP 500", "upstream exploded"],
+        },
+        // A generic gateway with `id_pointer` whose 200 is not JSON: not the answer the config
+        // describes (a proxy's page, a captive portal), so `unknown`, not `sent`.
+        Case {
+            what: "HTTP 200 with malformed JSON from a generic gateway",
+            vonage: false,
+            answer: ResponseTemplate::new(200).set_body_raw("OK{", "application/json"),
+            outcome: ("unknown", 1),
+            error: &["unexpected answer from generic", "OK{"],
+        },
+    ];
+    for case in cases {
+        let answer = case.answer.clone();
+        let path = if case.vonage { "/sms/json" } else { "/send" };
+        let (server, seen) = Recorder::serving_path(path, move |_, _| answer.clone()).await;
+        let channel = if case.vonage {
+            vonage(&server.uri(), "")
+        } else {
+            generic(&format!("{}/send", server.uri()), "")
+        };
+        let ws = sms_scenario(1, &channel).build();
+        let run = ws.run_async(SEND, if case.vonage { VONAGE_ENV } else { NO_ENV }).await;
+        run.code(3);
+        let d = &run.deliveries()[0];
+        assert_outcome(d, case.outcome.0, case.outcome.1);
+        let e = error_of(d);
+        for needle in case.error {
+            assert!(e.contains(needle), "{}: {needle:?} not in {e}", case.what);
+        }
+        assert_eq!(seen.count() as u64, case.outcome.1, "{}", case.what);
+    }
 }
 
 fn vonage_part(to: &str, status: &str, error: Option<&str>) -> Value {
@@ -365,7 +343,7 @@ fn form_to(r: &Request) -> String {
 async fn http_200_with_an_error_body_vonage_style() {
     let attempts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let a = attempts.clone();
-    let (server, seen) = fake("/sms/json", move |_, r| {
+    let (server, seen) = Recorder::serving_path("/sms/json", move |_, r| {
         let to = form_to(r);
         let n = {
             let mut g = a.lock().unwrap();
@@ -385,8 +363,9 @@ async fn http_200_with_an_error_body_vonage_style() {
         ResponseTemplate::new(200).set_body_json(json!({"message-count": parts.len().to_string(), "messages": parts}))
     })
     .await;
-    let ws = sms_workspace(3, &vonage(&server.uri(), ""));
-    let (run, report) = send(&ws, VONAGE_ENV).await;
+    let ws = sms_scenario(3, &vonage(&server.uri(), "")).build();
+    let run = ws.run_async(SEND, VONAGE_ENV).await;
+    let report = run.json();
     run.code(3);
     let by = by_recipient(&report);
     let refused = &by[PHONES[0].1];
@@ -415,7 +394,7 @@ async fn http_200_with_an_error_body_vonage_style() {
 async fn http_200_quota_exceeded_stops_the_channel_and_resume_finishes() {
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let h = healthy.clone();
-    let (server, seen) = fake("/sms/json", move |_, r| {
+    let (server, seen) = Recorder::serving_path("/sms/json", move |_, r| {
         let to = form_to(r);
         let part = if h.load(Ordering::SeqCst) {
             vonage_part(&to, "0", None)
@@ -425,8 +404,9 @@ async fn http_200_quota_exceeded_stops_the_channel_and_resume_finishes() {
         ResponseTemplate::new(200).set_body_json(json!({"message-count": "1", "messages": [part]}))
     })
     .await;
-    let ws = sms_workspace(3, &vonage(&server.uri(), "concurrency = 1"));
-    let (run, report) = send(&ws, VONAGE_ENV).await;
+    let ws = sms_scenario(3, &vonage(&server.uri(), "concurrency = 1")).build();
+    let run = ws.run_async(SEND, VONAGE_ENV).await;
+    let report = run.json();
     run.code(1);
     let all = deliveries(&report);
     let statuses: Vec<(&Value, &Value)> = all.iter().map(|d| (&d["status"], &d["attempts"])).collect();
@@ -471,8 +451,8 @@ async fn http_200_quota_exceeded_stops_the_channel_and_resume_finishes() {
 // ---------------------------------------------------------------------------------------------
 
 /// The example folder with the outbox channel, slowed down so a run lasts a while.
-fn outbox_workspace(recipients: usize, delay_ms: u64) -> Workspace {
-    let w = Workspace::example();
+fn outbox_workspace(recipients: usize, delay_ms: u64) -> Arc<Workspace> {
+    let w = Scenario::example().build();
     w.audience("people.csv", recipients);
     w.config_replace("file = \"customers.csv\"", "file = \"people.csv\"");
     w.config_replace("suppress = \"optouts.txt\"", "");
@@ -484,8 +464,6 @@ fn outbox_workspace(recipients: usize, delay_ms: u64) -> Workspace {
     }
     w
 }
-
-const SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
 
 /// A tmpfs at `dir`, or a failed test: these cases need `mount` (root, as in CI), and a fault
 /// test that quietly does not run proves nothing.
@@ -537,7 +515,7 @@ fn outbox_disk_full_halts_the_channel_and_resume_finishes_exactly_once() {
     const N: usize = 400;
     let w = outbox_workspace(N, 0);
     let m = mount_tmpfs(&w.path("outbox"), "size=1m");
-    let run = w.run(SEND);
+    let run = w.run(EXAMPLE_SEND);
     run.code(1).stderr_has("stopping this channel");
     let report = run.json();
     let ds = deliveries(&report);
@@ -594,14 +572,14 @@ fn unwritable_state_folder_is_a_clear_error_and_nothing_is_sent() {
     let w = outbox_workspace(5, 0);
     w.write("blocker", "a file, not a folder\n");
     w.config_replace("state_dir = \".announce\"", "state_dir = \"blocker/state\"");
-    let run = w.run(SEND);
+    let run = w.run(EXAMPLE_SEND);
     run.code(2).stderr_has("blocker/state").stderr_has("Not a directory");
     assert!(w.outbox().is_empty(), "nothing may be sent without a journal");
 
     let w = outbox_workspace(5, 0);
     let _m = mount_tmpfs(&w.path("ro-state"), "ro,size=64k");
     w.config_replace("state_dir = \".announce\"", "state_dir = \"ro-state\"");
-    let run = w.run(SEND);
+    let run = w.run(EXAMPLE_SEND);
     run.code(2).stderr_has("ro-state").stderr_has("Read-only file system");
     assert!(w.outbox().is_empty());
 }
@@ -616,7 +594,7 @@ fn corrupted_journal_is_a_clear_error_and_nothing_is_sent() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(w.path(".announce/journal.sqlite3"), &garbage).unwrap();
-    for args in [SEND, &["resume", "0190-0000", "--yes"], &["report"], &["runs"]] {
+    for args in [EXAMPLE_SEND, &["resume", "0190-0000", "--yes"], &["report"], &["runs"]] {
         let run = w.run(args);
         run.code(2)
             .stderr_has(".announce/journal.sqlite3")
@@ -627,7 +605,7 @@ fn corrupted_journal_is_a_clear_error_and_nothing_is_sent() {
 
     // A real journal damaged afterwards (a page overwritten): reading it fails clearly.
     let w = outbox_workspace(40, 0);
-    w.run(SEND).code(0);
+    w.run(EXAMPLE_SEND).code(0);
     let files = w.outbox().len();
     let path = w.path(".announce/journal.sqlite3");
     // Fold the WAL into the file first, so the damage is not masked by the WAL copy.
@@ -669,11 +647,7 @@ fn a_second_process_cannot_use_a_busy_state_folder() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while w.outbox().len() < 2 {
-        assert!(Instant::now() < deadline, "the first run never got going");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    w.await_outbox(2);
     let run_id = w.journal().latest_run_id().unwrap().unwrap();
     for args in [
         &["send", "notices/example.md", "--yes", "--again"][..],
@@ -697,18 +671,7 @@ fn a_second_process_cannot_use_a_busy_state_folder() {
 fn concurrent_sends_of_the_same_announcement_do_not_both_send() {
     let w = outbox_workspace(6, 0);
     // The person: `send` on a pseudo-terminal, stopped at the confirmation prompt.
-    let mut person = Command::new("script")
-        .current_dir(w.root())
-        .args([
-            "-qec",
-            &format!("{} send notices/example.md", env!("CARGO_BIN_EXE_announce")),
-            "/dev/null",
-        ])
-        .env_remove("ANNOUNCE_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("util-linux `script`");
+    let mut person = w.terminal("send notices/example.md");
     let mut screen = BufReader::new(person.stdout.take().unwrap());
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -791,7 +754,7 @@ fn full_disk_is_a_clear_error_and_nothing_is_sent_unjournaled() {
     {
         let _m = mount_tmpfs(&w.path("small"), "size=128k");
         w.config_replace("state_dir = \".announce\"", "state_dir = \"small/state\"");
-        let run = w.run(SEND);
+        let run = w.run(EXAMPLE_SEND);
         run.code(2).stderr_has("small/state").stderr_has("disk is full");
         assert!(w.outbox().is_empty());
     }

@@ -8,14 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use graph_fake::{Endpoint, FB_SECRET, FB_TOKEN, FakeError, GraphFake, IG_ID, IG_TOKEN, PAGE_ID, Recorded, proof};
-use support::{Run, Scenario, Workspace, assert_outcome};
+use support::scenario::{NOTICE, SEND, notice_text};
+use support::{NO_ENV, Scenario, Workspace, assert_outcome};
 
-const ENV: &[(&str, &str)] = &[
-    ("FB_PAGE_TOKEN", FB_TOKEN),
-    ("FB_APP_SECRET", FB_SECRET),
-    ("IG_ACCESS_TOKEN", IG_TOKEN),
-];
-const SEND: &[&str] = &["send", "notices/n.md", "--yes", "--json"];
 const JPEG: &[u8] = &[
     0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 1, 2, 3, 4, 5, 0xFF, 0xD9,
 ];
@@ -36,33 +31,26 @@ fn instagram_block(uri: &str, extra: &str) -> String {
     )
 }
 
-/// A working folder with only the given channel blocks and no audience (broadcasts need none).
-fn workspace(blocks: &[String]) -> Arc<Workspace> {
+const TITLE: &str = "Website vorübergehend gestört";
+
+/// A folder with only the given channel blocks and no audience (broadcasts need none), the
+/// Graph secrets set (no run may print them) and the announcement's title.
+fn graph(blocks: &[String]) -> Scenario {
     Scenario::new()
         .org("name = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"")
         .channel(&blocks.concat())
-        .build()
+        .title(TITLE)
+        .secret("FB_PAGE_TOKEN", FB_TOKEN)
+        .secret("FB_APP_SECRET", FB_SECRET)
+        .secret("IG_ACCESS_TOKEN", IG_TOKEN)
 }
 
-/// notices/n.md with front matter lines `front` (channels, image, link...).
-fn notice(w: &Workspace, front: &str, body: &str) {
-    w.write(
-        "notices/n.md",
-        &format!("+++\ntitle = \"Website vorübergehend gestört\"\nsummary = \"Alle Termine finden statt.\"\n{front}\n+++\n{body}\n"),
-    );
+/// The announcement's summary and front matter lines `extra` (channels, image, link...).
+fn front(extra: &str) -> String {
+    format!("summary = \"Alle Termine finden statt.\"\n{extra}")
 }
 
 const BODY: &str = "Unsere **Website** ist offline. Fragen: 030 1234567";
-
-/// Runs announce and checks that no secret reached its output.
-async fn run(w: &Workspace, args: &[&str]) -> Run {
-    let r = w.run_async(args, ENV).await;
-    let all = format!("{}{}", r.stdout(), r.stderr());
-    for s in [FB_TOKEN, IG_TOKEN, FB_SECRET] {
-        assert!(!all.contains(s), "a secret leaked into the output:\n{}", r.describe());
-    }
-    r
-}
 
 /// Every request authenticated with the right Bearer token, and no secret in any URL.
 fn assert_auth(reqs: &[Recorded]) {
@@ -106,26 +94,16 @@ fn keys(r: &Recorded) -> Vec<&str> {
     r.body.keys().map(String::as_str).collect()
 }
 
-fn journal_has_no_secret(w: &Workspace) {
-    for f in w.files(".announce") {
-        let bytes = std::fs::read(&f).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        for s in [FB_TOKEN, IG_TOKEN, FB_SECRET] {
-            assert!(!text.contains(s), "secret in {}", f.display());
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn facebook_text_post_sends_exactly_the_documented_request() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"facebook\"]\nlink = \"https://status.example.de\"",
-        BODY,
-    );
-    let r = run(&w, SEND).await;
+    let (w, r) = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(
+            &front("channels = [\"facebook\"]\nlink = \"https://status.example.de\""),
+            BODY,
+        )
+        .send_async()
+        .await;
     r.code(0);
     let d = r.delivery_on("facebook");
     assert_eq!(d["recipient"], PAGE_ID);
@@ -163,19 +141,14 @@ async fn facebook_text_post_sends_exactly_the_documented_request() {
     );
     assert_ne!(p.param("appsecret_proof"), Some(FB_TOKEN));
     assert_auth(&reqs);
-    journal_has_no_secret(&w);
+    w.assert_secrets_absent();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn facebook_photo_post_from_an_image_url_reports_the_post_id() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"facebook\"]\nlink = \"https://status.example.de\"\nimage = \"https://cdn.example.de/notice.jpg\"",
-        BODY,
-    );
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\"]\nlink = \"https://status.example.de\"\nimage = \"https://cdn.example.de/notice.jpg\""), BODY).send_async().await;
     r.code(0);
     let reqs = fake.requests();
     assert_eq!(endpoints(&reqs), [Endpoint::Photos]);
@@ -199,11 +172,12 @@ async fn facebook_photo_post_from_an_image_url_reports_the_post_id() {
 #[tokio::test(flavor = "multi_thread")]
 async fn facebook_photo_post_uploads_a_local_file_as_multipart_source() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    let w = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\"]\nimage = \"pics/notice.jpg\""), BODY)
+        .build();
     std::fs::create_dir_all(w.path("notices/pics")).unwrap();
     std::fs::write(w.path("notices/pics/notice.jpg"), JPEG).unwrap();
-    notice(&w, "channels = [\"facebook\"]\nimage = \"pics/notice.jpg\"", BODY);
-    let r = run(&w, SEND).await;
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(0);
     let reqs = fake.requests();
     assert_eq!(endpoints(&reqs), [Endpoint::Photos]);
@@ -228,13 +202,8 @@ async fn facebook_photo_post_uploads_a_local_file_as_multipart_source() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instagram_post_goes_through_the_whole_container_flow() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[instagram_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/notice.jpg\"\n[vars]\nimage_alt = \"Schild an der Studiotür\"",
-        BODY,
-    );
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/notice.jpg\"\n[vars]\nimage_alt = \"Schild an der Studiotür\""), BODY).send_async().await;
     r.code(0);
     let reqs = fake.requests();
     use Endpoint::*;
@@ -295,10 +264,11 @@ async fn instagram_post_goes_through_the_whole_container_flow() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_image_is_hosted_via_an_unpublished_facebook_photo_then_posted_on_instagram() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
-    notice(&w, "channels = [\"instagram\"]\nimage = \"notice.jpg\"", BODY);
+    let w = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"instagram\"]\nimage = \"notice.jpg\""), BODY)
+        .build();
     std::fs::write(w.path("notices/notice.jpg"), JPEG).unwrap();
-    let r = run(&w, SEND).await;
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(0);
     let reqs = fake.requests();
     use Endpoint::*;
@@ -342,10 +312,11 @@ async fn a_local_image_is_hosted_via_an_unpublished_facebook_photo_then_posted_o
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_image_without_a_facebook_channel_is_refused_at_validation() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[instagram_block(&fake.uri(), "")]);
-    notice(&w, "channels = [\"instagram\"]\nimage = \"notice.jpg\"", BODY);
+    let w = graph(&[instagram_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"instagram\"]\nimage = \"notice.jpg\""), BODY)
+        .build();
     std::fs::write(w.path("notices/notice.jpg"), JPEG).unwrap();
-    let r = run(&w, SEND).await;
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(2).stderr_has("Instagram needs a public https URL");
     assert!(fake.requests().is_empty());
     assert!(!w.path(".announce/journal.sqlite3").exists());
@@ -354,9 +325,10 @@ async fn a_local_image_without_a_facebook_channel_is_refused_at_validation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_announcement_without_an_image_skips_instagram_with_the_reason() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
-    notice(&w, "channels = [\"facebook\", \"instagram\"]", BODY);
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\", \"instagram\"]"), BODY)
+        .send_async()
+        .await;
     r.code(0);
     let ig = r.delivery_on("instagram");
     assert_eq!(ig["status"], "skipped");
@@ -381,9 +353,10 @@ async fn an_expired_token_fails_at_once_with_renewal_advice() {
             "Error validating access token: Session has expired on Friday, 06-Nov-26 09:00:00 PST.",
         ),
     );
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
-    notice(&w, "channels = [\"facebook\"]", BODY);
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\"]"), BODY)
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 1);
@@ -407,11 +380,11 @@ async fn rate_limit_code_4_with_app_usage_at_100_percent_is_retried_after_waitin
             r#"{"call_count":100,"total_time":41,"total_cputime":12}"#,
         ),
     );
-    let w = workspace(&[
-        facebook_block(&fake.uri(), "throttle_wait = \"1500ms\"").replace("throttle_wait = \"50ms\"\n", "")
-    ]);
-    notice(&w, "channels = [\"facebook\"]", BODY);
-    let r = run(&w, SEND).await;
+    let w =
+        graph(&[facebook_block(&fake.uri(), "throttle_wait = \"1500ms\"").replace("throttle_wait = \"50ms\"\n", "")])
+            .notice(&front("channels = [\"facebook\"]"), BODY)
+            .build();
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(0);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "sent", 2);
@@ -436,11 +409,10 @@ async fn posting_too_fast_368_is_retried_a_bounded_number_of_times() {
     );
     // max_attempts is the default (5); 368 stops earlier.
     let w =
-        workspace(
-            &[facebook_block(&fake.uri(), "throttle_wait = \"200ms\"").replace("throttle_wait = \"50ms\"\n", "")],
-        );
-    notice(&w, "channels = [\"facebook\"]", BODY);
-    let r = run(&w, SEND).await;
+        graph(&[facebook_block(&fake.uri(), "throttle_wait = \"200ms\"").replace("throttle_wait = \"50ms\"\n", "")])
+            .notice(&front("channels = [\"facebook\"]"), BODY)
+            .build();
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 3);
@@ -460,13 +432,13 @@ async fn a_container_in_error_fails_with_the_reason() {
         ("IN_PROGRESS", "In Progress"),
         ("ERROR", "Error: The aspect ratio is not supported. (2207009)"),
     ]);
-    let w = workspace(&[instagram_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/wide.jpg\"",
-        BODY,
-    );
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
+        .notice(
+            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/wide.jpg\""),
+            BODY,
+        )
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -483,13 +455,13 @@ async fn a_container_in_error_fails_with_the_reason() {
 async fn an_expired_container_is_not_published() {
     let fake = GraphFake::start().await;
     fake.container_script(&[("EXPIRED", "Expired: the container was not published within 24 hours")]);
-    let w = workspace(&[instagram_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
-        BODY,
-    );
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
+        .notice(
+            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
+            BODY,
+        )
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_eq!(d["status"], "failed");
@@ -501,13 +473,13 @@ async fn an_expired_container_is_not_published() {
 async fn a_used_up_publishing_limit_is_refused_politely_before_anything_is_created() {
     let fake = GraphFake::start().await;
     fake.quota(50, 50);
-    let w = workspace(&[instagram_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
-        BODY,
-    );
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
+        .notice(
+            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
+            BODY,
+        )
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -528,13 +500,13 @@ async fn the_publishing_limit_error_at_media_publish_is_permanent() {
         FakeError::new(9, Some(2207042), "Application request limit reached"),
     );
     fake.container_script(&[("FINISHED", "Finished")]);
-    let w = workspace(&[instagram_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
-        BODY,
-    );
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
+        .notice(
+            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
+            BODY,
+        )
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -548,15 +520,13 @@ async fn the_publishing_limit_error_at_media_publish_is_permanent() {
 async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(30));
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
-    notice(&w, "channels = [\"facebook\"]", BODY);
+    let w = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\"]"), BODY)
+        .build();
     let mut cmd = w.command();
     cmd.args(["send", "notices/n.md", "--yes"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    for (k, v) in ENV {
-        cmd.env(k, v);
-    }
     let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while fake.of(Endpoint::Feed).is_empty() {
@@ -569,12 +539,12 @@ async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted(
     let status = w.journal().deliveries(&run_id).unwrap()[0].status.as_str().to_string();
     assert_eq!(status, "sending", "killed before the journal recorded the result");
 
-    let r = run(&w, &["resume", &run_id, "--yes", "--json"]).await;
+    let r = w.run_async(&["resume", &run_id, "--yes", "--json"], NO_ENV).await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_eq!(d["status"], "unknown", "{d}");
     // A second resume does not post it either.
-    run(&w, &["resume", &run_id, "--yes", "--json"]).await;
+    w.run_async(&["resume", &run_id, "--yes", "--json"], NO_ENV).await;
     assert_eq!(fake.of(Endpoint::Feed).len(), 1, "never re-posted");
 }
 
@@ -582,9 +552,10 @@ async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted(
 async fn an_attempt_cut_off_after_the_post_was_sent_is_unknown_not_retried() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(10));
-    let w = workspace(&[facebook_block(&fake.uri(), "timeout = \"1s\"")]);
-    notice(&w, "channels = [\"facebook\"]", BODY);
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "timeout = \"1s\"")])
+        .notice(&front("channels = [\"facebook\"]"), BODY)
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "unknown", 1);
@@ -606,9 +577,10 @@ async fn a_refused_connection_is_transient_and_retried() {
         .local_addr()
         .unwrap()
         .port();
-    let w = workspace(&[facebook_block(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")]);
-    notice(&w, "channels = [\"facebook\"]", BODY);
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[facebook_block(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")])
+        .notice(&front("channels = [\"facebook\"]"), BODY)
+        .send_async()
+        .await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 2);
@@ -618,14 +590,14 @@ async fn a_refused_connection_is_transient_and_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_caption_with_31_hashtags_is_refused_before_anything_is_sent() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
     let tags: Vec<String> = (1..=31).map(|i| format!("#tag{i}")).collect();
-    notice(
-        &w,
-        "channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
-        &format!("{BODY}\n\n{}", tags.join(" ")),
-    );
-    let r = run(&w, SEND).await;
+    let (w, r) = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
+        .notice(
+            &front("channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
+            &format!("{BODY}\n\n{}", tags.join(" ")),
+        )
+        .send_async()
+        .await;
     r.code(2).stderr_has("31 hashtags (max 30)");
     assert!(fake.requests().is_empty(), "nothing was sent, not even to Facebook");
     assert!(!w.path(".announce/journal.sqlite3").exists());
@@ -634,9 +606,10 @@ async fn a_caption_with_31_hashtags_is_refused_before_anything_is_sent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_facebook_post_over_the_length_limit_is_refused() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
-    notice(&w, "channels = [\"facebook\"]", &"Sehr lang. ".repeat(6000));
-    let r = run(&w, SEND).await;
+    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\"]"), &"Sehr lang. ".repeat(6000))
+        .send_async()
+        .await;
     r.code(2).stderr_has("Facebook allows 63206");
     assert!(fake.requests().is_empty());
 }
@@ -644,13 +617,13 @@ async fn a_facebook_post_over_the_length_limit_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn preview_shows_caption_and_post_lengths_without_calling_graph() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
-    notice(
-        &w,
-        "channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"",
-        &format!("{BODY}\n\n#studio #fotografie #berlin danke @sarahkastner.foto"),
-    );
-    let r = run(&w, &["preview", "notices/n.md"]).await;
+    let w = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
+        .notice(
+            &front("channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
+            &format!("{BODY}\n\n#studio #fotografie #berlin danke @sarahkastner.foto"),
+        )
+        .build();
+    let r = w.run_async(&["preview", "notices/n.md"], NO_ENV).await;
     r.code(0);
     let out = r.stdout();
     let text = "Website vorübergehend gestört\n\nAlle Termine finden statt.\n\nUnsere Website ist offline. Fragen: 030 \
@@ -667,8 +640,8 @@ async fn preview_shows_caption_and_post_lengths_without_calling_graph() {
 #[tokio::test(flavor = "multi_thread")]
 async fn check_probes_page_and_account_without_posting() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
-    let r = run(&w, &["check"]).await;
+    let w = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]).build();
+    let r = w.run_async(&["check"], NO_ENV).await;
     r.code(0);
     let out = r.stdout();
     assert!(
@@ -689,7 +662,7 @@ async fn check_probes_page_and_account_without_posting() {
         1,
         FakeError::new(190, Some(463), "Error validating access token: Session has expired"),
     );
-    let r = run(&w, &["check", "--channel", "facebook"]).await;
+    let r = w.run_async(&["check", "--channel", "facebook"], NO_ENV).await;
     r.code(1);
     assert!(r.stdout().contains("the access token expired"), "{}", r.describe());
     assert!(fake.requests().iter().all(|r| r.method == "GET"));
@@ -699,8 +672,9 @@ async fn check_probes_page_and_account_without_posting() {
 async fn a_wrong_token_is_rejected_by_the_fake_with_the_190_envelope() {
     // The fake really checks auth: a token it does not know gets 190, which fails permanently.
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
-    notice(&w, "channels = [\"facebook\"]", BODY);
+    let w = graph(&[facebook_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"facebook\"]"), BODY)
+        .build();
     let r = w
         .run_async(
             SEND,
@@ -717,12 +691,9 @@ async fn a_wrong_token_is_rejected_by_the_fake_with_the_190_envelope() {
 /// A Facebook post whose `image` is `image`: refused while planning with `expect` in the
 /// message, exit 2, and not one request reaches Graph.
 async fn image_refused(w: &Arc<Workspace>, fake: &GraphFake, image: &str, expect: &str) {
-    notice(
-        w,
-        &format!("channels = [\"facebook\"]\nimage = {}", toml_str(image)),
-        BODY,
-    );
-    let r = run(w, SEND).await;
+    let front = front(&format!("channels = [\"facebook\"]\nimage = {}", toml_str(image)));
+    w.write(NOTICE, &notice_text(TITLE, &front, BODY));
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(2).stderr_has(expect).stderr_has("nothing was sent");
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
     assert!(!w.path(".announce/journal.sqlite3").exists());
@@ -735,7 +706,7 @@ fn toml_str(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn local_images_outside_the_announcement_and_working_folders_are_never_uploaded() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    let w = graph(&[facebook_block(&fake.uri(), "")]).build();
     let elsewhere = tempfile::tempdir().unwrap();
     let outside = elsewhere.path().join("photo.jpg");
     std::fs::write(&outside, JPEG).unwrap();
@@ -754,15 +725,20 @@ async fn local_images_outside_the_announcement_and_working_folders_are_never_upl
     image_refused(&w, &fake, "link.jpg", "outside the announcement's folder").await;
     // The same file inside the working folder is fine: the rule is about where, not what.
     std::fs::write(w.path("photo.jpg"), JPEG).unwrap();
-    notice(&w, "channels = [\"facebook\"]\nimage = \"../photo.jpg\"", BODY);
-    run(&w, SEND).await.code(0);
+    let notice = notice_text(
+        TITLE,
+        &front("channels = [\"facebook\"]\nimage = \"../photo.jpg\""),
+        BODY,
+    );
+    w.write(NOTICE, &notice);
+    w.run_async(SEND, NO_ENV).await.code(0);
     assert_eq!(endpoints(&fake.requests()), [Endpoint::Photos]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_that_is_not_an_image_or_too_big_is_refused_by_its_content() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), "")]);
+    let w = graph(&[facebook_block(&fake.uri(), "")]).build();
     w.write("customers.jpg", "name,email\nAnna,anna@example.de\n");
     image_refused(&w, &fake, "../customers.jpg", "is not a JPEG, PNG, GIF or WebP file").await;
     w.write("notices/journal.png", "SQLite format 3\0rest of the journal");
@@ -776,11 +752,12 @@ async fn a_file_that_is_not_an_image_or_too_big_is_refused_by_its_content() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instagram_takes_only_jpeg_local_images() {
     let fake = GraphFake::start().await;
-    let w = workspace(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")]);
+    let w = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
+        .notice(&front("channels = [\"instagram\"]\nimage = \"logo.png\""), BODY)
+        .build();
     std::fs::create_dir_all(w.path("notices")).unwrap();
     std::fs::write(w.path("notices/logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
-    notice(&w, "channels = [\"instagram\"]\nimage = \"logo.png\"", BODY);
-    let r = run(&w, SEND).await;
+    let r = w.run_async(SEND, NO_ENV).await;
     r.code(2).stderr_has("is a PNG file; Instagram takes only JPEG");
     assert!(fake.requests().is_empty());
 }

@@ -10,11 +10,10 @@
 
 use crate::support;
 
-use std::sync::Arc;
-
-use serde_json::{Value, json};
-use support::{Recorder, Run, Workspace};
-use wiremock::{MockServer, Request, ResponseTemplate};
+use serde_json::json;
+use support::scenario::{SEND, send_with};
+use support::{NO_ENV, Recorder, Scenario};
+use wiremock::ResponseTemplate;
 
 /// Every HTTP channel the config knows, with the one webhook per chat preset.
 const CHANNELS: &[&str] = &[
@@ -45,24 +44,9 @@ const ENV: &[(&str, &str)] = &[
     ("T_MASTO", "mastodon-token-redirect-8"),
 ];
 
-/// A server that records every request and answers with `answer`.
-async fn fake(answer: impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static) -> (MockServer, Recorder) {
-    let fake = Recorder::answering(move |_, r| answer(r));
-    (fake.serve().await, fake)
-}
-
-/// A folder whose channels.toml has every HTTP channel pointed at `uri`, one attempt each.
-fn workspace(uri: &str) -> Arc<Workspace> {
-    let w = Workspace::empty();
-    w.write(
-        "customers.csv",
-        "name,email,phone\nAnna,anna@example.de,+4915123456789\n",
-    );
-    w.write(
-        "notices/n.md",
-        "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n\
-         image = \"https://cdn.example.de/notice.jpg\"\n+++\nAlle Termine finden statt.\n",
-    );
+/// Every HTTP channel of `CHANNELS` pointed at `uri`, one attempt each, with a customer and
+/// an announcement with an image; its runs get `ENV`.
+fn every_http_channel(uri: &str) -> Scenario {
     let one = "max_attempts = 1\n";
     let mut presets = String::new();
     for p in ["slack", "discord", "teams", "mattermost", "google-chat"] {
@@ -70,16 +54,8 @@ fn workspace(uri: &str) -> Arc<Workspace> {
             "[channels.{p}]\ntype = \"webhook\"\npreset = \"{p}\"\nurl = \"{uri}/hook/{p}\"\n{one}"
         ));
     }
-    w.write(
-        "channels.toml",
-        &format!(
-            r#"default_region = "DE"
-[org]
-name = "Studio"
-[audience]
-file = "customers.csv"
-
-[channels.twilio]
+    let tables = format!(
+        r#"[channels.twilio]
 type = "sms"
 provider = "twilio"
 from = "+4930123456"
@@ -137,35 +113,32 @@ type = "mastodon"
 instance = "{uri}"
 access_token_env = "T_MASTO"
 {one}"#
-        ),
     );
-    Arc::new(w)
-}
-
-/// Send, and return each channel's delivery (exactly one per channel here).
-async fn send(w: &Arc<Workspace>) -> (Run, Vec<Value>) {
-    let r = w.run_async(&["send", "notices/n.md", "--yes", "--json"], ENV).await;
-    let report = r.json();
-    let ds = report["deliveries"].as_array().cloned().unwrap_or_default();
-    let mut out = Vec::new();
-    for ch in CHANNELS {
-        let mine: Vec<&Value> = ds.iter().filter(|d| d["channel"] == *ch).collect();
-        assert_eq!(mine.len(), 1, "{ch}: {}", r.describe());
-        out.push(mine[0].clone());
-    }
-    (r, out)
+    Scenario::new()
+        .top("default_region = \"DE\"")
+        .org("name = \"Studio\"")
+        .audience("name,email,phone\nAnna,anna@example.de,+4915123456789\n")
+        .notice(
+            "summary = \"Website offline, Termine finden statt.\"\nimage = \"https://cdn.example.de/notice.jpg\"",
+            "Alle Termine finden statt.",
+        )
+        .channel(&tables)
+        .envs(ENV)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_never_followed_by_any_http_channel() {
-    let (capture_server, capture) = fake(|_| ResponseTemplate::new(200).set_body_json(json!({"id": "x"}))).await;
+    let (capture_server, capture) =
+        Recorder::serving(|_| ResponseTemplate::new(200).set_body_json(json!({"id": "x"}))).await;
     let capture_host = capture_server.address().to_string();
     for status in [301u16, 302, 307, 308] {
         let location = format!("{}/capture/secret-path", capture_server.uri());
         let (server, first) =
-            fake(move |_| ResponseTemplate::new(status).insert_header("Location", location.as_str())).await;
-        let w = workspace(&server.uri());
-        let (r, deliveries) = send(&w).await;
+            Recorder::serving(move |_| ResponseTemplate::new(status).insert_header("Location", location.as_str()))
+                .await;
+        let w = every_http_channel(&server.uri()).build();
+        let r = w.run_async(SEND, NO_ENV).await;
+        let deliveries = r.deliveries_on(CHANNELS);
         r.code(3);
         for (ch, d) in CHANNELS.iter().zip(&deliveries) {
             assert_eq!(d["status"], "failed", "{ch} after a {status}: {d}");
@@ -214,9 +187,10 @@ fn odd_answers() -> Vec<(&'static str, ResponseTemplate)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2xx_that_is_not_the_documented_answer_is_never_sent() {
     for (what, answer) in odd_answers() {
-        let (server, fake) = fake(move |_| answer.clone()).await;
-        let w = workspace(&server.uri());
-        let (r, deliveries) = send(&w).await;
+        let (server, fake) = Recorder::serving(move |_| answer.clone()).await;
+        let w = every_http_channel(&server.uri()).build();
+        let r = w.run_async(SEND, NO_ENV).await;
+        let deliveries = r.deliveries_on(CHANNELS);
         for (ch, d) in CHANNELS.iter().zip(&deliveries) {
             let webhook = ["hook", "slack", "discord", "teams", "mattermost", "google-chat"].contains(ch);
             if webhook {
@@ -311,17 +285,18 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
         ),
     ];
     for (key, table) in cases {
-        let w = Workspace::empty();
         // Something before the table, so the line is not trivially 1.
-        let toml = format!(
-            "default_region = \"DE\"\n[org]\nname = \"Studio\"\n\n[channels.out]\ntype = \"outbox\"\n\n{table}"
-        );
-        w.write("channels.toml", &toml);
-        w.write("customers.csv", "name,email\nAnna,anna@example.de\n");
-        w.write("notices/n.md", "+++\ntitle = \"T\"\n+++\nBody\n");
-        let (line, col) = position(&toml, key);
-        for args in [&["check"][..], &["send", "notices/n.md", "--yes"][..]] {
-            let r = w.run_env(args, ENV);
+        let w = Scenario::new()
+            .top("default_region = \"DE\"")
+            .org("name = \"Studio\"")
+            .audience("name,email\nAnna,anna@example.de\n")
+            .channel(&format!("[channels.out]\ntype = \"outbox\"\n\n{table}"))
+            .notice("", "Body")
+            .envs(ENV)
+            .build();
+        let (line, col) = position(&w.read("channels.toml"), key);
+        for args in [&["check"][..], SEND] {
+            let r = w.run(args);
             r.code(2);
             r.stderr_has(&format!("channels.toml:{line}:{col}: "))
                 .stderr_has(&format!("{key}: plain http to api.example.org is refused"));
@@ -329,18 +304,20 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
         assert!(w.outbox().is_empty(), "something was sent for {table}");
     }
     // A webhook URL from the environment is checked when it is read (and never printed).
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        "[channels.w]\ntype = \"webhook\"\nurl_env = \"HOOK_URL\"\n",
-    );
-    w.write("notices/n.md", "+++\ntitle = \"T\"\n+++\nBody\n");
-    let r = w.run_env(
-        &["send", "notices/n.md", "--yes"],
-        &[("HOOK_URL", "http://hooks.example.org/T0/B0/secret-token-path")],
-    );
+    let w = Scenario::new()
+        .channel("[channels.w]\ntype = \"webhook\"\nurl_env = \"HOOK_URL\"\n")
+        .notice("", "Body")
+        .env("HOOK_URL", "http://hooks.example.org/T0/B0/secret-token-path")
+        .build();
+    let line = w
+        .read("channels.toml")
+        .lines()
+        .position(|l| l == "[channels.w]")
+        .unwrap()
+        + 1;
+    let r = w.run(SEND);
     r.code(2)
-        .stderr_has("channels.toml:1:1: ")
+        .stderr_has(&format!("channels.toml:{line}:1: "))
         .stderr_has("plain http to hooks.example.org is refused");
     assert!(!r.stderr().contains("secret-token-path"), "{}", r.describe());
 }
@@ -350,11 +327,10 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_answer_is_read_only_up_to_the_bound() {
     let body = format!("{{\"pad\":\"{}\",\"sid\":\"SM1\"}}", "x".repeat(4 << 20));
-    let (server, fake) = fake(move |_| ResponseTemplate::new(201).set_body_raw(body.clone(), "application/json")).await;
-    let w = workspace(&server.uri());
-    let r = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json", "--channel", "twilio"], ENV)
-        .await;
+    let (server, fake) =
+        Recorder::serving(move |_| ResponseTemplate::new(201).set_body_raw(body.clone(), "application/json")).await;
+    let w = every_http_channel(&server.uri()).build();
+    let r = w.run_async(&send_with(&["--channel", "twilio"]), NO_ENV).await;
     r.code(3);
     let d = &r.json()["deliveries"][0];
     assert_eq!(d["status"], "unknown", "{d}");
@@ -369,13 +345,11 @@ async fn an_oversized_answer_is_read_only_up_to_the_bound() {
 
 #[test]
 fn secrets_shorter_than_eight_characters_are_refused_without_showing_them() {
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        "[channels.m]\ntype = \"mastodon\"\ninstance = \"https://mastodon.example\"\naccess_token_env = \"SHORT_TOKEN\"\n",
-    );
-    w.write("notices/n.md", "+++\ntitle = \"T\"\n+++\nBody\n");
-    let r = w.run_env(&["send", "notices/n.md", "--yes"], &[("SHORT_TOKEN", "sh0rt77")]);
+    let w = Scenario::new()
+        .channel("[channels.m]\ntype = \"mastodon\"\ninstance = \"https://mastodon.example\"\naccess_token_env = \"SHORT_TOKEN\"\n")
+        .notice("", "Body")
+        .build();
+    let r = w.run_env(SEND, &[("SHORT_TOKEN", "sh0rt77")]);
     r.code(2)
         .stderr_has("SHORT_TOKEN")
         .stderr_has("shorter than 8 characters");
@@ -385,6 +359,6 @@ fn secrets_shorter_than_eight_characters_are_refused_without_showing_them() {
         r.describe()
     );
     // Eight characters are enough.
-    let r = w.run_env(&["send", "notices/n.md", "--dry-run"], &[("SHORT_TOKEN", "l0nger88")]);
+    let r = w.run_env(&send_with(&["--dry-run"]), &[("SHORT_TOKEN", "l0nger88")]);
     r.code(0);
 }

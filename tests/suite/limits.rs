@@ -19,8 +19,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::Workspace;
 use support::scenario::SEND;
+use support::{Scenario, Workspace};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -29,20 +29,17 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// An outbox-only working folder with `customers.csv` and `notices/n.md`.
-fn workspace(csv: &[u8]) -> Workspace {
-    let w = Workspace::empty();
-    w.write(
-        "channels.toml",
-        "state_dir = \".announce\"\ndefault_region = \"DE\"\n[org]\nname = \"Studio\"\n\
-         [audience]\nfile = \"customers.csv\"\n[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n",
-    );
-    std::fs::write(w.path("customers.csv"), csv).unwrap();
-    w.write(
-        "notices/n.md",
-        "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n",
-    );
-    w
+/// An outbox-only folder with `csv` as the audience and notices/n.md.
+fn outbox_only(csv: &[u8]) -> Scenario {
+    Scenario::new()
+        .top("default_region = \"DE\"")
+        .org("name = \"Studio\"")
+        .audience_bytes(csv)
+        .channel("[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n")
+        .notice(
+            "summary = \"Website offline, Termine finden statt.\"",
+            "Alle Termine finden statt.",
+        )
 }
 
 /// Peak resident memory (VmHWM) of a child, polled from /proc while it runs.
@@ -80,7 +77,7 @@ fn run_measured(w: &Workspace, args: &[&str]) -> (std::process::ExitStatus, u64,
 #[test]
 fn a_huge_audience_is_planned_with_bounded_memory() {
     let mb = env_num("LIMITS_AUDIENCE_MB", 4);
-    let w = workspace(b"");
+    let w = outbox_only(b"").build();
     let started = Instant::now();
     let mut f = std::io::BufWriter::new(std::fs::File::create(w.path("customers.csv")).unwrap());
     writeln!(f, "name,email,phone,tags,appointment").unwrap();
@@ -125,7 +122,7 @@ fn a_huge_audience_is_planned_with_bounded_memory() {
 #[test]
 fn a_huge_body_is_sent_whole() {
     let mb = 1;
-    let w = workspace(b"name,email\nAnna,anna@example.de\n");
+    let w = outbox_only(b"name,email\nAnna,anna@example.de\n").build();
     let para = "Liebe Kundinnen und Kunden, **alle Termine** finden statt. Fragen: 030 1234567. \
                 [Status](https://status.example.de)\n\n";
     let body = para.repeat((announce::announcement::MAX_BODY_BYTES - 100) / para.len());
@@ -155,7 +152,8 @@ fn a_huge_body_is_sent_whole() {
 fn a_one_megabyte_csv_field_is_carried() {
     let big = "Notiz ".repeat(1_000_000 / 6);
     let w =
-        workspace(format!("name,email,notes\nAnna,anna@example.de,\"{big}\"\nBen,ben@example.de,kurz\n").as_bytes());
+        outbox_only(format!("name,email,notes\nAnna,anna@example.de,\"{big}\"\nBen,ben@example.de,kurz\n").as_bytes())
+            .build();
     std::fs::create_dir_all(w.path("templates")).unwrap();
     w.config_replace("[org]", "templates_dir = \"templates\"\n[org]");
     w.write(
@@ -181,7 +179,7 @@ fn a_one_megabyte_csv_field_is_carried() {
 #[test]
 fn a_one_megabyte_name_does_not_make_an_invalid_message() {
     let huge = "N".repeat(1_000_000);
-    let w = workspace(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes());
+    let w = outbox_only(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes()).build();
     let r = w.run(SEND);
     let ds = r.deliveries();
     let ben = ds.iter().find(|d| d["recipient"] == "ben@example.de").unwrap();
@@ -198,7 +196,7 @@ fn a_one_megabyte_name_does_not_make_an_invalid_message() {
 #[test]
 fn a_one_megabyte_name_does_not_cost_its_email_delivery() {
     let huge = "N".repeat(1_000_000);
-    let w = workspace(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes());
+    let w = outbox_only(format!("name,email\n{huge},anna@example.de\nBen,ben@example.de\n").as_bytes()).build();
     let server = smtp::Server::smtp(&w.path("box"), &["--mode", "plain"]);
     w.write(
         "channels.toml",
@@ -228,7 +226,7 @@ fn a_one_megabyte_name_does_not_cost_its_email_delivery() {
 /// row is skipped with its line and column (a Latin-1 "Müller" from an old Excel export).
 #[test]
 fn invalid_utf8_is_reported_with_its_place() {
-    let w = workspace(b"name,email\nAnna,anna@example.de\n");
+    let w = outbox_only(b"name,email\nAnna,anna@example.de\n").build();
     std::fs::write(w.path("notices/bad.md"), b"+++\ntitle = \"Gest\xf6rt\"\n+++\nText\n").unwrap();
     w.run(&["send", "notices/bad.md", "--yes"])
         .code(2)
@@ -244,9 +242,12 @@ fn invalid_utf8_is_reported_with_its_place() {
     let at = cfg.windows(6).position(|x| x == b"Studio").unwrap();
     cfg.splice(at + 2..at + 3, [0xFC]); // "St\xfcdio"
     std::fs::write(w.path("latin1.toml"), &cfg).unwrap();
+    // Line and column of the byte (the column counts the `name = "St` before it, plus one).
+    let line = cfg[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    assert_eq!(&cfg[at - 8..at], b"name = \"");
     w.run(&["--config", "latin1.toml", "send", "notices/n.md", "--yes"])
         .code(2)
-        .stderr_has("latin1.toml:4:11")
+        .stderr_has(&format!("latin1.toml:{line}:11"))
         .stderr_has("not valid UTF-8");
 
     // In the CSV, what is not UTF-8 is read as Windows-1252 (an old Excel export), and the
@@ -308,12 +309,13 @@ fn invalid_utf8_is_reported_with_its_place() {
 #[test]
 fn boms_and_crlf_everywhere_are_read_correctly() {
     let bom = "\u{feff}";
-    let w = workspace(
+    let w = outbox_only(
         format!(
             "{bom}name,email,tags\r\n\"Müller, Anna\",anna@example.de,\"vip;\r\nportrait\"\r\nBen,ben@example.de,\r\n"
         )
         .as_bytes(),
-    );
+    )
+    .build();
     let cfg = w.read("channels.toml").replace('\n', "\r\n");
     w.write("channels.toml", &format!("{bom}{cfg}"));
     w.write(
@@ -340,9 +342,7 @@ fn boms_and_crlf_everywhere_are_read_correctly() {
         "{eml}"
     );
     assert!(!eml.contains('\u{feff}'), "no BOM in the message");
-    let j = w.journal();
-    let run = j.latest_run_id().unwrap().unwrap();
-    let rows = j.deliveries(&run).unwrap();
+    let rows = w.latest_rows();
     assert_eq!(rows[0].name, "Müller, Anna");
     assert!(
         rows[0].data.as_deref().unwrap().contains("\"vip\""),
@@ -362,7 +362,7 @@ fn semicolon_csv_is_detected_or_configured() {
         ("sep= line", format!("sep=;\r\n{csv}"), ""),
         ("configured", csv.to_string(), "delimiter = \";\"\n"),
     ] {
-        let w = workspace(content.as_bytes());
+        let w = outbox_only(content.as_bytes()).build();
         if !extra.is_empty() {
             w.config_replace(
                 "file = \"customers.csv\"\n",
@@ -374,22 +374,20 @@ fn semicolon_csv_is_detected_or_configured() {
         let ds = r.deliveries();
         let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
         assert_eq!(sent, ["anna@example.de", "ben@example.de"], "{label}");
-        let j = w.journal();
-        let run = j.latest_run_id().unwrap().unwrap();
-        let rows = j.deliveries(&run).unwrap();
+        let rows = w.latest_rows();
         assert_eq!(rows[0].name, "Müller, Anna", "{label}");
         let data: Value = serde_json::from_str(rows[0].data.as_deref().unwrap()).unwrap();
         assert_eq!(data["notiz"], "a, b; c", "{label}: {data}");
     }
     // A header that says nothing: told explicitly, a tab-delimited file works too.
-    let w = workspace(b"name\temail\nAnna\tanna@example.de\n");
+    let w = outbox_only(b"name\temail\nAnna\tanna@example.de\n").build();
     w.config_replace(
         "file = \"customers.csv\"\n",
         "file = \"customers.csv\"\ndelimiter = \"tab\"\n",
     );
     w.run(SEND).code(0);
     // A wrong explicit delimiter is a clear error, not a silent empty run.
-    let w = workspace(b"name;email\nAnna;anna@example.de\n");
+    let w = outbox_only(b"name;email\nAnna;anna@example.de\n").build();
     w.config_replace(
         "file = \"customers.csv\"\n",
         "file = \"customers.csv\"\ndelimiter = \",\"\n",

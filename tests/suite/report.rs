@@ -2,7 +2,7 @@
 
 use crate::support;
 
-use support::{Scenario, Workspace};
+use support::Scenario;
 
 #[test]
 fn csv_report_cells_that_a_spreadsheet_would_run_as_formulas_start_with_a_quote() {
@@ -36,7 +36,7 @@ fn csv_report_cells_that_a_spreadsheet_would_run_as_formulas_start_with_a_quote(
 
 #[test]
 fn the_table_report_shows_the_rows_skipped_for_bad_input_before_the_sent_ones() {
-    let w = Workspace::example();
+    let w = Scenario::example().build();
     w.run(&["send", "notices/example.md", "--yes"]).code(3);
     let r = w.run(&["report"]);
     r.code(0);

@@ -12,12 +12,12 @@ use crate::support::graph_fake;
 use crate::support::smtp;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use base64::Engine;
 use graph_fake::{Endpoint, FakeError, GraphFake};
 use serde_json::json;
-use support::{Recorder, Run, Workspace};
+use support::scenario::{NOTICE, SEND};
+use support::{Recorder, Run, Scenario, Workspace};
 use wiremock::matchers::{any, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -290,167 +290,30 @@ async fn audit(channels: &[&str]) {
     graph.fail(Endpoint::Media, 10, FakeError::new(100, None, &quoted));
     graph.fail(Endpoint::GetPage, 10, FakeError::new(100, None, &quoted));
 
-    let uri = http.uri();
-    let tg_reset = resetting_port();
-    let w = Arc::new(Workspace::empty());
-    w.write(
-        "customers.csv",
-        "name,email,phone\nAnna Müller,anna@example.de,0151 23456781\nBen Schröder,ben@example.de,0151 23456782\n",
-    );
-    w.write(
-        "notices/n.md",
-        "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n\
-         image = \"https://cdn.example.de/notice.jpg\"\nthread = \"outage\"\nseverity = \"major\"\n+++\n\
-         Alle Termine finden statt.\n",
-    );
-    let common = "max_attempts = 2\nretry_base = \"20ms\"\nretry_max = \"50ms\"\n";
-    w.write(
-        "channels.toml",
-        &format!(
-            r#"state_dir = ".announce"
-default_region = "DE"
-[org]
-name = "Studio"
-[audience]
-file = "customers.csv"
-
-[channels.outbox]
-type = "outbox"
-dir = "outbox"
-
-[channels.email]
-type = "email"
-from = "Studio <info@studio.example>"
-{common}
-  [[channels.email.relays]]
-  name = "primary"
-  host = "127.0.0.1"
-  port = {primary}
-  tls = "none"
-  username = "info@studio.example"
-  password_env = "PRIMARY_SMTP_PASSWORD"
-  [[channels.email.relays]]
-  name = "alternate"
-  host = "127.0.0.1"
-  port = {backup}
-  tls = "none"
-  username = "studio"
-  password_env = "BACKUP_SMTP_PASSWORD"
-
-[channels.sms-twilio]
-enabled = {en_sms_twilio}
-type = "sms"
-provider = "twilio"
-from = "+4930123456"
-account_sid = "{TWILIO_SID}"
-auth_token_env = "TWILIO_AUTH_TOKEN"
-base_url = "{uri}"
-{common}
-[channels.sms-vonage]
-enabled = {en_sms_vonage}
-type = "sms"
-provider = "vonage"
-from = "Studio"
-api_key = "abcd1234"
-api_secret_env = "VONAGE_API_SECRET"
-base_url = "{uri}"
-{common}
-[channels.sms-seven]
-enabled = {en_sms_seven}
-type = "sms"
-provider = "seven"
-from = "Studio"
-api_key_env = "SEVEN_API_KEY"
-base_url = "{uri}"
-{common}
-[channels.sms-generic]
-enabled = {en_sms_generic}
-type = "sms"
-provider = "generic"
-base_url = "{uri}"
-url = "/generic/send"
-auth_token_env = "GENERIC_SMS_TOKEN"
-headers = {{ "X-Api-Key" = "{{token}}" }}
-{common}
-[channels.facebook]
-enabled = {en_facebook}
-type = "facebook"
-page_id = "{page}"
-access_token_env = "FB_PAGE_TOKEN"
-app_secret_env = "FB_APP_SECRET"
-graph_url = "{graph}"
-api_version = "v21.0"
-{common}
-[channels.instagram]
-enabled = {en_instagram}
-type = "instagram"
-ig_user_id = "{ig}"
-access_token_env = "IG_ACCESS_TOKEN"
-graph_url = "{graph}"
-api_version = "v21.0"
-poll_interval = "10ms"
-{common}
-[channels.team-chat]
-enabled = {en_team_chat}
-type = "webhook"
-url_env = "TEAM_CHAT_URL"
-secret_env = "WEBHOOK_SECRET"
-{common}
-[channels.telegram]
-enabled = {en_telegram}
-type = "telegram"
-bot_token_env = "TELEGRAM_BOT_TOKEN"
-chat_ids = ["@studio_news", "-1001234567890"]
-base_url = "{uri}"
-{common}
-[channels.telegram-down]
-enabled = {en_telegram_down}
-type = "telegram"
-bot_token_env = "TELEGRAM_BOT_TOKEN"
-chat_ids = ["@studio_news"]
-base_url = "http://127.0.0.1:{tg_reset}"
-{common}
-[channels.mastodon]
-enabled = {en_mastodon}
-type = "mastodon"
-instance = "{uri}"
-access_token_env = "MASTODON_TOKEN"
-{common}
-[channels.statuspage]
-type = "statuspage"
-dir = "public/status"
-"#,
-            primary = primary.port,
-            backup = backup.port,
-            page = graph_fake::PAGE_ID,
-            ig = graph_fake::IG_ID,
-            graph = graph.uri(),
-            en_sms_twilio = on("sms-twilio"),
-            en_sms_vonage = on("sms-vonage"),
-            en_sms_seven = on("sms-seven"),
-            en_sms_generic = on("sms-generic"),
-            en_facebook = on("facebook"),
-            en_instagram = on("instagram"),
-            en_team_chat = on("team-chat"),
-            en_telegram = on("telegram"),
-            en_telegram_down = on("telegram-down"),
-            en_mastodon = on("mastodon"),
-        ),
-    );
-
-    // A new channel type cannot be left out of this audit: the config covers every type the
-    // code knows (as the config parser lists them when refusing an unknown one).
-    let v: toml::Value = toml::from_str(&w.read("channels.toml")).unwrap();
-    let covered: std::collections::BTreeSet<String> = v["channels"]
-        .as_table()
-        .unwrap()
-        .values()
-        .map(|c| c["type"].as_str().unwrap().to_string())
-        .collect();
-    let known = channel_types();
-    assert!(known.len() >= 9 && known.contains("mastodon"), "{known:?}");
-    let missing: Vec<_> = known.difference(&covered).collect();
-    assert!(missing.is_empty(), "the secrets audit lacks channel types {missing:?}");
+    let ports = Ports {
+        primary: primary.port,
+        backup: backup.port,
+        http: http.uri(),
+        graph: graph.uri(),
+        tg_reset: resetting_port(),
+    };
+    let uri = ports.http.clone();
+    let w = Scenario::new()
+        .top("default_region = \"DE\"")
+        .org("name = \"Studio\"")
+        .audience(
+            "name,email,phone\nAnna Müller,anna@example.de,0151 23456781\nBen Schröder,ben@example.de,0151 23456782\n",
+        )
+        .channel(&audit_channels(channels, &ports))
+        .notice(
+            "summary = \"Website offline, Termine finden statt.\"\nimage = \"https://cdn.example.de/notice.jpg\"\n\
+             thread = \"outage\"\nseverity = \"major\"",
+            "Alle Termine finden statt.",
+        )
+        .build();
+    // The audit's config covers every registered type (checked alone, without the fakes, by
+    // every_channel_type_has_a_secrets_case).
+    assert_covers_every_channel_type(&w.read("channels.toml"));
 
     let secrets: Vec<(&str, String)> = vec![
         ("PRIMARY_SMTP_PASSWORD", PRIMARY_PW.into()),
@@ -478,14 +341,12 @@ dir = "public/status"
         transcript.extend_from_slice(&r.output.stderr);
     };
 
-    let r = w.run_async(&["-vv", "preview", "notices/n.md"], &env).await;
+    let r = w.run_async(&["-vv", "preview", NOTICE], &env).await;
     r.code(0);
     record(&r);
     let r = w.run_async(&["-vv", "check"], &env).await;
     record(&r);
-    let send = w
-        .run_async(&["-vv", "send", "notices/n.md", "--yes", "--json"], &env)
-        .await;
+    let send = w.run_async(&["-vv", "send", NOTICE, "--yes", "--json"], &env).await;
     record(&send);
     let report = send.json();
     let run_id = report["run_id"].as_str().unwrap().to_string();
@@ -523,7 +384,7 @@ dir = "public/status"
     // Every log level, and RUST_LOG=trace (which lets the dependencies log too).
     for level in [&["-q"][..], &[][..], &["-v"][..]] {
         let mut args = level.to_vec();
-        args.extend(["send", "notices/n.md", "--yes", "--again", "--json"]);
+        args.extend(["send", NOTICE, "--yes", "--again", "--json"]);
         let r = w.run_async(&args, &env).await;
         record(&r);
         let mut args = level.to_vec();
@@ -533,7 +394,7 @@ dir = "public/status"
     let mut trace_env = env.clone();
     trace_env.push(("RUST_LOG".into(), "trace".into()));
     let r = w
-        .run_async(&["send", "notices/n.md", "--yes", "--again", "--json"], &trace_env)
+        .run_async(&["send", NOTICE, "--yes", "--again", "--json"], &trace_env)
         .await;
     assert!(
         r.stderr().contains("TRACE"),
@@ -628,26 +489,6 @@ dir = "public/status"
     }
 }
 
-/// Run `announce ARGS` with umask 000 (through a shell, so the process inherits it).
-fn with_umask_000(w: &Workspace, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    let mut c = std::process::Command::new("sh");
-    c.current_dir(w.root())
-        .arg("-c")
-        .arg(format!(
-            "umask 000 && exec '{}' {}",
-            env!("CARGO_BIN_EXE_announce"),
-            quoted.join(" ")
-        ))
-        .env_remove("ANNOUNCE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
 /// Journal (with its WAL and lock files), the state folder's suppression list, the outbox and
 /// reports written with --output (also into folders that do not exist yet) are 0600 in 0700
 /// folders, even when the process runs with umask 000.
@@ -671,38 +512,30 @@ async fn files_are_private_even_with_a_permissive_umask() {
         })
         .mount(&http)
         .await;
-    let w = Arc::new(Workspace::empty());
-    w.write(
-        "customers.csv",
-        "name,email,phone\nAnna,anna@example.de,0151 23456781\nBen,ben@example.de,0151 23456782\n",
-    );
-    w.write(
-        "notices/n.md",
-        "+++\ntitle = \"Gestört\"\nsummary = \"Website offline.\"\n+++\nText.\n",
-    );
-    w.write(
-        "channels.toml",
-        &format!(
-            "state_dir = \".announce\"\ndefault_region = \"DE\"\n[org]\nname = \"Studio\"\n[audience]\nfile = \"customers.csv\"\n\
-             [channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n\
+    let w = Scenario::new()
+        .top("default_region = \"DE\"")
+        .org("name = \"Studio\"")
+        .audience("name,email,phone\nAnna,anna@example.de,0151 23456781\nBen,ben@example.de,0151 23456782\n")
+        .channel(&format!(
+            "[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n\
              [channels.sms]\ntype = \"sms\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\naccount_sid = \"{TWILIO_SID}\"\n\
              auth_token_env = \"TWILIO_AUTH_TOKEN\"\nbase_url = \"{}\"\n",
             http.uri()
-        ),
-    );
+        ))
+        .notice("summary = \"Website offline.\"", "Text.")
+        .build();
     let env = [("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)];
     let w2 = w.clone();
     tokio::task::spawn_blocking(move || {
         let w = w2;
-        let out = with_umask_000(&w, &["send", "notices/n.md", "--yes"], &env);
-        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        w.run_umask_000(&["send", NOTICE, "--yes"], &env).code(3);
         for (fmt, file) in [
             ("html", "reports/2026/april/r.html"),
             ("csv", "r.csv"),
             ("json", "reports/r.json"),
         ] {
-            let out = with_umask_000(&w, &["report", "--format", fmt, "--output", file], &env);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            w.run_umask_000(&["report", "--format", fmt, "--output", file], &env)
+                .code(0);
         }
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let mut checked = Vec::new();
@@ -751,9 +584,7 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
         .await;
     let refused = smtp::closed_port();
     let reset = resetting_port();
-    let w = Arc::new(Workspace::empty());
-    w.write("notices/n.md", "+++\ntitle = \"Gestört\"\n+++\nText.\n");
-    let mut cfg = String::from("state_dir = \".announce\"\n[org]\nname = \"Studio\"\n");
+    let mut cfg = String::new();
     for (name, base) in [
         ("refused", format!("http://127.0.0.1:{refused}")),
         ("reset", format!("http://127.0.0.1:{reset}")),
@@ -765,12 +596,14 @@ async fn telegram_token_in_the_url_path_never_reaches_an_error() {
              retry_base = \"20ms\"\nretry_max = \"50ms\"\n"
         ));
     }
-    w.write("channels.toml", &cfg);
+    let w = Scenario::new()
+        .org("name = \"Studio\"")
+        .channel(&cfg)
+        .notice("", "Text.")
+        .build();
     let env = vec![("TELEGRAM_BOT_TOKEN".to_string(), TELEGRAM_TOKEN.to_string())];
     let mut hay = Vec::new();
-    let send = w
-        .run_async(&["-vv", "send", "notices/n.md", "--yes", "--json"], &env)
-        .await;
+    let send = w.run_async(&["-vv", "send", NOTICE, "--yes", "--json"], &env).await;
     let report = send.json();
     let statuses: Vec<(String, String)> = report["deliveries"]
         .as_array()
@@ -844,9 +677,7 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
         .mount(&server)
         .await;
     let uri = server.uri();
-    let w = Arc::new(Workspace::empty());
-    w.write("notices/n.md", "+++\ntitle = \"Gestört\"\n+++\nText.\n");
-    let mut cfg = String::from("[org]\nname = \"Studio\"\n");
+    let mut cfg = String::new();
     let mut env: Vec<(String, String)> = vec![
         ("MASTODON_TOKEN".into(), MASTODON_TOKEN.into()),
         ("FB_PAGE_TOKEN".into(), graph_fake::FB_TOKEN.into()),
@@ -867,11 +698,15 @@ async fn echoes_straddling_the_cut_or_escaped_php_style_never_leak() {
              graph_url = \"{uri}/p{pad}\"\nmax_attempts = 1\n"
         ));
     }
-    w.write("channels.toml", &cfg);
+    let w = Scenario::new()
+        .org("name = \"Studio\"")
+        .channel(&cfg)
+        .notice("", "Text.")
+        .build();
     let mut runs = Vec::new();
     for args in [
-        &["send", "notices/n.md", "--yes", "--json"][..],
-        &["-vv", "send", "notices/n.md", "--yes", "--again", "--json"][..],
+        SEND,
+        &["-vv", "send", NOTICE, "--yes", "--again", "--json"][..],
         &["report", "--format", "csv"][..],
         &["report", "--format", "json"][..],
         &["check"][..],
@@ -904,18 +739,170 @@ fn haystack(runs: &[Run], w: &Workspace, dir: &str) -> Vec<u8> {
     hay
 }
 
-/// Every channel type the config accepts, from the parser's own list of its `type` variants.
-fn channel_types() -> std::collections::BTreeSet<String> {
-    let e = announce::config::Config::parse(
-        None,
-        std::path::Path::new("."),
-        "[channels.x]\ntype = \"no-such-type\"\n".into(),
-    )
-    .unwrap_err()
-    .to_string();
-    let list = e
-        .split_once("expected one of")
-        .unwrap_or_else(|| panic!("the parser no longer lists the channel types: {e}"))
-        .1;
-    list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+/// Where the audit's fakes listen.
+struct Ports {
+    primary: u16,
+    backup: u16,
+    http: String,
+    graph: String,
+    tg_reset: u16,
+}
+
+const QUICK_RETRIES: &str = "max_attempts = 2\nretry_base = \"20ms\"\nretry_max = \"50ms\"\n";
+
+/// The audit's channel tables: one (at least) of every type, all with their secrets set;
+/// `outbox`, `email` and `statuspage` always on, the others on when named in `enabled`.
+fn audit_channels(enabled: &[&str], p: &Ports) -> String {
+    let (uri, graph) = (&p.http, &p.graph);
+    let relay = |name: &str, port: u16, user: &str, env: &str| {
+        format!(
+            "  [[channels.email.relays]]\n  name = \"{name}\"\n  host = \"127.0.0.1\"\n  port = {port}\n  \
+             tls = \"none\"\n  username = \"{user}\"\n  password_env = \"{env}\"\n"
+        )
+    };
+    let email = format!(
+        "type = \"email\"\nfrom = \"Studio <info@studio.example>\"\n{QUICK_RETRIES}{}{}",
+        relay("primary", p.primary, "info@studio.example", "PRIMARY_SMTP_PASSWORD"),
+        relay("alternate", p.backup, "studio", "BACKUP_SMTP_PASSWORD"),
+    );
+    let sms =
+        |provider: &str, keys: &str| format!("type = \"sms\"\nprovider = \"{provider}\"\n{keys}base_url = \"{uri}\"\n");
+    let telegram = |chats: &str, base: &str| {
+        format!(
+            "type = \"telegram\"\nbot_token_env = \"TELEGRAM_BOT_TOKEN\"\nchat_ids = {chats}\nbase_url = \"{base}\"\n"
+        )
+    };
+    let graph_keys = |id: &str| format!("{id}\ngraph_url = \"{graph}\"\napi_version = \"v21.0\"\n");
+    // (name, switchable, keys): the switchable ones (and email) retry quickly.
+    let tables = [
+        ("outbox", false, "type = \"outbox\"\ndir = \"outbox\"\n".to_string()),
+        ("email", false, email),
+        (
+            "sms-twilio",
+            true,
+            sms(
+                "twilio",
+                &format!(
+                    "from = \"+4930123456\"\naccount_sid = \"{TWILIO_SID}\"\nauth_token_env = \"TWILIO_AUTH_TOKEN\"\n"
+                ),
+            ),
+        ),
+        (
+            "sms-vonage",
+            true,
+            sms(
+                "vonage",
+                "from = \"Studio\"\napi_key = \"abcd1234\"\napi_secret_env = \"VONAGE_API_SECRET\"\n",
+            ),
+        ),
+        (
+            "sms-seven",
+            true,
+            sms("seven", "from = \"Studio\"\napi_key_env = \"SEVEN_API_KEY\"\n"),
+        ),
+        (
+            "sms-generic",
+            true,
+            sms(
+                "generic",
+                "url = \"/generic/send\"\nauth_token_env = \"GENERIC_SMS_TOKEN\"\nheaders = { \"X-Api-Key\" = \"{token}\" }\n",
+            ),
+        ),
+        (
+            "facebook",
+            true,
+            format!(
+                "type = \"facebook\"\n{}",
+                graph_keys(&format!(
+                    "page_id = \"{}\"\naccess_token_env = \"FB_PAGE_TOKEN\"\napp_secret_env = \"FB_APP_SECRET\"",
+                    graph_fake::PAGE_ID
+                ))
+            ),
+        ),
+        (
+            "instagram",
+            true,
+            format!(
+                "type = \"instagram\"\n{}poll_interval = \"10ms\"\n",
+                graph_keys(&format!(
+                    "ig_user_id = \"{}\"\naccess_token_env = \"IG_ACCESS_TOKEN\"",
+                    graph_fake::IG_ID
+                ))
+            ),
+        ),
+        (
+            "team-chat",
+            true,
+            "type = \"webhook\"\nurl_env = \"TEAM_CHAT_URL\"\nsecret_env = \"WEBHOOK_SECRET\"\n".to_string(),
+        ),
+        (
+            "telegram",
+            true,
+            telegram("[\"@studio_news\", \"-1001234567890\"]", uri),
+        ),
+        (
+            "telegram-down",
+            true,
+            telegram("[\"@studio_news\"]", &format!("http://127.0.0.1:{}", p.tg_reset)),
+        ),
+        (
+            "mastodon",
+            true,
+            format!("type = \"mastodon\"\ninstance = \"{uri}\"\naccess_token_env = \"MASTODON_TOKEN\"\n"),
+        ),
+        (
+            "statuspage",
+            false,
+            "type = \"statuspage\"\ndir = \"public/status\"\n".to_string(),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, switchable, keys) in tables {
+        out.push_str(&format!("[channels.{name}]\n"));
+        if switchable {
+            out.push_str(&format!("enabled = {}\n", enabled.contains(&name)));
+        }
+        out.push_str(&keys);
+        if switchable {
+            out.push_str(QUICK_RETRIES);
+        }
+    }
+    out
+}
+
+/// A new channel type cannot be left out of the audit: the config must hold a table of every
+/// type the library registers.
+fn assert_covers_every_channel_type(config: &str) {
+    let v: toml::Value = toml::from_str(config).unwrap();
+    let covered: std::collections::BTreeSet<&str> = v["channels"]
+        .as_table()
+        .unwrap()
+        .values()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    for t in announce::channel::CHANNEL_TYPES {
+        assert!(
+            covered.contains(t),
+            "the secrets audit has no case for channel type {t:?}: add a [channels.*] table of \
+             type {t:?} with its secrets to audit_channels in tests/suite/secrets.rs"
+        );
+    }
+}
+
+#[test]
+fn every_channel_type_has_a_secrets_case() {
+    let ports = Ports {
+        primary: 1,
+        backup: 2,
+        http: "http://127.0.0.1:3".into(),
+        graph: "http://127.0.0.1:4".into(),
+        tg_reset: 5,
+    };
+    let config = Scenario::new()
+        .channel(&audit_channels(SMS_GRAPH, &ports))
+        .config_text();
+    assert_covers_every_channel_type(&config);
+    // The audit's config is one the tool accepts.
+    announce::config::Config::parse(None, std::path::Path::new("."), config.clone())
+        .unwrap_or_else(|e| panic!("{e}\n{config}"));
 }

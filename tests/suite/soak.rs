@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::Workspace;
+use support::{Scenario, Workspace};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// xorshift64*: tiny, seedable, good enough to pick moments.
@@ -315,11 +315,12 @@ fn soak(
     );
 }
 
-fn notice(ws: &Workspace) {
-    ws.write(
-        "notices/n.md",
-        "+++\ntitle = \"Website gestört\"\nsummary = \"Website offline, Termine finden statt.\"\n+++\nAlle Termine finden statt.\n",
-    );
+/// The soaks' folder: `[org]`, the announcement and an audience (written once it is made).
+fn soak_scenario() -> Scenario {
+    Scenario::new().org("name = \"Studio\"").audience("").notice(
+        "summary = \"Website offline, Termine finden statt.\"",
+        "Alle Termine finden statt.",
+    )
 }
 
 /// Also the contract on `unknown`: a SIGKILL leaves `unknown` only the deliveries that were
@@ -332,18 +333,14 @@ fn email_survives_sigkill_at_random_moments() {
 }
 
 fn email_soak(total: usize, strict: bool) {
-    let ws = Workspace::empty();
+    let ws = soak_scenario().build();
     let server = smtp::Server::smtp(&ws.path("box"), &["--mode", "plain"]);
-    ws.write(
-        "channels.toml",
-        &format!(
-            "state_dir = \".announce\"\n[org]\nname = \"Studio\"\n[audience]\nfile = \"customers.csv\"\n\n\
-             [channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 4\n\
+    ws.channels(&format!(
+        "[channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 4\n\
              retry_base = \"50ms\"\nretry_max = \"200ms\"\n\
              [[channels.email.relays]]\nname = \"local\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            server.port
-        ),
-    );
+        server.port
+    ));
     let mut csv = String::from("name,email\n");
     let mut recipients = BTreeSet::new();
     for i in 0..total {
@@ -351,7 +348,6 @@ fn email_soak(total: usize, strict: bool) {
         recipients.insert(format!("kunde{i}@example.de"));
     }
     ws.write("customers.csv", &csv);
-    notice(&ws);
     let server = &server;
     let counts = || {
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
@@ -409,17 +405,12 @@ async fn sms_gateway_survives_sigkill_at_random_moments() {
         .await;
     let uri = server.uri();
     tokio::task::spawn_blocking(move || {
-        let ws = Workspace::empty();
-        ws.write(
-            "channels.toml",
-            &format!(
-                "state_dir = \".announce\"\ndefault_region = \"DE\"\n[org]\nname = \"Studio\"\n\
-                 [audience]\nfile = \"customers.csv\"\n\n\
-                 [channels.sms]\ntype = \"sms\"\nprovider = \"generic\"\nbase_url = \"{uri}\"\nurl = \"/send\"\n\
+        let ws = soak_scenario().top("default_region = \"DE\"").build();
+        ws.channels(&format!(
+            "[channels.sms]\ntype = \"sms\"\nprovider = \"generic\"\nbase_url = \"{uri}\"\nurl = \"/send\"\n\
                  from = \"Studio\"\nauth_token_env = \"SOAK_SMS_TOKEN\"\nid_pointer = \"/id\"\nconcurrency = 8\n\
                  retry_base = \"50ms\"\nretry_max = \"200ms\"\n"
-            ),
-        );
+        ));
         let mut csv = String::from("name,phone\n");
         let mut recipients = BTreeSet::new();
         for i in 0..total {
@@ -427,7 +418,6 @@ async fn sms_gateway_survives_sigkill_at_random_moments() {
             recipients.insert(format!("+49151{:08}", 20_000_000 + i));
         }
         ws.write("customers.csv", &csv);
-        notice(&ws);
         let received = fake.total.clone();
         let per = fake.per_recipient.clone();
         let counts = move || per.lock().unwrap().clone();

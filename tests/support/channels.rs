@@ -30,19 +30,7 @@ pub fn python_with(module: &str) -> PathBuf {
 /// Run a Python script with arguments; returns stdout, panics with stderr on failure.
 pub fn python_script(module: &str, script: &str, args: &[&str]) -> String {
     let py = python_with(module);
-    let out = std::process::Command::new(&py)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    super::smtp::run(std::process::Command::new(&py).arg("-c").arg(script).args(args))
 }
 
 /// The report's deliveries of one channel.

@@ -34,6 +34,29 @@ impl Recorder {
         }
     }
 
+    /// A server that answers every request with `answer(request)`, and its recorder.
+    pub async fn serving(
+        answer: impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static,
+    ) -> (MockServer, Recorder) {
+        let recorder = Recorder::answering(move |_, r| answer(r));
+        (recorder.serve().await, recorder)
+    }
+
+    /// A server on which only requests to `path` are answered by `answer(n, request)` (and
+    /// recorded); anything else gets wiremock's 404.
+    pub async fn serving_path(
+        path: &str,
+        answer: impl Fn(usize, &Request) -> ResponseTemplate + Send + Sync + 'static,
+    ) -> (MockServer, Recorder) {
+        let server = MockServer::start().await;
+        let recorder = Recorder::answering(answer);
+        Mock::given(wiremock::matchers::path(path))
+            .respond_with(recorder.clone())
+            .mount(&server)
+            .await;
+        (server, recorder)
+    }
+
     /// A server that answers every request with this recorder.
     pub async fn serve(&self) -> MockServer {
         let server = MockServer::start().await;

@@ -16,11 +16,36 @@ use super::{Run, Workspace};
 pub const NOTICE: &str = "notices/n.md";
 pub const SEND: &[&str] = &["send", NOTICE, "--yes", "--json"];
 
+/// What `SEND` is for `Scenario::example()`.
+pub const EXAMPLE_SEND: &[&str] = &["send", "notices/example.md", "--yes", "--json"];
+
+/// `SEND` with more arguments (`--again`, ...).
+pub fn send_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = SEND.to_vec();
+    args.extend_from_slice(extra);
+    args
+}
+
+/// An announcement file: `title`, front matter lines `front`, `body`.
+pub fn notice_text(title: &str, front: &str, body: &str) -> String {
+    let front = if front.is_empty() || front.ends_with('\n') {
+        front.to_string()
+    } else {
+        format!("{front}\n")
+    };
+    format!("+++\ntitle = \"{title}\"\n{front}+++\n{body}\n")
+}
+
 #[derive(Default)]
 pub struct Scenario {
     top: String,
+    title: Option<String>,
+    /// The whole config as written (`example`), instead of the parts.
+    raw_config: Option<String>,
+    env: Vec<(String, String)>,
+    secrets: Vec<String>,
     org: Option<String>,
-    audience: Option<String>,
+    audience: Option<Vec<u8>>,
     channels: String,
     files: Vec<(String, String)>,
 }
@@ -28,6 +53,21 @@ pub struct Scenario {
 impl Scenario {
     pub fn new() -> Scenario {
         Scenario::default()
+    }
+
+    /// A copy of the repository's examples/ folder (the README's first command runs there):
+    /// channels.example.toml as channels.toml, the customers, the opt-outs and
+    /// notices/example.md (`EXAMPLE_SEND` sends it).
+    pub fn example() -> Scenario {
+        let read = |p: &str| std::fs::read_to_string(super::repo(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let mut s = Scenario {
+            raw_config: Some(read("channels.example.toml")),
+            ..Scenario::default()
+        };
+        for f in ["customers.csv", "optouts.txt", "notices/example.md"] {
+            s = s.file(f, &read(&format!("examples/{f}")));
+        }
+        s
     }
 
     /// Keys before the first table (`default_region = "DE"`, `templates_dir = ...`), one a line.
@@ -46,8 +86,13 @@ impl Scenario {
     }
 
     /// customers.csv, and `[audience] file = "customers.csv"`.
-    pub fn audience(mut self, csv: &str) -> Scenario {
-        self.audience = Some(csv.to_string());
+    pub fn audience(self, csv: &str) -> Scenario {
+        self.audience_bytes(csv.as_bytes())
+    }
+
+    /// `audience` for a file that need not be UTF-8.
+    pub fn audience_bytes(mut self, csv: &[u8]) -> Scenario {
+        self.audience = Some(csv.to_vec());
         self
     }
 
@@ -60,17 +105,39 @@ impl Scenario {
         self
     }
 
-    /// notices/n.md with a title, front matter lines `front` and `body`.
+    /// The title `notice` writes (else "Website gestört").
+    pub fn title(mut self, title: &str) -> Scenario {
+        self.title = Some(title.to_string());
+        self
+    }
+
+    /// An environment variable every run gets (a secret the config names with `*_env`).
+    pub fn env(mut self, key: &str, value: &str) -> Scenario {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// `env`, for a secret: every run of the folder fails if it prints `value`.
+    pub fn secret(mut self, key: &str, value: &str) -> Scenario {
+        self.secrets.push(value.to_string());
+        self.env(key, value)
+    }
+
+    /// `env` for each pair.
+    pub fn envs(self, pairs: &[(&str, &str)]) -> Scenario {
+        pairs.iter().fold(self, |s, (k, v)| s.env(k, v))
+    }
+
+    /// Without the environment `env` gave (a test of a missing secret).
+    pub fn no_env(mut self) -> Scenario {
+        self.env.clear();
+        self
+    }
+
+    /// notices/n.md with the title, front matter lines `front` and `body`.
     pub fn notice(self, front: &str, body: &str) -> Scenario {
-        let front = if front.is_empty() || front.ends_with('\n') {
-            front.to_string()
-        } else {
-            format!("{front}\n")
-        };
-        self.file(
-            NOTICE,
-            &format!("+++\ntitle = \"Website gestört\"\n{front}+++\n{body}\n"),
-        )
+        let text = notice_text(self.title.as_deref().unwrap_or("Website gestört"), front, body);
+        self.file(NOTICE, &text)
     }
 
     pub fn file(mut self, rel: &str, contents: &str) -> Scenario {
@@ -80,6 +147,14 @@ impl Scenario {
 
     /// The config as written to channels.toml.
     pub fn config_text(&self) -> String {
+        self.head() + &self.channels
+    }
+
+    /// The config without the channel tables.
+    fn head(&self) -> String {
+        if let Some(raw) = &self.raw_config {
+            return raw.clone();
+        }
         let mut c = format!("state_dir = \".announce\"\n{}", self.top);
         if let Some(org) = &self.org {
             c.push_str(&format!("\n[org]\n{org}\n"));
@@ -88,21 +163,31 @@ impl Scenario {
             c.push_str("\n[audience]\nfile = \"customers.csv\"\n");
         }
         c.push('\n');
-        c.push_str(&self.channels);
         c
     }
 
     /// Shared, so async tests can hand it to the fakes' callbacks as well.
     pub fn build(self) -> Arc<Workspace> {
-        let w = Workspace::empty();
+        let mut w = Workspace::empty().with_env(self.env.clone());
+        w.base_config = self.head();
+        w.secrets = self.secrets.clone();
         w.write("channels.toml", &self.config_text());
         if let Some(csv) = &self.audience {
-            w.write("customers.csv", csv);
+            w.write_bytes("customers.csv", csv);
         }
         for (rel, contents) in &self.files {
             w.write(rel, contents);
         }
         Arc::new(w)
+    }
+}
+
+impl Scenario {
+    /// `build`, then `SEND` (from async tests, so the fakes on the runtime keep serving).
+    pub async fn send_async(self) -> (Arc<Workspace>, Run) {
+        let w = self.build();
+        let r = w.run_async(SEND, super::NO_ENV).await;
+        (w, r)
     }
 }
 
@@ -142,6 +227,11 @@ impl Run {
     /// The one delivery to `recipient` in the `--json` report on stdout.
     pub fn delivery(&self, recipient: &str) -> Value {
         self.only(|d| d["recipient"] == recipient, recipient)
+    }
+
+    /// The one delivery on each of `channels`, in that order.
+    pub fn deliveries_on(&self, channels: &[&str]) -> Vec<Value> {
+        channels.iter().map(|c| self.delivery_on(c)).collect()
     }
 
     /// The one delivery on `channel` in the `--json` report on stdout.

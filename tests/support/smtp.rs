@@ -244,3 +244,61 @@ impl Drop for Server {
 pub fn header<'a>(msg: &'a Value, name: &str) -> Option<&'a str> {
     msg["parsed"]["headers"][name].get(0).and_then(Value::as_str)
 }
+
+/// The login of the email tests' relays and where its password comes from. The password is
+/// distinctive: it must never show up in output, reports or the journal.
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "pw-Zebra-Quokka-7781";
+pub const PASSWORD_ENV: &str = "ANNOUNCE_TEST_SMTP_PASSWORD";
+/// The `ca_file` line of a relay that trusts `certs(ws/tls)`.
+pub const TRUSTED: &str = r#"ca_file = "tls/ca.pem""#;
+
+/// One `[[channels.email.relays]]` on 127.0.0.1 that logs in as `USER`; `extra` are more keys.
+pub fn relay(name: &str, port: u16, tls: &str, extra: &str) -> String {
+    format!(
+        "  [[channels.email.relays]]\n  name = \"{name}\"\n  host = \"127.0.0.1\"\n  port = {port}\n  \
+         tls = \"{tls}\"\n  username = \"{USER}\"\n  password_env = \"{PASSWORD_ENV}\"\n  {extra}\n"
+    )
+}
+
+/// `[channels.email]` (reply-to, List-Unsubscribe, four connections, short retries) with
+/// `extra` keys and the relays (from `relay`).
+pub fn email_channel(extra: &str, relays: &[String]) -> String {
+    format!(
+        "[channels.email]\ntype = \"email\"\nfrom = \"Studio Test <info@studio.example>\"\n\
+         reply_to = \"Termine <termine@studio.example>\"\n\
+         list_unsubscribe = \"https://studio.example/u/abc, mailto:optout@studio.example\"\n\
+         concurrency = 4\nretry_base = \"50ms\"\nretry_max = \"200ms\"\n{extra}\n{}",
+        relays.join("\n")
+    )
+}
+
+impl Server {
+    /// aiosmtpd with STARTTLS (required) on `certs`, writing into `ws/box-NAME`; AUTH only as
+    /// `args` say.
+    pub fn starttls(ws: &super::Workspace, name: &str, certs: &Certs, args: &[&str]) -> Server {
+        let (cert, key) = (certs.cert.to_str().unwrap(), certs.key.to_str().unwrap());
+        let mut all = vec!["--mode", "starttls", "--cert", cert, "--key", key];
+        all.extend_from_slice(args);
+        Server::smtp(&ws.path(&format!("box-{name}")), &all)
+    }
+
+    /// `starttls` with AUTH required as `USER`.
+    pub fn starttls_auth(ws: &super::Workspace, name: &str, certs: &Certs, extra: &[&str]) -> Server {
+        let mut args = vec!["--auth-user", USER, "--auth-pass", PASSWORD];
+        args.extend_from_slice(extra);
+        Server::starttls(ws, name, certs, &args)
+    }
+
+    /// One trusted STARTTLS relay "primary" (`starttls_auth`, certificates in ws/tls) and its
+    /// `[channels.email]` (with `channel_extra`) appended to the folder's channels.toml.
+    pub fn trusted_primary(ws: &super::Workspace, channel_extra: &str, server_args: &[&str]) -> Server {
+        let certs = certs(&ws.path("tls"));
+        let server = Server::starttls_auth(ws, "primary", &certs, server_args);
+        ws.config_append(&email_channel(
+            channel_extra,
+            &[relay("primary", server.port, "starttls", TRUSTED)],
+        ));
+        server
+    }
+}
