@@ -108,28 +108,7 @@ pub fn largest_image(v: &Value) -> Option<String> {
 
 /// Prefix an error's message with what was being done.
 pub fn prefix(e: DeliveryError, what: &str) -> DeliveryError {
-    match e {
-        DeliveryError::Transient {
-            message,
-            retry_after,
-            route,
-        } => DeliveryError::Transient {
-            message: format!("{what}: {message}"),
-            retry_after,
-            route,
-        },
-        DeliveryError::Permanent { message, route } => DeliveryError::Permanent {
-            message: format!("{what}: {message}"),
-            route,
-        },
-        DeliveryError::Ambiguous { message, route } => DeliveryError::Ambiguous {
-            message: format!("{what}: {message}"),
-            route,
-        },
-        DeliveryError::Halt { message } => DeliveryError::Halt {
-            message: format!("{what}: {message}"),
-        },
-    }
+    e.map_message(|message| format!("{what}: {message}"))
 }
 
 #[async_trait]

@@ -8,8 +8,9 @@
 //! * With `rate_unit = "segment"` a message weighs its segment count in the rate limiter.
 //! * Numbers that are valid but not mobile (fixed line, toll free, ...) are skipped.
 //! * Each gateway classifies its own errors (`twilio.rs`, `vonage.rs`, `seven.rs`,
-//!   `generic.rs`); a `Retry-After` from any of them also pauses the whole channel until then,
-//!   so no request at all goes out earlier than the gateway allows.
+//!   `generic.rs`). A gateway's `Retry-After` (a 429) is about the account, not the one
+//!   recipient: the channel says so (`retry_after_pauses_channel`) and the dispatcher pauses
+//!   the whole lane until then, so no request at all goes out earlier than the gateway allows.
 //! * Gateways have no idempotency key, so a request that got no answer is `unknown`, never
 //!   re-sent automatically.
 
@@ -19,11 +20,9 @@ mod seven;
 mod twilio;
 mod vonage;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
 
 use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat};
 use crate::config::{Common, Config};
@@ -71,28 +70,6 @@ pub(crate) trait Gateway: Send + Sync {
     }
 }
 
-/// The gateway's `Retry-After`, for every delivery of the channel.
-#[derive(Default)]
-struct Pause {
-    until: Mutex<Option<Instant>>,
-}
-
-impl Pause {
-    fn extend(&self, by: Duration) {
-        let until = Instant::now() + by;
-        let mut g = self.until.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_none_or(|u| u < until) {
-            *g = Some(until);
-        }
-    }
-
-    fn remaining(&self) -> Option<Duration> {
-        let g = self.until.lock().unwrap_or_else(|e| e.into_inner());
-        g.and_then(|u| u.checked_duration_since(Instant::now()))
-            .filter(|d| !d.is_zero())
-    }
-}
-
 pub struct Sms {
     name: String,
     gateway: Box<dyn Gateway>,
@@ -102,13 +79,12 @@ pub struct Sms {
     price: Option<f64>,
     currency: Option<String>,
     weigh_segments: bool,
-    pause: Pause,
     /// Rendering once per shape of recipient data (planning renders every recipient's text).
     skeletons: crate::render::skeleton::Skeletons,
 }
 
 impl Sms {
-    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Sms, String> {
+    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, _config: &Config) -> Result<Sms, String> {
         let at = format!("[channels.{name}]");
         unused_keys(&at, cfg)?;
         let attempt = common.timeout.map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0);
@@ -116,7 +92,7 @@ impl Sms {
         // rather than by the dispatcher's deadline.
         let client = crate::channel::http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
         let gateway: Box<dyn Gateway> = match cfg.provider {
-            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client, &config.state_dir)?),
+            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client)?),
             Provider::Vonage => Box::new(vonage::Vonage::new(&at, cfg, client)?),
             Provider::Seven => Box::new(seven::Seven::new(&at, cfg, client)?),
             Provider::Generic => Box::new(generic::Generic::new(&at, cfg, client)?),
@@ -150,7 +126,6 @@ impl Sms {
             price: cfg.price_per_segment,
             currency: cfg.currency.as_deref().map(str::to_string),
             weigh_segments,
-            pause: Pause::default(),
             skeletons: Default::default(),
         })
     }
@@ -382,16 +357,6 @@ impl Channel for Sms {
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
-        let provider = self.gateway.provider();
-        // The gateway asked everyone to wait: nothing is sent before then. Returning (rather
-        // than sleeping here) lets the dispatcher take a fresh rate-limit cell afterwards.
-        if let Some(left) = self.pause.remaining() {
-            return Err(DeliveryError::Transient {
-                message: format!("{provider} asked to pause sending (Retry-After); not sent"),
-                retry_after: Some(left),
-                route: Some(provider.to_string()),
-            });
-        }
         let info = sms::analyze(&msg.text);
         let out = Outgoing {
             to: &d.address,
@@ -399,13 +364,12 @@ impl Channel for Sms {
             info: &info,
             delivery: d,
         };
-        let result = self.gateway.send(&out).await.map_err(DeliveryError::redacted);
-        if let Err(e) = &result
-            && let Some(wait) = e.retry_after()
-        {
-            self.pause.extend(wait);
-        }
-        result
+        self.gateway.send(&out).await.map_err(DeliveryError::redacted)
+    }
+
+    /// A gateway's 429 throttles the account: every recipient waits.
+    fn retry_after_pauses_channel(&self) -> bool {
+        true
     }
 
     async fn check(&self) -> Vec<Probe> {
@@ -481,11 +445,9 @@ mod tests {
         assert_eq!(not_mobile("+12015550123"), None);
     }
 
-    /// Refuses the first request with Retry-After, accepts the rest; counts requests.
+    /// Accepts every message (rendering tests never send).
     #[derive(Default)]
-    struct Fake {
-        calls: std::sync::atomic::AtomicUsize,
-    }
+    struct Fake;
 
     #[async_trait]
     impl Gateway for Arc<Fake> {
@@ -493,13 +455,6 @@ mod tests {
             "fake"
         }
         async fn send(&self, _m: &Outgoing<'_>) -> Result<Receipt, DeliveryError> {
-            if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                return Err(DeliveryError::Transient {
-                    message: "429".into(),
-                    retry_after: Some(Duration::from_secs(30)),
-                    route: None,
-                });
-            }
             Ok(Receipt::default())
         }
         async fn check(&self) -> Probe {
@@ -521,7 +476,6 @@ mod tests {
             price: Some(0.075),
             currency: None,
             weigh_segments,
-            pause: Pause::default(),
             skeletons: Default::default(),
         }
     }
@@ -531,19 +485,6 @@ mod tests {
             serde_json::json!({"summary": summary, "org": {}, "recipient": {}}),
             "+4915123456789",
         )
-    }
-
-    fn delivery() -> Delivery {
-        Delivery {
-            id: 1,
-            run_id: "run".into(),
-            address: "+4915123456789".into(),
-            name: "Anna".into(),
-            attempt: 1,
-            message_id: "run.1@announce.local".into(),
-            idempotency_key: "announce-run-1".into(),
-            thread_root: None,
-        }
     }
 
     #[test]
@@ -571,31 +512,5 @@ mod tests {
         let stat = |label: &str| r.stats.iter().find(|s| s.label == label).unwrap().value.clone();
         assert_eq!(stat("SMS encoding"), "GSM-7 (typographic characters normalised)");
         assert_eq!(stat("SMS cost per message"), "0.075 (1 × 0.075)");
-    }
-
-    #[tokio::test]
-    async fn retry_after_pauses_every_delivery_of_the_channel() {
-        let fake = Arc::new(Fake::default());
-        let ch = channel(false, fake.clone());
-        let msg = Rendered {
-            text: "Hallo".into(),
-            ..Rendered::default()
-        };
-        let first = ch.deliver(&delivery(), &msg).await.unwrap_err();
-        assert_eq!(first.retry_after(), Some(Duration::from_secs(30)));
-        // Another delivery is not sent while the pause lasts; it is told how long to wait.
-        let second = ch.deliver(&delivery(), &msg).await.unwrap_err();
-        assert!(second.is_transient());
-        assert!(second.retry_after().unwrap() > Duration::from_secs(29));
-        assert_eq!(fake.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn pause_extends_only_forward() {
-        let p = Pause::default();
-        assert_eq!(p.remaining(), None);
-        p.extend(Duration::from_secs(5));
-        p.extend(Duration::from_secs(1));
-        assert!(p.remaining().unwrap() > Duration::from_secs(4));
     }
 }
