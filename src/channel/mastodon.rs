@@ -222,6 +222,7 @@ impl Channel for Mastodon {
             text,
             html: None,
             weight: 1,
+            media: Default::default(),
             stats: vec![Stat::limited("Mastodon characters", n, self.max_characters)],
         })
     }

@@ -60,9 +60,31 @@ pub struct Rendered {
     /// Rate-limiter cells this message costs (SMS segments with `rate_unit = "segment"`).
     #[serde(skip)]
     pub weight: u32,
+    /// What the post carries besides its text, resolved while rendering; `deliver` reads it
+    /// here, never from `stats` (which are for people to read).
+    #[serde(skip)]
+    pub media: Media,
     /// Lengths against limits, for `preview` and the plan.
     #[serde(skip)]
     pub stats: Vec<Stat>,
+}
+
+/// The announcement's image, link and alt text as a channel will post them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Media {
+    pub image: Option<Image>,
+    /// The link a text post previews.
+    pub link: Option<String>,
+    /// The image's alt text.
+    pub alt: Option<String>,
+}
+
+/// An image to post: an https URL, or a local file that passed [`crate::media`]'s checks
+/// (canonical, so a `resume` from another folder still finds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    Url(String),
+    File(std::path::PathBuf),
 }
 
 /// One measured property of a rendered message, e.g. "segments: 2 (max 3)".

@@ -126,6 +126,7 @@ impl Channel for Outbox {
             text,
             html: None,
             weight: 1,
+            media: Default::default(),
             stats,
         })
     }

@@ -292,6 +292,7 @@ impl Channel for Telegram {
             text,
             html: None,
             weight: 1,
+            media: Default::default(),
             stats: vec![Stat::limited("Telegram characters", n, MAX_TEXT)],
         })
     }

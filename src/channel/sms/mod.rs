@@ -352,6 +352,7 @@ impl Channel for Sms {
             text: normalized,
             html: None,
             weight: if self.weigh_segments { info.segments } else { 1 },
+            media: Default::default(),
             stats,
         })
     }

@@ -214,6 +214,7 @@ impl Channel for Webhook {
             text: body,
             html: None,
             weight: 1,
+            media: Default::default(),
             stats,
         })
     }
