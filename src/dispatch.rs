@@ -6,6 +6,23 @@
 //! Transient errors are retried with exponential backoff and jitter (backon), never sooner than
 //! the provider's Retry-After; permanent ones are attempted once; ambiguous ones become
 //! `unknown` and are never retried automatically.
+//!
+//! # Architecture
+//!
+//! No channel reaches around this path; what a channel's answer asks of the run, the
+//! dispatcher does:
+//!
+//! * **Lane pause** ([`Pause`]): a Retry-After that a channel says holds for the whole channel
+//!   ([`Channel::retry_after_pauses_channel`], e.g. an SMS gateway's 429) moves the lane's
+//!   "paused until" forward. Every delivery of the lane waits for it before it takes a
+//!   rate-limiter cell (and again after its concurrency slot, in case a pause began meanwhile);
+//!   the wait is not an attempt and ends at Ctrl-C.
+//! * **Outcome actions** ([`act_on`]): a recipient who unsubscribed
+//!   ([`DeliveryError::Unsubscribed`], e.g. Twilio 21610) goes on the state folder's suppression
+//!   list through [`crate::audience::suppression`]; the delivery fails, the error says so.
+//! * **History** ([`JournalHistory`]): every delivery carries a read-only
+//!   [`crate::channel::History`] of the journal, so a channel that lists what was published (the
+//!   status page) never opens the journal itself.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -19,7 +36,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::channel::{Channel, Delivery, DeliveryError, Receipt, Rendered};
+use crate::channel::{Channel, Delivery, DeliveryError, History, Published, Receipt, Rendered};
 use crate::config::Common;
 use crate::journal::{DeliveryRow, Journal, JournalError, Status, Writer};
 use crate::render::{BaseContext, Templates};
@@ -43,6 +60,8 @@ pub struct Lane {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub timeout: Duration,
+    /// The provider's channel-wide Retry-After (see the module doc).
+    pause: Pause,
 }
 
 impl Lane {
@@ -64,7 +83,50 @@ impl Lane {
             retry_base: common.retry_base.map_or(crate::config::DEFAULT_RETRY_BASE, |d| d.0),
             retry_max: common.retry_max.map_or(crate::config::DEFAULT_RETRY_MAX, |d| d.0),
             timeout,
+            pause: Pause::default(),
         }
+    }
+
+    /// An attempt's error: a Retry-After that holds for the whole channel pauses the lane.
+    fn note(&self, error: &DeliveryError) {
+        if let Some(wait) = error.retry_after()
+            && self.channel.retry_after_pauses_channel()
+        {
+            self.pause.extend(wait);
+        }
+    }
+
+    /// Wait until the lane is not paused; `false` when the run was stopped meanwhile.
+    async fn unpaused(&self, cancel: &CancellationToken) -> bool {
+        while let Some(left) = self.pause.remaining() {
+            tokio::select! {
+                () = tokio::time::sleep(left) => {}
+                () = cancel.cancelled() => return false,
+            }
+        }
+        true
+    }
+}
+
+/// A lane's "paused until", moved only forward.
+#[derive(Default)]
+struct Pause {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pause {
+    fn extend(&self, by: Duration) {
+        let until = tokio::time::Instant::now() + by;
+        let mut g = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if g.is_none_or(|u| u < until) {
+            *g = Some(until);
+        }
+    }
+
+    fn remaining(&self) -> Option<Duration> {
+        let g = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.and_then(|u| u.checked_duration_since(tokio::time::Instant::now()))
+            .filter(|d| !d.is_zero())
     }
 }
 
@@ -146,6 +208,8 @@ pub struct Dispatch<'a> {
     pub thread_roots: HashMap<String, String>,
     pub cancel: CancellationToken,
     pub progress: bool,
+    /// Where the state folder's suppression list is (see [`act_on`]).
+    pub state_dir: &'a std::path::Path,
 }
 
 /// Why an attempt ended without a receipt.
@@ -175,6 +239,8 @@ pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result
         templates: d.templates.clone(),
         thread_roots: d.thread_roots,
         cancel: d.cancel.clone(),
+        state_dir: d.state_dir.to_path_buf(),
+        history: Arc::new(JournalHistory(d.state_dir.to_path_buf())),
         writer: writer.clone(),
         journal_failed: AtomicBool::new(false),
     });
@@ -212,6 +278,8 @@ struct Shared {
     templates: Arc<Templates>,
     thread_roots: HashMap<String, String>,
     cancel: CancellationToken,
+    state_dir: std::path::PathBuf,
+    history: Arc<dyn History>,
     writer: Arc<Writer>,
     journal_failed: AtomicBool,
 }
@@ -306,7 +374,11 @@ async fn deliver_one(
         slots,
         pace,
     };
-    let outcome = attempts.with_retries(&row, &delivery, &message).await;
+    let outcome = act_on(
+        &shared.state_dir,
+        &delivery,
+        attempts.with_retries(&row, &delivery, &message).await,
+    );
     let stopping = shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst);
     let entry = journal_entry(outcome, stopping);
     if let Entry::Halted(_) = &entry {
@@ -345,6 +417,42 @@ fn delivery_for(shared: &Shared, channel: &dyn Channel, row: &DeliveryRow) -> De
         message_id: format!("{}.{}@{domain}", shared.run_id, row.id),
         idempotency_key: format!("announce-{}-{}", shared.run_id, row.id),
         thread_root: shared.thread_roots.get(&row.recipient).cloned(),
+        history: shared.history.clone(),
+    }
+}
+
+/// The journal in a state folder, read through its own connection at each call (the
+/// dispatcher's connection belongs to the writer).
+#[derive(Debug)]
+struct JournalHistory(std::path::PathBuf);
+
+impl History for JournalHistory {
+    fn published(&self, channel: &str, current: &str) -> Result<Vec<Published>, String> {
+        let journal = Journal::open_existing(&self.0)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no journal in {}", self.0.display()))?;
+        let mut out = Vec::new();
+        for run in journal.runs().map_err(|e| e.to_string())? {
+            // The run being sent is in (its delivery is `sending` right now); earlier ones only
+            // if this channel sent them.
+            if run.id != current
+                && (run.dry_run
+                    || journal
+                        .deliveries_in(&run.id, channel, &[Status::Sent, Status::Delivered])
+                        .map_err(|e| e.to_string())?
+                        .is_empty())
+            {
+                continue;
+            }
+            out.push(Published {
+                run_id: run.id,
+                announcement: run.announcement,
+                origin: run.origin,
+                base_dir: run.base_dir,
+                started_at: run.started_at,
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -430,40 +538,69 @@ impl Attempts<'_> {
             .await
     }
 
-    /// One attempt: a rate-limit cell, the durable `sending` mark, a concurrency slot, then
-    /// the provider (within the lane's timeout).
+    /// One attempt: the lane's pause, a rate-limit cell, the durable `sending` mark, a
+    /// concurrency slot, then the provider (within the lane's timeout).
     async fn once(&self, delivery: Delivery, message: &Rendered, weight: NonZeroU32) -> Attempted {
         let n = delivery.attempt;
-        if let Some(l) = &self.lane.limiter
-            && l.until_n_ready(weight).await.is_err()
-        {
-            return Err((
-                n,
-                AttemptError::Delivery(DeliveryError::permanent(format!(
-                    "the message needs {weight} rate-limit cells but the channel's burst is smaller; raise `burst`"
-                ))),
-            ));
-        }
-        if self.stopped() {
-            return Err((n, AttemptError::Stopped { marked: false }));
-        }
-        let marking = std::time::Instant::now();
-        self.shared
-            .writer
-            .sending(delivery.id, n, &delivery.message_id)
-            .await
-            .map_err(|e| (n, AttemptError::Journal(e)))?;
-        let commit = marking.elapsed();
-        let _slot = self.slots.acquire().await.expect("semaphore is never closed");
-        if self.stopped() {
-            return Err((n, AttemptError::Stopped { marked: true }));
-        }
+        // How long the `sending` mark took; `Some` once it is made.
+        let mut commit = None;
+        let _slot = loop {
+            if !self.lane.unpaused(&self.shared.cancel).await {
+                return Err((
+                    n,
+                    AttemptError::Stopped {
+                        marked: commit.is_some(),
+                    },
+                ));
+            }
+            if let Some(l) = &self.lane.limiter
+                && l.until_n_ready(weight).await.is_err()
+            {
+                return Err((
+                    n,
+                    AttemptError::Delivery(DeliveryError::permanent(format!(
+                        "the message needs {weight} rate-limit cells but the channel's burst is smaller; raise `burst`"
+                    ))),
+                ));
+            }
+            if self.stopped() {
+                return Err((
+                    n,
+                    AttemptError::Stopped {
+                        marked: commit.is_some(),
+                    },
+                ));
+            }
+            if commit.is_none() {
+                let marking = std::time::Instant::now();
+                self.shared
+                    .writer
+                    .sending(delivery.id, n, &delivery.message_id)
+                    .await
+                    .map_err(|e| (n, AttemptError::Journal(e)))?;
+                commit = Some(marking.elapsed());
+            }
+            let slot = self.slots.acquire().await.expect("semaphore is never closed");
+            if self.stopped() {
+                return Err((n, AttemptError::Stopped { marked: true }));
+            }
+            // A pause that began while this attempt waited for its slot holds for it too: it
+            // waits, then takes a fresh rate-limit cell.
+            if self.lane.pause.remaining().is_none() {
+                break slot;
+            }
+        };
         let channel = self.lane.channel.as_ref();
         let sending = std::time::Instant::now();
         let result =
             tokio::time::timeout(self.lane.timeout, panics::Guarded(channel.deliver(&delivery, message))).await;
-        self.pace.record(commit, sending.elapsed());
-        match attempt_result(result.ok(), || channel.timeout_error(self.lane.timeout)) {
+        self.pace.record(commit.unwrap_or_default(), sending.elapsed());
+        let result = attempt_result(result.ok(), || channel.timeout_error(self.lane.timeout));
+        if let Err(error) = &result {
+            // Before the slot is free, so the deliveries waiting for it see the pause.
+            self.lane.note(error);
+        }
+        match result {
             Ok(receipt) => Ok((n, receipt)),
             Err(error @ DeliveryError::Halt { .. }) => {
                 // Before the slot is free: no delivery waiting for it may start.
@@ -473,6 +610,27 @@ impl Attempts<'_> {
             Err(error) => Err((n, AttemptError::Delivery(error))),
         }
     }
+}
+
+/// What an outcome asks of the run besides its journal entry: an unsubscribed recipient goes
+/// on the state folder's suppression list, and the delivery's error says whether that worked.
+fn act_on(state_dir: &std::path::Path, delivery: &Delivery, outcome: Attempted) -> Attempted {
+    let Err((n, AttemptError::Delivery(DeliveryError::Unsubscribed { message, route }))) = outcome else {
+        return outcome;
+    };
+    let file = crate::audience::suppression::state_file(state_dir);
+    let note = match crate::audience::suppression::add_to_state(state_dir, &delivery.address) {
+        Ok(()) => format!(
+            "the recipient replied STOP: added to the suppression list {}",
+            file.display()
+        ),
+        Err(e) => format!(
+            "the recipient replied STOP, but it could not be added to {}: {e}",
+            file.display()
+        ),
+    };
+    let message = format!("{message}; {note}");
+    Err((n, AttemptError::Delivery(DeliveryError::Permanent { message, route })))
 }
 
 /// What the channel's `deliver` came to: `None` when it timed out, `Err(text)` when it
@@ -563,7 +721,7 @@ fn journal_entry(outcome: Attempted, stopping: bool) -> Entry {
             format!("attempt {n}: {error}; stopped before retrying"),
         ),
         DeliveryError::Transient { .. } => (Status::Failed, format!("gave up after {n} attempts: {error}")),
-        DeliveryError::Permanent { .. } => (Status::Failed, error.to_string()),
+        DeliveryError::Permanent { .. } | DeliveryError::Unsubscribed { .. } => (Status::Failed, error.to_string()),
         DeliveryError::Ambiguous { .. } => (Status::Unknown, error.to_string()),
         DeliveryError::Halt { .. } => return halt_entry(error, true, n),
     };
@@ -826,5 +984,88 @@ mod tests {
             (e.retry_after(), e.route()),
             (Some(Duration::from_secs(7)), Some("api"))
         );
+    }
+
+    /// A channel whose Retry-After holds for the whole channel, or not.
+    struct Throttled(bool);
+
+    #[async_trait::async_trait]
+    impl Channel for Throttled {
+        fn name(&self) -> &str {
+            "sms"
+        }
+        fn type_name(&self) -> &'static str {
+            "sms"
+        }
+        fn reach(&self) -> crate::channel::Reach {
+            crate::channel::Reach::PerPerson(crate::channel::AddressKind::Phone)
+        }
+        fn render(&self, _t: &Templates, _c: &crate::render::Context) -> Result<Rendered, String> {
+            Ok(Rendered::default())
+        }
+        async fn deliver(&self, _d: &Delivery, _m: &Rendered) -> Result<Receipt, DeliveryError> {
+            Ok(Receipt::default())
+        }
+        async fn check(&self) -> Vec<crate::channel::Probe> {
+            Vec::new()
+        }
+        fn retry_after_pauses_channel(&self) -> bool {
+            self.0
+        }
+    }
+
+    fn lane(channel_wide: bool) -> Lane {
+        Lane {
+            channel: Arc::new(Throttled(channel_wide)),
+            concurrency: 1,
+            limiter: None,
+            max_attempts: 5,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            timeout: Duration::from_secs(120),
+            pause: Pause::default(),
+        }
+    }
+
+    fn throttled(secs: u64) -> DeliveryError {
+        DeliveryError::Transient {
+            message: "429 Too Many Requests".into(),
+            retry_after: Some(Duration::from_secs(secs)),
+            route: Some("twilio".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn retry_after_pauses_every_delivery_of_the_channel() {
+        let paused = lane(true);
+        paused.note(&throttled(30));
+        // Another delivery waits for the pause; a Ctrl-C ends the wait without an attempt.
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        assert!(!paused.unpaused(&cancel).await, "a paused lane lets nothing through");
+        assert!(paused.pause.remaining().unwrap() > Duration::from_secs(29));
+        // The pause only moves forward; errors without Retry-After leave it alone.
+        paused.note(&throttled(1));
+        paused.note(&DeliveryError::transient("500"));
+        assert!(paused.pause.remaining().unwrap() > Duration::from_secs(29));
+    }
+
+    #[tokio::test]
+    async fn a_pause_ends_and_a_per_delivery_retry_after_pauses_nothing() {
+        let cancel = CancellationToken::new();
+        let paused = lane(true);
+        paused.note(&DeliveryError::Transient {
+            message: "429".into(),
+            retry_after: Some(Duration::from_millis(20)),
+            route: None,
+        });
+        assert!(paused.unpaused(&cancel).await);
+        assert_eq!(paused.pause.remaining(), None);
+        // Telegram, webhooks...: the Retry-After is for that delivery's own retry only.
+        let own = lane(false);
+        own.note(&throttled(30));
+        assert_eq!(own.pause.remaining(), None);
+        cancel.cancel();
+        assert!(own.unpaused(&cancel).await, "an unpaused lane does not wait");
     }
 }

@@ -119,23 +119,6 @@ pub struct Plan {
     pub base: BaseContext,
 }
 
-/// The file name of the state folder's own suppression list (numbers that answered STOP...).
-pub const STATE_SUPPRESSIONS: &str = "suppressed.txt";
-
-/// Add an address to the state folder's own suppression list (e.g. a number that replied STOP):
-/// every later run skips it.
-pub fn add_state_suppression(state_dir: &std::path::Path, address: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    crate::fsutil::create_private_dir(state_dir)?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(state_dir.join(STATE_SUPPRESSIONS))?;
-    writeln!(f, "{address}")
-}
-
 /// Which configured channels this announcement goes to.
 pub fn select_channels<'c>(
     config: &'c Config,
@@ -222,26 +205,8 @@ pub fn audience_path(config: &Config, ann: &Announcement, sel: &Selection) -> Op
 }
 
 pub fn load_suppressions(config: &Config) -> Result<Suppressions, AppError> {
-    let mut s = match &config.audience.suppress {
-        Some(p) => Suppressions::load(p, config.default_region).map_err(|e| AppError::invalid(e.to_string()))?,
-        None => Suppressions::default(),
-    };
-    let own = config.state_dir.join(STATE_SUPPRESSIONS);
-    if own.exists() {
-        let extra = std::fs::read_to_string(&own).map_err(|e| AppError::invalid(format!("{}: {e}", own.display())))?;
-        for line in extra
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            if line.contains('@') {
-                s.insert_email(line)
-            } else {
-                s.insert_phone(line)
-            }
-        }
-    }
-    Ok(s)
+    let file = config.audience.suppress.as_deref();
+    audience::suppression::load_all(file, &config.state_dir, config.default_region).map_err(AppError::invalid)
 }
 
 /// Content digest for idempotent sends: title, body, channels and audience.

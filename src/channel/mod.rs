@@ -62,9 +62,31 @@ pub struct Rendered {
     /// Rate-limiter cells this message costs (SMS segments with `rate_unit = "segment"`).
     #[serde(skip)]
     pub weight: u32,
+    /// What the post carries besides its text, resolved while rendering; `deliver` reads it
+    /// here, never from `stats` (which are for people to read).
+    #[serde(skip)]
+    pub media: Media,
     /// Lengths against limits, for `preview` and the plan.
     #[serde(skip)]
     pub stats: Vec<Stat>,
+}
+
+/// The announcement's image, link and alt text as a channel will post them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Media {
+    pub image: Option<Image>,
+    /// The link a text post previews.
+    pub link: Option<String>,
+    /// The image's alt text.
+    pub alt: Option<String>,
+}
+
+/// An image to post: an https URL, or a local file that passed [`crate::media`]'s checks
+/// (canonical, so a `resume` from another folder still finds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    Url(String),
+    File(std::path::PathBuf),
 }
 
 /// One measured property of a rendered message, e.g. "segments: 2 (max 3)".
@@ -112,6 +134,29 @@ pub struct Delivery {
     pub idempotency_key: String,
     /// Message-ID of the first message of this announcement's thread to this recipient.
     pub thread_root: Option<String>,
+    /// The announcements published so far, for channels that list them (the status page).
+    pub history: Arc<dyn History>,
+}
+
+/// An announcement as the journal recorded it.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub run_id: String,
+    /// The announcement file as it was read, and where it was read from.
+    pub announcement: String,
+    pub origin: String,
+    /// The folder its relative paths start from.
+    pub base_dir: String,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
+/// A read-only view of what the journal has published, which the dispatcher hands to every
+/// delivery: a channel never opens the journal itself.
+pub trait History: Send + Sync + std::fmt::Debug {
+    /// The announcements the channel `channel` published (a delivery `sent` or `delivered`; dry
+    /// runs left out), plus the run `current` being sent now, in the order they were started.
+    fn published(&self, channel: &str, current: &str) -> Result<Vec<Published>, String>;
 }
 
 /// A provider's acceptance.
@@ -139,6 +184,10 @@ pub enum DeliveryError {
     /// Never retried automatically: the delivery becomes `unknown`.
     #[error("{message}")]
     Ambiguous { message: String, route: Option<String> },
+    /// Permanent: the recipient asked for no more messages (an SMS STOP reply). The dispatcher
+    /// adds the address to the state folder's suppression list, so later runs skip it.
+    #[error("{message}")]
+    Unsubscribed { message: String, route: Option<String> },
     /// Permanent, and pointless for every other delivery of the channel (no credit, account
     /// barred): the channel stops and the rest stay `pending` for `resume`.
     #[error("{message}")]
@@ -176,7 +225,8 @@ impl DeliveryError {
         match self {
             DeliveryError::Transient { route, .. }
             | DeliveryError::Permanent { route, .. }
-            | DeliveryError::Ambiguous { route, .. } => route.as_deref(),
+            | DeliveryError::Ambiguous { route, .. }
+            | DeliveryError::Unsubscribed { route, .. } => route.as_deref(),
             DeliveryError::Halt { .. } => None,
         }
     }
@@ -185,26 +235,35 @@ impl DeliveryError {
     /// texts can quote the request, credentials included.
     #[must_use]
     pub fn redacted(self) -> DeliveryError {
-        let r = |m: String| crate::secrets::redact(&m).into_owned();
+        self.map_message(|m| crate::secrets::redact(&m).into_owned())
+    }
+
+    /// The same error (class, Retry-After, route) with its message changed by `f`.
+    #[must_use]
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> DeliveryError {
         match self {
             DeliveryError::Transient {
                 message,
                 retry_after,
                 route,
             } => DeliveryError::Transient {
-                message: r(message),
+                message: f(message),
                 retry_after,
                 route,
             },
             DeliveryError::Permanent { message, route } => DeliveryError::Permanent {
-                message: r(message),
+                message: f(message),
                 route,
             },
             DeliveryError::Ambiguous { message, route } => DeliveryError::Ambiguous {
-                message: r(message),
+                message: f(message),
                 route,
             },
-            DeliveryError::Halt { message } => DeliveryError::Halt { message: r(message) },
+            DeliveryError::Unsubscribed { message, route } => DeliveryError::Unsubscribed {
+                message: f(message),
+                route,
+            },
+            DeliveryError::Halt { message } => DeliveryError::Halt { message: f(message) },
         }
     }
 }
@@ -279,6 +338,12 @@ pub trait Channel: Send + Sync {
     /// How long one attempt may take before it is abandoned.
     fn attempt_timeout(&self) -> Option<Duration> {
         None
+    }
+    /// Whether a Retry-After in one delivery's answer holds for every delivery of the channel
+    /// (the dispatcher then pauses the whole lane until then), rather than only for the retry
+    /// of that delivery.
+    fn retry_after_pauses_channel(&self) -> bool {
+        false
     }
     /// What a timeout of the whole attempt means for this channel.
     fn timeout_error(&self, after: Duration) -> DeliveryError {

@@ -11,6 +11,7 @@ impl Rendered {
             text,
             html: None,
             weight: 1,
+            media: Default::default(),
             stats,
         }
     }

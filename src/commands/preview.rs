@@ -113,7 +113,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
 }
 
 fn normalize(config: &Config, want: &str) -> String {
-    crate::audience::normalize_phone(want, config.default_region).unwrap_or_else(|_| want.to_string())
+    crate::audience::address::normalize_phone(want, config.default_region).unwrap_or_else(|_| want.to_string())
 }
 
 /// Whether delivery `d` is for `want` (as typed, and as a phone number in E.164).

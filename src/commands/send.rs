@@ -220,7 +220,7 @@ fn deliver(config: &Config, journal: &Journal, ready: Ready<'_>, json: bool) -> 
         Some(t) => journal.thread_roots(t, run_id, &["email", "outbox"])?,
         None => HashMap::new(),
     };
-    let interrupted = execute(journal, run_id, base, templates, thread_roots, lanes)?;
+    let interrupted = execute(&config.state_dir, journal, run_id, base, templates, thread_roots, lanes)?;
     if !interrupted {
         journal.finish_run(run_id)?;
     }
@@ -229,6 +229,7 @@ fn deliver(config: &Config, journal: &Journal, ready: Ready<'_>, json: bool) -> 
 
 /// Dispatch with Ctrl-C handling. Returns whether the run was interrupted.
 fn execute(
+    state_dir: &std::path::Path,
     journal: &Journal,
     run_id: &str,
     base: &BaseContext,
@@ -258,6 +259,7 @@ fn execute(
             thread_roots,
             cancel: cancel.clone(),
             progress: std::io::stderr().is_terminal(),
+            state_dir,
         };
         dispatch::run(d, journal, lanes).await
     });

@@ -19,12 +19,17 @@ const PANIC_SECRET: &str = "tok-Pangolin-90417";
 
 /// Behaves according to the recipient's local part (`panic` panics in `deliver`,
 /// `panic-render` in `render`): `flaky-N` fails N times (transient, with a
-/// Retry-After for `slowflaky-N`), `bad` fails permanently, `lost` is ambiguous, `broke` halts.
+/// Retry-After for `slowflaky-N`), `bad` fails permanently, `lost` is ambiguous, `broke` halts,
+/// `stop` has unsubscribed.
 #[derive(Default)]
 struct Scripted {
     calls: Mutex<HashMap<String, u32>>,
     /// `together-*` deliveries wait here until three are inside `deliver`, then halt.
     together: Option<tokio::sync::Barrier>,
+    /// Like an SMS gateway: a Retry-After holds for the whole account (the channel says so),
+    /// and every request before it is over is refused with a 429 of its own.
+    account_wide: bool,
+    paused_until: Mutex<Option<std::time::Instant>>,
 }
 
 #[async_trait]
@@ -62,9 +67,23 @@ impl Channel for Scripted {
         {
             return Err(DeliveryError::transient(format!("421 try later (call {n})")));
         }
+        let refused = self.account_wide
+            && self
+                .paused_until
+                .lock()
+                .unwrap()
+                .is_some_and(|u| std::time::Instant::now() < u);
+        if refused {
+            return Err(DeliveryError::Transient {
+                message: "429 still paused".into(),
+                retry_after: Some(Duration::from_millis(400)),
+                route: None,
+            });
+        }
         if let Some(k) = fails("slowflaky-")
             && n <= k
         {
+            *self.paused_until.lock().unwrap() = Some(std::time::Instant::now() + Duration::from_millis(400));
             return Err(DeliveryError::Transient {
                 message: "429 slow down".into(),
                 retry_after: Some(Duration::from_millis(400)),
@@ -89,6 +108,10 @@ impl Channel for Scripted {
                 message: "insufficient credit".into(),
             }),
             "always" => Err(DeliveryError::transient("451 busy")),
+            "stop" => Err(DeliveryError::Unsubscribed {
+                message: "21610 unsubscribed recipient".into(),
+                route: Some("r1".into()),
+            }),
             "panic" => panic!("provider answer could not be parsed: token={PANIC_SECRET}"),
             _ => Ok(Receipt {
                 provider_id: Some(format!("id-{}", d.id)),
@@ -98,6 +121,9 @@ impl Channel for Scripted {
     }
     async fn check(&self) -> Vec<Probe> {
         Vec::new()
+    }
+    fn retry_after_pauses_channel(&self) -> bool {
+        self.account_wide
     }
 }
 
@@ -163,6 +189,7 @@ async fn dispatch(h: &Harness, settings: &str) {
         thread_roots: HashMap::new(),
         cancel: CancellationToken::new(),
         progress: false,
+        state_dir: h._dir.path(),
     };
     let lane = Lane::new(h.channel.clone(), &common(settings));
     dispatch::run(d, &h.journal, vec![lane]).await.unwrap();
@@ -229,6 +256,50 @@ async fn retry_after_is_honoured() {
     assert_eq!(rows["slowflaky-1@x.de"].status, Status::Sent);
     let times = attempt_starts(&h, rows["slowflaky-1@x.de"].id);
     assert!(times[1] - times[0] >= 400, "retried before Retry-After: {times:?}");
+}
+
+/// A Retry-After the channel says holds for the whole channel pauses every delivery of the
+/// lane: none of them is refused for calling too early, and the wait is no attempt.
+#[tokio::test]
+async fn a_channel_wide_retry_after_pauses_the_whole_lane() {
+    let recipients: Vec<String> = std::iter::once("slowflaky-1@x.de".to_string())
+        .chain((0..8).map(|i| format!("p{i}@x.de")))
+        .collect();
+    let refs: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let mut h = harness(&refs);
+    h.channel = Arc::new(Scripted {
+        account_wide: true,
+        ..Default::default()
+    });
+    dispatch(&h, "concurrency = 1\nretry_base = \"10ms\"\nmax_attempts = 3").await;
+    let rows = by_recipient(&h);
+    assert!(rows.values().all(|r| r.status == Status::Sent), "{rows:?}");
+    assert_eq!(rows["slowflaky-1@x.de"].attempts, 2);
+    for r in rows.values().filter(|r| r.recipient.starts_with('p')) {
+        assert_eq!(r.attempts, 1, "sent during the pause: {r:?}");
+    }
+    let calls = h.channel.calls.lock().unwrap().values().sum::<u32>();
+    assert_eq!(calls, 10, "9 messages + the one 429");
+}
+
+/// An unsubscribed recipient (an SMS STOP reply) fails once, and the dispatcher puts the
+/// address on the state folder's suppression list, which the error names.
+#[tokio::test]
+async fn an_unsubscribed_recipient_fails_and_is_suppressed() {
+    let h = harness(&["ok@x.de", "stop@x.de"]);
+    dispatch(&h, "max_attempts = 3").await;
+    let rows = by_recipient(&h);
+    assert_eq!(rows["ok@x.de"].status, Status::Sent);
+    let stop = &rows["stop@x.de"];
+    assert_eq!((stop.status, stop.attempts), (Status::Failed, 1));
+    let error = stop.error.as_deref().unwrap();
+    assert!(
+        error.starts_with("21610 unsubscribed recipient; the recipient replied STOP: added to the suppression list"),
+        "{error}"
+    );
+    assert_eq!(stop.route.as_deref(), Some("r1"));
+    let list = std::fs::read_to_string(h._dir.path().join("suppressed.txt")).unwrap();
+    assert_eq!(list, "stop@x.de\n");
 }
 
 #[tokio::test]

@@ -157,6 +157,7 @@ pub fn render(
         text,
         html: Some(html),
         weight: 1,
+        media: Default::default(),
         stats,
     })
 }

@@ -57,6 +57,9 @@ pub enum Failure {
     /// The route works and refused this recipient or this message; `permanent` or worth a
     /// retry later on whichever route is first then.
     Refused { permanent: bool, message: String },
+    /// Like a permanent refusal, and the recipient asked for no more messages (SMS STOP): the
+    /// dispatcher adds them to the suppression list.
+    Unsubscribed(String),
     /// The request went out and no answer came: the route may have the message.
     Ambiguous(String),
 }
@@ -210,6 +213,15 @@ impl<R: Route> Failover<R> {
                             retry_after: None,
                             route,
                         }
+                    });
+                }
+                Err(Failure::Unsubscribed(message)) => {
+                    ticket.success();
+                    self.works(member);
+                    self.done(delivery);
+                    return Err(DeliveryError::Unsubscribed {
+                        message,
+                        route: Some(name.to_string()),
                     });
                 }
                 Err(Failure::Ambiguous(message)) => {

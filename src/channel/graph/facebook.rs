@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::FacebookConfig;
 use super::client::{Effect, FilePart, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
-use super::{IMAGE_STAT, Image, LINK_STAT, image_of, read_image, stat_value};
-use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use super::{Image, image_of, read_image};
+use crate::channel::{Channel, Delivery, DeliveryError, Media, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::Common;
 use crate::render::{Context, Templates};
 
@@ -108,28 +108,7 @@ pub fn largest_image(v: &Value) -> Option<String> {
 
 /// Prefix an error's message with what was being done.
 pub fn prefix(e: DeliveryError, what: &str) -> DeliveryError {
-    match e {
-        DeliveryError::Transient {
-            message,
-            retry_after,
-            route,
-        } => DeliveryError::Transient {
-            message: format!("{what}: {message}"),
-            retry_after,
-            route,
-        },
-        DeliveryError::Permanent { message, route } => DeliveryError::Permanent {
-            message: format!("{what}: {message}"),
-            route,
-        },
-        DeliveryError::Ambiguous { message, route } => DeliveryError::Ambiguous {
-            message: format!("{what}: {message}"),
-            route,
-        },
-        DeliveryError::Halt { message } => DeliveryError::Halt {
-            message: format!("{what}: {message}"),
-        },
-    }
+    e.map_message(|message| format!("{what}: {message}"))
 }
 
 #[async_trait]
@@ -162,27 +141,34 @@ impl Channel for Facebook {
                 "the Facebook post has {chars} characters; Facebook allows {MAX_MESSAGE}"
             ));
         }
-        match image_of(ctx, &[&crate::media::FACEBOOK_PHOTO])? {
+        let mut media = Media {
+            image: image_of(ctx, &[&crate::media::FACEBOOK_PHOTO])?,
+            ..Media::default()
+        };
+        match &media.image {
             Some(Image::Url(u)) => {
                 stats.push(Stat::new("post type", "photo (from the image URL)"));
-                stats.push(Stat::new(IMAGE_STAT, u));
+                stats.push(Stat::new("image", u));
             }
             Some(Image::File(p)) => {
                 stats.push(Stat::new("post type", "photo (uploaded from the local file)"));
-                stats.push(Stat::new(IMAGE_STAT, p.display()));
+                stats.push(Stat::new("image", p.display()));
             }
             None => {
-                let link = ctx.data()["link"].as_str().filter(|l| !l.is_empty());
+                media.link = ctx.data()["link"]
+                    .as_str()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string);
                 stats.push(Stat::new(
                     "post type",
-                    if link.is_some() {
+                    if media.link.is_some() {
                         "text with link preview"
                     } else {
                         "text"
                     },
                 ));
-                if let Some(l) = link {
-                    stats.push(Stat::new(LINK_STAT, l));
+                if let Some(l) = &media.link {
+                    stats.push(Stat::new("link", l));
                 }
             }
         }
@@ -191,6 +177,7 @@ impl Channel for Facebook {
             text,
             html: None,
             weight: 1,
+            media,
             stats,
         })
     }
@@ -198,11 +185,11 @@ impl Channel for Facebook {
     async fn deliver(&self, d: &Delivery, m: &Rendered) -> Result<Receipt, DeliveryError> {
         // Graph error texts can quote the request: no secret reaches the journal or a report.
         let result: Result<Receipt, DeliveryError> = async {
-            let (path, result) = match stat_value(m, IMAGE_STAT).map(Image::from_stat) {
+            let (path, result) = match &m.media.image {
                 None => {
                     let path = format!("{}/feed", self.page_id);
                     let mut params = vec![("message", m.text.as_str())];
-                    if let Some(link) = stat_value(m, LINK_STAT) {
+                    if let Some(link) = m.media.link.as_deref() {
                         params.push(("link", link));
                     }
                     let r = self.client.post_form(&path, &params, Effect::Publish).await;
@@ -216,7 +203,7 @@ impl Channel for Facebook {
                 }
                 Some(Image::File(file)) => {
                     let path = format!("{}/photos", self.page_id);
-                    let part: FilePart = read_image(&file).await?;
+                    let part: FilePart = read_image(file).await?;
                     let r = self
                         .client
                         .post_multipart(&path, &[("caption", m.text.as_str())], part, Effect::Publish)

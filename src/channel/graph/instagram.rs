@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use super::InstagramConfig;
 use super::client::{Effect, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
 use super::facebook::{PageHost, prefix};
-use super::{ALT_STAT, IMAGE_STAT, Image, image_of, stat_value};
-use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use super::{Image, image_of};
+use crate::channel::{Channel, Delivery, DeliveryError, Media, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::Common;
 use crate::media;
 use crate::render::{Context, Templates};
@@ -146,11 +146,11 @@ impl Instagram {
 
     /// Step 2.
     async fn image_url(&self, d: &Delivery, m: &Rendered) -> Result<String, DeliveryError> {
-        match stat_value(m, IMAGE_STAT).map(Image::from_stat) {
+        match &m.media.image {
             None => Err(DeliveryError::permanent(
                 "Instagram posts need an image and the announcement has none",
             )),
-            Some(Image::Url(u)) => Ok(u),
+            Some(Image::Url(u)) => Ok(u.clone()),
             Some(Image::File(path)) => {
                 if let Some(u) = self.progress(d.id).image_url {
                     return Ok(u);
@@ -160,7 +160,7 @@ impl Instagram {
                     Some(Err(e)) => return Err(DeliveryError::permanent(e.clone())),
                     None => return Err(DeliveryError::permanent(needs_public_url(&path.display().to_string()))),
                 };
-                let url = host.host(&path, d.attempt).await?;
+                let url = host.host(path, d.attempt).await?;
                 tracing::info!(channel = %self.name, "local image hosted as an unpublished photo on facebook channel `{}`", host.channel);
                 self.remember(d.id, |p| p.image_url = Some(url.clone()));
                 Ok(url)
@@ -311,8 +311,9 @@ impl Channel for Instagram {
             ));
         }
         // A local file is uploaded to the Facebook Page first: both platforms' rules apply.
-        match image_of(ctx, &[&media::INSTAGRAM_IMAGE, &media::FACEBOOK_PHOTO])? {
-            Some(Image::Url(u)) => stats.push(Stat::new(IMAGE_STAT, u)),
+        let image = image_of(ctx, &[&media::INSTAGRAM_IMAGE, &media::FACEBOOK_PHOTO])?;
+        match &image {
+            Some(Image::Url(u)) => stats.push(Stat::new("image", u)),
             Some(Image::File(p)) => {
                 let shown = p.display().to_string();
                 match &self.host {
@@ -323,24 +324,28 @@ impl Channel for Instagram {
                             "image hosting",
                             format!("uploaded unpublished to the Page of facebook channel `{}`", h.channel),
                         ));
-                        stats.push(Stat::new(IMAGE_STAT, shown));
+                        stats.push(Stat::new("image", shown));
                     }
                 }
             }
             // Planning skips Instagram without an image (skip_broadcast); preview may still ask.
             None => {}
         }
-        if let Some(alt) = ctx.data()["vars"]["image_alt"]
+        let alt = ctx.data()["vars"]["image_alt"]
             .as_str()
-            .filter(|a| !a.trim().is_empty())
-        {
-            stats.push(Stat::new(ALT_STAT, alt.trim()));
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string);
+        if let Some(a) = &alt {
+            stats.push(Stat::new("alt text", a));
         }
+        let media = Media { image, link: None, alt };
         Ok(Rendered {
             subject: None,
             text: caption,
             html: None,
             weight: 1,
+            media,
             stats,
         })
     }
@@ -356,7 +361,7 @@ impl Channel for Instagram {
                 Some(c) => c,
                 None => {
                     let mut params = vec![("image_url", image_url.as_str()), ("caption", m.text.as_str())];
-                    if let Some(alt) = stat_value(m, ALT_STAT) {
+                    if let Some(alt) = m.media.alt.as_deref() {
                         params.push(("alt_text", alt));
                     }
                     let v = self

@@ -17,24 +17,18 @@ mod config;
 pub mod facebook;
 pub mod instagram;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::channel::ChannelKind;
-use crate::channel::{Channel, DeliveryError, Rendered};
+use crate::channel::{Channel, DeliveryError};
 use crate::config::{Common, Config};
 use crate::media::{self, ImageRule};
 use crate::render::Context;
 
+pub use crate::channel::Image;
 use client::FilePart;
 pub use config::{FacebookConfig, InstagramConfig};
-
-/// `stats` label of the image: an https URL or an absolute file path.
-pub const IMAGE_STAT: &str = "image";
-/// `stats` label of the link a Facebook text post previews.
-pub const LINK_STAT: &str = "link";
-/// `stats` label of Instagram's alt text.
-pub const ALT_STAT: &str = "alt text";
 
 pub fn build_facebook(
     name: &str,
@@ -79,29 +73,6 @@ pub fn build_instagram(
         _ => None,
     });
     Ok(Arc::new(instagram::Instagram::new(name, common, cfg, host)?))
-}
-
-/// The announcement's image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Image {
-    Url(String),
-    File(PathBuf),
-}
-
-impl Image {
-    /// Back from the `image` stat written by `render`.
-    pub fn from_stat(v: &str) -> Image {
-        if v.starts_with("https://") {
-            Image::Url(v.to_string())
-        } else {
-            Image::File(PathBuf::from(v))
-        }
-    }
-}
-
-/// The value of a `stats` entry.
-pub fn stat_value<'m>(m: &'m Rendered, label: &str) -> Option<&'m str> {
-    m.stats.iter().find(|s| s.label == label).map(|s| s.value.as_str())
 }
 
 /// Resolve the context's `image`: an https URL, or a local file that passes [`media`]'s

@@ -12,7 +12,9 @@
 //!   ([`crate::channel::failover`], as email relays are): no connection, 401/403 and account
 //!   errors → the next provider at once; 429/5xx → the dispatcher retries, and after
 //!   `provider_attempts` of them the next provider takes over; a `Retry-After` holds that
-//!   provider until then (with one provider: every delivery of the channel). Recipient errors
+//!   provider until then; when no provider is left, the error's `Retry-After` reaches the
+//!   dispatcher, which pauses the whole lane (`retry_after_pauses_channel`): a gateway's 429
+//!   throttles the account, not one recipient. Recipient errors
 //!   are final, ambiguous ones `unknown`; neither fails over.
 //! * Gateways have no idempotency key, so a request that got no answer is `unknown`, never
 //!   re-sent automatically.
@@ -116,6 +118,7 @@ impl Member {
                 permanent: true,
                 message,
             },
+            DeliveryError::Unsubscribed { message, .. } => failover::Failure::Unsubscribed(message),
             DeliveryError::Ambiguous { message, .. } => failover::Failure::Ambiguous(message),
             DeliveryError::Halt { message } => failover::Failure::Unusable(message),
         })
@@ -135,7 +138,7 @@ pub struct Sms {
 }
 
 impl Sms {
-    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Sms, String> {
+    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, _config: &Config) -> Result<Sms, String> {
         let attempt = common.timeout.map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0);
         // Our own request timeout fires first, so a slow gateway is classified here (unknown)
         // rather than by the dispatcher's deadline.
@@ -154,7 +157,7 @@ impl Sms {
                     p.name()
                 ));
             }
-            members.push(member(&at, p, client.clone(), config)?);
+            members.push(member(&at, p, client.clone())?);
         }
         let at = format!("[channels.{name}]");
         let max_segments = cfg.max_segments.unwrap_or(DEFAULT_MAX_SEGMENTS);
@@ -210,10 +213,10 @@ impl Sms {
 }
 
 /// One provider, from its keys (the table's own in the one-provider form).
-fn member(at: &str, cfg: &ProviderConfig, client: reqwest::Client, config: &Config) -> Result<Member, String> {
+fn member(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Member, String> {
     unused_keys(at, cfg)?;
     let gateway: Box<dyn Gateway> = match cfg.provider {
-        Provider::Twilio => Box::new(twilio::Twilio::new(at, cfg, client, &config.state_dir)?),
+        Provider::Twilio => Box::new(twilio::Twilio::new(at, cfg, client)?),
         Provider::Vonage => Box::new(vonage::Vonage::new(at, cfg, client)?),
         Provider::Seven => Box::new(seven::Seven::new(at, cfg, client)?),
         Provider::Generic => Box::new(generic::Generic::new(at, cfg, client)?),
@@ -475,6 +478,7 @@ impl Channel for Sms {
             text: normalized,
             html: None,
             weight: if self.weigh_segments { info.segments } else { 1 },
+            media: Default::default(),
             stats,
         })
     }
@@ -501,6 +505,11 @@ impl Channel for Sms {
             }),
             Err(e) => Err(e.redacted()),
         }
+    }
+
+    /// A gateway's 429 throttles the account: every recipient waits.
+    fn retry_after_pauses_channel(&self) -> bool {
+        true
     }
 
     /// One probe per provider; in the multi-provider form each is named by its provider name.
@@ -594,11 +603,9 @@ mod tests {
         assert_eq!(not_mobile("+12015550123"), None);
     }
 
-    /// Refuses the first request with Retry-After, accepts the rest; counts requests.
+    /// Accepts every message (rendering tests never send).
     #[derive(Default)]
-    struct Fake {
-        calls: std::sync::atomic::AtomicUsize,
-    }
+    struct Fake;
 
     #[async_trait]
     impl Gateway for Arc<Fake> {
@@ -606,13 +613,6 @@ mod tests {
             "fake"
         }
         async fn send(&self, _m: &Outgoing<'_>) -> Result<Receipt, DeliveryError> {
-            if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                return Err(DeliveryError::Transient {
-                    message: "429".into(),
-                    retry_after: Some(Duration::from_secs(30)),
-                    route: Some("fake".into()),
-                });
-            }
             Ok(Receipt::default())
         }
         async fn check(&self) -> Probe {
@@ -656,19 +656,6 @@ mod tests {
         )
     }
 
-    fn delivery() -> Delivery {
-        Delivery {
-            id: 1,
-            run_id: "run".into(),
-            address: "+4915123456789".into(),
-            name: "Anna".into(),
-            attempt: 1,
-            message_id: "run.1@announce.local".into(),
-            idempotency_key: "announce-run-1".into(),
-            thread_root: None,
-        }
-    }
-
     #[test]
     fn weight_is_segments_only_with_rate_unit_segment() {
         let templates = Templates::load(None).unwrap();
@@ -694,22 +681,5 @@ mod tests {
         let stat = |label: &str| r.stats.iter().find(|s| s.label == label).unwrap().value.clone();
         assert_eq!(stat("SMS encoding"), "GSM-7 (typographic characters normalised)");
         assert_eq!(stat("SMS cost per message"), "0.075 (1 × 0.075)");
-    }
-
-    #[tokio::test]
-    async fn retry_after_pauses_every_delivery_of_the_channel() {
-        let fake = Arc::new(Fake::default());
-        let ch = channel(false, fake.clone());
-        let msg = Rendered {
-            text: "Hallo".into(),
-            ..Rendered::default()
-        };
-        let first = ch.deliver(&delivery(), &msg).await.unwrap_err();
-        assert_eq!(first.retry_after(), Some(Duration::from_secs(30)));
-        // Another delivery is not sent while the pause lasts; it is told how long to wait.
-        let second = ch.deliver(&delivery(), &msg).await.unwrap_err();
-        assert!(second.is_transient());
-        assert!(second.retry_after().unwrap() > Duration::from_secs(29));
-        assert_eq!(fake.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -3,8 +3,6 @@
 //! `{"code","message","more_info","status"}`. Final statuses come from
 //! `GET .../Messages/{sid}.json`.
 
-use std::path::{Path, PathBuf};
-
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -26,7 +24,6 @@ pub struct Twilio {
     sid: String,
     token: SecretString,
     from: String,
-    state_dir: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,7 +34,7 @@ struct ApiError {
 }
 
 impl Twilio {
-    pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client, state_dir: &Path) -> Result<Twilio, String> {
+    pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Twilio, String> {
         let sid = cfg
             .account_sid
             .clone()
@@ -57,7 +54,6 @@ impl Twilio {
             sid,
             token,
             from,
-            state_dir: state_dir.to_path_buf(),
         })
     }
 
@@ -75,7 +71,7 @@ impl Twilio {
         }
     }
 
-    fn classify(&self, to: &str, answer: &Answer) -> DeliveryError {
+    fn classify(&self, answer: &Answer) -> DeliveryError {
         let (status, headers) = (answer.status, &answer.headers);
         let err: ApiError = answer
             .json()
@@ -106,23 +102,8 @@ impl Twilio {
             20003 | 20005 | 21212 | 21606 => DeliveryError::Halt {
                 message: format!("{what}; check account_sid, the auth token and `from`"),
             },
-            21610 => {
-                let file = self.state_dir.join(crate::plan::STATE_SUPPRESSIONS);
-                let note = match crate::plan::add_state_suppression(&self.state_dir, to) {
-                    Ok(()) => format!(
-                        "the recipient replied STOP: added to the suppression list {}",
-                        file.display()
-                    ),
-                    Err(e) => format!(
-                        "the recipient replied STOP, but it could not be added to {}: {e}",
-                        file.display()
-                    ),
-                };
-                DeliveryError::Permanent {
-                    message: format!("{what}; {note}"),
-                    route,
-                }
-            }
+            // The recipient replied STOP: the dispatcher suppresses the number.
+            21610 => DeliveryError::Unsubscribed { message: what, route },
             _ if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() => DeliveryError::Transient {
                 message: format!("{what} (HTTP {})", status.as_u16()),
                 retry_after: http::retry_after(headers),
@@ -173,7 +154,7 @@ impl Gateway for Twilio {
             .form(&form);
         let answer = http::send(request).await.map_err(|f| failure(PROVIDER, f))?;
         if !answer.status.is_success() {
-            return Err(self.classify(m.to, &answer));
+            return Err(self.classify(&answer));
         }
         // The documented success answer is the message resource, with its `sid`.
         match answer.json().as_ref().and_then(|v| v["sid"].as_str()) {

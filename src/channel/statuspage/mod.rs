@@ -3,7 +3,8 @@
 //! first) and `feed.atom` — that can be hosted anywhere, in particular not on the broken server.
 //!
 //! The content comes from the journal, not from this one announcement: every announcement ever
-//! sent through this channel (deliveries `sent`/`delivered`, plus the run being sent now), so
+//! sent through this channel (deliveries `sent`/`delivered`, plus the run being sent now), read
+//! through the [`History`] the dispatcher hands each delivery, so
 //! the site is always complete and can be regenerated at any time; sending again is harmless
 //! (`resend_is_safe`). Files are replaced atomically (temp file + rename). An optional
 //! `publish_command` runs afterwards (`sh -c`, `{dir}` replaced by the shell-quoted folder);
@@ -23,10 +24,9 @@ use async_trait::async_trait;
 
 use crate::announcement::{Announcement, Severity};
 use crate::channel::webhook::http::tail;
-use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::channel::{Channel, Delivery, DeliveryError, History, Probe, Reach, Receipt, Rendered, Stat};
 use crate::config::Config;
 use crate::escape::shell_quote;
-use crate::journal::{Journal, Status};
 use crate::render::{Context, Templates};
 
 use site::{Entry, Settings};
@@ -43,7 +43,6 @@ pub struct Statuspage {
 pub struct Site {
     name: String,
     dir: PathBuf,
-    state_dir: PathBuf,
     templates_dir: Option<PathBuf>,
     publish_command: Option<String>,
     settings: Settings,
@@ -122,7 +121,6 @@ impl Site {
             name: name.to_string(),
             // Absolute: the report names it, and publish_command runs inside it.
             dir: std::path::absolute(config.resolve(&cfg.dir)).map_err(|e| format!("{at} dir: {e}"))?,
-            state_dir: config.state_dir.clone(),
             templates_dir: config.templates_dir.clone(),
             publish_command: cfg.publish_command.clone(),
             settings: Settings {
@@ -152,30 +150,13 @@ impl Site {
     }
 
     /// Every announcement sent through this channel, plus the run `current` (being sent now).
-    fn entries(&self, current: &str) -> Result<Vec<Entry>, String> {
-        let journal = Journal::open_existing(&self.state_dir)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no journal in {}", self.state_dir.display()))?;
-        let runs = journal.runs().map_err(|e| e.to_string())?;
+    fn entries(&self, history: &dyn History, current: &str) -> Result<Vec<Entry>, String> {
         let mut out = Vec::new();
-        for run in runs {
-            if run.dry_run && run.id != current {
-                continue;
-            }
-            // The run being sent is in (its delivery is `sending` right now); earlier ones only
-            // if this channel sent them.
-            if run.id != current
-                && journal
-                    .deliveries_in(&run.id, &self.name, &[Status::Sent, Status::Delivered])
-                    .map_err(|e| e.to_string())?
-                    .is_empty()
-            {
-                continue;
-            }
-            let ann = match Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone()) {
+        for run in history.published(&self.name, current)? {
+            let ann = match Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement) {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(channel = %self.name, run = %run.id, "left off the status page: {e}");
+                    tracing::warn!(channel = %self.name, run = %run.run_id, "left off the status page: {e}");
                     continue;
                 }
             };
@@ -184,7 +165,7 @@ impl Site {
                 .parse::<jiff::Timestamp>()
                 .unwrap_or_else(|_| jiff::Timestamp::now());
             out.push(Entry {
-                run_id: run.id.clone(),
+                run_id: run.run_id.clone(),
                 title: ann.meta.title.clone(),
                 summary: ann.meta.summary.clone(),
                 body_html: ann.body_html.clone(),
@@ -198,11 +179,11 @@ impl Site {
     }
 
     /// Regenerate the whole site. Returns the index path.
-    pub fn generate(&self, current: &str) -> Result<PathBuf, DeliveryError> {
+    pub fn generate(&self, history: &dyn History, current: &str) -> Result<PathBuf, DeliveryError> {
         let templates = Templates::load(self.templates_dir.as_deref())
             .map_err(|e| DeliveryError::permanent(format!("templates: {e}")))?;
         let entries = self
-            .entries(current)
+            .entries(history, current)
             .map_err(|e| DeliveryError::transient(format!("cannot read the journal: {e}")))?;
         let threads = site::threads(entries);
         let pages = site::pages(&templates, &self.settings, &threads, jiff::Timestamp::now())
@@ -306,6 +287,7 @@ impl Channel for Statuspage {
             ),
             html,
             weight: 1,
+            media: Default::default(),
             stats: vec![
                 Stat::new("status page thread", t.name.as_deref().unwrap_or("(none)")),
                 Stat::new("status page file", file),
@@ -315,8 +297,8 @@ impl Channel for Statuspage {
 
     async fn deliver(&self, d: &Delivery, _msg: &Rendered) -> Result<Receipt, DeliveryError> {
         let site = self.site.clone();
-        let run_id = d.run_id.clone();
-        let index = tokio::task::spawn_blocking(move || site.generate(&run_id))
+        let (history, run_id) = (d.history.clone(), d.run_id.clone());
+        let index = tokio::task::spawn_blocking(move || site.generate(history.as_ref(), &run_id))
             .await
             .map_err(|e| DeliveryError::transient(format!("status page writer failed: {e}")))??;
         if let Some(cmd) = &self.publish_command {
