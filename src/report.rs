@@ -64,6 +64,10 @@ pub struct DeliveryReport {
     pub route: Option<String>,
     pub error: Option<String>,
     pub updated_at: String,
+    /// The audience line of the person's record (header = line 1); null for broadcasts.
+    pub row: Option<u64>,
+    /// Sent because an earlier channel of the person's `[reach]` order failed.
+    pub fallback: bool,
 }
 
 impl DeliveryReport {
@@ -82,6 +86,8 @@ impl DeliveryReport {
             route: r.route.clone(),
             error: r.error.clone(),
             updated_at: r.updated_at.clone(),
+            row: r.row,
+            fallback: r.fallback,
         }
     }
 }
@@ -92,6 +98,10 @@ impl Totals {
     }
 
     fn add_n(&mut self, status: Status, n: usize) {
+        // A `[reach]` fallback that was not needed is no delivery of its person.
+        if status == Status::Standby {
+            return;
+        }
         self.planned += n;
         match status {
             Status::Sent => self.sent += n,
@@ -102,6 +112,7 @@ impl Totals {
             // `sending` only exists while a process runs; a report of a dead run shows it as unknown.
             Status::Pending => self.pending += n,
             Status::Sending | Status::Unknown => self.unknown += n,
+            Status::Standby => {}
         }
     }
 }

@@ -136,6 +136,9 @@ fn harness(recipients: &[&str]) -> Harness {
             status: Status::Pending,
             error: None,
             problem: false,
+            row: None,
+            fallback: false,
+            step: None,
         })
         .collect();
     journal.create_run(&run, &deliveries).unwrap();

@@ -9,6 +9,7 @@ mod http_security;
 mod input_safety;
 mod limits;
 mod properties;
+mod reach;
 mod report;
 mod secrets;
 mod sms;
