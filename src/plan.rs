@@ -506,6 +506,7 @@ fn plan_broadcasts(
 }
 
 /// Read the audience and plan every per-person channel's deliveries, row by row.
+#[allow(clippy::too_many_arguments)]
 fn plan_audience(
     lanes: &mut [LanePlan],
     reader: audience::Reader<'_>,
