@@ -46,6 +46,8 @@ pub struct FrontMatter {
     pub link: Option<String>,
     pub image: Option<String>,
     pub channels: Option<Vec<String>>,
+    /// Overrides `[reach] order` for this announcement.
+    pub reach: Option<Vec<String>>,
     pub audience: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -191,6 +193,24 @@ impl Announcement {
     pub fn locate(&self, key: &str) -> SourceLocation {
         let off = self.source.find(&format!("\n{key}")).map_or(0, |i| i + 1);
         SourceLocation::from_offset(&self.origin, &self.source, off)
+    }
+
+    /// The front matter's `reach` list, each name with where it is written.
+    pub fn reach_order(&self) -> Option<Vec<(String, SourceLocation)>> {
+        let names = self.meta.reach.as_ref()?;
+        let key = self.locate("reach");
+        let mut from = key.offset;
+        Some(
+            names
+                .iter()
+                .map(|n| {
+                    let quoted = format!("\"{n}\"");
+                    let off = self.source[from..].find(&quoted).map_or(key.offset, |i| from + i);
+                    from = off.max(from);
+                    (n.clone(), SourceLocation::from_offset(&self.origin, &self.source, off))
+                })
+                .collect(),
+        )
     }
 }
 

@@ -38,6 +38,14 @@ struct RawConfig {
     audience: RawAudience,
     #[serde(default)]
     channels: BTreeMap<String, Spanned<ChannelSettings>>,
+    reach: Option<RawReach>,
+}
+
+/// `[reach]`: the per-person fallback order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReach {
+    order: Vec<Spanned<String>>,
 }
 
 /// `[org]`: available to templates as `org.*`.
@@ -248,6 +256,8 @@ pub struct Config {
     pub org: Org,
     pub audience: AudienceSettings,
     pub channels: Vec<ChannelEntry>,
+    /// `[reach] order`: channel names or types, each with where it is written.
+    pub reach: Option<Vec<(String, SourceLocation)>>,
     source: String,
 }
 
@@ -406,6 +416,18 @@ impl Config {
             });
         }
         crate::channel::http::check_config_urls(&file, &source, &channels)?;
+        let reach = match raw.reach {
+            Some(r) => {
+                let order: Vec<(String, SourceLocation)> = r
+                    .order
+                    .into_iter()
+                    .map(|n| (n.get_ref().clone(), at(n.span())))
+                    .collect();
+                check_reach_names(&order, &channels)?;
+                Some(order)
+            }
+            None => None,
+        };
 
         Ok(Config {
             path: path.map(Path::to_path_buf),
@@ -421,6 +443,7 @@ impl Config {
                 encoding: raw.audience.encoding,
             },
             channels,
+            reach,
             source,
         })
     }
@@ -460,6 +483,32 @@ impl Config {
             .and_then(|t| jiff::tz::TimeZone::get(t).ok())
             .unwrap_or(jiff::tz::TimeZone::UTC)
     }
+}
+
+/// A `[reach] order` (or front matter `reach`) names configured channels, each once, by name or
+/// type. Whether they reach people one by one is checked when the channels are built.
+pub fn check_reach_names(order: &[(String, SourceLocation)], channels: &[ChannelEntry]) -> Result<(), AppError> {
+    if order.is_empty() {
+        return Err(AppError::invalid(
+            "reach: the order is empty; name at least one channel, or leave it out",
+        ));
+    }
+    for (i, (name, at)) in order.iter().enumerate() {
+        if !channels.iter().any(|c| &c.name == name || c.type_name() == name) {
+            let known = channels.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(AppError::invalid_at(
+                Some(at.clone()),
+                format!("reach: no channel named {name:?} and no channel of that type (configured: {known})"),
+            ));
+        }
+        if order[..i].iter().any(|(n, _)| n == name) {
+            return Err(AppError::invalid_at(
+                Some(at.clone()),
+                format!("reach: {name:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks serde cannot express. Returns the key the problem is about (when there is one) and

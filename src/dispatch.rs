@@ -244,13 +244,54 @@ pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result
         writer: writer.clone(),
         journal_failed: AtomicBool::new(false),
     });
+    rounds(&shared, journal, lanes, multi.as_ref()).await?;
+    if shared.journal_failed.load(Ordering::SeqCst) {
+        return Err(JournalError::WriterGone);
+    }
+    Ok(())
+}
+
+/// Rounds over the lanes: each sends what is `pending` when it starts. A `failed` delivery of a
+/// `[reach]` chain makes the person's next channel `pending` (in the journal, with the
+/// outcome); if a round did that, another round sends them — on the lanes that did not halt,
+/// and not after a Ctrl-C. So fallbacks go out once the earlier channel is done.
+async fn rounds(
+    shared: &Arc<Shared>,
+    journal: &Journal,
+    lanes: Vec<Lane>,
+    multi: Option<&MultiProgress>,
+) -> Result<(), JournalError> {
+    let mut lanes: Vec<Option<Arc<Lane>>> = lanes.into_iter().map(|l| Some(Arc::new(l))).collect();
+    loop {
+        let before = shared.writer.activated();
+        let halted = one_round(shared, journal, &lanes, multi).await?;
+        for (lane, halted) in lanes.iter_mut().zip(halted) {
+            if halted {
+                *lane = None;
+            }
+        }
+        let stop = shared.cancel.is_cancelled() || shared.journal_failed.load(Ordering::SeqCst);
+        if stop || shared.writer.activated() == before {
+            return Ok(());
+        }
+    }
+}
+
+/// One round: every lane sends its `pending` deliveries; which lanes halted.
+async fn one_round(
+    shared: &Arc<Shared>,
+    journal: &Journal,
+    lanes: &[Option<Arc<Lane>>],
+    multi: Option<&MultiProgress>,
+) -> Result<Vec<bool>, JournalError> {
     let mut tasks = Vec::new();
-    for lane in lanes {
-        let rows = journal.deliveries_in(d.run_id, lane.channel.name(), &[Status::Pending])?;
+    for (k, lane) in lanes.iter().enumerate() {
+        let Some(lane) = lane else { continue };
+        let rows = journal.deliveries_in(&shared.run_id, lane.channel.name(), &[Status::Pending])?;
         if rows.is_empty() {
             continue;
         }
-        let bar = multi.as_ref().map(|m| {
+        let bar = multi.map(|m| {
             let bar = m.add(ProgressBar::new(rows.len() as u64));
             bar.set_style(
                 ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")
@@ -260,16 +301,14 @@ pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result
             bar.set_prefix(lane.channel.name().to_string());
             bar
         });
-        tasks.push(tokio::spawn(run_lane(shared.clone(), lane, rows, bar)));
+        tasks.push((k, tokio::spawn(run_lane(shared.clone(), lane.clone(), rows, bar))));
     }
-    for t in tasks {
-        let _ = t.await;
+    let mut halted = vec![false; lanes.len()];
+    for (k, t) in tasks {
+        halted[k] = t.await.unwrap_or(false);
     }
-    writer.flush().await?;
-    if shared.journal_failed.load(Ordering::SeqCst) {
-        return Err(JournalError::WriterGone);
-    }
-    Ok(())
+    shared.writer.flush().await?;
+    Ok(halted)
 }
 
 struct Shared {
@@ -284,8 +323,8 @@ struct Shared {
     journal_failed: AtomicBool,
 }
 
-async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: Option<ProgressBar>) {
-    let lane = Arc::new(lane);
+/// Send `rows` on one lane; whether the channel halted.
+async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>, rows: Vec<DeliveryRow>, bar: Option<ProgressBar>) -> bool {
     // Attempts talking to the provider: at most `concurrency`.
     let slots = Arc::new(Semaphore::new(lane.concurrency.max(1)));
     let pace = Arc::new(Pace::default());
@@ -338,13 +377,11 @@ async fn run_lane(shared: Arc<Shared>, lane: Lane, rows: Vec<DeliveryRow>, bar: 
         while inflight.try_join_next().is_some() {}
     }
     while inflight.join_next().await.is_some() {}
+    let halted = halted.load(Ordering::SeqCst);
     if let Some(b) = bar {
-        b.finish_with_message(if halted.load(Ordering::SeqCst) {
-            "stopped"
-        } else {
-            "done"
-        });
+        b.finish_with_message(if halted { "stopped" } else { "done" });
     }
+    halted
 }
 
 /// One delivery, from rendering to its final journal entry: render, then attempt (with

@@ -9,7 +9,8 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,10 +44,13 @@ pub enum Status {
     Failed,
     Skipped,
     Unknown,
+    /// A later channel of a person's `[reach]` chain, waiting for the earlier one to fail.
+    /// Internal: reports leave these out (the person did not need that channel).
+    Standby,
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Pending,
         Status::Sending,
         Status::Sent,
@@ -55,6 +59,7 @@ impl Status {
         Status::Failed,
         Status::Skipped,
         Status::Unknown,
+        Status::Standby,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +72,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Skipped => "skipped",
             Status::Unknown => "unknown",
+            Status::Standby => "standby",
         }
     }
 
@@ -108,10 +114,13 @@ pub struct NewDelivery {
     /// For skipped ones: the reason. `problem` marks skips caused by bad input (exit 3).
     pub error: Option<String>,
     pub problem: bool,
-    /// The audience line where the person's record starts (`None` for broadcast channels).
+    /// The audience line where the person's record starts (header = line 1); `None` for
+    /// broadcasts.
     pub row: Option<u64>,
-    /// Made because an earlier channel of the `[reach]` order did not reach the person.
+    /// Made because an earlier channel of the person's `[reach]` chain failed.
     pub fallback: bool,
+    /// Position in the `[reach]` order; `None` outside a chain.
+    pub step: Option<u32>,
 }
 
 /// One channel's deliveries of a run, counted ([`Journal::status_counts`]).
@@ -145,6 +154,7 @@ pub struct DeliveryRow {
     pub updated_at: String,
     pub row: Option<u64>,
     pub fallback: bool,
+    pub step: Option<u32>,
 }
 
 /// Which deliveries [`Journal::each_delivery`] visits.
@@ -161,8 +171,11 @@ pub enum Which {
 const PROBLEM: &str =
     "(status IN ('failed', 'undelivered', 'unknown', 'sending') OR (status = 'skipped' AND problem = 1))";
 
+/// Deliveries a report shows: a `standby` one was not (yet) needed for its person.
+const SHOWN: &str = "status != 'standby'";
+
 const DELIVERY_COLUMNS: &str = "id, channel, channel_type, recipient, name, data, status, problem, attempts, \
-                                provider_id, route, error, message_id, updated_at, row, fallback";
+                                provider_id, route, error, message_id, updated_at, row, fallback, step";
 
 fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -182,6 +195,7 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
         updated_at: r.get(13)?,
         row: r.get::<_, Option<i64>>(14)?.and_then(|n| u64::try_from(n).ok()),
         fallback: r.get(15)?,
+        step: r.get(16)?,
     })
 }
 
@@ -219,6 +233,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at   TEXT NOT NULL,
     row          INTEGER,
     fallback     INTEGER NOT NULL DEFAULT 0,
+    step         INTEGER,
     UNIQUE (run_id, channel, recipient)
 );
 -- Status counts and resumes read this index alone. (Without it, each commit writes fewer pages,
@@ -240,9 +255,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 
 /// Columns added since the first schema: a journal written by an older version gets them on
 /// open (SQLite adds a column without rewriting the table), so its runs still report.
-const ADDED_COLUMNS: [(&str, &str); 2] = [
+const ADDED_COLUMNS: [(&str, &str); 3] = [
     ("row", "row INTEGER"),
     ("fallback", "fallback INTEGER NOT NULL DEFAULT 0"),
+    ("step", "step INTEGER"),
 ];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -256,6 +272,25 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The next channel of a person's `[reach]` chain after delivery ?1 (same run and row, the
+/// smallest later step still on standby) becomes `pending`. Run in the transaction that writes
+/// ?1's `failed` or `undelivered`, so a crash cannot separate the two.
+const ACTIVATE_NEXT: &str = "UPDATE deliveries SET status = 'pending', updated_at = ?2 WHERE id = (
+       SELECT n.id FROM deliveries d JOIN deliveries n
+         ON n.run_id = d.run_id AND n.row = d.row AND n.step > d.step
+       WHERE d.id = ?1 AND n.status = 'standby'
+       ORDER BY n.step LIMIT 1)";
+
+/// A failed chain delivery whose next channel was already activated: retrying it could reach
+/// the person twice.
+const FALLBACK_TAKEN: &str = "EXISTS (SELECT 1 FROM deliveries n
+       WHERE n.run_id = deliveries.run_id AND n.row = deliveries.row AND n.step > deliveries.step
+         AND n.status != 'standby' AND n.fallback = 1)";
+
+fn activate_next(conn: &Connection, id: i64, now: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(ACTIVATE_NEXT)?.execute(params![id, now])
 }
 
 pub fn now_rfc3339() -> String {
@@ -434,7 +469,7 @@ impl Journal {
     }
 
     pub fn deliveries(&self, run_id: &str) -> Result<Vec<DeliveryRow>> {
-        self.query_deliveries("WHERE run_id = ?1 ORDER BY id", params![run_id])
+        self.query_deliveries(&format!("WHERE run_id = ?1 AND {SHOWN} ORDER BY id"), params![run_id])
     }
 
     /// Deliveries of a run in the given statuses, for one channel.
@@ -471,7 +506,7 @@ impl Journal {
             Which::Problems => format!("AND {PROBLEM}"),
             Which::NoProblems => format!("AND NOT {PROBLEM}"),
         };
-        let q = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ?1 {filter} ORDER BY id");
+        let q = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ?1 AND {SHOWN} {filter} ORDER BY id");
         let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
         let mut rows = st.query([run_id]).map_err(sql(&self.path))?;
         while let Some(r) = rows.next().map_err(sql(&self.path))? {
@@ -488,7 +523,7 @@ impl Journal {
         self.conn
             .query_row(
                 "SELECT MAX(LENGTH(channel)), MAX(LENGTH(recipient)), MAX(LENGTH(COALESCE(route, ''))),
-                        MAX(LENGTH(COALESCE(provider_id, ''))) FROM deliveries WHERE run_id = ?1",
+                        MAX(LENGTH(COALESCE(provider_id, ''))) FROM deliveries WHERE run_id = ?1 AND status != 'standby'",
                 [run_id],
                 |r| {
                     let w = |i: usize| {
@@ -507,7 +542,8 @@ impl Journal {
         let mut st = self
             .conn
             .prepare(
-                "SELECT channel, status, COUNT(*), MIN(id) FROM deliveries WHERE run_id = ?1 GROUP BY channel, status",
+                "SELECT channel, status, COUNT(*), MIN(id) FROM deliveries WHERE run_id = ?1 AND status != 'standby'
+                 GROUP BY channel, status",
             )
             .map_err(sql(&self.path))?;
         let rows = st
@@ -566,7 +602,8 @@ impl Journal {
     pub fn people(&self, run_id: &str) -> Result<crate::people::People> {
         let q = format!(
             "SELECT state, COUNT(*) FROM
-               (SELECT {} AS state FROM deliveries WHERE run_id = ?1 AND row IS NOT NULL GROUP BY row)
+               (SELECT {} AS state FROM deliveries
+                WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row)
              GROUP BY state",
             crate::people::STATE_SQL
         );
@@ -592,8 +629,9 @@ impl Journal {
         use crate::people::{Person, PersonDelivery};
         let q = format!(
             "SELECT row, channel, recipient, name, status, error FROM deliveries
-             WHERE run_id = ?1 AND row IN
-               (SELECT row FROM deliveries WHERE run_id = ?1 AND row IS NOT NULL GROUP BY row
+             WHERE run_id = ?1 AND status != 'standby' AND row IN
+               (SELECT row FROM deliveries
+                WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row
                 HAVING {} = 'not_reached')
              ORDER BY row, id",
             crate::people::STATE_SQL
@@ -647,10 +685,28 @@ impl Journal {
     pub fn requeue(&self, run_id: &str, from: Status, channel: Option<&str>) -> Result<usize> {
         self.conn
             .execute(
-                "UPDATE deliveries SET status = 'pending', updated_at = ?3
-                 WHERE run_id = ?1 AND status = ?2 AND problem = 0 AND (?4 IS NULL OR channel = ?4)",
+                &format!(
+                    "UPDATE deliveries SET status = 'pending', updated_at = ?3
+                     WHERE run_id = ?1 AND status = ?2 AND problem = 0 AND (?4 IS NULL OR channel = ?4)
+                       AND NOT {FALLBACK_TAKEN}"
+                ),
                 params![run_id, from.as_str(), now_rfc3339(), channel],
             )
+            .map_err(sql(&self.path))
+    }
+
+    /// Failed deliveries `--retry-failed` leaves alone because the person's next channel of the
+    /// `[reach]` order already took over.
+    pub fn failed_with_fallback(&self, run_id: &str) -> Result<usize> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM deliveries WHERE run_id = ?1 AND status = 'failed' AND {FALLBACK_TAKEN}"
+                ),
+                [run_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| usize::try_from(n).unwrap_or(0))
             .map_err(sql(&self.path))
     }
 
@@ -710,14 +766,21 @@ impl Journal {
     }
 
     /// Record a final status learnt later (`report --refresh`).
-    pub fn set_status(&self, id: i64, status: Status, error: Option<&str>) -> Result<()> {
-        self.conn
-            .execute(
+    /// `undelivered` hands the person to the next channel of their `[reach]` chain, in the same
+    /// transaction; `true` when it did.
+    pub fn set_status(&self, id: i64, status: Status, error: Option<&str>) -> Result<bool> {
+        let write = || -> rusqlite::Result<bool> {
+            let tx = self.conn.unchecked_transaction()?;
+            let now = now_rfc3339();
+            tx.execute(
                 "UPDATE deliveries SET status = ?2, error = COALESCE(?3, error), updated_at = ?4 WHERE id = ?1",
-                params![id, status.as_str(), error, now_rfc3339()],
-            )
-            .map(|_| ())
-            .map_err(sql(&self.path))
+                params![id, status.as_str(), error, now],
+            )?;
+            let activated = status == Status::Undelivered && activate_next(&tx, id, &now)? > 0;
+            tx.commit()?;
+            Ok(activated)
+        };
+        write().map_err(sql(&self.path))
     }
 
     /// A writer for the dispatcher, on its own thread and connection.
@@ -725,9 +788,11 @@ impl Journal {
         let conn = open_connection(&self.path)?;
         let path = self.path.clone();
         let (tx, rx) = mpsc::channel::<Op>();
+        let activated = Arc::new(AtomicUsize::new(0));
+        let counter = activated.clone();
         let handle = thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer_loop(conn, path, rx))
+            .spawn(move || writer_loop(conn, path, rx, &counter))
             .map_err(|source| JournalError::Io {
                 path: self.path.display().to_string(),
                 source,
@@ -735,6 +800,7 @@ impl Journal {
         Ok(Writer {
             tx,
             handle: Some(handle),
+            activated,
         })
     }
 }
@@ -752,6 +818,7 @@ pub struct DeliveryRef<'a> {
     pub problem: bool,
     pub row: Option<u64>,
     pub fallback: bool,
+    pub step: Option<u32>,
 }
 
 impl NewDelivery {
@@ -767,6 +834,7 @@ impl NewDelivery {
             problem: self.problem,
             row: self.row,
             fallback: self.fallback,
+            step: self.step,
         }
     }
 }
@@ -784,13 +852,14 @@ impl DeliveryRef<'_> {
             problem: self.problem,
             row: self.row,
             fallback: self.fallback,
+            step: self.step,
         }
     }
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries
-       (id, run_id, channel, channel_type, recipient, name, data, status, problem, error, updated_at, row, fallback)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING";
+       (id, run_id, channel, channel_type, recipient, name, data, status, problem, error, updated_at, row, fallback, step)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING";
 
 /// A run being planned. The run and its deliveries go into one transaction, written as the
 /// planner streams them, that only [`RunWriter::commit`] makes visible: dropping the writer
@@ -850,7 +919,8 @@ impl RunWriter<'_> {
                 d.error,
                 self.started_at,
                 d.row.and_then(|n| i64::try_from(n).ok()),
-                d.fallback
+                d.fallback,
+                d.step
             ])
             .map_err(sql(&self.path))?;
         Ok(n == 1)
@@ -931,6 +1001,8 @@ pub enum Op {
 pub struct Writer {
     tx: mpsc::Sender<Op>,
     handle: Option<thread::JoinHandle<()>>,
+    /// Fallbacks activated by committed outcomes (see [`Writer::activated`]).
+    activated: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -981,6 +1053,12 @@ impl Writer {
             .map_err(|_| JournalError::WriterGone)
     }
 
+    /// How many `[reach]` fallbacks committed outcomes have turned `pending` so far (after a
+    /// [`Writer::flush`]: all of them).
+    pub fn activated(&self) -> usize {
+        self.activated.load(AtomicOrdering::SeqCst)
+    }
+
     pub async fn flush(&self) -> Result<()> {
         let (ack, done) = tokio::sync::oneshot::channel();
         self.tx.send(Op::Flush(ack)).map_err(|_| JournalError::WriterGone)?;
@@ -1012,7 +1090,7 @@ const MAX_BATCH: usize = 512;
 const LINGER: Duration = Duration::from_micros(150);
 const MAX_LINGER: Duration = Duration::from_micros(500);
 
-fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>) {
+fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>, activated: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + MAX_LINGER;
@@ -1035,7 +1113,10 @@ fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>) {
             slept = true;
         }
         let ok = match apply(&mut conn, &batch) {
-            Ok(()) => true,
+            Ok(n) => {
+                activated.fetch_add(n, AtomicOrdering::SeqCst);
+                true
+            }
             Err(e) => {
                 tracing::error!("journal {}: {e}", path.display());
                 false
@@ -1056,8 +1137,10 @@ fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>) {
     }
 }
 
-fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
+/// Commit a batch; the number of fallbacks its outcomes activated.
+fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<usize> {
     let tx = conn.transaction()?;
+    let mut activated = 0;
     {
         let now = now_rfc3339();
         let mut mark = tx.prepare_cached(
@@ -1103,6 +1186,9 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
                         status.as_str()
                     };
                     attempt_end.execute(params![id, n, now_ms(), what, error, route])?;
+                    if *status == Status::Failed {
+                        activated += activate_next(&tx, *id, &now)?;
+                    }
                 }
                 Op::Released { id, attempt: n } => {
                     unmark.execute(params![id, n, now])?;
@@ -1112,7 +1198,8 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<()> {
             }
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(activated)
 }
 
 #[cfg(test)]
@@ -1148,6 +1235,7 @@ pub(crate) mod tests {
             problem: false,
             row: None,
             fallback: false,
+            step: None,
         }
     }
 
@@ -1194,6 +1282,122 @@ pub(crate) mod tests {
         assert_eq!((rows[0].status, rows[1].status), (Status::Unknown, Status::Sent));
         assert_eq!(rows[1].route.as_deref(), Some("relay"));
         assert_eq!(j.attempt_times("r1", "out").unwrap().len(), 2);
+    }
+
+    /// A person's `[reach]` chain: email (step 0) first, SMS (step 1) on standby.
+    fn chain(row: u64, email: bool, sms: bool) -> Vec<NewDelivery> {
+        let mut out = Vec::new();
+        if email {
+            out.push(NewDelivery {
+                channel: "email".into(),
+                row: Some(row),
+                step: Some(0),
+                ..delivery(&format!("p{row}@x.de"))
+            });
+        }
+        if sms {
+            out.push(NewDelivery {
+                channel: "sms".into(),
+                row: Some(row),
+                step: Some(1),
+                status: if email { Status::Standby } else { Status::Pending },
+                fallback: email,
+                ..delivery(&format!("+49151{row:08}"))
+            });
+        }
+        out
+    }
+
+    fn status_of(j: &Journal, channel: &str, row: u64) -> Option<Status> {
+        j.query_deliveries("WHERE channel = ?1 AND row = ?2", params![channel, row as i64])
+            .unwrap()
+            .first()
+            .map(|d| d.status)
+    }
+
+    /// `failed` (written by the dispatcher) and `undelivered` (by `report --refresh`) turn the
+    /// person's next channel `pending` in the same transaction; `sent` and `unknown` do not; a
+    /// failed delivery whose fallback took over is not retried; reports never see `standby`.
+    #[tokio::test]
+    async fn failures_activate_the_next_channel_of_the_chain_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        let mut ds = Vec::new();
+        for row in 2..=5 {
+            ds.extend(chain(row, true, true));
+        }
+        ds.extend(chain(6, false, true));
+        j.create_run(&run("r1"), &ds).unwrap();
+        assert_eq!(j.deliveries("r1").unwrap().len(), 5, "standby rows are not shown");
+        assert!(
+            j.status_counts("r1")
+                .unwrap()
+                .iter()
+                .all(|c| c.channel == "email" || c.counts == [(Status::Pending, 1)])
+        );
+        let id = |channel: &str, row: u64| {
+            j.query_deliveries("WHERE channel = ?1 AND row = ?2", params![channel, row as i64])
+                .unwrap()[0]
+                .id
+        };
+        let (e2, e3, e4, e5) = (id("email", 2), id("email", 3), id("email", 4), id("email", 5));
+        let w = j.writer().unwrap();
+        for (e, status) in [
+            (e2, Status::Failed),
+            (e3, Status::Sent),
+            (e4, Status::Unknown),
+            (e5, Status::Pending),
+        ] {
+            w.sending(e, 1, "m@x").await.unwrap();
+            w.outcome(e, 1, status, None, None, Some("550".into())).unwrap();
+        }
+        w.flush().await.unwrap();
+        assert_eq!(w.activated(), 1);
+        drop(w);
+        assert_eq!(status_of(&j, "sms", 2), Some(Status::Pending));
+        assert_eq!(status_of(&j, "sms", 3), Some(Status::Standby));
+        assert_eq!(status_of(&j, "sms", 4), Some(Status::Standby));
+        assert_eq!(
+            status_of(&j, "sms", 5),
+            Some(Status::Standby),
+            "a retry is not a failure"
+        );
+        j.set_status(e3, Status::Undelivered, Some("bounced")).unwrap();
+        assert_eq!(status_of(&j, "sms", 3), Some(Status::Pending));
+        // The SMS of row 2 failing too: the chain has no third step; nobody else's changes.
+        j.set_status(id("sms", 2), Status::Undelivered, None).unwrap();
+        assert_eq!(status_of(&j, "sms", 4), Some(Status::Standby));
+        // `--retry-failed`: row 2's email is left alone, its SMS took over.
+        assert_eq!(j.failed_with_fallback("r1").unwrap(), 1);
+        assert_eq!(j.requeue("r1", Status::Failed, None).unwrap(), 0);
+        assert_eq!(status_of(&j, "email", 2), Some(Status::Failed));
+    }
+
+    /// A journal from before `row`, `fallback` and `step` gets them when opened.
+    #[test]
+    fn old_journals_get_the_reach_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(Journal::path_in(dir.path())).unwrap();
+            let old = SCHEMA
+                .replace("    row          INTEGER,\n", "")
+                .replace("    fallback     INTEGER NOT NULL DEFAULT 0,\n", "")
+                .replace("    step         INTEGER,\n", "");
+            assert!(!old.contains("step"));
+            c.execute_batch(&old).unwrap();
+        }
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.create_run(&run("r1"), &chain(2, true, true)).unwrap();
+        let rows = j.query_deliveries("WHERE run_id = 'r1' ORDER BY id", []).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|d| (d.row, d.fallback, d.step, d.status))
+                .collect::<Vec<_>>(),
+            [
+                (Some(2), false, Some(0), Status::Pending),
+                (Some(2), true, Some(1), Status::Standby)
+            ]
+        );
     }
 
     #[test]

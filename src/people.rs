@@ -65,7 +65,8 @@ impl State {
                 Status::Sent | Status::Delivered => return State::Reached,
                 // `sending` in a report means the process died with it in flight.
                 Status::Unknown | Status::Sending => state = State::Uncertain,
-                Status::Pending | Status::Failed | Status::Skipped | Status::Undelivered => {}
+                // A `[reach]` fallback on standby is no delivery yet (the journal leaves it out).
+                Status::Pending | Status::Failed | Status::Skipped | Status::Undelivered | Status::Standby => {}
             }
         }
         state

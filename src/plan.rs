@@ -17,6 +17,8 @@ use crate::error::AppError;
 use crate::journal::{DeliveryRef, NewDelivery, RunRow, RunWriter, Status, now_rfc3339};
 use crate::render::{BaseContext, Templates, recipient_value};
 
+pub mod reach;
+
 /// What the command line narrows down.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -61,6 +63,8 @@ pub struct AudienceSummary {
     pub decoding: Decoding,
     /// Where its lines went.
     pub account: LineAccount,
+    /// With a `[reach]` order: who each of its channels takes first.
+    pub reach: Option<reach::Chain>,
 }
 
 /// Unreadable rows listed one by one in the plan; the rest are counted (the report has all).
@@ -78,6 +82,7 @@ impl AudienceSummary {
             self.not_tagged
         )];
         out.extend(decoding_note(&self.decoding).map(|n| format!("  {n}")));
+        out.extend(self.reach.as_ref().map(|c| format!("  {}", c.describe())));
         for r in &self.rejected {
             out.push(format!("  line {}: {}", r.line, r.reason));
         }
@@ -280,6 +285,8 @@ pub struct Planner {
     base: BaseContext,
     tags: Vec<String>,
     audience_file: Option<PathBuf>,
+    /// The `[reach]` order: indices into `channels`.
+    reach: Option<Vec<usize>>,
 }
 
 impl Planner {
@@ -297,6 +304,7 @@ impl Planner {
             .iter()
             .map(|e| Ok(((*e).clone(), channel::build(e, config)?)))
             .collect::<Result<_, AppError>>()?;
+        let reach = reach::resolve(config, ann, &channels)?;
 
         let run_id = uuid::Uuid::now_v7().to_string();
         let base = BaseContext::new(ann, &config.org, &run_id, &config.timezone());
@@ -327,6 +335,7 @@ impl Planner {
             base,
             tags,
             audience_file,
+            reach,
         })
     }
 
@@ -348,6 +357,7 @@ impl Planner {
             base,
             tags,
             audience_file,
+            reach,
         } = self;
         let needs_people = channels.iter().any(|(_, c)| matches!(c.reach(), Reach::PerPerson(_)));
         let mut lanes: Vec<LanePlan> = channels
@@ -366,6 +376,7 @@ impl Planner {
                 &mut lanes,
                 reader,
                 &tags,
+                reach.as_deref(),
                 &suppressions,
                 sink,
                 &base,
@@ -460,10 +471,12 @@ fn plan_broadcasts(
 }
 
 /// Read the audience and plan every per-person channel's deliveries, row by row.
+#[allow(clippy::too_many_arguments)]
 fn plan_audience(
     lanes: &mut [LanePlan],
     reader: audience::Reader<'_>,
     tags: &[String],
+    order: Option<&[usize]>,
     suppressions: &Suppressions,
     sink: &mut dyn PlanSink,
     base: &BaseContext,
@@ -478,6 +491,7 @@ fn plan_audience(
         not_tagged: 0,
         decoding: Decoding::default(),
         account: LineAccount::default(),
+        reach: None,
     };
     let people: Vec<(usize, AddressKind)> = lanes
         .iter()
@@ -487,6 +501,15 @@ fn plan_audience(
             _ => None,
         })
         .collect();
+    // The chain's channels as positions in `people`, in the order's order.
+    s.reach = order.map(|order| {
+        reach::Chain::new(
+            order
+                .iter()
+                .filter_map(|&i| Some((people.iter().position(|&(l, _)| l == i)?, lanes[i].entry.name.clone())))
+                .collect(),
+        )
+    });
     let checks: Vec<Check> = people
         .iter()
         .map(|&(i, kind)| Check {
@@ -565,8 +588,31 @@ fn plan_row(
         Prepared::Untagged => s.not_tagged += 1,
         Prepared::Failed(e) => return Err(AppError::invalid(format!("{e}; nothing was sent"))),
         Prepared::Person { r, data, lanes: preps } => {
-            for (&(i, kind), prep) in people.iter().zip(preps) {
-                plan_person(&mut lanes[i], kind, r, prep, data, sink, base, templates)?;
+            // The chain's channels first, in its order; then the others as before.
+            let mut link = reach::Link::default();
+            if let Some(chain) = &mut s.reach {
+                for (step, &(k, _)) in chain.lanes.iter().enumerate() {
+                    link.step = u32::try_from(step).unwrap_or(u32::MAX);
+                    let (i, kind) = people[k];
+                    plan_person(
+                        &mut lanes[i],
+                        kind,
+                        r,
+                        &preps[k],
+                        data,
+                        Some(&mut link),
+                        sink,
+                        base,
+                        templates,
+                    )?;
+                }
+                chain.count(&link);
+            }
+            let chained = |k: usize| s.reach.as_ref().is_some_and(|c| c.lanes.iter().any(|&(p, _)| p == k));
+            for (k, (&(i, kind), prep)) in people.iter().zip(preps).enumerate() {
+                if !chained(k) {
+                    plan_person(&mut lanes[i], kind, r, prep, data, None, sink, base, templates)?;
+                }
             }
         }
     }
@@ -659,6 +705,7 @@ impl LanePlan {
             problem: b.problem,
             row: b.row,
             fallback: false,
+            step: None,
         };
         let id = if b.rejected {
             self.st.next_rejected_id()
@@ -767,7 +814,9 @@ impl LaneState {
         }
         // Render the first pending target (every one for channels whose limits depend on the
         // recipient), so a template or limit problem stops the run before anything is sent.
-        if d.status == Status::Pending && (self.every || self.sample.is_none()) {
+        // A fallback on standby may be sent later: its limits are checked like the rest.
+        let sendable = matches!(d.status, Status::Pending | Status::Standby);
+        if sendable && (self.every || self.sample.is_none()) {
             let refused = |e: &str| {
                 AppError::invalid(format!(
                     "channel {} ({}): {e}; nothing was sent",
@@ -926,6 +975,7 @@ fn plan_person(
     r: &Recipient,
     prep: &LanePrep,
     data: &(Value, String),
+    link: Option<&mut reach::Link>,
     sink: &mut dyn PlanSink,
     base: &BaseContext,
     templates: &Templates,
@@ -951,6 +1001,7 @@ fn plan_person(
                 problem,
                 row: Some(r.line),
                 fallback: false,
+                step: None,
             };
             let id = st.next_target_id().ok_or_else(audience_grew)?;
             return st.emit(entry, channel.as_ref(), sink, id, &d, None, None, base, templates);
@@ -972,21 +1023,23 @@ fn plan_person(
     st.targets_next += 1;
     let skip = &prep.skip;
     let (value, json) = data;
+    let (status, fallback, step) = match (skip, link) {
+        (Some(_), _) => (Status::Skipped, false, None),
+        (None, None) => (Status::Pending, false, None),
+        (None, Some(link)) => link.take(),
+    };
     let d = DeliveryRef {
         channel: &entry.name,
         channel_type: entry.type_name(),
         recipient: address,
         name: &r.name,
         data: Some(json.as_str()),
-        status: if skip.is_some() {
-            Status::Skipped
-        } else {
-            Status::Pending
-        },
+        status,
         error: skip.as_deref(),
         problem: false,
         row: Some(r.line),
-        fallback: false,
+        fallback,
+        step,
     };
     st.emit(
         entry,

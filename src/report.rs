@@ -106,6 +106,10 @@ impl Totals {
     }
 
     fn add_n(&mut self, status: Status, n: usize) {
+        // A `[reach]` fallback that was not needed is no delivery of its person.
+        if status == Status::Standby {
+            return;
+        }
         self.planned += n;
         match status {
             Status::Sent => self.sent += n,
@@ -116,6 +120,7 @@ impl Totals {
             // `sending` only exists while a process runs; a report of a dead run shows it as unknown.
             Status::Pending => self.pending += n,
             Status::Sending | Status::Unknown => self.unknown += n,
+            Status::Standby => {}
         }
     }
 }

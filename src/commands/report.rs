@@ -93,6 +93,7 @@ fn refresh(config: &Config, journal: &Journal, run_id: &str) -> Result<(), AppEr
     names.sort_unstable();
     names.dedup();
     let rt = super::runtime()?;
+    let mut fallbacks = 0;
     for name in names {
         let Some(entry) = config.channel(name) else {
             eprintln!("note: channel {name} is no longer configured; its statuses were not refreshed");
@@ -115,7 +116,7 @@ fn refresh(config: &Config, journal: &Journal, run_id: &str) -> Result<(), AppEr
                     delivered += 1;
                 }
                 Ok(Refreshed::Undelivered(why)) => {
-                    journal.set_status(row.id, Status::Undelivered, Some(&why))?;
+                    fallbacks += usize::from(journal.set_status(row.id, Status::Undelivered, Some(&why))?);
                     undelivered += 1;
                 }
                 Ok(Refreshed::Pending) => open += 1,
@@ -123,6 +124,11 @@ fn refresh(config: &Config, journal: &Journal, run_id: &str) -> Result<(), AppEr
             }
         }
         eprintln!("{name}: {delivered} delivered, {undelivered} undelivered, {open} not final yet");
+    }
+    if fallbacks > 0 {
+        eprintln!(
+            "{fallbacks} people now wait for the next channel of the reach order: `announce resume {run_id}` sends it"
+        );
     }
     Ok(())
 }

@@ -141,6 +141,7 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
     }
     if args.retry_failed {
         journal.requeue(&run.id, Status::Failed, None)?;
+        reach_note(&journal, &run.id)?;
     }
     if args.resend_unknown {
         journal.requeue(&run.id, Status::Unknown, None)?;
@@ -274,6 +275,18 @@ fn execute(
     Ok(cancel.is_cancelled())
 }
 
+/// `--retry-failed` leaves a failed delivery alone when the person's next `[reach]` channel
+/// already took over: retrying it could reach them twice.
+fn reach_note(journal: &Journal, run_id: &str) -> Result<(), AppError> {
+    let taken = journal.failed_with_fallback(run_id)?;
+    if taken > 0 {
+        eprintln!(
+            "{taken} failed deliveries are not retried: the next channel of their person's reach order took over."
+        );
+    }
+    Ok(())
+}
+
 fn print_plan(plan: &Plan) {
     eprintln!("Plan for \"{}\":", plan.run.title);
     for line in plan.audience.iter().flat_map(|a| a.describe()) {
@@ -290,6 +303,9 @@ fn print_plan(plan: &Plan) {
         );
         if c.problems > 0 {
             eprint!(" ({} for bad input)", c.problems);
+        }
+        if count(Status::Standby) > 0 {
+            eprint!(", {} as fallback if an earlier channel fails", count(Status::Standby));
         }
         eprintln!();
         if let Some(sample) = &c.sample {

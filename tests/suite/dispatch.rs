@@ -164,6 +164,7 @@ fn harness(recipients: &[&str]) -> Harness {
             problem: false,
             row: None,
             fallback: false,
+            step: None,
         })
         .collect();
     journal.create_run(&run, &deliveries).unwrap();

@@ -247,14 +247,7 @@ async fn report_refresh_records_final_twilio_statuses() {
             r"^/2010-04-01/Accounts/{TWILIO_SID}/Messages/SM[0-9]+\.json$"
         )))
         .respond_with(Scripted::new(&fetches, |req, _| {
-            let sid = req
-                .url
-                .path()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .trim_end_matches(".json")
-                .to_string();
+            let sid = twilio_fetched_sid(req);
             let (status, code) = if sid == twilio_sid_for(ANNA.1) {
                 ("delivered", Value::Null)
             } else if sid == twilio_sid_for(BEN.1) {

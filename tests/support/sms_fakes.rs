@@ -162,6 +162,12 @@ pub fn twilio_sid_for(to: &str) -> String {
     format!("SM{digits:0>32}")
 }
 
+/// The message sid of a status lookup (`GET .../Messages/{sid}.json`).
+pub fn twilio_fetched_sid(request: &Request) -> String {
+    let last = request.url.path().rsplit('/').next().unwrap_or_default();
+    last.trim_end_matches(".json").to_string()
+}
+
 /// `201 Created` as Twilio answers a message create.
 pub fn twilio_created(request: &Request) -> ResponseTemplate {
     let to = form_value(request, "To").unwrap_or_default();
