@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::channel::{Channel, ChannelConfig};
-use crate::config::{Common, Config, Keyed, keyed, yes};
+use crate::channel::{BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig};
+use crate::settings::{Common, Keyed, keyed, yes};
 
 /// `type = "sms"`: one SMS gateway. Which keys apply depends on `provider`; `Sms::new`
 /// checks that the provider's keys are there.
@@ -102,6 +102,13 @@ impl Keyed for RateUnit {
     const KEY: &'static str = "rate_unit";
 }
 
+/// The SMS text (the outbox writes it for recipients without an email address).
+pub const TEXT_TEMPLATE: Builtin = ("sms.txt.hbs", include_str!("sms.txt.hbs"));
+
+impl BuiltinTemplates for SmsConfig {
+    const TEMPLATES: &'static [Builtin] = &[TEXT_TEMPLATE];
+}
+
 impl ChannelConfig for SmsConfig {
     fn urls(&self) -> Vec<(&'static str, &str)> {
         let mut k = Vec::new();
@@ -117,7 +124,7 @@ impl ChannelConfig for SmsConfig {
         k
     }
 
-    fn build(&self, name: &str, common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
-        Ok(Arc::new(super::Sms::new(name, common, self, config)?))
+    fn build(&self, name: &str, common: &Common, ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(super::Sms::new(name, common, self, ctx)?))
     }
 }

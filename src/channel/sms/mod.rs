@@ -25,12 +25,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat};
-use crate::config::{Common, Config};
+use crate::channel::{
+    AddressKind, BuildContext, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat,
+};
 use crate::render::sms::{self, Encoding, SmsInfo};
 use crate::render::{Context, Templates};
+use crate::settings::Common;
 
-pub use config::{Provider, RateUnit, SmsConfig};
+pub use config::{Provider, RateUnit, SmsConfig, TEXT_TEMPLATE};
 
 /// `max_segments` when the config does not say (Twilio's advice is to stay under 10).
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
@@ -108,7 +110,7 @@ pub struct Sms {
 }
 
 impl Sms {
-    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, config: &Config) -> Result<Sms, String> {
+    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, ctx: &BuildContext) -> Result<Sms, String> {
         let at = format!("[channels.{name}]");
         unused_keys(&at, cfg)?;
         let attempt = common.timeout.map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0);
@@ -116,7 +118,7 @@ impl Sms {
         // rather than by the dispatcher's deadline.
         let client = crate::channel::http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
         let gateway: Box<dyn Gateway> = match cfg.provider {
-            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client, &config.state_dir)?),
+            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client, &ctx.state_dir)?),
             Provider::Vonage => Box::new(vonage::Vonage::new(&at, cfg, client)?),
             Provider::Seven => Box::new(seven::Seven::new(&at, cfg, client)?),
             Provider::Generic => Box::new(generic::Generic::new(&at, cfg, client)?),
@@ -192,7 +194,7 @@ fn unused_keys(at: &str, cfg: &SmsConfig) -> Result<(), String> {
 /// names.
 fn required_secret(at: &str, provider: &str, key: &str, var: Option<&str>) -> Result<secrecy::SecretString, String> {
     let var = var.ok_or_else(|| format!("{at} provider \"{provider}\" needs {key}"))?;
-    crate::config::secret_from_env(var, &format!("{at} {key}"))
+    crate::secrets::secret_from_env(var, &format!("{at} {key}"))
 }
 
 /// The sender, for providers that require one; `what` says what it may be.
@@ -410,7 +412,7 @@ impl Channel for Sms {
 
     async fn check(&self) -> Vec<Probe> {
         let mut probe = self.gateway.check().await;
-        probe.detail = crate::config::redact(&probe.detail).into_owned();
+        probe.detail = crate::secrets::redact(&probe.detail).into_owned();
         vec![probe]
     }
 
@@ -419,7 +421,7 @@ impl Channel for Sms {
     }
 
     async fn refresh(&self, provider_id: &str) -> Result<Refreshed, String> {
-        let redact = |s: String| crate::config::redact(&s).into_owned();
+        let redact = |s: String| crate::secrets::redact(&s).into_owned();
         match self.gateway.refresh(provider_id).await {
             Ok(Refreshed::Undelivered(why)) => Ok(Refreshed::Undelivered(redact(why))),
             Ok(r) => Ok(r),
@@ -548,7 +550,7 @@ mod tests {
 
     #[test]
     fn weight_is_segments_only_with_rate_unit_segment() {
-        let templates = Templates::load(None).unwrap();
+        let templates = Templates::load(crate::channel::builtin_templates(), None).unwrap();
         let two_segments = "x".repeat(200);
         let by_segment = channel(true, Arc::default()).render(&templates, &context(&two_segments));
         let by_message = channel(false, Arc::default()).render(&templates, &context(&two_segments));
@@ -563,7 +565,7 @@ mod tests {
 
     #[test]
     fn render_normalises_and_reports_cost() {
-        let templates = Templates::load(None).unwrap();
+        let templates = Templates::load(crate::channel::builtin_templates(), None).unwrap();
         let r = channel(false, Arc::default())
             .render(&templates, &context("„Termine“ – finden statt…"))
             .unwrap();
