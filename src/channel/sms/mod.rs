@@ -118,7 +118,7 @@ impl Sms {
         // rather than by the dispatcher's deadline.
         let client = crate::channel::http::client(HTTP_TIMEOUT.min(attempt.mul_f64(0.8)))?;
         let gateway: Box<dyn Gateway> = match cfg.provider {
-            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client, &ctx.state_dir)?),
+            Provider::Twilio => Box::new(twilio::Twilio::new(&at, cfg, client, ctx.state_dir)?),
             Provider::Vonage => Box::new(vonage::Vonage::new(&at, cfg, client)?),
             Provider::Seven => Box::new(seven::Seven::new(&at, cfg, client)?),
             Provider::Generic => Box::new(generic::Generic::new(&at, cfg, client)?),
