@@ -9,19 +9,14 @@
 //! need its secret).
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-// The channels own these; the old paths stay for the callers (and tests) that name them here.
+use crate::channel::{BuildContext, ChannelEntry, ChannelSettings};
 use crate::error::{AppError, SourceLocation};
-// Secrets live in their own leaf module; these names stay here for the callers that use them.
-use crate::channel::ChannelKind;
-pub use crate::secrets::{REDACTED, redact, register_credential, register_secret, secret_from_env};
+use crate::settings::{Common, DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, MIN_TIMEOUT, Org};
 
 /// The built-in default used by `announce init` and documented in the README.
 pub const EXAMPLE_CONFIG: &str = include_str!("../channels.example.toml");
@@ -48,19 +43,6 @@ struct RawReach {
     order: Vec<Spanned<String>>,
 }
 
-/// `[org]`: available to templates as `org.*`.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Org {
-    #[serde(default)]
-    pub name: String,
-    pub website: Option<String>,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub address: Option<String>,
-    pub timezone: Option<String>,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudience {
@@ -79,171 +61,6 @@ pub struct AudienceSettings {
     pub encoding: Option<crate::audience::Encoding>,
 }
 
-/// One `[channels.NAME]` table: the settings every channel has, plus its type's own.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ChannelSettings {
-    #[serde(flatten)]
-    pub common: Common,
-    #[serde(flatten)]
-    pub kind: ChannelKind,
-}
-
-/// Keys every channel accepts.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Common {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    pub rate: Option<Rate>,
-    pub burst: Option<NonZeroU32>,
-    #[serde(default, deserialize_with = "concurrency")]
-    pub concurrency: Option<NonZeroU32>,
-    pub max_attempts: Option<NonZeroU32>,
-    pub retry_base: Option<HumanDuration>,
-    pub retry_max: Option<HumanDuration>,
-    /// Per-attempt deadline; a delivery still running then is retried (or `unknown` where the
-    /// channel says a timeout is ambiguous).
-    pub timeout: Option<HumanDuration>,
-    pub template: Option<String>,
-}
-
-pub(crate) fn yes() -> bool {
-    true
-}
-
-/// `concurrency`: 1 to [`MAX_CONCURRENCY`]. (The error names the key: serde's own message for
-/// a key in a flattened table would not.)
-fn concurrency<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NonZeroU32>, D::Error> {
-    let n = i64::deserialize(d)?;
-    u32::try_from(n)
-        .ok()
-        .filter(|n| *n <= MAX_CONCURRENCY)
-        .and_then(NonZeroU32::new)
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("concurrency = {n}: use 1 to {MAX_CONCURRENCY}")))
-}
-
-/// A value with a fixed set of choices (a serde enum) for one key. Channel tables are parsed
-/// flattened, where serde's "unknown variant" message does not name the key: [`keyed`] adds it.
-pub trait Keyed {
-    const KEY: &'static str;
-}
-
-impl<T: Keyed> Keyed for Option<T> {
-    const KEY: &'static str = T::KEY;
-}
-
-/// `#[serde(deserialize_with = "keyed")]`: serde's own message, prefixed with the key.
-pub fn keyed<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Keyed>(d: D) -> Result<T, D::Error> {
-    T::deserialize(d).map_err(|e| serde::de::Error::custom(format!("{}: {e}", T::KEY)))
-}
-
-/// `rate = "10/s"`: `count` cells per `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: NonZeroU32,
-    pub per: Duration,
-}
-
-impl Rate {
-    /// A GCRA limiter: one cell every `per / count`, up to `burst` at once.
-    pub fn limiter(self, burst: NonZeroU32) -> governor::DefaultDirectRateLimiter {
-        let period = self.per / self.count.get();
-        let quota = governor::Quota::with_period(period)
-            .unwrap_or_else(|| governor::Quota::per_second(self.count))
-            .allow_burst(burst);
-        governor::RateLimiter::direct(quota)
-    }
-}
-
-impl std::str::FromStr for Rate {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid rate {s:?}: expected COUNT/UNIT such as \"10/s\", \"300/min\" or \"1000/h\"");
-        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
-        let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        let count =
-            NonZeroU32::new(count).ok_or_else(|| format!("invalid rate {s:?}: the count must be at least 1"))?;
-        let per = match unit.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            "d" | "day" => Duration::from_secs(86_400),
-            _ => return Err(bad()),
-        };
-        Ok(Rate { count, per })
-    }
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unit = match self.per.as_secs() {
-            1 => "s",
-            60 => "min",
-            3600 => "h",
-            _ => "d",
-        };
-        write!(f, "{}/{unit}", self.count)
-    }
-}
-
-/// A duration written for people: "250ms", "1s", "5min", "2h".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl std::str::FromStr for HumanDuration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"500ms\", \"1s\", \"5min\", \"2h\""))?;
-        let secs = match unit.trim() {
-            "ms" => value / 1000.0,
-            "" | "s" | "sec" => value,
-            "m" | "min" => value * 60.0,
-            "h" => value * 3600.0,
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unknown unit {unit:?} (use ms, s, min or h)"
-                ));
-            }
-        };
-        // No setting needs more than a day; anything longer is a typo that would make a run
-        // wait forever (and `from_secs_f64` would panic on the absurd ones).
-        match Duration::try_from_secs_f64(secs) {
-            Ok(d) if d <= MAX_DURATION => Ok(HumanDuration(d)),
-            _ => Err(format!("invalid duration {s:?}: at most 1 day (\"24h\")")),
-        }
-    }
-}
-
-/// The longest duration any setting accepts.
-pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
-/// The shortest per-attempt `timeout`: below it no provider can answer, and a delivery whose
-/// message was handed over would be marked failed.
-pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
-/// Most connections / requests in flight one channel may have.
-pub const MAX_CONCURRENCY: u32 = 256;
-/// `retry_base` / `retry_max` when the config does not say.
-pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
-pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -259,19 +76,6 @@ pub struct Config {
     /// `[reach] order`: channel names or types, each with where it is written.
     pub reach: Option<Vec<(String, SourceLocation)>>,
     source: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ChannelEntry {
-    pub name: String,
-    pub settings: ChannelSettings,
-    pub location: SourceLocation,
-}
-
-impl ChannelEntry {
-    pub fn type_name(&self) -> &'static str {
-        self.settings.kind.type_name()
-    }
 }
 
 impl Config {
@@ -297,7 +101,7 @@ impl Config {
     }
 
     /// Register the value of every `*_env` variable the file names (set or not, used by an
-    /// enabled channel or not) for [`redact`], before any channel talks to anyone: a provider
+    /// enabled channel or not) for [`crate::secrets::redact`], before any channel talks to anyone: a provider
     /// that quotes a request can then never put any of them into a message.
     fn register_secrets(&self) {
         fn walk(v: &toml::Value) {
@@ -307,7 +111,7 @@ impl Config {
                         match v {
                             toml::Value::String(var) if k.ends_with("_env") => {
                                 if let Ok(value) = std::env::var(var) {
-                                    register_secret(&value);
+                                    crate::secrets::register_secret(&value);
                                 }
                             }
                             other => walk(other),
@@ -331,10 +135,7 @@ impl Config {
             AppError::invalid_at(loc, format!("invalid config: {}", e.message()))
         })?;
         let at = |span: std::ops::Range<usize>| SourceLocation::from_offset(&file, &source, span.start);
-        let resolve = |p: &str| {
-            let p = Path::new(p);
-            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
-        };
+        let resolve = |p: &str| crate::settings::resolve(base, p);
 
         let default_region = match &raw.default_region {
             None => None,
@@ -450,11 +251,18 @@ impl Config {
 
     /// Resolve a path written in the config relative to the config's folder.
     pub fn resolve(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
+        crate::settings::resolve(&self.base_dir, p)
+    }
+
+    /// What channels read from the rest of the file when they are built.
+    pub fn build_context(&self) -> BuildContext<'_> {
+        BuildContext {
+            base_dir: &self.base_dir,
+            state_dir: &self.state_dir,
+            templates_dir: self.templates_dir.as_deref(),
+            org: &self.org,
+            timezone: self.timezone(),
+            channels: &self.channels,
         }
     }
 
@@ -547,12 +355,6 @@ fn validate_common(name: &str, c: &Common) -> Result<(), (&'static str, String)>
     Ok(())
 }
 
-/// Plaintext SMTP is only acceptable when it cannot leave the machine.
-pub fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +439,29 @@ mod tests {
         assert!(msg.contains("dri"), "{msg}");
     }
 
+    /// Facebook and Instagram share their Graph keys through a flattened struct; a key neither
+    /// has is still refused at the table.
+    #[test]
+    fn graph_tables_refuse_unknown_keys() {
+        for (ty, id) in [("facebook", "page_id"), ("instagram", "ig_user_id")] {
+            let table = format!(
+                "[channels.g]\ntype = \"{ty}\"\n{id} = \"1\"\naccess_token_env = \"T\"\ngraph_url = \"https://graph.example\"\nthrottle_wait = \"5s\"\n"
+            );
+            let c = parse(&table).unwrap();
+            assert_eq!(c.channels[0].type_name(), ty);
+            let msg = parse(&format!("\n{table}graph_uri = \"x\"\n")).unwrap_err().to_string();
+            assert!(
+                msg.starts_with("channels.toml:2:") && msg.contains("graph_uri"),
+                "{msg}"
+            );
+        }
+        let msg =
+            parse("[channels.g]\ntype = \"facebook\"\npage_id = \"1\"\naccess_token_env = \"T\"\nig_user_id = \"2\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(msg.contains("ig_user_id"), "{msg}");
+    }
+
     #[test]
     fn unknown_type_is_an_error() {
         let msg = parse("[channels.x]\ntype = \"pigeon\"\n").unwrap_err().to_string();
@@ -657,13 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn rates_and_durations() {
-        let r: Rate = "300/min".parse().unwrap();
-        assert_eq!((r.count.get(), r.per), (300, Duration::from_secs(60)));
-        assert!("0/s".parse::<Rate>().is_err());
-        assert!("ten/s".parse::<Rate>().is_err());
-        assert_eq!("250ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(250));
-        assert_eq!("5min".parse::<HumanDuration>().unwrap().0, Duration::from_secs(300));
+    fn bad_rate_names_the_file() {
         let msg = parse("[channels.o]\ntype = \"outbox\"\nrate = \"fast\"\n")
             .unwrap_err()
             .to_string();

@@ -37,9 +37,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Delivery, DeliveryError, History, Published, Receipt, Rendered};
-use crate::config::Common;
 use crate::journal::{DeliveryRow, Journal, JournalError, Status, Writer};
 use crate::render::{BaseContext, Templates};
+use crate::settings::Common;
 
 /// The most deliveries an unthrottled lane may have journaled as `sending` beyond its
 /// `concurrency` while they wait for a slot (see [`Pace`]).
@@ -80,8 +80,8 @@ impl Lane {
             concurrency,
             limiter: common.rate.map(|r| Arc::new(r.limiter(burst))),
             max_attempts: common.max_attempts.map_or(5, NonZeroU32::get),
-            retry_base: common.retry_base.map_or(crate::config::DEFAULT_RETRY_BASE, |d| d.0),
-            retry_max: common.retry_max.map_or(crate::config::DEFAULT_RETRY_MAX, |d| d.0),
+            retry_base: common.retry_base.map_or(crate::settings::DEFAULT_RETRY_BASE, |d| d.0),
+            retry_max: common.retry_max.map_or(crate::settings::DEFAULT_RETRY_MAX, |d| d.0),
             timeout,
             pause: Pause::default(),
         }
@@ -439,7 +439,7 @@ fn render(shared: &Shared, channel: &dyn Channel, row: &DeliveryRow) -> Result<R
         .for_target(channel.name(), channel.type_name(), data.as_ref(), &row.recipient);
     panics::guard(|| channel.render(&shared.templates, &ctx))
         .unwrap_or_else(Err)
-        .map_err(|e| crate::config::redact(&format!("cannot render the message: {e}")).into_owned())
+        .map_err(|e| crate::secrets::redact(&format!("cannot render the message: {e}")).into_owned())
 }
 
 /// The delivery as the channel sees it; ids are stable across attempts and resumes.
@@ -841,7 +841,7 @@ mod panics {
             let text = CAUGHT
                 .with(|c| c.borrow_mut().take())
                 .unwrap_or_else(|| payload_text(&*payload));
-            let message = crate::config::redact(&format!("internal error: {text}")).into_owned();
+            let message = crate::secrets::redact(&format!("internal error: {text}")).into_owned();
             tracing::error!("{message}; this is a bug in announce, please report it");
             message
         })

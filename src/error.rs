@@ -59,7 +59,7 @@ pub enum AppError {
 }
 
 fn fmt_invalid(location: &Option<SourceLocation>, message: &str) -> String {
-    let message = crate::config::redact(message);
+    let message = crate::secrets::redact(message);
     match location {
         Some(l) => format!("{l}: {message}"),
         None => message.into_owned(),
@@ -90,12 +90,6 @@ impl AppError {
             AppError::Invalid { .. } => Exit::Invalid,
             AppError::Runtime(_) => Exit::Runtime,
         }
-    }
-}
-
-impl From<crate::journal::JournalError> for AppError {
-    fn from(e: crate::journal::JournalError) -> Self {
-        AppError::Runtime(anyhow::Error::new(e))
     }
 }
 

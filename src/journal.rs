@@ -31,6 +31,13 @@ pub enum JournalError {
     WriterGone,
 }
 
+// Here rather than in error.rs, which then depends on no module of ours but secrets.
+impl From<JournalError> for crate::error::AppError {
+    fn from(e: JournalError) -> Self {
+        crate::error::AppError::Runtime(anyhow::Error::new(e))
+    }
+}
+
 type Result<T> = std::result::Result<T, JournalError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]

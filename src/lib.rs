@@ -53,6 +53,7 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod secrets;
+pub mod settings;
 
 pub use error::{AppError, Exit};
 

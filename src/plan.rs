@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::announcement::Announcement;
 use crate::audience::{self, Address, AudienceOptions, Decoding, LineAccount, Recipient, Row, RowError, Suppressions};
-use crate::channel::{self, AddressKind, Channel, Reach, Rendered};
-use crate::config::{ChannelEntry, Config};
+use crate::channel::{self, AddressKind, Channel, ChannelEntry, Reach, Rendered};
+use crate::config::Config;
 use crate::error::AppError;
 use crate::journal::{DeliveryRef, NewDelivery, RunRow, RunWriter, Status, now_rfc3339};
 use crate::render::{BaseContext, Templates, recipient_value};
@@ -292,7 +292,10 @@ pub struct Planner {
 impl Planner {
     /// Templates, channel selection and construction (config errors), and the run's identity.
     pub fn new(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool) -> Result<Planner, AppError> {
-        let templates = Arc::new(Templates::load(config.templates_dir.as_deref())?);
+        let templates = Arc::new(Templates::load(
+            channel::builtin_templates(),
+            config.templates_dir.as_deref(),
+        )?);
         let entries = select_channels(config, ann, sel)?;
         if entries.is_empty() {
             return Err(AppError::invalid(format!(
@@ -302,7 +305,7 @@ impl Planner {
         }
         let channels: Vec<(ChannelEntry, Arc<dyn Channel>)> = entries
             .iter()
-            .map(|e| Ok(((*e).clone(), channel::build(e, config)?)))
+            .map(|e| Ok(((*e).clone(), channel::build(e, &config.build_context())?)))
             .collect::<Result<_, AppError>>()?;
         let reach = reach::resolve(config, ann, &channels)?;
 

@@ -19,8 +19,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
+use crate::channel::ChannelEntry;
 use crate::channel::DeliveryError;
-use crate::config::ChannelEntry;
 use crate::error::{AppError, SourceLocation};
 use crate::secrets::redact;
 
@@ -52,7 +52,7 @@ pub fn check_url(what: &str, s: &str) -> Result<Url, String> {
     };
     match url.scheme() {
         "https" => Ok(url),
-        "http" if crate::config::is_loopback_host(&host) => Ok(url),
+        "http" if crate::settings::is_loopback_host(&host) => Ok(url),
         "http" => Err(format!(
             "{what}: plain http to {host} is refused (credentials and messages would travel unencrypted); \
              use https (http is only allowed to loopback hosts such as 127.0.0.1 for tests)"

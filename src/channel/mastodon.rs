@@ -22,9 +22,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::channel::http;
-use crate::channel::{Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, Config, Keyed, keyed, secret_from_env};
+use crate::channel::{
+    BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt,
+    Rendered, Stat,
+};
 use crate::render::{Context, Templates};
+use crate::secrets::secret_from_env;
+use crate::settings::{Common, Keyed, keyed};
 
 /// Mastodon's default `configuration.statuses.max_characters`.
 pub const DEFAULT_MAX_CHARACTERS: usize = 500;
@@ -70,12 +74,16 @@ impl Keyed for Visibility {
     const KEY: &'static str = "visibility";
 }
 
+impl BuiltinTemplates for MastodonConfig {
+    const TEMPLATES: &'static [Builtin] = &[("mastodon.hbs", include_str!("mastodon.hbs"))];
+}
+
 impl ChannelConfig for MastodonConfig {
     fn urls(&self) -> Vec<(&'static str, &str)> {
         vec![("instance", self.instance.as_str())]
     }
 
-    fn build(&self, name: &str, common: &Common, _config: &Config) -> Result<Arc<dyn Channel>, String> {
+    fn build(&self, name: &str, common: &Common, _ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
         Ok(Arc::new(Mastodon::new(name, common, self)?))
     }
 }

@@ -22,15 +22,16 @@ pub mod statuspage;
 pub mod telegram;
 pub mod webhook;
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ChannelEntry, Common, Config};
-use crate::error::AppError;
+use crate::error::{AppError, SourceLocation};
 use crate::render::{Context, Templates};
+use crate::settings::{Common, Org};
 
 /// Whom a channel reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,12 +368,71 @@ pub trait ChannelConfig {
     }
     /// The channel itself. Secrets are read from the environment here, so a disabled channel
     /// does not need its secret.
-    fn build(&self, name: &str, common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String>;
+    fn build(&self, name: &str, common: &Common, ctx: &BuildContext) -> Result<Arc<dyn Channel>, String>;
+}
+
+/// A built-in template: the file name that overrides it in `templates_dir`, and its text.
+pub type Builtin = (&'static str, &'static str);
+
+/// The built-in templates a channel type renders with: its own, and those of another type it
+/// shares (named by that type's constant). Not part of [`ChannelConfig`]: an associated const
+/// would make that trait unusable as `dyn ChannelConfig`.
+pub trait BuiltinTemplates {
+    const TEMPLATES: &'static [Builtin];
+}
+
+/// What a channel may read from the rest of the config when it is built (vector's
+/// `SinkContext`). The caller builds it from the loaded config, so this module does not depend
+/// on `config` and the dependency goes one way.
+#[derive(Debug, Clone)]
+pub struct BuildContext<'a> {
+    /// The config file's folder, which relative paths in it are relative to.
+    pub base_dir: &'a Path,
+    pub state_dir: &'a Path,
+    pub templates_dir: Option<&'a Path>,
+    pub org: &'a Org,
+    pub timezone: jiff::tz::TimeZone,
+    /// Every channel of the file (Instagram finds its image host among them).
+    pub channels: &'a [ChannelEntry],
+}
+
+impl BuildContext<'_> {
+    /// A path written in the config, relative to the config's folder.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        crate::settings::resolve(self.base_dir, p)
+    }
+
+    pub fn channel(&self, name: &str) -> Option<&ChannelEntry> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+/// One `[channels.NAME]` table: the settings every channel has, plus its type's own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChannelSettings {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub kind: ChannelKind,
+}
+
+/// A channel table of the loaded config, with where it is written.
+#[derive(Debug, Clone)]
+pub struct ChannelEntry {
+    pub name: String,
+    pub settings: ChannelSettings,
+    pub location: SourceLocation,
+}
+
+impl ChannelEntry {
+    pub fn type_name(&self) -> &'static str {
+        self.settings.kind.type_name()
+    }
 }
 
 /// The one list of channel types: `"type" => Variant(config struct)`. It generates the enum
-/// serde parses a `[channels.NAME]` table into (dispatching on `type`), its `type_name`, and
-/// [`CHANNEL_TYPES`].
+/// serde parses a `[channels.NAME]` table into (dispatching on `type`), its `type_name`,
+/// [`CHANNEL_TYPES`] and [`builtin_templates`].
 macro_rules! channels {
     ($($type:literal => $variant:ident($config:ty)),+ $(,)?) => {
         /// A channel table's own keys, by its `type`.
@@ -384,6 +444,24 @@ macro_rules! channels {
 
         /// Every `type` a channel may have, in registration order.
         pub const CHANNEL_TYPES: &[&str] = &[$($type),+];
+
+        /// Each type's [`BuiltinTemplates::TEMPLATES`], in registration order.
+        const DECLARED_TEMPLATES: &[&[Builtin]] = &[$(<$config as BuiltinTemplates>::TEMPLATES),+];
+
+        /// Every type's built-in templates, each name once (a type that shares another type's
+        /// template names that type's constant), for `render::Templates::load` and `init`.
+        pub fn builtin_templates() -> &'static [Builtin] {
+            static ALL: LazyLock<Vec<Builtin>> = LazyLock::new(|| {
+                let mut all: Vec<Builtin> = Vec::new();
+                for t in DECLARED_TEMPLATES.iter().copied().flatten() {
+                    if !all.iter().any(|(name, _)| *name == t.0) {
+                        all.push(*t);
+                    }
+                }
+                all
+            });
+            &ALL
+        }
 
         impl ChannelKind {
             pub fn type_name(&self) -> &'static str {
@@ -415,11 +493,32 @@ channels! {
 }
 
 /// Build the channel a config entry describes. Secrets are read from the environment here.
-pub fn build(entry: &ChannelEntry, config: &Config) -> Result<Arc<dyn Channel>, AppError> {
+pub fn build(entry: &ChannelEntry, ctx: &BuildContext) -> Result<Arc<dyn Channel>, AppError> {
     entry
         .settings
         .kind
         .config()
-        .build(&entry.name, &entry.settings.common, config)
+        .build(&entry.name, &entry.settings.common, ctx)
         .map_err(|m| AppError::invalid_at(Some(entry.location.clone()), m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Types that name the same template share its text (else which one is used would depend on
+    /// the registration order), and every built-in compiles.
+    #[test]
+    fn builtin_templates_are_consistent_and_compile() {
+        let all = builtin_templates();
+        for (name, text) in DECLARED_TEMPLATES.iter().copied().flatten() {
+            let collected: Vec<_> = all.iter().filter(|(n, _)| n == name).collect();
+            assert_eq!(collected.len(), 1, "{name}");
+            assert_eq!(collected[0].1, *text, "{name} is declared twice with different texts");
+        }
+        let templates = Templates::load(all, None).unwrap();
+        for (name, _) in all {
+            assert!(templates.has(name), "{name}");
+        }
+    }
 }

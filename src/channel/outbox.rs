@@ -13,13 +13,14 @@ use lettre::message::Mailbox;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::channel::email::message;
+use crate::channel::email::{self, message};
 use crate::channel::{
-    AddressKind, Channel, ChannelConfig, ChannelKind, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat,
+    AddressKind, BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, ChannelEntry, ChannelKind, Delivery,
+    DeliveryError, Probe, Reach, Receipt, Rendered, Stat,
 };
-use crate::config::{ChannelEntry, Common, Config, HumanDuration};
 use crate::fsutil;
 use crate::render::{Context, Templates, sms};
+use crate::settings::{Common, HumanDuration};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,9 +37,19 @@ fn default_outbox_dir() -> String {
     "outbox".into()
 }
 
+// The `.eml` files are the email channel's messages, the `.json` ones the SMS text.
+impl BuiltinTemplates for OutboxConfig {
+    const TEMPLATES: &'static [Builtin] = &[
+        email::SUBJECT_TEMPLATE,
+        email::TEXT_TEMPLATE,
+        email::HTML_TEMPLATE,
+        crate::channel::sms::TEXT_TEMPLATE,
+    ];
+}
+
 impl ChannelConfig for OutboxConfig {
-    fn build(&self, name: &str, _common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
-        Ok(Arc::new(Outbox::new(name, self, config)?))
+    fn build(&self, name: &str, _common: &Common, ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(Outbox::new(name, self, ctx)?))
     }
 }
 
@@ -52,17 +63,17 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(name: &str, cfg: &OutboxConfig, config: &Config) -> Result<Outbox, String> {
+    pub fn new(name: &str, cfg: &OutboxConfig, ctx: &BuildContext) -> Result<Outbox, String> {
         let from = match &cfg.from {
             Some(f) => f.parse().map_err(|e| format!("[channels.{name}] from {f:?}: {e}"))?,
             None => Mailbox::new(
-                (!config.org.name.is_empty()).then(|| config.org.name.clone()),
+                (!ctx.org.name.is_empty()).then(|| ctx.org.name.clone()),
                 "announce@localhost".parse().map_err(|e| format!("{e}"))?,
             ),
         };
         Ok(Outbox {
             name: name.to_string(),
-            dir: config.resolve(&cfg.dir),
+            dir: ctx.resolve(&cfg.dir),
             from,
             delay: cfg.delay.map(|d| d.0),
             css: Default::default(),
@@ -191,11 +202,11 @@ impl Channel for Outbox {
 /// For `resume`, before it sends anything: remove the temp files a killed process left (whole
 /// messages, half-written) in the run's outbox folder, if `entry` is an outbox. Only `resume`
 /// of that run writes there again, and it holds the state lock.
-pub fn sweep_run_folder(entry: &ChannelEntry, config: &Config, run_id: &str) {
+pub fn sweep_run_folder(entry: &ChannelEntry, ctx: &BuildContext, run_id: &str) {
     let ChannelKind::Outbox(cfg) = &entry.settings.kind else {
         return;
     };
-    let dir = config.resolve(&cfg.dir).join(run_id);
+    let dir = ctx.resolve(&cfg.dir).join(run_id);
     match fsutil::remove_stale_temp_files(&dir) {
         Ok(0) => {}
         Ok(n) => tracing::info!("removed {n} unfinished temp files from {}", dir.display()),

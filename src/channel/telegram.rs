@@ -21,9 +21,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::channel::http;
-use crate::channel::{Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, Config, Keyed, keyed, secret_from_env};
+use crate::channel::{
+    BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt,
+    Rendered, Stat,
+};
 use crate::render::{Context, Templates};
+use crate::secrets::secret_from_env;
+use crate::settings::{Common, Keyed, keyed};
 
 /// "Text of the message to be sent, 1-4096 characters after entities parsing."
 pub const MAX_TEXT: usize = 4096;
@@ -67,12 +71,19 @@ impl Keyed for ParseMode {
     const KEY: &'static str = "parse_mode";
 }
 
+impl BuiltinTemplates for TelegramConfig {
+    const TEMPLATES: &'static [Builtin] = &[
+        ("telegram.hbs", include_str!("telegram.hbs")),
+        ("telegram.html.hbs", include_str!("telegram.html.hbs")),
+    ];
+}
+
 impl ChannelConfig for TelegramConfig {
     fn urls(&self) -> Vec<(&'static str, &str)> {
         self.base_url.iter().map(|u| ("base_url", u.as_str())).collect()
     }
 
-    fn build(&self, name: &str, common: &Common, _config: &Config) -> Result<Arc<dyn Channel>, String> {
+    fn build(&self, name: &str, common: &Common, _ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
         Ok(Arc::new(Telegram::new(name, common, self)?))
     }
 }

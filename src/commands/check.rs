@@ -7,7 +7,7 @@ use crate::error::{AppError, Exit};
 use crate::render::Templates;
 
 pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
-    Templates::load(config.templates_dir.as_deref())?;
+    Templates::load(channel::builtin_templates(), config.templates_dir.as_deref())?;
     let entries: Vec<_> = if args.channels.is_empty() {
         config.channels.iter().filter(|c| c.settings.common.enabled).collect()
     } else {
@@ -23,7 +23,7 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
     let rt = super::runtime()?;
     let mut results: Vec<(String, String, Probe)> = Vec::new();
     for e in entries {
-        match channel::build(e, config) {
+        match channel::build(e, &config.build_context()) {
             Err(err) => results.push((
                 e.name.clone(),
                 e.type_name().into(),
@@ -48,7 +48,7 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
             kind,
             &p.subject,
             if p.ok { "ok" } else { "FAILED" },
-            &crate::config::redact(&p.detail),
+            &crate::secrets::redact(&p.detail),
         ]);
     }
     println!("{t}");

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use crate::cli::InitArgs;
 use crate::error::{AppError, Exit};
-use crate::render::templates::BUILTIN;
 
 const FILES: &[(&str, &str)] = &[
     ("customers.csv", include_str!("../../examples/customers.csv")),
@@ -22,7 +21,9 @@ pub fn run(args: &InitArgs) -> Result<Exit, AppError> {
         "templates_dir = \"templates\"    ",
         1,
     );
-    let templates = BUILTIN.iter().map(|(n, s)| (format!("templates/{n}"), *s));
+    let templates = crate::channel::builtin_templates()
+        .iter()
+        .map(|(n, s)| (format!("templates/{n}"), *s));
     let all: Vec<(String, &str)> = std::iter::once(("channels.toml".to_string(), config.as_str()))
         .chain(FILES.iter().map(|(n, s)| (n.to_string(), *s)))
         .chain(templates)

@@ -44,7 +44,7 @@ fn redact_runtime(e: AppError) -> AppError {
     match e {
         AppError::Runtime(err) => {
             let text = format!("{err:#}");
-            match crate::config::redact(&text) {
+            match crate::secrets::redact(&text) {
                 std::borrow::Cow::Owned(clean) => AppError::Runtime(anyhow::anyhow!(clean)),
                 std::borrow::Cow::Borrowed(_) => AppError::Runtime(err),
             }

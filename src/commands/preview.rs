@@ -9,7 +9,6 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::journal::{NewDelivery, Status};
 use crate::plan::{self, Selection};
-use crate::render::templates::BUILTIN;
 
 pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
     let ann = Announcement::load(&args.file)?;
@@ -177,7 +176,7 @@ fn template_notes(config: &Config) -> Result<Vec<String>, AppError> {
         .into_iter()
         .map(|name| {
             let file = dir.join(&name);
-            let what = if BUILTIN.iter().any(|(b, _)| *b == name) {
+            let what = if crate::channel::builtin_templates().iter().any(|(b, _)| *b == name) {
                 " overrides the built-in"
             } else {
                 "; no built-in has that name"

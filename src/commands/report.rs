@@ -99,7 +99,7 @@ fn refresh(config: &Config, journal: &Journal, run_id: &str) -> Result<(), AppEr
             eprintln!("note: channel {name} is no longer configured; its statuses were not refreshed");
             continue;
         };
-        let ch = channel::build(entry, config)?;
+        let ch = channel::build(entry, &config.build_context())?;
         if !ch.can_refresh() {
             eprintln!(
                 "note: channel {name} ({}) cannot report final delivery statuses",

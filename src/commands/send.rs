@@ -149,10 +149,11 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
     let ann = Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone())?;
     // Build every channel the run used: a channel whose re-send cannot duplicate also takes
     // back its `unknown` deliveries.
-    let mut channels: Vec<(String, Arc<dyn Channel>, &crate::config::Common)> = Vec::new();
+    let mut channels: Vec<(String, Arc<dyn Channel>, &crate::settings::Common)> = Vec::new();
     let mut used: Vec<String> = journal.deliveries(&run.id)?.into_iter().map(|d| d.channel).collect();
     used.sort_unstable();
     used.dedup();
+    let ctx = config.build_context();
     for name in used {
         let entry = config.channel(&name).ok_or_else(|| {
             AppError::invalid(format!(
@@ -161,8 +162,8 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
                 config.file_name()
             ))
         })?;
-        let ch: Arc<dyn Channel> = channel::build(entry, config)?;
-        channel::outbox::sweep_run_folder(entry, config, &run.id);
+        let ch: Arc<dyn Channel> = channel::build(entry, &ctx)?;
+        channel::outbox::sweep_run_folder(entry, &ctx, &run.id);
         if ch.resend_is_safe() {
             journal.requeue(&run.id, Status::Unknown, Some(&name))?;
         }
@@ -182,7 +183,10 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
         eprintln!("Nothing was sent.");
         return Ok(Exit::Invalid);
     }
-    let templates = Arc::new(Templates::load(config.templates_dir.as_deref())?);
+    let templates = Arc::new(Templates::load(
+        channel::builtin_templates(),
+        config.templates_dir.as_deref(),
+    )?);
     let lanes = channels
         .into_iter()
         .map(|(_, ch, common)| Lane::new(ch, common))

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use crate::announcement::Announcement;
+use crate::channel::ChannelEntry;
 use crate::channel::{Channel, Reach};
-use crate::config::{ChannelEntry, Config, check_reach_names};
+use crate::config::{Config, check_reach_names};
 use crate::error::{AppError, SourceLocation};
 use crate::journal::Status;
 

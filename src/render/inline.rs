@@ -117,7 +117,7 @@ mod tests {
     fn templates(html: &str) -> (tempfile::TempDir, Templates) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("t.html.hbs"), html).unwrap();
-        let t = Templates::load(Some(dir.path())).unwrap();
+        let t = Templates::load(crate::channel::builtin_templates(), Some(dir.path())).unwrap();
         (dir, t)
     }
 
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_built_in_email_template_matches_inlining_each_message() {
-        let t = Templates::load(None).unwrap();
+        let t = Templates::load(crate::channel::builtin_templates(), None).unwrap();
         let cache = CssCache::default();
         let recipients = [
             json!({"name": "Anna Müller", "email": "anna@example.de", "tags": ["vip"]}),

@@ -12,7 +12,7 @@ pub use templates::Templates;
 
 use crate::announcement::Announcement;
 use crate::audience::Recipient;
-use crate::config::Org;
+use crate::settings::Org;
 
 /// The template context of one message: announcement fields, `vars.*`, `org.*`, `channel.*`,
 /// `recipient.*` (with the CSV's extra columns), `run_id`, `date`.

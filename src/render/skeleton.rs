@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn the_built_in_templates_are_transparent() {
-        let templates = Templates::load(None).unwrap();
+        let templates = Templates::load(crate::channel::builtin_templates(), None).unwrap();
         for name in ["email.subject.hbs", "email.txt.hbs", "email.html.hbs", "sms.txt.hbs"] {
             assert!(templates.is_transparent(name), "{name}");
         }
@@ -364,7 +364,7 @@ mod tests {
         for (n, s) in sources {
             std::fs::write(dir.path().join(n), s).unwrap();
         }
-        let templates = Templates::load(Some(dir.path())).unwrap();
+        let templates = Templates::load(crate::channel::builtin_templates(), Some(dir.path())).unwrap();
         assert!(!templates.is_transparent("d.txt.hbs"));
         let skeletons = Skeletons::default();
         let names = [
@@ -400,7 +400,7 @@ mod tests {
     fn missing_variables_are_still_errors() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("e.txt.hbs"), "Hallo {{recipient.nickname}}").unwrap();
-        let templates = Templates::load(Some(dir.path())).unwrap();
+        let templates = Templates::load(crate::channel::builtin_templates(), Some(dir.path())).unwrap();
         let ctx = Context::new(json!({"recipient": {"name": "A"}}), "a@b.example");
         let e = Skeletons::default().render(&templates, "e.txt.hbs", &ctx).unwrap_err();
         assert!(e.contains("recipient.nickname"), "{e}");

@@ -1,4 +1,4 @@
-//! Handlebars templates: built-ins embedded in the binary, overridable by file name from
+//! Handlebars templates: built-ins (each channel type declares its own) embedded in the binary, overridable by file name from
 //! `templates_dir`. One registry per output escaping, chosen by the file name:
 //! `*.html.hbs` are HTML-escaped, `*.json.hbs` JSON-string-escaped, everything else is text
 //! and left as written. All registries are strict: a missing variable is an error, found before
@@ -11,30 +11,6 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::error::{AppError, SourceLocation};
-
-/// The built-in template set, one group per channel type.
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("email.subject.hbs", include_str!("../../templates/email.subject.hbs")),
-    ("email.txt.hbs", include_str!("../../templates/email.txt.hbs")),
-    ("email.html.hbs", include_str!("../../templates/email.html.hbs")),
-    ("sms.txt.hbs", include_str!("../../templates/sms.txt.hbs")),
-    ("facebook.hbs", include_str!("../../templates/facebook.hbs")),
-    ("instagram.hbs", include_str!("../../templates/instagram.hbs")),
-    ("webhook.json.hbs", include_str!("../../templates/webhook.json.hbs")),
-    ("webhook.chat.hbs", include_str!("../../templates/webhook.chat.hbs")),
-    ("telegram.hbs", include_str!("../../templates/telegram.hbs")),
-    ("telegram.html.hbs", include_str!("../../templates/telegram.html.hbs")),
-    ("mastodon.hbs", include_str!("../../templates/mastodon.hbs")),
-    (
-        "statuspage.index.html.hbs",
-        include_str!("../../templates/statuspage.index.html.hbs"),
-    ),
-    (
-        "statuspage.incident.html.hbs",
-        include_str!("../../templates/statuspage.incident.html.hbs"),
-    ),
-    ("statuspage.css.hbs", include_str!("../../templates/statuspage.css.hbs")),
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escaping {
@@ -88,9 +64,11 @@ fn registry(escaping: Escaping) -> Handlebars<'static> {
 }
 
 impl Templates {
-    /// Built-ins, overridden (and extended) by the `*.hbs` files in `dir`.
-    pub fn load(dir: Option<&Path>) -> Result<Templates, AppError> {
-        let mut sources: BTreeMap<String, (String, String)> = BUILTIN
+    /// `builtins` (name, text), overridden (and extended) by the `*.hbs` files in `dir`. The
+    /// caller passes the channel registry's list (`channel::builtin_templates`): this module
+    /// does not know the channels.
+    pub fn load(builtins: &[(&str, &str)], dir: Option<&Path>) -> Result<Templates, AppError> {
+        let mut sources: BTreeMap<String, (String, String)> = builtins
             .iter()
             .map(|(n, s)| (n.to_string(), (format!("<built-in {n}>"), s.to_string())))
             .collect();
@@ -208,20 +186,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn builtins_compile() {
-        let t = Templates::load(None).unwrap();
-        for (name, _) in BUILTIN {
-            assert!(t.has(name));
-        }
-    }
-
-    #[test]
     fn escaping_follows_the_file_name() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("x.html.hbs"), "{{v}}").unwrap();
         std::fs::write(dir.path().join("x.txt.hbs"), "{{v}}").unwrap();
         std::fs::write(dir.path().join("x.json.hbs"), "{\"v\":\"{{v}}\"}").unwrap();
-        let t = Templates::load(Some(dir.path())).unwrap();
+        let t = Templates::load(&[], Some(dir.path())).unwrap();
         let data = json!({"v": "a & <b> \"q\"\n"});
         assert_eq!(
             t.render("x.html.hbs", &data).unwrap(),
@@ -236,7 +206,7 @@ mod tests {
     fn strict_mode_reports_the_template() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sms.txt.hbs"), "Hi\n{{recipient.nickname}}").unwrap();
-        let t = Templates::load(Some(dir.path())).unwrap();
+        let t = Templates::load(&[], Some(dir.path())).unwrap();
         let err = t
             .render("sms.txt.hbs", &json!({"recipient": {"name": "A"}}))
             .unwrap_err();
@@ -247,7 +217,7 @@ mod tests {
     fn syntax_errors_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("email.subject.hbs"), "ok\n{{#if x}}unclosed").unwrap();
-        let err = Templates::load(Some(dir.path())).unwrap_err().to_string();
+        let err = Templates::load(&[], Some(dir.path())).unwrap_err().to_string();
         assert!(err.contains("email.subject.hbs"), "{err}");
     }
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use announce::announcement::Announcement;
 use announce::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered};
-use announce::config::{Common, Org};
 use announce::dispatch::{self, Dispatch, Lane};
 use announce::journal::{Journal, NewDelivery, RunRow, Status, now_rfc3339};
 use announce::render::{BaseContext, Context, Templates};
+use announce::settings::{Common, Org};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
@@ -186,7 +186,7 @@ async fn dispatch(h: &Harness, settings: &str) {
     let d = Dispatch {
         run_id: &h.run_id,
         base: &base,
-        templates: Arc::new(Templates::load(None).unwrap()),
+        templates: Arc::new(Templates::load(announce::channel::builtin_templates(), None).unwrap()),
         thread_roots: HashMap::new(),
         cancel: CancellationToken::new(),
         progress: false,
@@ -324,7 +324,7 @@ async fn a_halting_error_stops_the_channel_and_leaves_the_rest_pending() {
 /// error: ..." (secrets removed) after one attempt; the others are sent, before and after it.
 #[tokio::test]
 async fn a_panic_in_a_channel_fails_that_delivery_and_the_run_goes_on() {
-    announce::config::register_secret(PANIC_SECRET);
+    announce::secrets::register_secret(PANIC_SECRET);
     let mut recipients = vec!["a@x.de", "panic@x.de", "b@x.de", "panic-render@x.de"];
     let more: Vec<String> = (0..10).map(|i| format!("p{i}@x.de")).collect();
     recipients.extend(more.iter().map(String::as_str));

@@ -5,8 +5,8 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use announce::config::Rate;
 use announce::render::sms::{Encoding, analyze, is_gsm7, normalize, split};
+use announce::settings::Rate;
 use proptest::prelude::*;
 
 /// Characters that exercise every rule: GSM-7 basic and extension (two septets), typographic

@@ -31,8 +31,8 @@ const WEBHOOK_PATH_TOKEN: &str = "Sec-Webhook-Path-k4Rj7";
 const TELEGRAM_TOKEN: &str = "778899:Sec-Telegram-Token-z6Fg0";
 const MASTODON_TOKEN: &str = "Sec-Mastodon-Token-p1Wn5";
 const TWILIO_SID: &str = "AC00000000000000000000000000000042";
-/// What a redacted secret looks like (`announce::config::REDACTED`).
-const REDACTED_MARK: &str = announce::config::REDACTED;
+/// What a redacted secret looks like (`announce::secrets::REDACTED`).
+const REDACTED_MARK: &str = announce::secrets::REDACTED;
 
 fn webhook_signing_secret() -> String {
     format!(

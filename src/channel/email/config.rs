@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::channel::{Channel, ChannelConfig};
-use crate::config::{Common, Config, HumanDuration, Keyed, MIN_TIMEOUT, Rate, is_loopback_host, keyed};
+use crate::channel::{BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig};
+use crate::settings::{Common, HumanDuration, Keyed, MIN_TIMEOUT, Rate, is_loopback_host, keyed};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +69,15 @@ impl Keyed for TlsMode {
     const KEY: &'static str = "relay tls";
 }
 
+/// The email templates (the outbox writes its `.eml` files with them too).
+pub const SUBJECT_TEMPLATE: Builtin = ("email.subject.hbs", include_str!("email.subject.hbs"));
+pub const TEXT_TEMPLATE: Builtin = ("email.txt.hbs", include_str!("email.txt.hbs"));
+pub const HTML_TEMPLATE: Builtin = ("email.html.hbs", include_str!("email.html.hbs"));
+
+impl BuiltinTemplates for EmailConfig {
+    const TEMPLATES: &'static [Builtin] = &[SUBJECT_TEMPLATE, TEXT_TEMPLATE, HTML_TEMPLATE];
+}
+
 impl ChannelConfig for EmailConfig {
     fn validate(&self, name: &str) -> Result<(), String> {
         if self.relays.is_empty() {
@@ -106,7 +115,7 @@ impl ChannelConfig for EmailConfig {
         Ok(())
     }
 
-    fn build(&self, name: &str, common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
-        Ok(Arc::new(super::Email::new(name, common, self, config)?))
+    fn build(&self, name: &str, common: &Common, ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(super::Email::new(name, common, self, ctx)?))
     }
 }

@@ -14,7 +14,7 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::PublicKeyParts;
 
 use super::{DkimAlgorithm, DkimConfig as Settings};
-use crate::config::Config;
+use crate::channel::BuildContext;
 
 /// A loaded DKIM configuration plus a description for `check`.
 pub struct Signer {
@@ -42,8 +42,8 @@ const SIGNED: &[&str] = &[
 
 /// Build the signer. `list_unsubscribe` is the channel's value: both List-Unsubscribe headers
 /// are signed when they are sent (Gmail and Yahoo require it for one-click unsubscribe).
-pub fn signer(cfg: &Settings, config: &Config, list_unsubscribe: Option<&str>) -> Result<Signer, String> {
-    let path = config.resolve(&cfg.private_key_file);
+pub fn signer(cfg: &Settings, ctx: &BuildContext, list_unsubscribe: Option<&str>) -> Result<Signer, String> {
+    let path = ctx.resolve(&cfg.private_key_file);
     let key = signing_key(&path, cfg.algorithm)?;
     let mut headers: Vec<HeaderName> = SIGNED.iter().map(|h| HeaderName::new_from_ascii_str(h)).collect();
     if let Some(u) = list_unsubscribe {

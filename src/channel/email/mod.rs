@@ -47,11 +47,13 @@ use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::extension::ClientId;
 
-use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered};
-use crate::config::{Common, Config};
+use crate::channel::{AddressKind, BuildContext, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered};
+use crate::settings::Common;
 
 use crate::render::{Context, Templates};
-pub use config::{DkimAlgorithm, DkimConfig, EmailConfig, RelayConfig, TlsMode};
+pub use config::{
+    DkimAlgorithm, DkimConfig, EmailConfig, HTML_TEMPLATE, RelayConfig, SUBJECT_TEMPLATE, TEXT_TEMPLATE, TlsMode,
+};
 
 use failover::Failover;
 use relay::Relay;
@@ -77,7 +79,7 @@ pub struct Email {
 impl Email {
     /// Build from the config. Errors (bad address, unreadable key or CA file, missing password
     /// variable) are config errors; the caller adds file and line.
-    pub fn new(name: &str, common: &Common, cfg: &EmailConfig, config: &Config) -> Result<Email, String> {
+    pub fn new(name: &str, common: &Common, cfg: &EmailConfig, ctx: &BuildContext) -> Result<Email, String> {
         let from: Mailbox = cfg
             .from
             .parse()
@@ -99,7 +101,7 @@ impl Email {
         let mut relays = Vec::new();
         let mut names = HashSet::new();
         for (i, r) in cfg.relays.iter().enumerate() {
-            let relay = Relay::new(name, i + 1, r, &hello, concurrency, config)?;
+            let relay = Relay::new(name, i + 1, r, &hello, concurrency, ctx)?;
             if !names.insert(relay.name.clone()) {
                 return Err(format!(
                     "[channels.{name}] two relays are called {:?}; give them distinct `name`s (reports use them as route)",
@@ -110,8 +112,7 @@ impl Email {
         }
         let dkim = match &cfg.dkim {
             Some(d) => Some(
-                dkim::signer(d, config, cfg.list_unsubscribe.as_deref())
-                    .map_err(|e| format!("[channels.{name}] {e}"))?,
+                dkim::signer(d, ctx, cfg.list_unsubscribe.as_deref()).map_err(|e| format!("[channels.{name}] {e}"))?,
             ),
             None => None,
         };

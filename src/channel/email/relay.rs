@@ -18,7 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::classify::{Failure, Stage, StepError, classify, timed_out};
 use super::pool::{Pool, Session};
 use super::{RelayConfig, TlsMode};
-use crate::config::{Config, secret_from_env};
+use crate::channel::BuildContext;
+use crate::secrets::secret_from_env;
 
 /// Per-command timeout when the relay does not set one. RFC 5321 allows minutes; a CLI that
 /// waits half a minute for a reply has waited long enough to try the next relay.
@@ -56,7 +57,7 @@ impl Relay {
         cfg: &RelayConfig,
         hello: &ClientId,
         concurrency: usize,
-        config: &Config,
+        ctx: &BuildContext,
     ) -> Result<Relay, String> {
         let name = cfg.name.clone().unwrap_or_else(|| cfg.host.clone());
         let what = format!("[channels.{channel}] relay {name} (#{index})");
@@ -73,7 +74,7 @@ impl Relay {
         let tls = match cfg.tls {
             TlsMode::None => None,
             TlsMode::Starttls | TlsMode::Tls => {
-                Some(tls_parameters(&host, cfg, config).map_err(|e| format!("{what}: {e}"))?)
+                Some(tls_parameters(&host, cfg, ctx).map_err(|e| format!("{what}: {e}"))?)
             }
         };
         let login = match (&cfg.username, &cfg.password_env) {
@@ -421,10 +422,10 @@ impl std::fmt::Display for DataPayload<'_> {
 }
 
 /// Certificates are always verified: against the platform's roots plus `ca_file`.
-fn tls_parameters(host: &str, cfg: &RelayConfig, config: &Config) -> Result<TlsParameters, String> {
+fn tls_parameters(host: &str, cfg: &RelayConfig, ctx: &BuildContext) -> Result<TlsParameters, String> {
     let mut builder = TlsParameters::builder(host.to_string());
     if let Some(file) = &cfg.ca_file {
-        let path = config.resolve(file);
+        let path = ctx.resolve(file);
         let pem = std::fs::read(&path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
         if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
             return Err(format!(
@@ -538,13 +539,13 @@ mod tests {
 
     fn relay(port: u16, dir: &std::path::Path) -> Relay {
         std::fs::write(dir.join("channels.toml"), "state_dir = \"s\"\n").unwrap();
-        let config = Config::load(&dir.join("channels.toml")).unwrap();
+        let config = crate::config::Config::load(&dir.join("channels.toml")).unwrap();
         let cfg: RelayConfig = toml::from_str(&format!(
             "name = \"fake\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\""
         ))
         .unwrap();
         let hello = ClientId::Domain("studio.example".into());
-        Relay::new("email", 1, &cfg, &hello, 1, &config).unwrap()
+        Relay::new("email", 1, &cfg, &hello, 1, &config.build_context()).unwrap()
     }
 
     fn envelope(to: &str) -> Envelope {

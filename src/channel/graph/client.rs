@@ -211,10 +211,10 @@ impl GraphClient {
         }
         let base = Url::parse(&format!("{graph_url}/{version}/"))
             .map_err(|e| format!("[channels.{ch}] graph_url {graph_url:?}: {e}"))?;
-        let token = crate::config::secret_from_env(s.token_env, &format!("[channels.{ch}] access_token_env"))?;
+        let token = crate::secrets::secret_from_env(s.token_env, &format!("[channels.{ch}] access_token_env"))?;
         let proof = match s.app_secret_env {
             Some(var) => {
-                let secret = crate::config::secret_from_env(var, &format!("[channels.{ch}] app_secret_env"))?;
+                let secret = crate::secrets::secret_from_env(var, &format!("[channels.{ch}] app_secret_env"))?;
                 Some(appsecret_proof(secret.expose_secret(), token.expose_secret()))
             }
             None => None,

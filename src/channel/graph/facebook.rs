@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::FacebookConfig;
-use super::client::{Effect, FilePart, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
+use super::client::{Effect, FilePart, GraphClient, GraphError, classify, unexpected, valid_id};
 use super::{Image, image_of, read_image};
 use crate::channel::{Channel, Delivery, DeliveryError, Media, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::Common;
 use crate::render::{Context, Templates};
+use crate::settings::Common;
 
 /// Facebook's limit for the text of a post.
 pub const MAX_MESSAGE: usize = 63_206;
@@ -39,15 +39,7 @@ pub fn client_for(name: &str, cfg: &FacebookConfig) -> Result<GraphClient, Strin
             cfg.page_id
         ));
     }
-    GraphClient::new(&Settings {
-        channel: name,
-        graph_url: cfg.graph_url.as_deref(),
-        api_version: cfg.api_version.as_deref(),
-        token_env: &cfg.access_token_env,
-        app_secret_env: cfg.app_secret_env.as_deref(),
-        throttle_wait: cfg.throttle_wait.map(|d| d.0),
-        token_kind: "Page",
-    })
+    cfg.account.client(name, "Page")
 }
 
 impl Facebook {
@@ -246,7 +238,7 @@ impl Channel for Facebook {
             ),
             Err(e) => (
                 false,
-                crate::config::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
+                crate::secrets::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
             ),
         };
         vec![Probe {

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::InstagramConfig;
-use super::client::{Effect, GraphClient, GraphError, Settings, classify, unexpected, valid_id};
+use super::client::{Effect, GraphClient, GraphError, classify, unexpected, valid_id};
 use super::facebook::{PageHost, prefix};
 use super::{Image, image_of};
 use crate::channel::{Channel, Delivery, DeliveryError, Media, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::Common;
 use crate::media;
 use crate::render::{Context, Templates};
+use crate::settings::Common;
 
 pub const MAX_CAPTION: usize = 2200;
 pub const MAX_HASHTAGS: usize = 30;
@@ -68,15 +68,7 @@ impl Instagram {
                 cfg.ig_user_id
             ));
         }
-        let client = GraphClient::new(&Settings {
-            channel: name,
-            graph_url: cfg.graph_url.as_deref(),
-            api_version: cfg.api_version.as_deref(),
-            token_env: &cfg.access_token_env,
-            app_secret_env: cfg.app_secret_env.as_deref(),
-            throttle_wait: cfg.throttle_wait.map(|d| d.0),
-            token_kind: "Instagram (Page or Instagram user)",
-        })?;
+        let client = cfg.account.client(name, "Instagram (Page or Instagram user)")?;
         let poll_interval = cfg.poll_interval.map_or(Duration::from_secs(3), |d| d.0);
         let poll_timeout = cfg.poll_timeout.map_or(Duration::from_secs(300), |d| d.0);
         if poll_interval.is_zero() {
@@ -432,7 +424,7 @@ impl Channel for Instagram {
             ),
             Err(e) => (
                 false,
-                crate::config::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
+                crate::secrets::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
             ),
         };
         probes.push(Probe {
@@ -443,7 +435,7 @@ impl Channel for Instagram {
         if ok {
             let (ok, detail) = match self.check_quota(1).await {
                 Ok(()) => (true, "posts can be published now".to_string()),
-                Err(e) => (false, crate::config::redact(&e.to_string()).into_owned()),
+                Err(e) => (false, crate::secrets::redact(&e.to_string()).into_owned()),
             };
             probes.push(Probe {
                 subject: "publishing limit".into(),

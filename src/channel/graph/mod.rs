@@ -21,10 +21,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::channel::ChannelKind;
-use crate::channel::{Channel, DeliveryError};
-use crate::config::{Common, Config};
+use crate::channel::{BuildContext, Channel, DeliveryError};
 use crate::media::{self, ImageRule};
 use crate::render::Context;
+use crate::settings::Common;
 
 pub use crate::channel::Image;
 use client::FilePart;
@@ -34,7 +34,7 @@ pub fn build_facebook(
     name: &str,
     common: &Common,
     cfg: &FacebookConfig,
-    _config: &Config,
+    _ctx: &BuildContext,
 ) -> Result<Arc<dyn Channel>, String> {
     Ok(Arc::new(facebook::Facebook::new(name, common, cfg)?))
 }
@@ -43,17 +43,17 @@ pub fn build_instagram(
     name: &str,
     common: &Common,
     cfg: &InstagramConfig,
-    config: &Config,
+    ctx: &BuildContext,
 ) -> Result<Arc<dyn Channel>, String> {
     let host_entry = match &cfg.image_host {
         Some(h) => {
-            let e = config
+            let e = ctx
                 .channel(h)
                 .filter(|e| e.type_name() == "facebook")
                 .ok_or_else(|| format!("[channels.{name}] image_host {h:?} is not a channel of type facebook"))?;
             Some(e)
         }
-        None => config
+        None => ctx
             .channels
             .iter()
             .find(|e| e.type_name() == "facebook" && e.settings.common.enabled),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::channel::{Channel, ChannelConfig};
-use crate::config::{Common, Config, Keyed, Rate, keyed, yes};
+use crate::channel::{BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig};
+use crate::settings::{Common, Keyed, Rate, keyed, yes};
 
 /// `type = "sms"`: one SMS gateway (its keys directly in the table), or several tried in order
 /// (`[[channels.sms.providers]]`). Which keys apply depends on `provider`; `Sms::new` checks
@@ -225,6 +225,13 @@ impl Keyed for RateUnit {
     const KEY: &'static str = "rate_unit";
 }
 
+/// The SMS text (the outbox writes it for recipients without an email address).
+pub const TEXT_TEMPLATE: Builtin = ("sms.txt.hbs", include_str!("sms.txt.hbs"));
+
+impl BuiltinTemplates for SmsConfig {
+    const TEMPLATES: &'static [Builtin] = &[TEXT_TEMPLATE];
+}
+
 impl ChannelConfig for SmsConfig {
     fn validate(&self, name: &str) -> Result<(), String> {
         let single = self.single_form_keys();
@@ -264,8 +271,8 @@ impl ChannelConfig for SmsConfig {
         k
     }
 
-    fn build(&self, name: &str, common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
-        Ok(Arc::new(super::Sms::new(name, common, self, config)?))
+    fn build(&self, name: &str, common: &Common, ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(super::Sms::new(name, common, self, ctx)?))
     }
 }
 

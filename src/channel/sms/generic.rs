@@ -15,8 +15,8 @@ use super::ProviderConfig;
 use super::{Gateway, Outgoing, base, failure};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
-use crate::config::secret_from_env;
 use crate::render::sms::Encoding;
+use crate::secrets::secret_from_env;
 
 const PROVIDER: &str = "generic";
 const JSON_BODY: &str = r#"{"to":"{{to}}","from":"{{from}}","text":"{{text}}"}"#;

@@ -32,12 +32,14 @@ use async_trait::async_trait;
 use governor::DefaultDirectRateLimiter;
 
 use crate::channel::failover::{self, Failover, Policy, Route};
-use crate::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat};
-use crate::config::{Common, Config};
+use crate::channel::{
+    AddressKind, BuildContext, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat,
+};
 use crate::render::sms::{self, Encoding, SmsInfo};
 use crate::render::{Context, Templates};
+use crate::settings::Common;
 
-pub use config::{Provider, ProviderConfig, RateUnit, SmsConfig};
+pub use config::{Provider, ProviderConfig, RateUnit, SmsConfig, TEXT_TEMPLATE};
 
 /// `max_segments` when the config does not say (Twilio's advice is to stay under 10).
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
@@ -138,7 +140,7 @@ pub struct Sms {
 }
 
 impl Sms {
-    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, _config: &Config) -> Result<Sms, String> {
+    pub fn new(name: &str, common: &Common, cfg: &SmsConfig, _ctx: &BuildContext) -> Result<Sms, String> {
         let attempt = common.timeout.map_or(DEFAULT_ATTEMPT_TIMEOUT, |d| d.0);
         // Our own request timeout fires first, so a slow gateway is classified here (unknown)
         // rather than by the dispatcher's deadline.
@@ -265,7 +267,7 @@ fn unused_keys(at: &str, cfg: &ProviderConfig) -> Result<(), String> {
 /// names.
 fn required_secret(at: &str, provider: &str, key: &str, var: Option<&str>) -> Result<secrecy::SecretString, String> {
     let var = var.ok_or_else(|| format!("{at} provider \"{provider}\" needs {key}"))?;
-    crate::config::secret_from_env(var, &format!("{at} {key}"))
+    crate::secrets::secret_from_env(var, &format!("{at} {key}"))
 }
 
 /// The sender, for providers that require one; `what` says what it may be.
@@ -518,7 +520,7 @@ impl Channel for Sms {
         let mut probes = Vec::new();
         for p in self.providers.routes() {
             let mut probe = p.gateway.check().await;
-            probe.detail = crate::config::redact(&probe.detail).into_owned();
+            probe.detail = crate::secrets::redact(&probe.detail).into_owned();
             if !single {
                 probe.detail = format!("{}: {}", probe.subject, probe.detail);
                 probe.subject.clone_from(&p.name);
@@ -535,7 +537,7 @@ impl Channel for Sms {
     /// The journal keeps only the provider's id: asked of each provider that can answer, in
     /// order, the first that knows the id answers.
     async fn refresh(&self, provider_id: &str) -> Result<Refreshed, String> {
-        let redact = |s: String| crate::config::redact(&s).into_owned();
+        let redact = |s: String| crate::secrets::redact(&s).into_owned();
         let mut errors = Vec::new();
         let any = self.can_refresh();
         for p in self.providers.routes().filter(|p| !any || p.gateway.can_refresh()) {
@@ -658,7 +660,7 @@ mod tests {
 
     #[test]
     fn weight_is_segments_only_with_rate_unit_segment() {
-        let templates = Templates::load(None).unwrap();
+        let templates = Templates::load(crate::channel::builtin_templates(), None).unwrap();
         let two_segments = "x".repeat(200);
         let by_segment = channel(true, Arc::default()).render(&templates, &context(&two_segments));
         let by_message = channel(false, Arc::default()).render(&templates, &context(&two_segments));
@@ -673,7 +675,7 @@ mod tests {
 
     #[test]
     fn render_normalises_and_reports_cost() {
-        let templates = Templates::load(None).unwrap();
+        let templates = Templates::load(crate::channel::builtin_templates(), None).unwrap();
         let r = channel(false, Arc::default())
             .render(&templates, &context("„Termine“ – finden statt…"))
             .unwrap();

@@ -10,8 +10,8 @@ use super::ProviderConfig;
 use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
-use crate::config::secret_from_env;
 use crate::render::sms::Encoding;
+use crate::secrets::secret_from_env;
 
 const PROVIDER: &str = "vonage";
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::channel::{Channel, ChannelConfig};
-use crate::config::{Common, Config};
+use crate::channel::{BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig};
+use crate::settings::Common;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,8 +20,19 @@ pub struct StatuspageConfig {
     pub recent_days: Option<u32>,
 }
 
+impl BuiltinTemplates for StatuspageConfig {
+    const TEMPLATES: &'static [Builtin] = &[
+        ("statuspage.index.html.hbs", include_str!("statuspage.index.html.hbs")),
+        (
+            "statuspage.incident.html.hbs",
+            include_str!("statuspage.incident.html.hbs"),
+        ),
+        ("statuspage.css.hbs", include_str!("statuspage.css.hbs")),
+    ];
+}
+
 impl ChannelConfig for StatuspageConfig {
-    fn build(&self, name: &str, _common: &Common, config: &Config) -> Result<Arc<dyn Channel>, String> {
-        Ok(Arc::new(super::Statuspage::new(name, self, config)?))
+    fn build(&self, name: &str, _common: &Common, ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
+        Ok(Arc::new(super::Statuspage::new(name, self, ctx)?))
     }
 }

@@ -24,8 +24,7 @@ use async_trait::async_trait;
 
 use crate::announcement::{Announcement, Severity};
 use crate::channel::webhook::http::tail;
-use crate::channel::{Channel, Delivery, DeliveryError, History, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::Config;
+use crate::channel::{BuildContext, Channel, Delivery, DeliveryError, History, Probe, Reach, Receipt, Rendered, Stat};
 use crate::escape::shell_quote;
 use crate::render::{Context, Templates};
 
@@ -72,9 +71,9 @@ fn create_public_dir(dir: &Path) -> io::Result<()> {
 }
 
 impl Statuspage {
-    pub fn new(name: &str, cfg: &StatuspageConfig, config: &Config) -> Result<Statuspage, String> {
+    pub fn new(name: &str, cfg: &StatuspageConfig, ctx: &BuildContext) -> Result<Statuspage, String> {
         Ok(Statuspage {
-            site: Arc::new(Site::new(name, cfg, config)?),
+            site: Arc::new(Site::new(name, cfg, ctx)?),
         })
     }
 
@@ -96,7 +95,7 @@ impl Statuspage {
 }
 
 impl Site {
-    pub fn new(name: &str, cfg: &StatuspageConfig, config: &Config) -> Result<Site, String> {
+    pub fn new(name: &str, cfg: &StatuspageConfig, ctx: &BuildContext) -> Result<Site, String> {
         let at = format!("[channels.{name}]");
         if cfg.dir.trim().is_empty() {
             return Err(format!("{at} dir is empty"));
@@ -120,13 +119,13 @@ impl Site {
         Ok(Site {
             name: name.to_string(),
             // Absolute: the report names it, and publish_command runs inside it.
-            dir: std::path::absolute(config.resolve(&cfg.dir)).map_err(|e| format!("{at} dir: {e}"))?,
-            templates_dir: config.templates_dir.clone(),
+            dir: std::path::absolute(ctx.resolve(&cfg.dir)).map_err(|e| format!("{at} dir: {e}"))?,
+            templates_dir: ctx.templates_dir.map(std::path::Path::to_path_buf),
             publish_command: cfg.publish_command.clone(),
             settings: Settings {
                 title,
-                org: config.org.clone(),
-                tz: config.timezone(),
+                org: ctx.org.clone(),
+                tz: ctx.timezone.clone(),
                 base_url,
                 recent_days: cfg.recent_days.unwrap_or(DEFAULT_RECENT_DAYS),
             },
@@ -180,7 +179,7 @@ impl Site {
 
     /// Regenerate the whole site. Returns the index path.
     pub fn generate(&self, history: &dyn History, current: &str) -> Result<PathBuf, DeliveryError> {
-        let templates = Templates::load(self.templates_dir.as_deref())
+        let templates = Templates::load(crate::channel::builtin_templates(), self.templates_dir.as_deref())
             .map_err(|e| DeliveryError::permanent(format!("templates: {e}")))?;
         let entries = self
             .entries(history, current)

@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::announcement::Severity;
-use crate::config::Org;
 use crate::render::Templates;
+use crate::settings::Org;
 
 /// One announcement as the status page shows it.
 #[derive(Debug, Clone)]

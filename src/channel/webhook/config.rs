@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::presets::Preset;
-use crate::channel::{Channel, ChannelConfig};
-use crate::config::{Common, Config, keyed};
+use crate::channel::{BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig};
+use crate::settings::{Common, keyed};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,12 +25,19 @@ pub struct WebhookConfig {
     pub headers: BTreeMap<String, String>,
 }
 
+impl BuiltinTemplates for WebhookConfig {
+    const TEMPLATES: &'static [Builtin] = &[
+        ("webhook.json.hbs", include_str!("webhook.json.hbs")),
+        ("webhook.chat.hbs", include_str!("webhook.chat.hbs")),
+    ];
+}
+
 impl ChannelConfig for WebhookConfig {
     fn urls(&self) -> Vec<(&'static str, &str)> {
         self.url.iter().map(|u| ("url", u.as_str())).collect()
     }
 
-    fn build(&self, name: &str, common: &Common, _config: &Config) -> Result<Arc<dyn Channel>, String> {
+    fn build(&self, name: &str, common: &Common, _ctx: &BuildContext) -> Result<Arc<dyn Channel>, String> {
         Ok(Arc::new(super::Webhook::new(name, common, self)?))
     }
 }

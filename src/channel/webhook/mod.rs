@@ -27,8 +27,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
-use crate::config::{Common, secret_from_env};
 use crate::render::{Context, Templates};
+use crate::secrets::secret_from_env;
+use crate::settings::Common;
 
 use presets::{ChatMessage, Preset};
 use sign::Signer;

@@ -15,7 +15,7 @@ pub enum Preset {
     GoogleChat,
 }
 
-impl crate::config::Keyed for Preset {
+impl crate::settings::Keyed for Preset {
     const KEY: &'static str = "preset";
 }
 
