@@ -196,8 +196,9 @@ fn resetting_listener() -> (u16, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_connection_reset_is_unknown_after_one_attempt() {
     let (port, connections) = resetting_listener();
-    let ws = sms_scenario(2, &generic(&format!("http://127.0.0.1:{port}/send"), "")).build();
-    let run = ws.run_async(SEND, NO_ENV).await;
+    let (_ws, run) = sms_scenario(2, &generic(&format!("http://127.0.0.1:{port}/send"), ""))
+        .send_async()
+        .await;
     let report = run.json();
     run.code(3);
     for d in deliveries(&report) {
@@ -216,12 +217,12 @@ async fn http_connection_reset_is_unknown_after_one_attempt() {
 /// `failed`, with the reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn http_refused_connection_is_retried_then_failed() {
-    let ws = sms_scenario(
+    let (_ws, run) = sms_scenario(
         1,
         &generic(&format!("http://127.0.0.1:{}/send", smtp::closed_port()), ""),
     )
-    .build();
-    let run = ws.run_async(SEND, NO_ENV).await;
+    .send_async()
+    .await;
     let report = run.json();
     run.code(3);
     let d = &deliveries(&report)[0];
@@ -243,8 +244,9 @@ async fn http_slow_answer_beyond_timeout_is_unknown_after_one_attempt() {
             .set_delay(Duration::from_secs(4))
     })
     .await;
-    let ws = sms_scenario(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\"")).build();
-    let run = ws.run_async(SEND, NO_ENV).await;
+    let (_ws, run) = sms_scenario(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\""))
+        .send_async()
+        .await;
     let report = run.json();
     run.code(3);
     for d in deliveries(&report) {
