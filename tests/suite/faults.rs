@@ -199,11 +199,7 @@ async fn http_connection_reset_is_unknown_after_one_attempt() {
     let (_ws, run) = sms_scenario(2, &generic(&format!("http://127.0.0.1:{port}/send"), ""))
         .send_async()
         .await;
-    let report = run.json();
-    run.code(3);
-    for d in deliveries(&report) {
-        assert_outcome(&d, "unknown", 1);
-        let e = error_of(&d);
+    for e in run.code(3).all_ended("unknown", 1) {
         assert!(
             e.contains("generic: no answer") && e.contains("may have accepted"),
             "{e}"
@@ -247,11 +243,7 @@ async fn http_slow_answer_beyond_timeout_is_unknown_after_one_attempt() {
     let (_ws, run) = sms_scenario(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\""))
         .send_async()
         .await;
-    let report = run.json();
-    run.code(3);
-    for d in deliveries(&report) {
-        assert_outcome(&d, "unknown", 1);
-        let e = error_of(&d);
+    for e in run.code(3).all_ended("unknown", 1) {
         assert!(e.contains("may have accepted"), "{e}");
     }
     // The gateway's answer is a success: had the attempts waited for it, the deliveries would

@@ -84,6 +84,11 @@ impl Recorder {
         server
     }
 
+    /// Answers the requests on `server` that `matcher` takes (several recorders share it).
+    pub async fn mount_on(&self, server: &MockServer, matcher: impl wiremock::Match + 'static) {
+        Mock::given(matcher).respond_with(self.clone()).mount(server).await;
+    }
+
     /// A server that answers every request with this recorder.
     pub async fn serve(&self) -> MockServer {
         let server = MockServer::start().await;

@@ -278,3 +278,18 @@ pub fn error_on(report: &Value, channel: &str, recipient: &str) -> String {
     let d = d.unwrap_or_else(|| panic!("no delivery on {channel} to {recipient} in {report:#}"));
     error_of(&d).to_string()
 }
+
+impl Run {
+    /// Asserts that every delivery of the `--json` report ended `status` after `attempts`
+    /// (and that there is one); returns their errors.
+    pub fn all_ended(&self, status: &str, attempts: u64) -> Vec<String> {
+        let ds = self.deliveries();
+        assert!(!ds.is_empty(), "no deliveries\n{}", self.describe());
+        ds.iter()
+            .map(|d| {
+                assert_outcome(d, status, attempts);
+                d["error"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    }
+}
