@@ -52,6 +52,16 @@ fn front(extra: &str) -> String {
 
 const BODY: &str = "Unsere **Website** ist offline. Fragen: 030 1234567";
 
+/// An announcement for the Facebook channel alone, its block at `uri` with `extra` (a
+/// `throttle_wait` there replaces the block's own).
+fn facebook_post(uri: &str, extra: &str) -> Scenario {
+    let mut block = facebook_block(uri, extra);
+    if extra.contains("throttle_wait") {
+        block = block.replace("throttle_wait = \"50ms\"\n", "");
+    }
+    graph(&[block]).notice(&front("channels = [\"facebook\"]"), BODY)
+}
+
 /// An announcement of `image` for the Instagram channel alone.
 fn instagram_post(fake: &GraphFake, image: &str) -> Scenario {
     graph(&[instagram_block(&fake.uri(), "")]).notice(
@@ -362,10 +372,7 @@ async fn an_expired_token_fails_at_once_with_renewal_advice() {
             "Error validating access token: Session has expired on Friday, 06-Nov-26 09:00:00 PST.",
         ),
     );
-    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .send_async()
-        .await;
+    let (_w, r) = facebook_post(&fake.uri(), "").send_async().await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 1);
@@ -390,10 +397,7 @@ async fn rate_limit_code_4_with_app_usage_at_100_percent_is_retried_after_waitin
         ),
     );
     fake.spacing(Endpoint::Feed, &[Duration::from_millis(1500)]);
-    let w =
-        graph(&[facebook_block(&fake.uri(), "throttle_wait = \"1500ms\"").replace("throttle_wait = \"50ms\"\n", "")])
-            .notice(&front("channels = [\"facebook\"]"), BODY)
-            .build();
+    let w = facebook_post(&fake.uri(), "throttle_wait = \"1500ms\"").build();
     let r = w.run_async(SEND, NO_ENV).await;
     r.code(0);
     let d = r.delivery_on("facebook");
@@ -417,10 +421,7 @@ async fn posting_too_fast_368_is_retried_a_bounded_number_of_times() {
     );
     fake.spacing(Endpoint::Feed, &[Duration::from_millis(200)]);
     // max_attempts is the default (5); 368 stops earlier.
-    let w =
-        graph(&[facebook_block(&fake.uri(), "throttle_wait = \"200ms\"").replace("throttle_wait = \"50ms\"\n", "")])
-            .notice(&front("channels = [\"facebook\"]"), BODY)
-            .build();
+    let w = facebook_post(&fake.uri(), "throttle_wait = \"200ms\"").build();
     let r = w.run_async(SEND, NO_ENV).await;
     r.code(3);
     let d = r.delivery_on("facebook");
@@ -504,9 +505,7 @@ async fn the_publishing_limit_error_at_media_publish_is_permanent() {
 async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(30));
-    let w = graph(&[facebook_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .build();
+    let w = facebook_post(&fake.uri(), "").build();
     let mut cmd = w.command();
     cmd.args(["send", "notices/n.md", "--yes"])
         .stdout(std::process::Stdio::null())
@@ -536,10 +535,7 @@ async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted(
 async fn an_attempt_cut_off_after_the_post_was_sent_is_unknown_not_retried() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(10));
-    let (_w, r) = graph(&[facebook_block(&fake.uri(), "timeout = \"1s\"")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .send_async()
-        .await;
+    let (_w, r) = facebook_post(&fake.uri(), "timeout = \"1s\"").send_async().await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "unknown", 1);
@@ -561,8 +557,7 @@ async fn a_refused_connection_is_transient_and_retried() {
         .local_addr()
         .unwrap()
         .port();
-    let (_w, r) = graph(&[facebook_block(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
+    let (_w, r) = facebook_post(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")
         .send_async()
         .await;
     r.code(3);
@@ -656,9 +651,7 @@ async fn check_probes_page_and_account_without_posting() {
 async fn a_wrong_token_is_rejected_by_the_fake_with_the_190_envelope() {
     // The fake really checks auth: a token it does not know gets 190, which fails permanently.
     let fake = GraphFake::start().await;
-    let w = graph(&[facebook_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .build();
+    let w = facebook_post(&fake.uri(), "").build();
     let r = w
         .run_async(
             SEND,

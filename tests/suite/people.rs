@@ -50,13 +50,11 @@ struct Sent {
 }
 
 async fn send_to_everyone() -> Sent {
-    let (twilio, _) = twilio_fake(|req, _| {
-        if form_value(req, "To").as_deref() == Some(EMIL_PHONE) {
-            twilio_error(400, 21211, "The 'To' number +491711111111 is not a valid phone number.")
-        } else {
-            twilio_created(req)
-        }
-    })
+    let (twilio, _) = twilio_refusing(
+        EMIL_PHONE,
+        21211,
+        "The 'To' number +491711111111 is not a valid phone number.",
+    )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let server = smtp::Server::smtp(

@@ -186,14 +186,7 @@ async fn twilio_requests_have_the_documented_shape() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twilio_stop_reply_suppresses_the_number_for_later_runs() {
-    let (server, log) = twilio_fake(|req, _| {
-        if form_value(req, "To").as_deref() == Some(BEN.1) {
-            twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
-        } else {
-            twilio_created(req)
-        }
-    })
-    .await;
+    let (server, log) = twilio_refusing(BEN.1, 21610, "Attempt to send to unsubscribed recipient").await;
     let w = sms_folder(
         &twilio_channel(&server.uri(), ""),
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0)]),
@@ -857,14 +850,7 @@ async fn a_refused_connection_fails_over_within_the_same_attempt() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recipient_error_is_final_and_never_fails_over() {
-    let (twilio, primary) = twilio_fake(|req, _| {
-        if form_value(req, "To").as_deref() == Some(BEN.1) {
-            twilio_error(400, 21211, "The 'To' number is not a valid phone number.")
-        } else {
-            twilio_created(req)
-        }
-    })
-    .await;
+    let (twilio, primary) = twilio_refusing(BEN.1, 21211, "The 'To' number is not a valid phone number.").await;
     let (seven, backup) = seven_fake().await;
     let w = sms_folder(
         &two_providers(&twilio.uri(), &seven.uri(), ""),

@@ -367,3 +367,15 @@ pub async fn answer(
         .await;
     log
 }
+
+/// `twilio_fake` that refuses messages to `to` with a 400 of Twilio error `code`.
+pub async fn twilio_refusing(to: &'static str, code: u32, message: &'static str) -> (wiremock::MockServer, Log) {
+    twilio_fake(move |req, _| {
+        if form_value(req, "To").as_deref() == Some(to) {
+            twilio_error(400, code, message)
+        } else {
+            twilio_created(req)
+        }
+    })
+    .await
+}
