@@ -44,13 +44,9 @@ const BODY: &str = "Alle Termine finden statt.";
 /// One relay "only" on port 0 (a test replaces it once its fault server runs), one attempt
 /// at a time.
 fn smtp_scenario(recipients: usize, channel_extra: &str, relay_extra: &str) -> Scenario {
-    let mut csv = String::from("name,email\n");
-    for i in 1..=recipients {
-        csv.push_str(&format!("Kunde {i},kunde{i}@example.de\n"));
-    }
     Scenario::new()
         .org("name = \"Studio\"")
-        .audience(&csv)
+        .audience(&support::customers(recipients))
         .channel(&format!(
             "[channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 1\n\
              retry_base = \"50ms\"\nretry_max = \"100ms\"\n{channel_extra}\n\

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use channels::{deliveries_of, header, python_script};
 use serde_json::{Value, json};
-use support::{NO_ENV, Recorder, Scenario, assert_outcome};
+use support::{NO_ENV, Recorder, Scenario, assert_outcome, error_of};
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -237,11 +237,9 @@ async fn gone_410_is_not_retried() {
     ))
     .build();
     let r = w.run_async(SEND, NO_ENV).await;
-    r.code(3);
-    let d = &deliveries_of(&r.json(), "hook")[0];
-    assert_eq!(d["status"], "failed");
-    assert_eq!(d["attempts"], 1);
-    assert!(d["error"].as_str().unwrap().contains("410"), "{d}");
+    let d = r.code(3).delivery_on("hook");
+    assert_outcome(&d, "failed", 1);
+    assert!(error_of(&d).contains("410"), "{d}");
     assert_eq!(rec.requests().len(), 1);
 }
 
@@ -583,11 +581,9 @@ async fn mastodon_422_is_permanent() {
     let server = rec.serve_posts(Some("/api/v1/statuses")).await;
     let w = masto(&server, "").build();
     let r = w.run_async(SEND, &[("MASTO_TOKEN", MASTO_TOKEN)]).await;
-    r.code(3);
-    let d = &deliveries_of(&r.json(), "masto")[0];
-    assert_eq!(d["status"], "failed");
-    assert_eq!(d["attempts"], 1);
-    assert!(d["error"].as_str().unwrap().contains("Validation failed"), "{d}");
+    let d = r.code(3).delivery_on("masto");
+    assert_outcome(&d, "failed", 1);
+    assert!(error_of(&d).contains("Validation failed"), "{d}");
     assert_eq!(rec.requests().len(), 1);
 }
 
