@@ -447,15 +447,21 @@ fn init_creates_a_folder_that_sends_at_once() {
 /// used without being named; a named folder that does not exist is an error.
 #[test]
 fn edited_init_templates_change_the_messages() {
-    let subject_of = |w: &Workspace, dir: &str| -> Vec<String> {
-        w.files(dir)
+    // Every message in `dir` has a subject starting with `prefix` (and there is one).
+    let subjects_start = |w: &Workspace, dir: &str, prefix: &str| {
+        let subjects: Vec<String> = w
+            .files(dir)
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "eml"))
             .map(|p| {
                 let eml = std::fs::read_to_string(p).unwrap();
                 eml.lines().find(|l| l.starts_with("Subject: ")).unwrap().to_string()
             })
-            .collect()
+            .collect();
+        assert!(
+            !subjects.is_empty() && subjects.iter().all(|s| s.starts_with(prefix)),
+            "{subjects:?}"
+        );
     };
     let w = Scenario::new().build();
     w.run(&["init", "studio"]).code(0);
@@ -465,21 +471,13 @@ fn edited_init_templates_change_the_messages() {
     );
     w.write("studio/templates/email.subject.hbs", "EDITED {{title}}");
     w.run_in("studio", &["send", "notices/example.md", "--yes"]).code(3);
-    let subjects = subject_of(&w, "studio/outbox");
-    assert!(
-        !subjects.is_empty() && subjects.iter().all(|s| s.starts_with("Subject: EDITED ")),
-        "{subjects:?}"
-    );
+    subjects_start(&w, "studio/outbox", "Subject: EDITED ");
 
     // Without the key: templates/ beside the config is still used.
     let w = Scenario::example().build();
     w.write("templates/email.subject.hbs", "DEFAULT DIR {{title}}");
     w.run(SEND).code(3);
-    let subjects = subject_of(&w, "outbox");
-    assert!(
-        !subjects.is_empty() && subjects.iter().all(|s| s.starts_with("Subject: DEFAULT DIR ")),
-        "{subjects:?}"
-    );
+    subjects_start(&w, "outbox", "Subject: DEFAULT DIR ");
 
     // A named folder that is not there.
     let w = Scenario::example().build();

@@ -19,13 +19,9 @@ const TITLE: &str = "Störung: Website vorübergehend offline";
 /// The email tests' folder without its channels: `recipients` customers, notices/n.md and the
 /// relays' password; each test adds `[channels.email]` once its servers run (`ws.channels`).
 fn email_scenario(recipients: usize) -> Scenario {
-    let mut csv = String::from("name,email\n");
-    for i in 1..=recipients {
-        csv.push_str(&format!("Kundin {i} Müller,kunde{i}@example.de\n"));
-    }
     Scenario::new()
         .org("name = \"Studio Test\"")
-        .audience(&csv)
+        .audience(&support::customers(recipients))
         .title(TITLE)
         .notice(THREAD, "Unsere Website ist offline. Alle Termine finden statt.")
         .env(PASSWORD_ENV, PASSWORD)
@@ -772,11 +768,7 @@ fn connection_lost_after_data_is_unknown_and_not_failed_over() {
         assert!(d["error"].as_str().unwrap().contains("resend-unknown"), "{d}");
     }
     assert_eq!(fault.stat("data_complete"), 2);
-    let via_alternate: BTreeSet<String> = alternate
-        .messages()
-        .iter()
-        .map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string())
-        .collect();
+    let via_alternate: BTreeSet<String> = alternate.recipients().into_iter().collect();
     assert_eq!(via_alternate.len(), 1);
     for d in &unknown {
         assert!(

@@ -44,13 +44,9 @@ const BODY: &str = "Alle Termine finden statt.";
 /// One relay "only" on port 0 (a test replaces it once its fault server runs), one attempt
 /// at a time.
 fn smtp_scenario(recipients: usize, channel_extra: &str, relay_extra: &str) -> Scenario {
-    let mut csv = String::from("name,email\n");
-    for i in 1..=recipients {
-        csv.push_str(&format!("Kunde {i},kunde{i}@example.de\n"));
-    }
     Scenario::new()
         .org("name = \"Studio\"")
-        .audience(&csv)
+        .audience(&support::customers(recipients))
         .channel(&format!(
             "[channels.email]\ntype = \"email\"\nfrom = \"Studio <info@studio.example>\"\nconcurrency = 1\n\
              retry_base = \"50ms\"\nretry_max = \"100ms\"\n{channel_extra}\n\
@@ -196,13 +192,10 @@ fn resetting_listener() -> (u16, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_connection_reset_is_unknown_after_one_attempt() {
     let (port, connections) = resetting_listener();
-    let ws = sms_scenario(2, &generic(&format!("http://127.0.0.1:{port}/send"), "")).build();
-    let run = ws.run_async(SEND, NO_ENV).await;
-    let report = run.json();
-    run.code(3);
-    for d in deliveries(&report) {
-        assert_outcome(&d, "unknown", 1);
-        let e = error_of(&d);
+    let (_ws, run) = sms_scenario(2, &generic(&format!("http://127.0.0.1:{port}/send"), ""))
+        .send_async()
+        .await;
+    for e in run.code(3).all_ended("unknown", 1) {
         assert!(
             e.contains("generic: no answer") && e.contains("may have accepted"),
             "{e}"
@@ -216,12 +209,12 @@ async fn http_connection_reset_is_unknown_after_one_attempt() {
 /// `failed`, with the reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn http_refused_connection_is_retried_then_failed() {
-    let ws = sms_scenario(
+    let (_ws, run) = sms_scenario(
         1,
         &generic(&format!("http://127.0.0.1:{}/send", smtp::closed_port()), ""),
     )
-    .build();
-    let run = ws.run_async(SEND, NO_ENV).await;
+    .send_async()
+    .await;
     let report = run.json();
     run.code(3);
     let d = &deliveries(&report)[0];
@@ -243,13 +236,10 @@ async fn http_slow_answer_beyond_timeout_is_unknown_after_one_attempt() {
             .set_delay(Duration::from_secs(4))
     })
     .await;
-    let ws = sms_scenario(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\"")).build();
-    let run = ws.run_async(SEND, NO_ENV).await;
-    let report = run.json();
-    run.code(3);
-    for d in deliveries(&report) {
-        assert_outcome(&d, "unknown", 1);
-        let e = error_of(&d);
+    let (_ws, run) = sms_scenario(2, &generic(&format!("{}/send", server.uri()), "timeout = \"1s\""))
+        .send_async()
+        .await;
+    for e in run.code(3).all_ended("unknown", 1) {
         assert!(e.contains("may have accepted"), "{e}");
     }
     // The gateway's answer is a success: had the attempts waited for it, the deliveries would

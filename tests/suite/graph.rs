@@ -52,6 +52,24 @@ fn front(extra: &str) -> String {
 
 const BODY: &str = "Unsere **Website** ist offline. Fragen: 030 1234567";
 
+/// An announcement for the Facebook channel alone, its block at `uri` with `extra` (a
+/// `throttle_wait` there replaces the block's own).
+fn facebook_post(uri: &str, extra: &str) -> Scenario {
+    let mut block = facebook_block(uri, extra);
+    if extra.contains("throttle_wait") {
+        block = block.replace("throttle_wait = \"50ms\"\n", "");
+    }
+    graph(&[block]).notice(&front("channels = [\"facebook\"]"), BODY)
+}
+
+/// An announcement of `image` for the Instagram channel alone.
+fn instagram_post(fake: &GraphFake, image: &str) -> Scenario {
+    graph(&[instagram_block(&fake.uri(), "")]).notice(
+        &front(&format!("channels = [\"instagram\"]\nimage = \"{image}\"")),
+        BODY,
+    )
+}
+
 /// Every request authenticated with the right Bearer token, and no secret in any URL.
 fn assert_auth(reqs: &[Recorded]) {
     for r in reqs {
@@ -202,6 +220,10 @@ async fn facebook_photo_post_uploads_a_local_file_as_multipart_source() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instagram_post_goes_through_the_whole_container_flow() {
     let fake = GraphFake::start().await;
+    fake.spacing(
+        Endpoint::GetContainer,
+        &[Duration::from_millis(50), Duration::from_millis(100)],
+    );
     let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
         .notice(&front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/notice.jpg\"\n[vars]\nimage_alt = \"Schild an der Studiotür\""), BODY).send_async().await;
     r.code(0);
@@ -246,8 +268,7 @@ async fn instagram_post_goes_through_the_whole_container_flow() {
         assert_eq!(poll.param("fields"), Some("status_code,status"));
     }
     // Backing off: the second wait is at least twice poll_interval.
-    assert!(reqs[3].at - reqs[2].at >= Duration::from_millis(50));
-    assert!(reqs[4].at - reqs[3].at >= Duration::from_millis(100));
+    assert_eq!(fake.too_soon(GetContainer), 0, "polled without backing off");
     let publish = &reqs[5];
     assert_eq!(publish.path, format!("/v26.0/{IG_ID}/media_publish"));
     assert_eq!(keys(publish), ["creation_id"]);
@@ -312,9 +333,7 @@ async fn a_local_image_is_hosted_via_an_unpublished_facebook_photo_then_posted_o
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_image_without_a_facebook_channel_is_refused_at_validation() {
     let fake = GraphFake::start().await;
-    let w = graph(&[instagram_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"instagram\"]\nimage = \"notice.jpg\""), BODY)
-        .build();
+    let w = instagram_post(&fake, "notice.jpg").build();
     std::fs::write(w.path("notices/notice.jpg"), JPEG).unwrap();
     let r = w.run_async(SEND, NO_ENV).await;
     r.code(2).stderr_has("Instagram needs a public https URL");
@@ -353,10 +372,7 @@ async fn an_expired_token_fails_at_once_with_renewal_advice() {
             "Error validating access token: Session has expired on Friday, 06-Nov-26 09:00:00 PST.",
         ),
     );
-    let (_w, r) = graph(&[facebook_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .send_async()
-        .await;
+    let (_w, r) = facebook_post(&fake.uri(), "").send_async().await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 1);
@@ -380,19 +396,15 @@ async fn rate_limit_code_4_with_app_usage_at_100_percent_is_retried_after_waitin
             r#"{"call_count":100,"total_time":41,"total_cputime":12}"#,
         ),
     );
-    let w =
-        graph(&[facebook_block(&fake.uri(), "throttle_wait = \"1500ms\"").replace("throttle_wait = \"50ms\"\n", "")])
-            .notice(&front("channels = [\"facebook\"]"), BODY)
-            .build();
+    fake.spacing(Endpoint::Feed, &[Duration::from_millis(1500)]);
+    let w = facebook_post(&fake.uri(), "throttle_wait = \"1500ms\"").build();
     let r = w.run_async(SEND, NO_ENV).await;
     r.code(0);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "sent", 2);
-    let posts = fake.of(Endpoint::Feed);
-    assert_eq!(posts.len(), 2);
-    let waited = posts[1].at - posts[0].at;
-    // retry_base is 10ms: only the usage header can explain a wait this long.
-    assert!(waited >= Duration::from_millis(1500), "retried after {waited:?}");
+    assert_eq!(fake.of(Endpoint::Feed).len(), 2);
+    // retry_base is 10ms: only the usage header makes it wait throttle_wait.
+    assert_eq!(fake.too_soon(Endpoint::Feed), 0, "retried before throttle_wait");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -407,22 +419,17 @@ async fn posting_too_fast_368_is_retried_a_bounded_number_of_times() {
             "It looks like you were misusing this feature by going too fast.",
         ),
     );
+    fake.spacing(Endpoint::Feed, &[Duration::from_millis(200)]);
     // max_attempts is the default (5); 368 stops earlier.
-    let w =
-        graph(&[facebook_block(&fake.uri(), "throttle_wait = \"200ms\"").replace("throttle_wait = \"50ms\"\n", "")])
-            .notice(&front("channels = [\"facebook\"]"), BODY)
-            .build();
+    let w = facebook_post(&fake.uri(), "throttle_wait = \"200ms\"").build();
     let r = w.run_async(SEND, NO_ENV).await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "failed", 3);
     let e = d["error"].as_str().unwrap();
     assert!(e.contains("368/1390008") && e.contains("posting too fast"), "{e}");
-    let posts = fake.of(Endpoint::Feed);
-    assert_eq!(posts.len(), 3);
-    for pair in posts.windows(2) {
-        assert!(pair[1].at - pair[0].at >= Duration::from_millis(200));
-    }
+    assert_eq!(fake.of(Endpoint::Feed).len(), 3);
+    assert_eq!(fake.too_soon(Endpoint::Feed), 0, "retried before throttle_wait");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -432,11 +439,7 @@ async fn a_container_in_error_fails_with_the_reason() {
         ("IN_PROGRESS", "In Progress"),
         ("ERROR", "Error: The aspect ratio is not supported. (2207009)"),
     ]);
-    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
-        .notice(
-            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/wide.jpg\""),
-            BODY,
-        )
+    let (_w, r) = instagram_post(&fake, "https://cdn.example.de/wide.jpg")
         .send_async()
         .await;
     r.code(3);
@@ -455,13 +458,7 @@ async fn a_container_in_error_fails_with_the_reason() {
 async fn an_expired_container_is_not_published() {
     let fake = GraphFake::start().await;
     fake.container_script(&[("EXPIRED", "Expired: the container was not published within 24 hours")]);
-    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
-        .notice(
-            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
-            BODY,
-        )
-        .send_async()
-        .await;
+    let (_w, r) = instagram_post(&fake, "https://cdn.example.de/n.jpg").send_async().await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_eq!(d["status"], "failed");
@@ -473,13 +470,7 @@ async fn an_expired_container_is_not_published() {
 async fn a_used_up_publishing_limit_is_refused_politely_before_anything_is_created() {
     let fake = GraphFake::start().await;
     fake.quota(50, 50);
-    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
-        .notice(
-            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
-            BODY,
-        )
-        .send_async()
-        .await;
+    let (_w, r) = instagram_post(&fake, "https://cdn.example.de/n.jpg").send_async().await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -500,13 +491,7 @@ async fn the_publishing_limit_error_at_media_publish_is_permanent() {
         FakeError::new(9, Some(2207042), "Application request limit reached"),
     );
     fake.container_script(&[("FINISHED", "Finished")]);
-    let (_w, r) = graph(&[instagram_block(&fake.uri(), "")])
-        .notice(
-            &front("channels = [\"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
-            BODY,
-        )
-        .send_async()
-        .await;
+    let (_w, r) = instagram_post(&fake, "https://cdn.example.de/n.jpg").send_async().await;
     r.code(3);
     let d = r.delivery_on("instagram");
     assert_outcome(&d, "failed", 1);
@@ -520,9 +505,7 @@ async fn the_publishing_limit_error_at_media_publish_is_permanent() {
 async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(30));
-    let w = graph(&[facebook_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .build();
+    let w = facebook_post(&fake.uri(), "").build();
     let mut cmd = w.command();
     cmd.args(["send", "notices/n.md", "--yes"])
         .stdout(std::process::Stdio::null())
@@ -552,10 +535,7 @@ async fn a_run_killed_after_the_feed_post_is_unknown_on_resume_and_not_reposted(
 async fn an_attempt_cut_off_after_the_post_was_sent_is_unknown_not_retried() {
     let fake = GraphFake::start().await;
     fake.delay(Endpoint::Feed, Duration::from_secs(10));
-    let (_w, r) = graph(&[facebook_block(&fake.uri(), "timeout = \"1s\"")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .send_async()
-        .await;
+    let (_w, r) = facebook_post(&fake.uri(), "timeout = \"1s\"").send_async().await;
     r.code(3);
     let d = r.delivery_on("facebook");
     assert_outcome(&d, "unknown", 1);
@@ -577,8 +557,7 @@ async fn a_refused_connection_is_transient_and_retried() {
         .local_addr()
         .unwrap()
         .port();
-    let (_w, r) = graph(&[facebook_block(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
+    let (_w, r) = facebook_post(&format!("http://127.0.0.1:{port}"), "max_attempts = 2")
         .send_async()
         .await;
     r.code(3);
@@ -672,9 +651,7 @@ async fn check_probes_page_and_account_without_posting() {
 async fn a_wrong_token_is_rejected_by_the_fake_with_the_190_envelope() {
     // The fake really checks auth: a token it does not know gets 190, which fails permanently.
     let fake = GraphFake::start().await;
-    let w = graph(&[facebook_block(&fake.uri(), "")])
-        .notice(&front("channels = [\"facebook\"]"), BODY)
-        .build();
+    let w = facebook_post(&fake.uri(), "").build();
     let r = w
         .run_async(
             SEND,

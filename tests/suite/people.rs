@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use sms_fakes::*;
+use support::scenario::error_on;
 use support::{Scenario, Workspace};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
 const TOKEN_ENV: &str = "ANNOUNCE_TEST_TWILIO_TOKEN";
 
@@ -50,19 +50,12 @@ struct Sent {
 }
 
 async fn send_to_everyone() -> Sent {
-    let twilio = MockServer::start().await;
-    let log = Log::default();
-    Mock::given(method("POST"))
-        .and(path(twilio_messages_path()))
-        .respond_with(Scripted::new(&log, |req, _| {
-            if form_value(req, "To").as_deref() == Some(EMIL_PHONE) {
-                twilio_error(400, 21211, "The 'To' number +491711111111 is not a valid phone number.")
-            } else {
-                twilio_created(req)
-            }
-        }))
-        .mount(&twilio)
-        .await;
+    let (twilio, _) = twilio_refusing(
+        EMIL_PHONE,
+        21211,
+        "The 'To' number +491711111111 is not a valid phone number.",
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let server = smtp::Server::smtp(
         &dir.path().join("box"),
@@ -97,17 +90,6 @@ async fn send_to_everyone() -> Sent {
         _twilio: twilio,
         report,
     }
-}
-
-fn error_on(report: &Value, channel: &str, recipient: &str) -> String {
-    report["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["channel"] == channel && d["recipient"] == recipient)
-        .and_then(|d| d["error"].as_str())
-        .unwrap_or_else(|| panic!("no error on {channel} to {recipient} in {report:#}"))
-        .to_string()
 }
 
 /// The call list as the contract's JSON, for the run above.

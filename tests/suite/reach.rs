@@ -9,13 +9,13 @@ use crate::support::smtp;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::scenario::by_recipient_on;
 use support::{Scenario, Workspace, deliveries};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer};
+use wiremock::Mock;
+use wiremock::matchers::{method, path_regex};
 
 const TOKEN_ENV: &str = "ANNOUNCE_TEST_TWILIO_TOKEN";
 const SEND: &[&str] = &["send", "notices/n.md", "--yes", "--json"];
@@ -70,68 +70,32 @@ fn smtp_server(w: &Workspace, refused: &[&str]) -> smtp::Server {
     smtp::Server::smtp(&w.path("box"), &args)
 }
 
-async fn twilio() -> (MockServer, Log) {
-    let server = MockServer::start().await;
-    let log = Log::default();
-    Mock::given(method("POST"))
-        .and(path(twilio_messages_path()))
-        .respond_with(Scripted::new(&log, |req, _| twilio_created(req)))
-        .mount(&server)
-        .await;
-    (server, log)
-}
-
 /// The folder: email + SMS, the audience, `reach_table` (a `[reach]` table or nothing) and the
 /// notice's front matter `front`. Channels are written after the server ports are known.
-fn workspace(people: &[Person], front: &str) -> Arc<Workspace> {
+fn folder(people: &[Person], front: &str) -> Scenario {
     Scenario::new()
         .top("default_region = \"DE\"")
         .org("name = \"Studio\"")
         .audience(&csv(people))
         .notice(front, "Die Website ist offline.")
-        .build()
-}
-
-fn write_channels(w: &Workspace, port: u16, uri: &str, reach_table: &str) {
-    let mut c = Scenario::new()
-        .top("default_region = \"DE\"")
-        .org("name = \"Studio\"")
-        .audience("")
-        .channel(&email_channel(port))
-        .channel(&sms_channel(uri))
-        .config_text();
-    c.push_str(reach_table);
-    w.write("channels.toml", &c);
 }
 
 const REACH: &str = "\n[reach]\norder = [\"email\", \"sms\"]\n";
 
 /// Recipients the SMTP server accepted, and the numbers Twilio got, sorted.
 fn arrivals(server: &smtp::Server, log: &Log) -> (Vec<String>, Vec<String>) {
-    let mut mails: Vec<String> = server
-        .messages()
-        .iter()
-        .map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string())
-        .collect();
-    mails.sort();
+    let mails = server.recipients();
     let mut texts: Vec<String> = log.all().iter().map(|s| s.form()["To"].clone()).collect();
     texts.sort();
     (mails, texts)
 }
 
-fn by_channel(ds: &[Value], channel: &str) -> BTreeMap<String, Value> {
-    ds.iter()
-        .filter(|d| d["channel"] == channel)
-        .map(|d| (d["recipient"].as_str().unwrap().to_string(), d.clone()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_emails_fall_back_to_sms_in_the_same_run_and_nobody_gets_both() {
-    let (fake, log) = twilio().await;
-    let w = workspace(PEOPLE, "");
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
+    let w = folder(PEOPLE, "").build();
     let server = smtp_server(&w, REFUSED);
-    write_channels(&w, server.port, &fake.uri(), REACH);
+    w.channels(&(email_channel(server.port) + &sms_channel(&fake.uri()) + REACH));
 
     let run = w.run_async(SEND, &env()).await;
     run.code(3); // the refused emails stay failed
@@ -142,8 +106,8 @@ async fn refused_emails_fall_back_to_sms_in_the_same_run_and_nobody_gets_both() 
     assert_eq!(texts, ["+4915711122233", "+491601234567", "+4917698765432"]);
 
     let ds = run.deliveries();
-    let email = by_channel(&ds, "email");
-    let sms = by_channel(&ds, "sms");
+    let email = by_recipient_on(&ds, "email");
+    let sms = by_recipient_on(&ds, "sms");
     for r in REFUSED {
         assert_eq!(email[*r]["status"], "failed", "{}", email[*r]);
         assert!(email[*r]["error"].as_str().unwrap().contains("550"), "{}", email[*r]);
@@ -177,10 +141,10 @@ async fn refused_emails_fall_back_to_sms_in_the_same_run_and_nobody_gets_both() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_reach_every_channel_sends_to_everyone_it_can_reach() {
-    let (fake, log) = twilio().await;
-    let w = workspace(PEOPLE, "");
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
+    let w = folder(PEOPLE, "").build();
     let server = smtp_server(&w, REFUSED);
-    write_channels(&w, server.port, &fake.uri(), "");
+    w.channels(&(email_channel(server.port) + &sms_channel(&fake.uri())));
 
     let run = w.run_async(SEND, &env()).await;
     run.code(3);
@@ -195,7 +159,7 @@ async fn without_reach_every_channel_sends_to_everyone_it_can_reach() {
     // Every person on every channel, as planned before `[reach]` existed: 5 emails (Cara's
     // skipped), 5 SMS (Dora's skipped), none a fallback.
     assert_eq!(
-        by_channel(&ds, "email").len() + by_channel(&ds, "sms").len(),
+        by_recipient_on(&ds, "email").len() + by_recipient_on(&ds, "sms").len(),
         10,
         "{ds:?}"
     );
@@ -205,10 +169,10 @@ async fn without_reach_every_channel_sends_to_everyone_it_can_reach() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn front_matter_reach_overrides_the_config() {
-    let (fake, log) = twilio().await;
-    let w = workspace(PEOPLE, "reach = [\"sms\", \"email\"]");
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
+    let w = folder(PEOPLE, "reach = [\"sms\", \"email\"]").build();
     let server = smtp_server(&w, REFUSED);
-    write_channels(&w, server.port, &fake.uri(), REACH);
+    w.channels(&(email_channel(server.port) + &sms_channel(&fake.uri()) + REACH));
 
     let run = w.run_async(SEND, &env()).await;
     run.code(0);
@@ -221,8 +185,8 @@ async fn front_matter_reach_overrides_the_config() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_names_in_the_order_are_refused_with_their_place_and_nothing_is_sent() {
-    let (fake, log) = twilio().await;
-    let w = workspace(PEOPLE, "");
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
+    let w = folder(PEOPLE, "").build();
     let server = smtp_server(&w, &[]);
     let status_page = "\n[channels.page]\ntype = \"statuspage\"\ndir = \"status\"\n";
     let refused = |w: &Workspace, text: &str, at: &str, says: &str| {
@@ -234,12 +198,7 @@ async fn bad_names_in_the_order_are_refused_with_their_place_and_nothing_is_sent
         );
     };
     // An unknown name in channels.toml: the name at column 19 of `order = [...]`.
-    write_channels(
-        &w,
-        server.port,
-        &fake.uri(),
-        "\n[reach]\norder = [\"email\", \"fax\"]\n",
-    );
+    w.channels(&(email_channel(server.port) + &sms_channel(&fake.uri()) + "\n[reach]\norder = [\"email\", \"fax\"]\n"));
     let config = w.read("channels.toml");
     let line = config.lines().position(|l| l.starts_with("order")).unwrap() + 1;
     refused(
@@ -249,11 +208,10 @@ async fn bad_names_in_the_order_are_refused_with_their_place_and_nothing_is_sent
         "no channel named \"fax\"",
     );
     // A broadcast channel in the order.
-    write_channels(
-        &w,
-        server.port,
-        &fake.uri(),
-        &format!("{status_page}\n[reach]\norder = [\"email\", \"page\"]\n"),
+    w.channels(
+        &(email_channel(server.port)
+            + &sms_channel(&fake.uri())
+            + &format!("{status_page}\n[reach]\norder = [\"email\", \"page\"]\n")),
     );
     let config = w.read("channels.toml");
     let line = config.lines().position(|l| l.starts_with("order")).unwrap() + 1;
@@ -264,7 +222,7 @@ async fn bad_names_in_the_order_are_refused_with_their_place_and_nothing_is_sent
         "posts once per run",
     );
     // The same in the front matter: notice.md:line:col of the name.
-    write_channels(&w, server.port, &fake.uri(), REACH);
+    w.channels(&(email_channel(server.port) + &sms_channel(&fake.uri()) + REACH));
     w.write(
         "notices/n.md",
         "+++\ntitle = \"Website gestört\"\nreach = [\"sms\", \"telex\"]\n+++\nText\n",
@@ -277,7 +235,7 @@ async fn bad_names_in_the_order_are_refused_with_their_place_and_nothing_is_sent
 /// channel; `resume` sends it.
 #[tokio::test(flavor = "multi_thread")]
 async fn undelivered_after_refresh_falls_back_on_resume() {
-    let (fake, log) = twilio().await;
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
     let ben = twilio_sid_for("+491601234567");
     let statuses = Log::default();
     Mock::given(method("GET"))
@@ -299,9 +257,9 @@ async fn undelivered_after_refresh_falls_back_on_resume() {
         .mount(&fake)
         .await;
     let people = &PEOPLE[..2];
-    let w = workspace(people, "reach = [\"sms\", \"email\"]");
+    let w = folder(people, "reach = [\"sms\", \"email\"]").build();
     let server = smtp_server(&w, &[]);
-    write_channels(&w, server.port, &fake.uri(), "");
+    w.channels(&(email_channel(server.port) + &sms_channel(&fake.uri())));
     w.run_async(SEND, &env()).await.code(0);
     assert_eq!(arrivals(&server, &log).0, Vec::<String>::new());
 
@@ -318,7 +276,7 @@ async fn undelivered_after_refresh_falls_back_on_resume() {
     assert_eq!(mails, ["ben@example.de"], "Anna's SMS was delivered: no email for her");
     assert_eq!(texts.len(), 2, "no SMS was sent twice");
     let ds = resumed.deliveries();
-    let email = by_channel(&ds, "email");
+    let email = by_recipient_on(&ds, "email");
     assert_eq!(email["ben@example.de"]["fallback"], true);
     assert_eq!(email["ben@example.de"]["status"], "sent");
     assert!(!email.contains_key("anna@example.de"), "{ds:?}");
@@ -340,7 +298,7 @@ fn next(state: &mut u64) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_fallbacks_then_resume_loses_none_and_sends_none_twice() {
     const N: usize = 45;
-    let (fake, log) = twilio().await;
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
     let mut people = String::from("name,email,phone\n");
     let mut refused = Vec::new();
     for i in 0..N {

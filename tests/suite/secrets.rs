@@ -225,47 +225,31 @@ async fn audit(channels: &[&str]) {
             ResponseTemplate::new(401).set_body_string(format!("unauthorized: {}", echo(r)))
         }
     });
-    Mock::given(path_regex("^/(sms/json|account/get-balance)"))
-        .respond_with(vonage.clone())
-        .mount(&http)
+    vonage
+        .mount_on(&http, path_regex("^/(sms/json|account/get-balance)"))
         .await;
     // seven.io: a 500 that quotes the X-Api-Key header.
     let seven =
         Recorder::answering(|_, r| ResponseTemplate::new(500).set_body_string(format!("internal error: {}", echo(r))));
-    Mock::given(path_regex("^/api/(sms|balance)"))
-        .respond_with(seven.clone())
-        .mount(&http)
-        .await;
+    seven.mount_on(&http, path_regex("^/api/(sms|balance)")).await;
     // A generic gateway that answers 400 with every header.
     let generic = Recorder::answering(|_, r| ResponseTemplate::new(400).set_body_json(json!({"error": echo(r)})));
-    Mock::given(path("/generic/send"))
-        .respond_with(generic.clone())
-        .mount(&http)
-        .await;
+    generic.mount_on(&http, path("/generic/send")).await;
     // The webhook URL holds a token (like Slack's); the receiver answers 500 with the URL.
     let hook =
         Recorder::answering(|_, r| ResponseTemplate::new(500).set_body_string(format!("cannot handle {}", echo(r))));
-    Mock::given(path_regex("^/hooks/"))
-        .respond_with(hook.clone())
-        .mount(&http)
-        .await;
+    hook.mount_on(&http, path_regex("^/hooks/")).await;
     // Telegram: the token is in the URL path by API design; the error quotes the path.
     let telegram = Recorder::answering(|_, r| {
         ResponseTemplate::new(400).set_body_json(json!({"ok": false, "error_code": 400,
             "description": format!("Bad Request: chat not found ({})", echo(r))}))
     });
-    Mock::given(path_regex("^/bot[^/]+/"))
-        .respond_with(telegram.clone())
-        .mount(&http)
-        .await;
+    telegram.mount_on(&http, path_regex("^/bot[^/]+/")).await;
     // Mastodon: 422 quoting the Authorization header; the credentials check too.
     let mastodon = Recorder::answering(|_, r| {
         ResponseTemplate::new(422).set_body_json(json!({"error": format!("Validation failed: {}", echo(r))}))
     });
-    Mock::given(path_regex("^/api/v1/"))
-        .respond_with(mastodon.clone())
-        .mount(&http)
-        .await;
+    mastodon.mount_on(&http, path_regex("^/api/v1/")).await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(404).set_body_string("no such fake"))
         .mount(&http)

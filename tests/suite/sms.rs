@@ -6,13 +6,12 @@
 use crate::support;
 use crate::support::sms_fakes;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sms_fakes::*;
 use support::scenario::SEND;
-use support::{Scenario, Workspace, deliveries, delivery_to};
+use support::{Scenario, deliveries, delivery_to};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -25,7 +24,7 @@ fn twilio_env() -> Vec<(&'static str, &'static str)> {
 }
 
 /// A folder with one or more `[channels.*]` blocks, an audience and a notice.
-fn workspace(channels: &str, csv: &str, summary: &str) -> Arc<Workspace> {
+fn sms_folder(channels: &str, csv: &str, summary: &str) -> Scenario {
     Scenario::new()
         .top("default_region = \"DE\"")
         .org("name = \"Studio\"")
@@ -35,7 +34,6 @@ fn workspace(channels: &str, csv: &str, summary: &str) -> Arc<Workspace> {
             &format!("summary = {}\nlink = \"{LINK}\"", toml_string(summary)),
             "Die Website ist offline.",
         )
-        .build()
 }
 
 fn toml_string(s: &str) -> String {
@@ -78,37 +76,25 @@ fn mobiles(n: usize) -> String {
     s
 }
 
-async fn twilio_fake(
-    script: impl Fn(&wiremock::Request, usize) -> ResponseTemplate + Send + Sync + 'static,
-) -> (MockServer, Log) {
-    let server = MockServer::start().await;
-    let log = Log::default();
-    Mock::given(method("POST"))
-        .and(path(twilio_messages_path()))
-        .respond_with(Scripted::new(&log, script))
-        .mount(&server)
-        .await;
-    (server, log)
-}
-
 // --- Twilio -----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twilio_requests_have_the_documented_shape() {
     let (server, log) = twilio_fake(|req, _| twilio_created(req)).await;
-    let account = Log::default();
-    Mock::given(method("GET"))
-        .and(path(format!("/2010-04-01/Accounts/{TWILIO_SID}.json")))
-        .respond_with(Scripted::new(&account, |_, _| {
+    let account = answer(
+        &server,
+        "GET",
+        format!("/2010-04-01/Accounts/{TWILIO_SID}.json"),
+        |_, _| {
             ResponseTemplate::new(200).set_body_json(json!({
                 "sid": TWILIO_SID, "friendly_name": "Studio", "status": "active", "type": "Full",
             }))
-        }))
-        .mount(&server)
-        .await;
+        },
+    )
+    .await;
     // Curly quotes and a dash: normalised to GSM-7, so one segment each.
     let summary = "Unsere Website ist „offline“ – alle Termine finden statt.";
-    let w = workspace(
+    let w = sms_folder(
         &twilio_channel(&server.uri(), ""),
         &csv(&[
             ("Anna", ANNA.0),
@@ -117,7 +103,8 @@ async fn twilio_requests_have_the_documented_shape() {
             ("Dora", DORA.0),
         ]),
         summary,
-    );
+    )
+    .build();
 
     let check = w.run_async(&["check"], &twilio_env()).await;
     check.code(0);
@@ -199,19 +186,13 @@ async fn twilio_requests_have_the_documented_shape() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twilio_stop_reply_suppresses_the_number_for_later_runs() {
-    let (server, log) = twilio_fake(|req, _| {
-        if form_value(req, "To").as_deref() == Some(BEN.1) {
-            twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
-        } else {
-            twilio_created(req)
-        }
-    })
-    .await;
-    let w = workspace(
+    let (server, log) = twilio_refusing(BEN.1, 21610, "Attempt to send to unsubscribed recipient").await;
+    let w = sms_folder(
         &twilio_channel(&server.uri(), ""),
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0)]),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     let first = w
         .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
         .await;
@@ -262,11 +243,12 @@ async fn report_refresh_records_final_twilio_statuses() {
         }))
         .mount(&server)
         .await;
-    let w = workspace(
+    let w = sms_folder(
         &twilio_channel(&server.uri(), ""),
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     w.run_async(&["send", "notices/n.md", "--yes"], &twilio_env())
         .await
         .code(0);
@@ -305,7 +287,7 @@ async fn a_text_over_max_segments_is_refused_before_anything_is_sent() {
     let (server, log) = twilio_fake(|req, _| twilio_created(req)).await;
     // The template appends a per-recipient column: only the last recipient's text is too long,
     // so the limit must be checked for every recipient, not just the first.
-    let w = workspace(
+    let w = sms_folder(
         &twilio_channel(&server.uri(), ""),
         &format!(
             "name,phone,note\nAnna,{},kurz\nBen,{},kurz\nDora,{},{}\n",
@@ -315,7 +297,8 @@ async fn a_text_over_max_segments_is_refused_before_anything_is_sent() {
             "sehr lang ".repeat(50)
         ),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     w.write(
         "channels.toml",
         &format!("templates_dir = \"templates\"\n{}", w.read("channels.toml")),
@@ -339,21 +322,31 @@ async fn retry_after_and_server_errors_are_honoured_within_the_rate() {
     const N: usize = 16;
     const RATE: usize = 5;
     const BURST: usize = 2;
-    // Requests 1-3: 429 with Retry-After: 1; 4-5: 500; then accepted.
-    let (server, log) = twilio_fake(|req, n| match n {
-        1..=3 => twilio_error(429, 20429, "Too Many Requests").insert_header("Retry-After", "1"),
-        4 | 5 => twilio_error(500, 20500, "Internal Server Error"),
-        _ => twilio_created(req),
+    // Requests 1-3: 429 with Retry-After: 1; 4-5: 500; then accepted. The fake's pacing
+    // counts every request that came before a Retry-After was over or beyond the rate.
+    let pacing = Pacing::new(RATE as u32, BURST as u32);
+    let gate = pacing.clone();
+    let (server, log) = twilio_fake(move |req, n| {
+        gate.arrive(1);
+        match n {
+            1..=3 => {
+                gate.close_for(Duration::from_secs(1));
+                twilio_error(429, 20429, "Too Many Requests").insert_header("Retry-After", "1")
+            }
+            4 | 5 => twilio_error(500, 20500, "Internal Server Error"),
+            _ => twilio_created(req),
+        }
     })
     .await;
-    let w = workspace(
+    let w = sms_folder(
         &twilio_channel(
             &server.uri(),
             &format!("rate = \"{RATE}/s\"\nburst = {BURST}\nconcurrency = 1\nmax_attempts = 8"),
         ),
         &mobiles(N),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     let run = w
         .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
         .await;
@@ -363,49 +356,37 @@ async fn retry_after_and_server_errors_are_honoured_within_the_rate() {
 
     let seen = log.all();
     assert_eq!(seen.len(), N + 5, "16 messages + 5 refused attempts");
-    // Sorted by arrival; every 429 carried Retry-After: 1.
-    for (i, r) in seen.iter().enumerate().take(3) {
-        for later in &seen[i + 1..] {
-            let gap = later.at.duration_since(r.at);
-            assert!(
-                gap >= Duration::from_secs(1),
-                "request {} came {gap:?} after a 429 with Retry-After: 1",
-                i + 1
-            );
-        }
-    }
+    assert_eq!(pacing.early(), 0, "requests before a Retry-After: 1 was over");
     // The first recipient got through on its 6th attempt; every attempt went to the same number.
     let first_to = seen[0].form()["To"].clone();
     assert!(seen[..6].iter().all(|r| r.form()["To"] == first_to));
     let d = delivery_to(&report, &first_to);
     assert_eq!(d["attempts"], 6, "{d}");
-    // Never more than rate + burst requests in any 1 s window.
-    for (i, r) in seen.iter().enumerate() {
-        let in_window = seen[i..]
-            .iter()
-            .take_while(|l| l.at.duration_since(r.at) < Duration::from_secs(1))
-            .count();
-        assert!(
-            in_window <= RATE + BURST,
-            "{in_window} requests within 1 s from request {}",
-            i + 1
-        );
-    }
+    assert_eq!(pacing.over_rate(), 0, "requests beyond rate {RATE}/s, burst {BURST}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_unit_segment_weighs_each_message_by_its_segments() {
-    let (server, log) = twilio_fake(|req, _| twilio_created(req)).await;
-    // 2 segments per message at 2 segments/s: a message every second at most.
+    // 2 segments per message at 2 segments/s: a message every second at most. Weighed by
+    // message, burst 3 would let all three go at once; the fake's bucket weighs each by its
+    // segments and counts those it had no room for.
+    let pacing = Pacing::new(2, 3);
+    let gate = pacing.clone();
+    let (server, log) = twilio_fake(move |req, _| {
+        gate.arrive(2);
+        twilio_created(req)
+    })
+    .await;
     let summary = "Wichtig: ".to_string() + &"Alle Termine finden statt. ".repeat(7);
-    let w = workspace(
+    let w = sms_folder(
         &twilio_channel(
             &server.uri(),
             "rate = \"2/s\"\nburst = 3\nrate_unit = \"segment\"\nconcurrency = 3",
         ),
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
         &summary,
-    );
+    )
+    .build();
     let run = w
         .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
         .await;
@@ -414,20 +395,15 @@ async fn rate_unit_segment_weighs_each_message_by_its_segments() {
         .stderr_has("SMS in all: 6 segments for 3 messages");
     let seen = log.all();
     assert_eq!(seen.len(), 3);
-    // Weighed by message, burst 3 would let all three go at once. Weighed by segment (2 cells
-    // each, one cell per 0.5 s, 3 in the bucket) the second waits 0.5 s and the third another
-    // 1 s: GCRA lets message k go at 0.5 s * (2k - 3) for k >= 2.
-    let gaps: Vec<Duration> = seen.windows(2).map(|p| p[1].at.duration_since(p[0].at)).collect();
-    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(400)), "{gaps:?}");
-    let span = seen[2].at.duration_since(seen[0].at);
-    assert!(span >= Duration::from_millis(1300), "{span:?}");
+    assert_eq!(pacing.over_rate(), 0, "a message went before its segments were due");
 
     // burst below max_segments cannot work with segment weights: refused up front.
-    let w = workspace(
+    let w = sms_folder(
         &twilio_channel(&server.uri(), "rate = \"2/s\"\nrate_unit = \"segment\""),
         &csv(&[("Anna", ANNA.0)]),
         "kurz",
-    );
+    )
+    .build();
     w.run_async(&["send", "notices/n.md", "--yes"], &twilio_env())
         .await
         .code(2)
@@ -453,12 +429,7 @@ async fn vonage_fake(
     script: impl Fn(&wiremock::Request, usize) -> ResponseTemplate + Send + Sync + 'static,
 ) -> (MockServer, Log) {
     let server = MockServer::start().await;
-    let log = Log::default();
-    Mock::given(method("POST"))
-        .and(path("/sms/json"))
-        .respond_with(Scripted::new(&log, script))
-        .mount(&server)
-        .await;
+    let log = answer(&server, "POST", "/sms/json", script).await;
     (server, log)
 }
 
@@ -478,11 +449,12 @@ async fn vonage_checks_every_part_status() {
     .await;
     // An emoji forces UCS-2: Vonage needs type=unicode.
     let summary = "Alle Termine finden statt 📸";
-    let w = workspace(
+    let w = sms_folder(
         &vonage_channel(&server.uri(), ""),
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
         summary,
-    );
+    )
+    .build();
     let run = w
         .run_async(&["send", "notices/n.md", "--yes", "--json"], &vonage_env())
         .await;
@@ -538,19 +510,16 @@ async fn vonage_without_credit_stops_the_channel_and_keeps_the_rest_pending() {
         vonage_answer(&to, &[Err(("9", "Quota Exceeded - rejected"))])
     })
     .await;
-    let balance = Log::default();
-    Mock::given(method("GET"))
-        .and(path("/account/get-balance"))
-        .respond_with(Scripted::new(&balance, |_, _| {
-            ResponseTemplate::new(200).set_body_json(json!({"value": 0.0, "autoReload": false}))
-        }))
-        .mount(&server)
-        .await;
-    let w = workspace(
+    let balance = answer(&server, "GET", "/account/get-balance", |_, _| {
+        ResponseTemplate::new(200).set_body_json(json!({"value": 0.0, "autoReload": false}))
+    })
+    .await;
+    let w = sms_folder(
         &vonage_channel(&server.uri(), "concurrency = 1"),
         &mobiles(5),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     let check = w.run_async(&["check"], &vonage_env()).await;
     check.code(1);
     assert!(check.stdout().contains("balance 0.00"), "{}", check.describe());
@@ -579,29 +548,21 @@ async fn vonage_without_credit_stops_the_channel_and_keeps_the_rest_pending() {
 #[tokio::test(flavor = "multi_thread")]
 async fn seven_requests_and_return_codes() {
     let server = MockServer::start().await;
-    let log = Log::default();
-    Mock::given(method("POST"))
-        .and(path("/api/sms"))
-        .respond_with(Scripted::new(&log, |req, _| {
-            let to = form_value(req, "to").unwrap();
-            let text = form_value(req, "text").unwrap();
-            if to == ANNA.1 {
-                seven_answer("100", &to, &text, Some("77149843739"), None)
-            } else {
-                seven_answer("101", &to, &text, None, Some(("202", "invalid recipient")))
-            }
-        }))
-        .mount(&server)
-        .await;
-    let balance = Log::default();
-    Mock::given(method("GET"))
-        .and(path("/api/balance"))
-        .respond_with(Scripted::new(&balance, |_, _| {
-            ResponseTemplate::new(200).set_body_json(json!({"amount": 12.5, "currency": "EUR"}))
-        }))
-        .mount(&server)
-        .await;
-    let w = workspace(
+    let log = answer(&server, "POST", "/api/sms", |req, _| {
+        let to = form_value(req, "to").unwrap();
+        let text = form_value(req, "text").unwrap();
+        if to == ANNA.1 {
+            seven_answer("100", &to, &text, Some("77149843739"), None)
+        } else {
+            seven_answer("101", &to, &text, None, Some(("202", "invalid recipient")))
+        }
+    })
+    .await;
+    let balance = answer(&server, "GET", "/api/balance", |_, _| {
+        ResponseTemplate::new(200).set_body_json(json!({"amount": 12.5, "currency": "EUR"}))
+    })
+    .await;
+    let w = sms_folder(
         &format!(
             "[channels.sms]\ntype = \"sms\"\nprovider = \"seven\"\nfrom = \"Studio\"\n\
              api_key_env = \"ANNOUNCE_TEST_SEVEN_KEY\"\nbase_url = \"{}\"\nretry_base = \"50ms\"\n",
@@ -609,7 +570,8 @@ async fn seven_requests_and_return_codes() {
         ),
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0)]),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     let env = [("ANNOUNCE_TEST_SEVEN_KEY", SEVEN_KEY)];
     let check = w.run_async(&["check"], &env).await;
     check.code(0);
@@ -653,26 +615,18 @@ async fn seven_requests_and_return_codes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn generic_gateway_json_and_form_bodies() {
     let server = MockServer::start().await;
-    let json_log = Log::default();
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .respond_with(Scripted::new(&json_log, |_, n| {
-            ResponseTemplate::new(202).set_body_json(json!({"result": {"id": format!("g-{n}"), "state": "queued"}}))
-        }))
-        .mount(&server)
-        .await;
-    let form_log = Log::default();
-    Mock::given(method("PUT"))
-        .and(path("/legacy/send"))
-        .respond_with(Scripted::new(&form_log, |_, n| {
-            if n == 1 {
-                ResponseTemplate::new(503).insert_header("Retry-After", "0")
-            } else {
-                ResponseTemplate::new(200).set_body_json(json!({"ids": [4711]}))
-            }
-        }))
-        .mount(&server)
-        .await;
+    let json_log = answer(&server, "POST", "/v1/messages", |_, n| {
+        ResponseTemplate::new(202).set_body_json(json!({"result": {"id": format!("g-{n}"), "state": "queued"}}))
+    })
+    .await;
+    let form_log = answer(&server, "PUT", "/legacy/send", |_, n| {
+        if n == 1 {
+            ResponseTemplate::new(503).insert_header("Retry-After", "0")
+        } else {
+            ResponseTemplate::new(200).set_body_json(json!({"ids": [4711]}))
+        }
+    })
+    .await;
     let uri = server.uri();
     let channels = format!(
         r#"[channels.gw-json]
@@ -702,7 +656,7 @@ retry_base = "50ms"
 "#
     );
     // Quotes, an ampersand and a line break: escaped for JSON, form-encoded for the form.
-    let w = workspace(&channels, &csv(&[("Anna", ANNA.0)]), "Termine \"finden\" statt & mehr");
+    let w = sms_folder(&channels, &csv(&[("Anna", ANNA.0)]), "Termine \"finden\" statt & mehr").build();
     let env = [("ANNOUNCE_TEST_GW_TOKEN", "gw-token-31")];
     let check = w.run_async(&["check"], &env).await;
     check.code(0);
@@ -784,7 +738,7 @@ async fn config_mistakes_are_reported_before_sending() {
         ),
     ];
     for (channel, message) in cases {
-        let w = workspace(channel, &csv(&[("Anna", ANNA.0)]), "kurz");
+        let w = sms_folder(channel, &csv(&[("Anna", ANNA.0)]), "kurz").build();
         w.run_async(
             &["send", "notices/n.md", "--yes"],
             &[("ANNOUNCE_TEST_SEVEN_KEY", SEVEN_KEY)],
@@ -819,12 +773,7 @@ fn both_env() -> Vec<(&'static str, &'static str)> {
 
 async fn seven_fake() -> (MockServer, Log) {
     let server = MockServer::start().await;
-    let log = Log::default();
-    Mock::given(method("POST"))
-        .and(path("/api/sms"))
-        .respond_with(Scripted::new(&log, |req, _| seven_accepted(req)))
-        .mount(&server)
-        .await;
+    let log = answer(&server, "POST", "/api/sms", |req, _| seven_accepted(req)).await;
     (server, log)
 }
 
@@ -838,11 +787,12 @@ async fn a_provider_that_is_down_hands_every_message_to_the_next_exactly_once() 
             _ => twilio.uri(),
         };
         let (seven, backup) = seven_fake().await;
-        let w = workspace(
+        let w = sms_folder(
             &two_providers(&primary_uri, &seven.uri(), "max_attempts = 3"),
             &mobiles(N),
             "Alle Termine finden statt.",
-        );
+        )
+        .build();
         let run = w.run_async(SEND, &both_env()).await;
         run.code(0);
         // The plan names the providers in order and the cost through each.
@@ -879,11 +829,12 @@ async fn a_provider_that_is_down_hands_every_message_to_the_next_exactly_once() 
 async fn a_refused_connection_fails_over_within_the_same_attempt() {
     // A refused connection leaves nothing to count at the fake, so this counts attempts.
     let (seven, backup) = seven_fake().await;
-    let w = workspace(
+    let w = sms_folder(
         &two_providers(&refusing_uri(), &seven.uri(), "concurrency = 1"),
         &mobiles(5),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     let report = w.run_async(SEND, &both_env()).await.code(0).json();
     // The first two deliveries found the primary refusing (breaker threshold); each still got
     // through on the backup in that same attempt; the rest went straight to the backup.
@@ -899,20 +850,14 @@ async fn a_refused_connection_fails_over_within_the_same_attempt() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recipient_error_is_final_and_never_fails_over() {
-    let (twilio, primary) = twilio_fake(|req, _| {
-        if form_value(req, "To").as_deref() == Some(BEN.1) {
-            twilio_error(400, 21211, "The 'To' number is not a valid phone number.")
-        } else {
-            twilio_created(req)
-        }
-    })
-    .await;
+    let (twilio, primary) = twilio_refusing(BEN.1, 21211, "The 'To' number is not a valid phone number.").await;
     let (seven, backup) = seven_fake().await;
-    let w = workspace(
+    let w = sms_folder(
         &two_providers(&twilio.uri(), &seven.uri(), ""),
         &csv(&[("Anna", ANNA.0), ("Ben", BEN.0), ("Dora", DORA.0)]),
         "Alle Termine finden statt.",
-    );
+    )
+    .build();
     let report = w.run_async(SEND, &both_env()).await.code(3).json();
     let ben = delivery_to(&report, BEN.1);
     assert_eq!(
@@ -935,7 +880,7 @@ async fn both_provider_forms_at_once_are_refused_naming_the_line() {
         "[channels.sms]\ntype = \"sms\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\n\
          [[channels.sms.providers]]\nprovider = \"seven\"\napi_key_env = \"{SEVEN_ENV}\"\n"
     );
-    let w = workspace(&channel, &csv(&[("Anna", ANNA.0)]), "kurz");
+    let w = sms_folder(&channel, &csv(&[("Anna", ANNA.0)]), "kurz").build();
     let text = std::fs::read_to_string(w.path("channels.toml")).unwrap();
     let line = text.lines().position(|l| l == "[channels.sms]").unwrap() + 1;
     w.run_async(SEND, &both_env())
@@ -958,19 +903,16 @@ async fn check_probes_every_provider() {
         .mount(&twilio)
         .await;
     let (seven, _) = seven_fake().await;
-    let balance = Log::default();
-    Mock::given(method("GET"))
-        .and(path("/api/balance"))
-        .respond_with(Scripted::new(&balance, |_, _| {
-            ResponseTemplate::new(200).set_body_json(json!({"amount": 0.0, "currency": "EUR"}))
-        }))
-        .mount(&seven)
-        .await;
-    let w = workspace(
+    let balance = answer(&seven, "GET", "/api/balance", |_, _| {
+        ResponseTemplate::new(200).set_body_json(json!({"amount": 0.0, "currency": "EUR"}))
+    })
+    .await;
+    let w = sms_folder(
         &two_providers(&twilio.uri(), &seven.uri(), ""),
         &csv(&[("Anna", ANNA.0)]),
         "kurz",
-    );
+    )
+    .build();
     let check = w.run_async(&["check"], &both_env()).await;
     // The backup has no credit: check fails, and says which provider it is.
     check.code(1);

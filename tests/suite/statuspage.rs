@@ -7,14 +7,13 @@ use crate::support;
 use crate::support::channels;
 
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
 
 use channels::{deliveries_of, python_script};
 use serde_json::Value;
-use support::{Scenario, Workspace};
+use support::Scenario;
 
 /// Asia/Kolkata: +05:30 all year, so the local times are predictable.
-fn workspace(top: &str, channel_extra: &str) -> Arc<Workspace> {
+fn status_page(top: &str, channel_extra: &str) -> Scenario {
     Scenario::new()
         .top(top)
         .org(
@@ -24,20 +23,6 @@ fn workspace(top: &str, channel_extra: &str) -> Arc<Workspace> {
         .channel(&format!(
             "[channels.status]\ntype = \"statuspage\"\ndir = \"public/status\"\n{channel_extra}"
         ))
-        .build()
-}
-
-fn notice(w: &Workspace, file: &str, title: &str, thread: &str, severity: &str, body: &str) {
-    w.write(
-        file,
-        &format!("+++\ntitle = \"{title}\"\nthread = \"{thread}\"\nseverity = \"{severity}\"\n+++\n{body}\n"),
-    );
-}
-
-fn send(w: &Workspace, file: &str) -> Value {
-    let r = w.run(&["send", file, "--yes", "--json"]);
-    r.code(0);
-    r.json()
 }
 
 /// Byte position of `needle` in `hay`, panicking with context when absent.
@@ -56,48 +41,40 @@ fn section<'a>(html: &'a str, heading: &str) -> &'a str {
 
 #[test]
 fn a_thread_of_three_updates_and_another_incident() {
-    let w = workspace("", "");
-    notice(
-        &w,
+    let w = status_page("", "").build();
+    w.notice_file(
         "n1.md",
         "Website und E-Mail gestört",
-        "outage-2026-04",
-        "major",
+        "thread = \"outage-2026-04\"\nseverity = \"major\"",
         "Unser Hoster wurde **gehackt**.",
     );
-    notice(
-        &w,
+    w.notice_file(
         "n2.md",
         "Studio-Telefon gestört",
-        "phone",
-        "minor",
+        "thread = \"phone\"\nseverity = \"minor\"",
         "Bitte per E-Mail.",
     );
-    notice(
-        &w,
+    w.notice_file(
         "n3.md",
         "Update: E-Mail läuft wieder",
-        "outage-2026-04",
-        "info",
+        "thread = \"outage-2026-04\"\nseverity = \"info\"",
         "Die Website ist noch offline.",
     );
-    notice(
-        &w,
+    w.notice_file(
         "n4.md",
         "Alles wieder in Ordnung",
-        "outage-2026-04",
-        "resolved",
+        "thread = \"outage-2026-04\"\nseverity = \"resolved\"",
         "Website und E-Mail laufen.",
     );
 
-    let report = send(&w, "n1.md");
+    let report = w.send_ok("n1.md");
     let d = &deliveries_of(&report, "status")[0];
     assert_eq!(d["status"], "sent");
     assert_eq!(d["route"], "dir");
     let index_path = w.path("public/status/index.html");
     assert_eq!(d["provider_id"], index_path.display().to_string().as_str());
     assert_eq!(d["recipient"], w.path("public/status").display().to_string().as_str());
-    send(&w, "n2.md");
+    w.send_ok("n2.md");
 
     // Both open: the major one first although the minor one is newer.
     let index = w.read("public/status/index.html");
@@ -106,7 +83,7 @@ fn a_thread_of_three_updates_and_another_incident() {
     assert!(current.contains("Major disruption") && current.contains("Minor disruption"));
     assert!(!index.contains("Recently resolved"));
 
-    send(&w, "n3.md");
+    w.send_ok("n3.md");
     // An update without a severity of its own keeps the incident major.
     let index = w.read("public/status/index.html");
     let current = section(&index, "Current incidents");
@@ -116,7 +93,7 @@ fn a_thread_of_three_updates_and_another_incident() {
         "the latest update is shown"
     );
 
-    send(&w, "n4.md");
+    w.send_ok("n4.md");
     let index = w.read("public/status/index.html");
     let current = section(&index, "Current incidents");
     assert!(current.contains("Studio-Telefon gestört"));
@@ -234,22 +211,27 @@ print(json.dumps({
 
 #[test]
 fn the_site_is_rebuilt_from_the_journal_and_leaves_out_other_channels_runs() {
-    let w = workspace("", "");
+    let w = status_page("", "").build();
     w.config_append(
         "\n[channels.files]\ntype = \"outbox\"\ndir = \"outbox\"\n\n[audience]\nfile = \"customers.csv\"\n",
     );
     w.write("customers.csv", "name,email\nAnna,anna@example.de\n");
-    notice(&w, "a.md", "Only on the status page", "t1", "major", "a");
+    w.notice_file(
+        "a.md",
+        "Only on the status page",
+        "thread = \"t1\"\nseverity = \"major\"",
+        "a",
+    );
     w.write(
         "b.md",
         "+++\ntitle = \"Only in the outbox\"\nchannels = [\"files\"]\naudience = \"customers.csv\"\n+++\nb\n",
     );
-    send(&w, "a.md");
-    send(&w, "b.md");
+    w.send_ok("a.md");
+    w.send_ok("b.md");
     // Deleting the site loses nothing: the next announcement rebuilds it completely.
     std::fs::remove_dir_all(w.path("public")).unwrap();
-    notice(&w, "c.md", "Second incident", "t2", "minor", "c");
-    send(&w, "c.md");
+    w.notice_file("c.md", "Second incident", "thread = \"t2\"\nseverity = \"minor\"", "c");
+    w.send_ok("c.md");
     let index = w.read("public/status/index.html");
     assert!(index.contains("Only on the status page") && index.contains("Second incident"));
     assert!(!index.contains("Only in the outbox"));
@@ -260,13 +242,14 @@ fn the_site_is_rebuilt_from_the_journal_and_leaves_out_other_channels_runs() {
 #[test]
 fn publish_command_runs_with_the_folder_and_its_failure_fails_the_delivery() {
     // A folder name with a space and a quote: {dir} must be shell-quoted.
-    let w = workspace(
+    let w = status_page(
         "",
         "publish_command = \"test -f {dir}/index.html && test -f {dir}/feed.atom && touch {dir}/../published\"\n",
-    );
+    )
+    .build();
     w.config_replace("dir = \"public/status\"", "dir = \"public/it's status\"");
-    notice(&w, "a.md", "Outage", "t", "major", "x");
-    let report = send(&w, "a.md");
+    w.notice_file("a.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
+    let report = w.send_ok("a.md");
     let d = &deliveries_of(&report, "status")[0];
     assert_eq!(d["route"], "dir + publish_command");
     assert!(
@@ -275,19 +258,20 @@ fn publish_command_runs_with_the_folder_and_its_failure_fails_the_delivery() {
     );
 
     // Without {dir} the folder is the last argument.
-    let w = workspace(
+    let w = status_page(
         "",
         r#"publish_command = '''sh -c 'test -f "$1/index.html" && touch "$1/../published-arg"' publish'''"#,
-    );
-    notice(&w, "a.md", "Outage", "t", "major", "x");
-    send(&w, "a.md");
+    )
+    .build();
+    w.notice_file("a.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
+    w.send_ok("a.md");
     assert!(w.path("public/published-arg").exists());
 
-    let w = workspace(
+    let w = status_page(
         "",
         "publish_command = \"echo uploading; echo 'rsync: connection unexpectedly closed (0 bytes received)' >&2; exit 12\"\n",
-    );
-    notice(&w, "a.md", "Outage", "t", "major", "x");
+    ).build();
+    w.notice_file("a.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
     let r = w.run(&["send", "a.md", "--yes", "--json"]);
     r.code(3);
     let d = &deliveries_of(&r.json(), "status")[0];
@@ -307,12 +291,12 @@ fn publish_command_runs_with_the_folder_and_its_failure_fails_the_delivery() {
 
 #[test]
 fn a_broken_status_page_template_stops_the_run_before_anything_is_written() {
-    let w = workspace("templates_dir = \"templates\"", "");
+    let w = status_page("templates_dir = \"templates\"", "").build();
     w.write(
         "templates/statuspage.incident.html.hbs",
         "<html><body>{{thread.title}} {{thread.no_such_field}}</body></html>",
     );
-    notice(&w, "a.md", "Outage", "t", "major", "x");
+    w.notice_file("a.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
     let r = w.run(&["send", "a.md", "--yes"]);
     r.code(2).stderr_has("statuspage.incident.html.hbs");
     assert!(!w.path("public/status").exists());
@@ -320,12 +304,18 @@ fn a_broken_status_page_template_stops_the_run_before_anything_is_written() {
 
 #[test]
 fn base_url_makes_feed_links_absolute() {
-    let w = workspace(
+    let w = status_page(
         "",
         "base_url = \"https://status.example.de/\"\ntitle = \"Betriebsstatus\"\n",
+    )
+    .build();
+    w.notice_file(
+        "a.md",
+        "Outage & <more>",
+        "thread = \"t\"\nseverity = \"critical\"",
+        "x",
     );
-    notice(&w, "a.md", "Outage & <more>", "t", "critical", "x");
-    send(&w, "a.md");
+    w.send_ok("a.md");
     let feed = w.read("public/status/feed.atom");
     assert!(feed.contains("<id>https://status.example.de/feed.atom</id>"), "{feed}");
     assert!(feed.contains("rel=\"self\" type=\"application/atom+xml\" href=\"https://status.example.de/feed.atom\""));

@@ -107,6 +107,10 @@ pub struct State {
     /// Scripted answers that replace the next calls of an endpoint (e.g. a 200 without an id).
     replies: HashMap<Endpoint, VecDeque<Reply>>,
     delays: HashMap<Endpoint, Duration>,
+    /// The least time before the k-th next call of an endpoint (the last repeats), and how
+    /// many calls came sooner: a client's waits are asserted as a count.
+    spacing: HashMap<Endpoint, Vec<Duration>>,
+    too_soon: HashMap<Endpoint, usize>,
     /// (status_code, status) answered by successive polls of a new container; the last repeats.
     container_script: Vec<(String, String)>,
     containers: HashMap<String, (usize, String)>,
@@ -114,6 +118,27 @@ pub struct State {
     pub quota_usage: u64,
     pub quota_total: u64,
     next: u64,
+}
+
+impl State {
+    fn note_spacing(&mut self, rec: &Recorded) {
+        let Some(gaps) = self.spacing.get(&rec.endpoint) else {
+            return;
+        };
+        let earlier: Vec<Instant> = self
+            .requests
+            .iter()
+            .filter(|r| r.endpoint == rec.endpoint)
+            .map(|r| r.at)
+            .collect();
+        if let (Some(prev), Some(gap)) = (
+            earlier.last(),
+            gaps.get(earlier.len().saturating_sub(1)).or(gaps.last()),
+        ) && rec.at - *prev < *gap
+        {
+            *self.too_soon.entry(rec.endpoint).or_default() += 1;
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -194,6 +219,18 @@ impl GraphFake {
     pub fn delay(&self, e: Endpoint, d: Duration) -> &GraphFake {
         self.state.lock().unwrap().delays.insert(e, d);
         self
+    }
+
+    /// Calls of `e` must come at least `gaps[k]` after the one before (k from 0, the last
+    /// repeats); `too_soon` counts those that did not.
+    pub fn spacing(&self, e: Endpoint, gaps: &[Duration]) -> &GraphFake {
+        self.state.lock().unwrap().spacing.insert(e, gaps.to_vec());
+        self
+    }
+
+    /// Calls of `e` that came sooner than `spacing` allows.
+    pub fn too_soon(&self, e: Endpoint) -> usize {
+        self.state.lock().unwrap().too_soon.get(&e).copied().unwrap_or(0)
     }
 
     pub fn container_script(&self, steps: &[(&str, &str)]) -> &GraphFake {
@@ -358,6 +395,7 @@ impl Respond for Handler {
             _ => Endpoint::Unknown,
         };
         let endpoint = rec.endpoint;
+        s.note_spacing(&rec);
         s.requests.push(rec.clone());
         if let Some(reply) = s.replies.get_mut(&endpoint).and_then(VecDeque::pop_front) {
             return reply(req);

@@ -28,6 +28,16 @@ pub fn people(n: usize) -> String {
     csv
 }
 
+/// An audience CSV of `n` customers, "Kundin 1 Müller" <kunde1@example.de> and on (a
+/// non-ASCII name for the headers to encode).
+pub fn customers(n: usize) -> String {
+    let mut csv = String::from("name,email\n");
+    for i in 1..=n {
+        csv.push_str(&format!("Kundin {i} Müller,kunde{i}@example.de\n"));
+    }
+    csv
+}
+
 /// The recipient of an outbox file, from its name "000012-anna@example.de.eml".
 pub fn outbox_recipient(p: &Path) -> String {
     let name = p.file_stem().unwrap().to_string_lossy().into_owned();

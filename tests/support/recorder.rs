@@ -8,11 +8,15 @@ use std::time::SystemTime;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 type Answer = dyn Fn(usize, &Request) -> ResponseTemplate + Send + Sync;
+type Until = dyn Fn(SystemTime) -> SystemTime + Send + Sync;
 
 #[derive(Clone)]
 pub struct Recorder {
     log: Arc<Mutex<Vec<(SystemTime, Request)>>>,
     answer: Arc<Answer>,
+    /// `holding`: when the first answer stops holding, and that answer with its time.
+    hold: Option<Arc<Until>>,
+    first: Arc<Mutex<Option<(SystemTime, ResponseTemplate)>>>,
 }
 
 impl Recorder {
@@ -31,7 +35,17 @@ impl Recorder {
         Recorder {
             log: Arc::default(),
             answer: Arc::new(answer),
+            hold: None,
+            first: Arc::default(),
         }
+    }
+
+    /// A receiver that means its first answer's Retry-After (or rate-limit reset): until
+    /// `until(time of the first request)` every request gets that answer again. A client
+    /// that came too early makes more requests, so tests assert the count, not the spacing.
+    pub fn holding(mut self, until: impl Fn(SystemTime) -> SystemTime + Send + Sync + 'static) -> Recorder {
+        self.hold = Some(Arc::new(until));
+        self
     }
 
     /// A server that answers every request with `answer(request)`, and its recorder.
@@ -55,6 +69,24 @@ impl Recorder {
             .mount(&server)
             .await;
         (server, recorder)
+    }
+
+    /// A server on which this recorder answers every POST (to `path`, if given); anything
+    /// else gets wiremock's 404.
+    pub async fn serve_posts(&self, path: Option<&str>) -> MockServer {
+        let server = MockServer::start().await;
+        let mock = Mock::given(wiremock::matchers::method("POST"));
+        let mock = match path {
+            Some(p) => mock.and(wiremock::matchers::path(p)),
+            None => mock,
+        };
+        mock.respond_with(self.clone()).mount(&server).await;
+        server
+    }
+
+    /// Answers the requests on `server` that `matcher` takes (several recorders share it).
+    pub async fn mount_on(&self, server: &MockServer, matcher: impl wiremock::Match + 'static) {
+        Mock::given(matcher).respond_with(self.clone()).mount(server).await;
     }
 
     /// A server that answers every request with this recorder.
@@ -91,11 +123,24 @@ impl Recorder {
 
 impl Respond for Recorder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        let now = SystemTime::now();
         let n = {
             let mut log = self.log.lock().unwrap();
-            log.push((SystemTime::now(), request.clone()));
+            log.push((now, request.clone()));
             log.len()
         };
-        (self.answer)(n, request)
+        let Some(until) = &self.hold else {
+            return (self.answer)(n, request);
+        };
+        let mut first = self.first.lock().unwrap();
+        match &*first {
+            Some((at, held)) if now < until(*at) => held.clone(),
+            Some(_) => (self.answer)(n, request),
+            None => {
+                let answer = (self.answer)(n, request);
+                *first = Some((now, answer.clone()));
+                answer
+            }
+        }
     }
 }

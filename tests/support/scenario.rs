@@ -249,3 +249,47 @@ impl Run {
         d.clone()
     }
 }
+
+impl Workspace {
+    /// A later announcement `rel` in a built folder, as `notice_text` writes it.
+    pub fn notice_file(&self, rel: &str, title: &str, front: &str, body: &str) -> &Workspace {
+        self.write(rel, &notice_text(title, front, body))
+    }
+
+    /// `send REL --yes --json`, which must exit 0; its report.
+    pub fn send_ok(&self, rel: &str) -> Value {
+        let r = self.run(&["send", rel, "--yes", "--json"]);
+        r.code(0);
+        r.json()
+    }
+}
+
+/// Of `ds`, the deliveries on `channel`, by recipient.
+pub fn by_recipient_on(ds: &[Value], channel: &str) -> std::collections::BTreeMap<String, Value> {
+    ds.iter()
+        .filter(|d| d["channel"] == channel)
+        .map(|d| (d["recipient"].as_str().unwrap_or_default().to_string(), d.clone()))
+        .collect()
+}
+
+/// The error of the delivery on `channel` to `recipient` in a report.
+pub fn error_on(report: &Value, channel: &str, recipient: &str) -> String {
+    let d = by_recipient_on(&deliveries(report), channel).remove(recipient);
+    let d = d.unwrap_or_else(|| panic!("no delivery on {channel} to {recipient} in {report:#}"));
+    error_of(&d).to_string()
+}
+
+impl Run {
+    /// Asserts that every delivery of the `--json` report ended `status` after `attempts`
+    /// (and that there is one); returns their errors.
+    pub fn all_ended(&self, status: &str, attempts: u64) -> Vec<String> {
+        let ds = self.deliveries();
+        assert!(!ds.is_empty(), "no deliveries\n{}", self.describe());
+        ds.iter()
+            .map(|d| {
+                assert_outcome(d, status, attempts);
+                d["error"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    }
+}

@@ -278,3 +278,104 @@ pub fn seven_accepted(request: &Request) -> ResponseTemplate {
     let id: String = to.chars().filter(char::is_ascii_digit).collect();
     seven_answer("100", &to, &text, Some(&id), None)
 }
+
+/// A gateway's own pacing rules, checked as requests arrive: tests assert how many requests
+/// broke them (a count), not how far apart they came.
+///
+/// A 429 with Retry-After closes the gateway until then (`close_for`); the rate is a GCRA
+/// bucket of `per_second` cells with room for `burst` (governor's meaning), each request
+/// weighing what the caller passes. `SLACK` absorbs scheduling jitter between the client's
+/// limiter and the request's arrival.
+#[derive(Clone)]
+pub struct Pacing(Arc<Mutex<PacingState>>);
+
+struct PacingState {
+    cell: std::time::Duration,
+    burst: u32,
+    /// The theoretical arrival time of the next cell.
+    tat: Option<Instant>,
+    closed_until: Option<Instant>,
+    early: usize,
+    over_rate: usize,
+}
+
+const SLACK: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Pacing {
+    pub fn new(per_second: u32, burst: u32) -> Pacing {
+        Pacing(Arc::new(Mutex::new(PacingState {
+            cell: std::time::Duration::from_secs(1) / per_second,
+            burst,
+            tat: None,
+            closed_until: None,
+            early: 0,
+            over_rate: 0,
+        })))
+    }
+
+    /// Checks one request of `weight` cells arriving now against both rules.
+    pub fn arrive(&self, weight: u32) {
+        let now = Instant::now();
+        let mut s = self.0.lock().unwrap();
+        if s.closed_until.is_some_and(|u| now + SLACK < u) {
+            s.early += 1;
+        }
+        let tat = s.tat.map_or(now, |t| t.max(now)) + s.cell * weight;
+        if tat > now + s.cell * s.burst + SLACK {
+            s.over_rate += 1;
+        }
+        s.tat = Some(tat);
+    }
+
+    /// The gateway accepts nothing for `d` from now (it just answered Retry-After).
+    pub fn close_for(&self, d: std::time::Duration) {
+        self.0.lock().unwrap().closed_until = Some(Instant::now() + d);
+    }
+
+    /// Requests that came while the gateway was closed.
+    pub fn early(&self) -> usize {
+        self.0.lock().unwrap().early
+    }
+
+    /// Requests the bucket had no room for.
+    pub fn over_rate(&self) -> usize {
+        self.0.lock().unwrap().over_rate
+    }
+}
+
+/// A Twilio fake on its own server: POSTs to the Messages resource get `script(request, n)`.
+pub async fn twilio_fake(
+    script: impl Fn(&Request, usize) -> ResponseTemplate + Send + Sync + 'static,
+) -> (wiremock::MockServer, Log) {
+    let server = wiremock::MockServer::start().await;
+    let log = answer(&server, "POST", twilio_messages_path(), script).await;
+    (server, log)
+}
+
+/// Mounts `script` for `method` requests to `path` on `server`; returns their log.
+pub async fn answer(
+    server: &wiremock::MockServer,
+    method: &str,
+    path: impl Into<String>,
+    script: impl Fn(&Request, usize) -> ResponseTemplate + Send + Sync + 'static,
+) -> Log {
+    let log = Log::default();
+    wiremock::Mock::given(wiremock::matchers::method(method))
+        .and(wiremock::matchers::path(path))
+        .respond_with(Scripted::new(&log, script))
+        .mount(server)
+        .await;
+    log
+}
+
+/// `twilio_fake` that refuses messages to `to` with a 400 of Twilio error `code`.
+pub async fn twilio_refusing(to: &'static str, code: u32, message: &'static str) -> (wiremock::MockServer, Log) {
+    twilio_fake(move |req, _| {
+        if form_value(req, "To").as_deref() == Some(to) {
+            twilio_error(400, code, message)
+        } else {
+            twilio_created(req)
+        }
+    })
+    .await
+}

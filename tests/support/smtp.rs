@@ -208,6 +208,17 @@ impl Server {
         numbered.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// The first recipient of every received message, sorted.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut to: Vec<String> = self
+            .messages()
+            .iter()
+            .map(|m| m["rcpt_tos"][0].as_str().unwrap_or_default().to_string())
+            .collect();
+        to.sort();
+        to
+    }
+
     /// Raw N.eml files, in arrival order.
     pub fn emls(&self) -> Vec<PathBuf> {
         let mut numbered: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.out)

@@ -30,32 +30,18 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import secrets
 import signal
 import ssl
 import sys
-import tempfile
 from pathlib import Path
+
+from smtp_files import atomic_write
 
 log = logging.getLogger("smtp_fault")
 
 SCRIPTS = ("ok", "greet421", "auth535", "auth535echo", "drop_after_data", "stall_after_data", "mail421")
 LINE_LIMIT = 1 << 20  # generous; RFC line-length policing is smtp_server.py's job
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class State:

@@ -30,16 +30,16 @@ import email
 import email.policy
 import json
 import logging
-import os
 import secrets
 import signal
 import ssl
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
+
+from smtp_files import atomic_write
 
 log = logging.getLogger("smtp_server")
 
@@ -54,23 +54,6 @@ ALL_STATS = (
     "rcpt_rejected",
     "rcpt_tempfail",
 )
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def unescape(obj: Any) -> Any:
