@@ -128,6 +128,13 @@ async fn refused_emails_fall_back_to_sms_in_the_same_run_and_nobody_gets_both() 
     }
     assert_eq!(sent_per_row, BTreeMap::from([(2, 1), (3, 1), (4, 1), (5, 1), (6, 1)]));
     let report = run.json();
+    // Everyone was reached, Ben and Emil through their fallback.
+    assert_eq!(
+        report["people"],
+        json!({"total": 5, "reached": 5, "not_reached": 0, "uncertain": 0})
+    );
+    assert_eq!(report["not_reached"], json!([]));
+    run.stderr_has("reached 5 of 5 people");
     assert_eq!(report["channels"][1]["name"], "sms");
     // Three SMS and Dora's skip: Anna's standby SMS is not counted.
     assert_eq!(report["channels"][1]["planned"], 4, "{}", report["channels"]);
@@ -137,6 +144,50 @@ async fn refused_emails_fall_back_to_sms_in_the_same_run_and_nobody_gets_both() 
     let again = w.run_async(&["resume", &id, "--yes", "--retry-failed"], &env()).await;
     again.stderr_has("2 failed deliveries are not retried");
     assert_eq!(arrivals(&server, &log), (mails, texts));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn people_no_channel_of_the_order_can_reach_are_the_call_list() {
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
+    // Ben's email is refused and he has no phone; Gabi has neither address; Anna is reached.
+    let people: &[Person] = &[
+        ("Anna", "anna@example.de", "0151 23456789"),
+        ("Ben", "ben@example.de", ""),
+        ("Gabi", "", ""),
+    ];
+    let w = folder(people, "").build();
+    let server = smtp_server(&w, &["ben@example.de"]);
+    w.channels(&(email_channel(server.port) + &sms_channel(&fake.uri()) + REACH));
+
+    let run = w.run_async(SEND, &env()).await;
+    run.code(3);
+    run.stderr_has("reach: email first for 2 people, sms first for 0, no channel for 1");
+    run.stderr_has("reached 1 of 3 people");
+    let (mails, texts) = arrivals(&server, &log);
+    assert_eq!(mails, ["anna@example.de"]);
+    assert!(texts.is_empty(), "nobody needed or could get an SMS: {texts:?}");
+    let report = run.json();
+    assert_eq!(
+        report["people"],
+        json!({"total": 3, "reached": 1, "not_reached": 2, "uncertain": 0})
+    );
+    let id = report["run_id"].as_str().unwrap().to_string();
+    let list = w
+        .run_async(&["report", &id, "--not-reached", "--format", "csv"], &env())
+        .await;
+    list.code(0);
+    let ben_reason = report["not_reached"][0]["reasons"][0].as_str().unwrap().to_string();
+    assert!(
+        ben_reason.starts_with("email: ") && ben_reason.contains("550"),
+        "{ben_reason}"
+    );
+    assert_eq!(
+        list.stdout(),
+        format!(
+            "row,name,email,phone,reasons\n3,Ben,ben@example.de,,{ben_reason}; sms: no phone number\n\
+             4,Gabi,,,email: no email address; sms: no phone number\n"
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
