@@ -26,7 +26,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
     for c in &plan.channels {
         let mine: Vec<&NewDelivery> = plan.deliveries.iter().filter(|d| d.channel == c.entry.name).collect();
         let per_person = matches!(c.channel.reach(), Reach::PerPerson(_));
-        let pending = |d: &&&NewDelivery| d.status == Status::Pending;
+        let pending = |d: &&&NewDelivery| to_be_sent(d);
         let target = match wanted {
             Some(want) if per_person => mine.iter().filter(pending).find(|d| is_recipient(d, want)),
             _ => mine.iter().find(pending),
@@ -43,10 +43,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
             msg.push_str(&format!(" in {}", a.path.display()));
         }
         for (c, mine, ..) in &picks {
-            for d in mine
-                .iter()
-                .filter(|d| d.status != Status::Pending && is_recipient(d, want))
-            {
+            for d in mine.iter().filter(|d| !to_be_sent(d) && is_recipient(d, want)) {
                 let why = d.error.as_deref().unwrap_or("not to be sent");
                 msg.push_str(&format!("\n  {}: skipped: {why}", c.entry.name));
             }
@@ -109,6 +106,12 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
         eprintln!("note: no `summary` in the front matter; short channels use the title and the body.");
     }
     Ok(if over { Exit::Partial } else { Exit::Ok })
+}
+
+/// Whether `d` may still be sent: a `[reach]` fallback on `standby` is sent when the channel
+/// before it fails, so staff want to see what it would say.
+fn to_be_sent(d: &NewDelivery) -> bool {
+    matches!(d.status, Status::Pending | Status::Standby)
 }
 
 fn normalize(config: &Config, want: &str) -> String {
