@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::announcement::Announcement;
-use crate::channel::Reach;
+use crate::channel::{Image, Reach, Rendered, Stat};
 use crate::cli::PreviewArgs;
 use crate::config::Config;
 use crate::error::{AppError, Exit};
@@ -91,7 +91,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
             writeln!(out, "Subject: {s}").map_err(io)?;
         }
         writeln!(out, "\n{}\n", m.text.trim_end()).map_err(io)?;
-        for s in &m.stats {
+        for s in &shown_stats(&m) {
             let limit = s.limit.as_ref().map(|l| format!(" / {l}")).unwrap_or_default();
             let flag = if s.over { "  <-- over the limit" } else { "" };
             writeln!(out, "  {}: {}{limit}{flag}", s.label, s.value).map_err(io)?;
@@ -112,6 +112,21 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
 /// before it fails, so staff want to see what it would say.
 fn to_be_sent(d: &NewDelivery) -> bool {
     matches!(d.status, Status::Pending | Status::Standby)
+}
+
+/// The stats of `m` and then what the post carries (its typed `media`), as people read them
+/// in the preview and the plan.
+pub(super) fn shown_stats(m: &Rendered) -> Vec<Stat> {
+    let mut all = m.stats.clone();
+    let media = &m.media;
+    match &media.image {
+        Some(Image::Url(u)) => all.push(Stat::new("image", u)),
+        Some(Image::File(p)) => all.push(Stat::new("image", p.display())),
+        None => {}
+    }
+    all.extend(media.link.iter().map(|l| Stat::new("link", l)));
+    all.extend(media.alt.iter().map(|a| Stat::new("alt text", a)));
+    all
 }
 
 fn normalize(config: &Config, want: &str) -> String {
