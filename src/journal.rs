@@ -604,75 +604,23 @@ impl Journal {
         Ok(out)
     }
 
-    /// A run's people counted: deliveries grouped by audience row in SQL, so a run of a
-    /// million is counted without reading them into memory.
-    pub fn people(&self, run_id: &str) -> Result<crate::people::People> {
-        let q = format!(
-            "SELECT state, COUNT(*) FROM
-               (SELECT {} AS state FROM deliveries
-                WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row)
-             GROUP BY state",
-            crate::people::STATE_SQL
-        );
-        let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
-        let rows = st
-            .query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(sql(&self.path))?;
-        let mut people = crate::people::People::default();
-        for row in rows {
-            let (state, n) = row.map_err(sql(&self.path))?;
-            people.add_n(crate::people::State::parse(&state), usize::try_from(n).unwrap_or(0));
-        }
-        Ok(people)
-    }
-
-    /// Visit the people nothing reached, by row, one at a time (only one person's deliveries
-    /// are held). Stops at the first error `f` returns (the inner result).
-    pub fn each_not_reached<E>(
+    /// A read query over the journal, one result row at a time, so that the people module can own
+    /// what the rows mean while the journal keeps the connection and its error messages. Stops at
+    /// the first error `f` returns (the inner result).
+    pub fn each_row<E>(
         &self,
-        run_id: &str,
-        mut f: impl FnMut(crate::people::NotReached) -> std::result::Result<(), E>,
+        q: &str,
+        params: impl rusqlite::Params,
+        mut f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<std::result::Result<(), E>>,
     ) -> Result<std::result::Result<(), E>> {
-        use crate::people::{Person, PersonDelivery};
-        let q = format!(
-            "SELECT row, channel, recipient, name, status, error FROM deliveries
-             WHERE run_id = ?1 AND status != 'standby' AND row IN
-               (SELECT row FROM deliveries
-                WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row
-                HAVING {} = 'not_reached')
-             ORDER BY row, id",
-            crate::people::STATE_SQL
-        );
-        let mut st = self.conn.prepare(&q).map_err(sql(&self.path))?;
-        let mut rows = st.query([run_id]).map_err(sql(&self.path))?;
-        let mut current: Option<Person> = None;
-        let mut done = |p: Person| p.finish().1.map_or(Ok(()), &mut f);
+        let mut st = self.conn.prepare(q).map_err(sql(&self.path))?;
+        let mut rows = st.query(params).map_err(sql(&self.path))?;
         while let Some(r) = rows.next().map_err(sql(&self.path))? {
-            let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
-                Ok((
-                    u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    Status::parse(&r.get::<_, String>(4)?),
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            };
-            let (row, channel, recipient, name, status, error) = read(r).map_err(sql(&self.path))?;
-            if let Some(p) = current.take_if(|p| p.row() != row)
-                && let Err(e) = done(p)
-            {
+            if let Err(e) = f(r).map_err(sql(&self.path))? {
                 return Ok(Err(e));
             }
-            current.get_or_insert_with(|| Person::new(row)).add(&PersonDelivery {
-                channel: &channel,
-                recipient: &recipient,
-                name: &name,
-                status,
-                error: error.as_deref(),
-            });
         }
-        Ok(current.map_or(Ok(()), done))
+        Ok(Ok(()))
     }
 
     /// Deliveries left `sending` by a process that died: the provider may or may not have them.

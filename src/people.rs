@@ -2,12 +2,13 @@
 //! delivery in the run. Staff ask "has everyone been told, whom do I still have to phone?",
 //! which the per-channel counts do not answer.
 //!
-//! The journal groups deliveries by row in SQL (see [`crate::journal::Journal::people`]); this
-//! module holds what one person's deliveries mean, so the SQL and the in-memory report agree.
+//! [`count`] and [`each_not_reached`] group a run's deliveries by row in SQL through the
+//! journal's [`Journal::each_row`]; this module holds what one person's deliveries mean, so the
+//! SQL and the in-memory report agree.
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::Status;
+use crate::journal::{Journal, JournalError, Status};
 
 /// How many people a run reached (the report's `people`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,6 +94,63 @@ impl State {
 pub const STATE_SQL: &str = "CASE WHEN SUM(status IN ('sent', 'delivered')) > 0 THEN 'reached' \
                              WHEN SUM(status IN ('unknown', 'sending')) > 0 THEN 'uncertain' \
                              ELSE 'not_reached' END";
+
+/// A run's people counted: deliveries grouped by audience row in SQL, so a run of a
+/// million is counted without reading them into memory.
+pub fn count(journal: &Journal, run_id: &str) -> Result<People, JournalError> {
+    let q = format!(
+        "SELECT state, COUNT(*) FROM
+           (SELECT {STATE_SQL} AS state FROM deliveries
+            WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row)
+         GROUP BY state"
+    );
+    let mut people = People::default();
+    let Ok(()) = journal.each_row(&q, [run_id], |r| {
+        let n = usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0);
+        people.add_n(State::parse(&r.get::<_, String>(0)?), n);
+        Ok(Ok::<(), std::convert::Infallible>(()))
+    })?;
+    Ok(people)
+}
+
+/// Visit the people nothing reached, by row, one at a time (only one person's deliveries
+/// are held). Stops at the first error `f` returns (the inner result).
+pub fn each_not_reached<E>(
+    journal: &Journal,
+    run_id: &str,
+    mut f: impl FnMut(NotReached) -> Result<(), E>,
+) -> Result<Result<(), E>, JournalError> {
+    let q = format!(
+        "SELECT row, channel, recipient, name, status, error FROM deliveries
+         WHERE run_id = ?1 AND status != 'standby' AND row IN
+           (SELECT row FROM deliveries
+            WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row
+            HAVING {STATE_SQL} = 'not_reached')
+         ORDER BY row, id"
+    );
+    let mut current: Option<Person> = None;
+    let mut done = |p: Person| p.finish().1.map_or(Ok(()), &mut f);
+    let walked = journal.each_row(&q, [run_id], |r| {
+        let row = u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0);
+        if let Some(p) = current.take_if(|p| p.row() != row)
+            && let Err(e) = done(p)
+        {
+            return Ok(Err(e));
+        }
+        current.get_or_insert_with(|| Person::new(row)).add(&PersonDelivery {
+            channel: &r.get::<_, String>(1)?,
+            recipient: &r.get::<_, String>(2)?,
+            name: &r.get::<_, String>(3)?,
+            status: Status::parse(&r.get::<_, String>(4)?),
+            error: r.get::<_, Option<String>>(5)?.as_deref(),
+        });
+        Ok(Ok(()))
+    })?;
+    if walked.is_err() {
+        return Ok(walked);
+    }
+    Ok(current.map_or(Ok(()), done))
+}
 
 /// One person of the call list (the report's `not_reached`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -142,7 +142,7 @@ impl Report {
             return Ok(None);
         };
         let mut report = Report::from_rows(&run, &[]);
-        report.people = journal.people(&run.id)?;
+        report.people = crate::people::count(journal, &run.id)?;
         let mut bad_skips = 0;
         for c in journal.status_counts(&run.id)? {
             let mut counts = Totals::default();
@@ -321,8 +321,7 @@ impl Serialize for StreamedNotReached<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
         let src = self.0;
-        src.journal
-            .each_not_reached(&src.report.run_id, |p| seq.serialize_element(&p))
+        crate::people::each_not_reached(src.journal, &src.report.run_id, |p| seq.serialize_element(&p))
             .map_err(S::Error::custom)??;
         seq.end()
     }
@@ -573,7 +572,7 @@ fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
 pub fn write_not_reached(format: Format, src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
     let run_id = &src.report.run_id;
     let each = |f: &mut dyn FnMut(NotReached) -> io::Result<()>| -> Result<(), WriteError> {
-        src.journal.each_not_reached(run_id, f)??;
+        crate::people::each_not_reached(src.journal, run_id, f)??;
         Ok(())
     };
     match format {

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::announcement::Announcement;
-use crate::channel::Reach;
+use crate::channel::{Image, Reach, Rendered, Stat};
 use crate::cli::PreviewArgs;
 use crate::config::Config;
 use crate::error::{AppError, Exit};
@@ -26,7 +26,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
     for c in &plan.channels {
         let mine: Vec<&NewDelivery> = plan.deliveries.iter().filter(|d| d.channel == c.entry.name).collect();
         let per_person = matches!(c.channel.reach(), Reach::PerPerson(_));
-        let pending = |d: &&&NewDelivery| d.status == Status::Pending;
+        let pending = |d: &&&NewDelivery| to_be_sent(d);
         let target = match wanted {
             Some(want) if per_person => mine.iter().filter(pending).find(|d| is_recipient(d, want)),
             _ => mine.iter().find(pending),
@@ -43,10 +43,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
             msg.push_str(&format!(" in {}", a.path.display()));
         }
         for (c, mine, ..) in &picks {
-            for d in mine
-                .iter()
-                .filter(|d| d.status != Status::Pending && is_recipient(d, want))
-            {
+            for d in mine.iter().filter(|d| !to_be_sent(d) && is_recipient(d, want)) {
                 let why = d.error.as_deref().unwrap_or("not to be sent");
                 msg.push_str(&format!("\n  {}: skipped: {why}", c.entry.name));
             }
@@ -94,7 +91,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
             writeln!(out, "Subject: {s}").map_err(io)?;
         }
         writeln!(out, "\n{}\n", m.text.trim_end()).map_err(io)?;
-        for s in &m.stats {
+        for s in &shown_stats(&m) {
             let limit = s.limit.as_ref().map(|l| format!(" / {l}")).unwrap_or_default();
             let flag = if s.over { "  <-- over the limit" } else { "" };
             writeln!(out, "  {}: {}{limit}{flag}", s.label, s.value).map_err(io)?;
@@ -109,6 +106,27 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
         eprintln!("note: no `summary` in the front matter; short channels use the title and the body.");
     }
     Ok(if over { Exit::Partial } else { Exit::Ok })
+}
+
+/// Whether `d` may still be sent: a `[reach]` fallback on `standby` is sent when the channel
+/// before it fails, so staff want to see what it would say.
+fn to_be_sent(d: &NewDelivery) -> bool {
+    matches!(d.status, Status::Pending | Status::Standby)
+}
+
+/// The stats of `m` and then what the post carries (its typed `media`), as people read them
+/// in the preview and the plan.
+pub(super) fn shown_stats(m: &Rendered) -> Vec<Stat> {
+    let mut all = m.stats.clone();
+    let media = &m.media;
+    match &media.image {
+        Some(Image::Url(u)) => all.push(Stat::new("image", u)),
+        Some(Image::File(p)) => all.push(Stat::new("image", p.display())),
+        None => {}
+    }
+    all.extend(media.link.iter().map(|l| Stat::new("link", l)));
+    all.extend(media.alt.iter().map(|a| Stat::new("alt text", a)));
+    all
 }
 
 fn normalize(config: &Config, want: &str) -> String {

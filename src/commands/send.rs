@@ -313,7 +313,7 @@ fn print_plan(plan: &Plan) {
         }
         eprintln!();
         if let Some(sample) = &c.sample {
-            for s in &sample.stats {
+            for s in &super::preview::shown_stats(sample) {
                 let limit = s.limit.as_ref().map(|l| format!(" (limit {l})")).unwrap_or_default();
                 eprintln!(
                     "      {}: {}{limit}{}",

@@ -598,7 +598,10 @@ async fn preview_shows_caption_and_post_lengths_without_calling_graph() {
     let fake = GraphFake::start().await;
     let w = graph(&[facebook_block(&fake.uri(), ""), instagram_block(&fake.uri(), "")])
         .notice(
-            &front("channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\""),
+            &front(
+                "channels = [\"facebook\", \"instagram\"]\nimage = \"https://cdn.example.de/n.jpg\"\n\
+                 [vars]\nimage_alt = \"Schild an der Studiotür\"",
+            ),
             &format!("{BODY}\n\n#studio #fotografie #berlin danke @sarahkastner.foto"),
         )
         .build();
@@ -612,7 +615,18 @@ async fn preview_shows_caption_and_post_lengths_without_calling_graph() {
     assert!(out.contains(&format!("caption characters: {n} / 2200")), "{out}");
     assert!(out.contains("hashtags: 3 / 30"), "{out}");
     assert!(out.contains("mentions: 1 / 20"), "{out}");
-    assert!(out.contains("image: https://cdn.example.de/n.jpg"), "{out}");
+    // What the posts carry comes after the lengths, once per channel.
+    assert!(
+        out.contains("  post type: photo (from the image URL)\n  image: https://cdn.example.de/n.jpg\n\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "  mentions: 1 / 20\n  image: https://cdn.example.de/n.jpg\n  alt text: Schild an der Studiotür\n\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("image: https://cdn.example.de/n.jpg").count(), 2, "{out}");
     assert!(fake.requests().is_empty());
 }
 

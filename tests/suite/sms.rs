@@ -924,3 +924,18 @@ async fn check_probes_every_provider() {
     assert!(backup.contains("balance 0.00"), "{backup}");
     assert_eq!(balance.count(), 1);
 }
+
+#[test]
+fn an_unknown_key_in_either_form_is_exit_2_naming_file_and_line() {
+    // The provider keys are one struct flattened into both forms; unknown keys still fail.
+    let one = twilio_channel("http://127.0.0.1:9", "colour = \"red\"");
+    let two = "[channels.sms]\ntype = \"sms\"\n[[channels.sms.providers]]\nprovider = \"twilio\"\n\
+               from = \"+4930123456\"\ncolour = \"red\"\n";
+    for channels in [one.as_str(), two] {
+        let w = workspace(channels, &csv(&[("Anna", ANNA.0)]), "Kurz.");
+        let r = w.run(&["send", "notices/n.md", "--yes"]);
+        r.code(2)
+            .stderr_has("channels.toml:")
+            .stderr_has("unknown field `colour`");
+    }
+}

@@ -138,14 +138,8 @@ impl Channel for Facebook {
             ..Media::default()
         };
         match &media.image {
-            Some(Image::Url(u)) => {
-                stats.push(Stat::new("post type", "photo (from the image URL)"));
-                stats.push(Stat::new("image", u));
-            }
-            Some(Image::File(p)) => {
-                stats.push(Stat::new("post type", "photo (uploaded from the local file)"));
-                stats.push(Stat::new("image", p.display()));
-            }
+            Some(Image::Url(_)) => stats.push(Stat::new("post type", "photo (from the image URL)")),
+            Some(Image::File(_)) => stats.push(Stat::new("post type", "photo (uploaded from the local file)")),
             None => {
                 media.link = ctx.data()["link"]
                     .as_str()
@@ -159,9 +153,6 @@ impl Channel for Facebook {
                         "text"
                     },
                 ));
-                if let Some(l) = &media.link {
-                    stats.push(Stat::new("link", l));
-                }
             }
         }
         Ok(Rendered {

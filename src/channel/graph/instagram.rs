@@ -305,7 +305,7 @@ impl Channel for Instagram {
         // A local file is uploaded to the Facebook Page first: both platforms' rules apply.
         let image = image_of(ctx, &[&media::INSTAGRAM_IMAGE, &media::FACEBOOK_PHOTO])?;
         match &image {
-            Some(Image::Url(u)) => stats.push(Stat::new("image", u)),
+            Some(Image::Url(_)) => {}
             Some(Image::File(p)) => {
                 let shown = p.display().to_string();
                 match &self.host {
@@ -316,7 +316,6 @@ impl Channel for Instagram {
                             "image hosting",
                             format!("uploaded unpublished to the Page of facebook channel `{}`", h.channel),
                         ));
-                        stats.push(Stat::new("image", shown));
                     }
                 }
             }
@@ -328,9 +327,6 @@ impl Channel for Instagram {
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .map(str::to_string);
-        if let Some(a) = &alt {
-            stats.push(Stat::new("alt text", a));
-        }
         let media = Media { image, link: None, alt };
         Ok(Rendered {
             subject: None,

@@ -19,6 +19,32 @@ pub struct SmsConfig {
     /// The one-provider form; absent when `providers` lists them.
     #[serde(default, deserialize_with = "keyed")]
     pub provider: Option<Provider>,
+    // `flatten` with `deny_unknown_fields` still refuses unknown keys (serde checks what the
+    // flattened struct left), as for `GraphAccount`.
+    #[serde(flatten)]
+    pub keys: ProviderKeys,
+    /// Refuse (before anything is sent) texts longer than this many segments. Default 10.
+    pub max_segments: Option<u32>,
+    /// Typographic quotes, dashes, ellipsis and odd spaces -> GSM-7 look-alikes. Default on.
+    #[serde(default = "yes")]
+    pub normalize: bool,
+    /// Price of one segment, for the cost estimate in `preview` and the plan.
+    pub price_per_segment: Option<f64>,
+    /// Shown after estimated costs, e.g. "EUR".
+    pub currency: Option<Box<str>>,
+    /// What one rate-limit cell is.
+    #[serde(default, deserialize_with = "keyed")]
+    pub rate_unit: RateUnit,
+    /// The providers in the order they are tried (instead of the one-provider keys above).
+    #[serde(default)]
+    pub providers: Box<[ProviderConfig]>,
+    /// Tries of one delivery on a provider that answers 429/5xx before the next takes over.
+    pub provider_attempts: Option<u32>,
+}
+
+/// The keys of one gateway, in the table itself (one provider) or in a `[[providers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderKeys {
     /// Sender: an E.164 number or an alphanumeric sender id (twilio: also a Messaging Service
     /// SID `MG...`). Required for twilio and vonage.
     pub from: Option<String>,
@@ -35,18 +61,6 @@ pub struct SmsConfig {
     pub auth_token_env: Option<String>,
     /// The gateway's API root (tests and proxies point it elsewhere). Defaults per provider.
     pub base_url: Option<String>,
-    /// Refuse (before anything is sent) texts longer than this many segments. Default 10.
-    pub max_segments: Option<u32>,
-    /// Typographic quotes, dashes, ellipsis and odd spaces -> GSM-7 look-alikes. Default on.
-    #[serde(default = "yes")]
-    pub normalize: bool,
-    /// Price of one segment, for the cost estimate in `preview` and the plan.
-    pub price_per_segment: Option<f64>,
-    /// Shown after estimated costs, e.g. "EUR".
-    pub currency: Option<Box<str>>,
-    /// What one rate-limit cell is.
-    #[serde(default, deserialize_with = "keyed")]
-    pub rate_unit: RateUnit,
     /// generic: the endpoint; absolute, or a path joined to `base_url`.
     pub url: Option<Box<str>>,
     /// generic: HTTP method, default POST.
@@ -64,11 +78,6 @@ pub struct SmsConfig {
     pub id_pointer: Option<Box<str>>,
     /// generic: HTTP statuses that mean "accepted" (default 200, 201, 202, 204).
     pub success_statuses: Option<Box<[u16]>>,
-    /// The providers in the order they are tried (instead of the one-provider keys above).
-    #[serde(default)]
-    pub providers: Box<[ProviderConfig]>,
-    /// Tries of one delivery on a provider that answers 429/5xx before the next takes over.
-    pub provider_attempts: Option<u32>,
 }
 
 /// One `[[channels.sms.providers]]` entry: the one-provider keys, a `name` and a `rate`.
@@ -79,25 +88,21 @@ pub struct ProviderConfig {
     pub name: Option<String>,
     #[serde(deserialize_with = "keyed")]
     pub provider: Provider,
-    pub from: Option<String>,
-    pub account_sid: Option<String>,
-    pub api_key: Option<String>,
-    pub api_key_env: Option<String>,
-    pub api_secret_env: Option<String>,
-    pub auth_token_env: Option<String>,
-    pub base_url: Option<String>,
+    #[serde(flatten)]
+    pub keys: ProviderKeys,
     /// This provider's own limit, on top of the channel's `rate`.
     pub rate: Option<Rate>,
     /// Overrides the channel's `price_per_segment` for this provider.
     pub price_per_segment: Option<f64>,
-    pub url: Option<Box<str>>,
-    pub method: Option<Box<str>>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    pub body_template: Option<Box<str>>,
-    pub body_format: Option<Box<str>>,
-    pub id_pointer: Option<Box<str>>,
-    pub success_statuses: Option<Box<[u16]>>,
+}
+
+/// The gateways read their keys as if they were the entry's own.
+impl std::ops::Deref for ProviderConfig {
+    type Target = ProviderKeys;
+
+    fn deref(&self) -> &ProviderKeys {
+        &self.keys
+    }
 }
 
 impl ProviderConfig {
@@ -118,44 +123,32 @@ impl SmsConfig {
         vec![ProviderConfig {
             name: None,
             provider,
-            from: self.from.clone(),
-            account_sid: self.account_sid.clone(),
-            api_key: self.api_key.clone(),
-            api_key_env: self.api_key_env.clone(),
-            api_secret_env: self.api_secret_env.clone(),
-            auth_token_env: self.auth_token_env.clone(),
-            base_url: self.base_url.clone(),
+            keys: self.keys.clone(),
             // The channel's own `rate` is the dispatcher's.
             rate: None,
             price_per_segment: self.price_per_segment,
-            url: self.url.clone(),
-            method: self.method.clone(),
-            headers: self.headers.clone(),
-            body_template: self.body_template.clone(),
-            body_format: self.body_format.clone(),
-            id_pointer: self.id_pointer.clone(),
-            success_statuses: self.success_statuses.clone(),
         }]
     }
 
     /// The one-provider keys that are set (for "both forms at once").
     fn single_form_keys(&self) -> Vec<&'static str> {
+        let k = &self.keys;
         let keys = [
             ("provider", self.provider.is_some()),
-            ("from", self.from.is_some()),
-            ("account_sid", self.account_sid.is_some()),
-            ("api_key", self.api_key.is_some()),
-            ("api_key_env", self.api_key_env.is_some()),
-            ("api_secret_env", self.api_secret_env.is_some()),
-            ("auth_token_env", self.auth_token_env.is_some()),
-            ("base_url", self.base_url.is_some()),
-            ("url", self.url.is_some()),
-            ("method", self.method.is_some()),
-            ("headers", !self.headers.is_empty()),
-            ("body_template", self.body_template.is_some()),
-            ("body_format", self.body_format.is_some()),
-            ("id_pointer", self.id_pointer.is_some()),
-            ("success_statuses", self.success_statuses.is_some()),
+            ("from", k.from.is_some()),
+            ("account_sid", k.account_sid.is_some()),
+            ("api_key", k.api_key.is_some()),
+            ("api_key_env", k.api_key_env.is_some()),
+            ("api_secret_env", k.api_secret_env.is_some()),
+            ("auth_token_env", k.auth_token_env.is_some()),
+            ("base_url", k.base_url.is_some()),
+            ("url", k.url.is_some()),
+            ("method", k.method.is_some()),
+            ("headers", !k.headers.is_empty()),
+            ("body_template", k.body_template.is_some()),
+            ("body_format", k.body_format.is_some()),
+            ("id_pointer", k.id_pointer.is_some()),
+            ("success_statuses", k.success_statuses.is_some()),
         ];
         keys.into_iter().filter(|(_, set)| *set).map(|(k, _)| k).collect()
     }
@@ -255,7 +248,7 @@ impl ChannelConfig for SmsConfig {
 
     fn urls(&self) -> Vec<(&'static str, &str)> {
         let mut k = Vec::new();
-        let tables = std::iter::once((self.base_url.as_deref(), self.url.as_deref()))
+        let tables = std::iter::once((self.keys.base_url.as_deref(), self.keys.url.as_deref()))
             .chain(self.providers.iter().map(|p| (p.base_url.as_deref(), p.url.as_deref())));
         for (base_url, url) in tables {
             if let Some(b) = base_url {
