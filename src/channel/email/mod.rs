@@ -154,10 +154,6 @@ impl Channel for Email {
         &self.meta
     }
 
-    fn validate_every_target(&self) -> bool {
-        false
-    }
-
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
         message::render(templates, ctx, &self.html_template, &self.css, &self.text)
     }

@@ -214,20 +214,9 @@ impl Channel for Facebook {
 
     /// `GET /{page-id}?fields=id,name` with the token; nothing is posted.
     async fn check(&self) -> Vec<Probe> {
-        let (ok, detail) = match self.client.get(&self.page_id, "id,name").await {
-            Ok(v) => (
-                true,
-                format!(
-                    "Page {:?} ({}) via {}",
-                    v["name"].as_str().unwrap_or("?"),
-                    v["id"].as_str().unwrap_or(&self.page_id),
-                    self.client.route("")
-                ),
-            ),
-            Err(e) => (
-                false,
-                crate::secrets::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
-            ),
+        let (ok, detail) = match self.client.identify(&self.page_id, "name").await {
+            Ok((name, id)) => (true, format!("Page {name:?} ({id}) via {}", self.client.route(""))),
+            Err(e) => (false, e),
         };
         vec![Probe {
             subject: format!("page {}", self.page_id),

@@ -400,20 +400,12 @@ impl Channel for Instagram {
     /// `GET /{ig-user-id}?fields=id,username` and the publishing quota; nothing is posted.
     async fn check(&self) -> Vec<Probe> {
         let mut probes = Vec::new();
-        let (ok, detail) = match self.client.get(&self.ig_user_id, "id,username").await {
-            Ok(v) => (
+        let (ok, detail) = match self.client.identify(&self.ig_user_id, "username").await {
+            Ok((username, id)) => (
                 true,
-                format!(
-                    "account @{} ({}) via {}",
-                    v["username"].as_str().unwrap_or("?"),
-                    v["id"].as_str().unwrap_or(&self.ig_user_id),
-                    self.client.route("")
-                ),
+                format!("account @{username} ({id}) via {}", self.client.route("")),
             ),
-            Err(e) => (
-                false,
-                crate::secrets::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
-            ),
+            Err(e) => (false, e),
         };
         probes.push(Probe {
             subject: format!("account {}", self.ig_user_id),
