@@ -292,6 +292,21 @@ pub struct Probe {
     pub detail: String,
 }
 
+impl Probe {
+    /// The probe of a channel that writes files into `dir`: `tried` is what failed ("create",
+    /// "write to"), `note` follows the folder when it worked.
+    pub fn folder(subject: &str, dir: &Path, result: std::io::Result<()>, tried: &str, note: &str) -> Probe {
+        Probe {
+            subject: subject.to_string(),
+            ok: result.is_ok(),
+            detail: match result {
+                Ok(()) => format!("writes to {}{note}", dir.display()),
+                Err(e) => format!("cannot {tried} {}: {e}", dir.display()),
+            },
+        }
+    }
+}
+
 /// What a built channel declares and never changes: the name of its table, its type, whom it
 /// reaches and how many requests it keeps in flight when the config does not say.
 #[derive(Debug, Clone)]

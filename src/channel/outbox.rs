@@ -176,14 +176,7 @@ impl Channel for Outbox {
 
     async fn check(&self) -> Vec<Probe> {
         let probe = fsutil::create_private_dir(&self.dir);
-        vec![Probe {
-            subject: self.name().to_string(),
-            ok: probe.is_ok(),
-            detail: match probe {
-                Ok(()) => format!("writes to {}", self.dir.display()),
-                Err(e) => format!("cannot create {}: {e}", self.dir.display()),
-            },
-        }]
+        vec![Probe::folder(self.name(), &self.dir, probe, "create", "")]
     }
 }
 

@@ -284,6 +284,12 @@ fn base(url: &str) -> String {
     url.trim_end_matches('/').to_string()
 }
 
+/// The root of a provider's API: the table's `base_url` (a fake, a regional endpoint), else the
+/// provider's own.
+fn base_or(cfg: &ProviderConfig, provider_root: &str) -> String {
+    base(cfg.base_url.as_deref().unwrap_or(provider_root))
+}
+
 /// A request that got no answer: SMS gateways have no idempotency key, so one that may have
 /// arrived is `unknown` rather than risk a duplicate text. One that never reached the gateway
 /// is transient *without a route*: that is how [`Member::send`] tells it from a 429/5xx

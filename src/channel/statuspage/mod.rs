@@ -316,13 +316,6 @@ impl Channel for Statuspage {
             .publish_command
             .as_ref()
             .map_or(String::new(), |_| "; publish_command is set (not run by check)".into());
-        vec![Probe {
-            subject: self.name.clone(),
-            ok: probe.is_ok(),
-            detail: match probe {
-                Ok(()) => format!("writes to {}{publish}", self.dir.display()),
-                Err(e) => format!("cannot write to {}: {e}", self.dir.display()),
-            },
-        }]
+        vec![Probe::folder(self.name(), &self.dir, probe, "write to", &publish)]
     }
 }
