@@ -153,12 +153,8 @@ impl Channel for Facebook {
             }
         }
         Ok(Rendered {
-            subject: None,
-            text,
-            html: None,
-            weight: 1,
             media,
-            stats,
+            ..Rendered::plain(text, stats)
         })
     }
 

@@ -321,12 +321,8 @@ impl Channel for Instagram {
         }
         let media = Media { image, link: None, alt };
         Ok(Rendered {
-            subject: None,
-            text: caption,
-            html: None,
-            weight: 1,
             media,
-            stats,
+            ..Rendered::plain(caption, stats)
         })
     }
 
