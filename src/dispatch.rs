@@ -1028,14 +1028,11 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Channel for Throttled {
-        fn name(&self) -> &str {
-            "sms"
-        }
-        fn type_name(&self) -> &'static str {
-            "sms"
-        }
-        fn reach(&self) -> crate::channel::Reach {
-            crate::channel::Reach::PerPerson(crate::channel::AddressKind::Phone)
+        fn meta(&self) -> &crate::channel::Meta {
+            use crate::channel::{AddressKind, Meta, Reach, sms::SmsConfig};
+            static META: std::sync::LazyLock<Meta> =
+                std::sync::LazyLock::new(|| Meta::new::<SmsConfig>("sms", Reach::PerPerson(AddressKind::Phone)));
+            &META
         }
         fn render(&self, _t: &Templates, _c: &crate::render::Context) -> Result<Rendered, String> {
             Ok(Rendered::default())

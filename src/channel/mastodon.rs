@@ -23,8 +23,8 @@ use serde_json::Value;
 
 use crate::channel::http;
 use crate::channel::{
-    BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt,
-    Rendered, Stat,
+    BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, Delivery, DeliveryError, Meta, Probe, Reach,
+    Receipt, Rendered, Stat,
 };
 use crate::render::{Context, Templates};
 use crate::secrets::secret_from_env;
@@ -89,7 +89,7 @@ impl ChannelConfig for MastodonConfig {
 }
 
 pub struct Mastodon {
-    name: String,
+    meta: Meta,
     token: SecretString,
     instance: reqwest::Url,
     host: String,
@@ -136,7 +136,7 @@ impl Mastodon {
         let token = secret_from_env(&cfg.access_token_env, &format!("{at} access_token_env"))?;
         let timeout = common.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         Ok(Mastodon {
-            name: name.to_string(),
+            meta: Meta::new::<MastodonConfig>(name, Reach::Broadcast(http::host_of(&instance))).concurrency(1),
             token,
             host: http::host_of(&instance),
             instance,
@@ -197,20 +197,8 @@ fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
 
 #[async_trait]
 impl Channel for Mastodon {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "mastodon"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::Broadcast(self.host.clone())
-    }
-
-    fn default_concurrency(&self) -> u32 {
-        1
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
@@ -288,7 +276,7 @@ impl Channel for Mastodon {
             }
         };
         out.push(Probe {
-            subject: self.name.clone(),
+            subject: self.name().to_string(),
             ok,
             detail,
         });
@@ -301,7 +289,7 @@ impl Channel for Mastodon {
         {
             let max = max as usize;
             out.push(Probe {
-                subject: format!("{} max_characters", self.name),
+                subject: format!("{} max_characters", self.name()),
                 ok: self.max_characters <= max,
                 detail: if self.max_characters <= max {
                     format!("instance allows {max}, configured {}", self.max_characters)

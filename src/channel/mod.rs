@@ -7,8 +7,12 @@
 //! Each channel module owns its config struct (the keys of its `[channels.NAME]` table) and
 //! implements [`ChannelConfig`] for it: the checks serde cannot express, the URL keys for the
 //! https rule, and `build`. The one list in `channels!` below turns those structs into
-//! [`ChannelKind`] (dispatching on `type`), [`CHANNEL_TYPES`] and [`build`]; adding a channel
-//! type is a module and one line there (see the README's "Adding a channel").
+//! [`ChannelKind`] (dispatching on `type`), [`CHANNEL_TYPES`] and [`build`], and gives each
+//! struct its type's name ([`Registered`]). `build` makes the channel, which holds a [`Meta`]:
+//! `Meta::new::<ItsConfig>(name, reach)`, plus `.concurrency(n)` when 4 in flight is wrong for
+//! the provider. [`Channel::meta`] is the one accessor a channel writes for it; `name`,
+//! `type_name`, `reach` and `default_concurrency` read it. Adding a channel type is a module
+//! and one line there (see the README's "Adding a channel").
 
 pub mod email;
 pub mod failover;
@@ -288,14 +292,69 @@ pub struct Probe {
     pub detail: String,
 }
 
+impl Probe {
+    /// The probe of a channel that writes files into `dir`: `tried` is what failed ("create",
+    /// "write to"), `note` follows the folder when it worked.
+    pub fn folder(subject: &str, dir: &Path, result: std::io::Result<()>, tried: &str, note: &str) -> Probe {
+        Probe {
+            subject: subject.to_string(),
+            ok: result.is_ok(),
+            detail: match result {
+                Ok(()) => format!("writes to {}{note}", dir.display()),
+                Err(e) => format!("cannot {tried} {}: {e}", dir.display()),
+            },
+        }
+    }
+}
+
+/// What a built channel declares and never changes: the name of its table, its type, whom it
+/// reaches and how many requests it keeps in flight when the config does not say.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    name: String,
+    type_name: &'static str,
+    reach: Reach,
+    default_concurrency: u32,
+}
+
+impl Meta {
+    /// A channel of the type whose config is `C`: the type's name comes from its `channels!`
+    /// line, so a channel never writes it again.
+    pub fn new<C: Registered>(name: &str, reach: Reach) -> Meta {
+        Meta {
+            name: name.to_string(),
+            type_name: C::TYPE_NAME,
+            reach,
+            default_concurrency: 4,
+        }
+    }
+
+    /// Connections / requests in flight when the config does not say (else 4).
+    #[must_use]
+    pub fn concurrency(self, default_concurrency: u32) -> Meta {
+        Meta {
+            default_concurrency,
+            ..self
+        }
+    }
+}
+
 #[async_trait]
 pub trait Channel: Send + Sync {
-    fn name(&self) -> &str;
-    fn type_name(&self) -> &'static str;
-    fn reach(&self) -> Reach;
+    /// What the channel was built as; the four methods below read it.
+    fn meta(&self) -> &Meta;
+    fn name(&self) -> &str {
+        &self.meta().name
+    }
+    fn type_name(&self) -> &'static str {
+        self.meta().type_name
+    }
+    fn reach(&self) -> Reach {
+        self.meta().reach.clone()
+    }
     /// Connections / requests in flight when the config does not say.
     fn default_concurrency(&self) -> u32 {
-        4
+        self.meta().default_concurrency
     }
     /// Whether every target must be rendered while planning (limits that depend on the
     /// recipient, such as SMS segments) rather than only the first.
@@ -371,6 +430,12 @@ pub trait ChannelConfig {
     fn build(&self, name: &str, common: &Common, ctx: &BuildContext) -> Result<Arc<dyn Channel>, String>;
 }
 
+/// The `type` a config struct is registered under; `channels!` implements it for each, so
+/// [`Meta::new`] learns the type's name from the one list.
+pub trait Registered {
+    const TYPE_NAME: &'static str;
+}
+
 /// A built-in template: the file name that overrides it in `templates_dir`, and its text.
 pub type Builtin = (&'static str, &'static str);
 
@@ -432,9 +497,13 @@ impl ChannelEntry {
 
 /// The one list of channel types: `"type" => Variant(config struct)`. It generates the enum
 /// serde parses a `[channels.NAME]` table into (dispatching on `type`), its `type_name`,
-/// [`CHANNEL_TYPES`] and [`builtin_templates`].
+/// [`CHANNEL_TYPES`], [`builtin_templates`] and each config's [`Registered`].
 macro_rules! channels {
     ($($type:literal => $variant:ident($config:ty)),+ $(,)?) => {
+        $(impl Registered for $config {
+            const TYPE_NAME: &'static str = $type;
+        })+
+
         /// A channel table's own keys, by its `type`.
         #[derive(Debug, Clone, Deserialize)]
         #[serde(tag = "type")]
@@ -505,6 +574,62 @@ pub fn build(entry: &ChannelEntry, ctx: &BuildContext) -> Result<Arc<dyn Channel
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(name: &str, table: &str) -> ChannelEntry {
+        ChannelEntry {
+            name: name.into(),
+            settings: toml::from_str(table).unwrap(),
+            location: SourceLocation {
+                file: "announce.toml".into(),
+                line: 1,
+                column: 1,
+                offset: 0,
+            },
+        }
+    }
+
+    /// A built channel's name is its table's, its type the one its `channels!` line registers
+    /// (not one the channel writes again), and reach and default concurrency are what the
+    /// channel set in its `Meta`.
+    #[test]
+    fn a_built_channel_declares_its_table_name_and_registered_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let org = Org::default();
+        let entries = [
+            entry("spool", "type = \"outbox\"\ndir = \"out\""),
+            entry(
+                "status",
+                "type = \"statuspage\"\ndir = \"site\"\nbase_url = \"https://status.example.org\"",
+            ),
+        ];
+        let ctx = BuildContext {
+            base_dir: dir.path(),
+            state_dir: dir.path(),
+            templates_dir: None,
+            org: &org,
+            timezone: jiff::tz::TimeZone::UTC,
+            channels: &entries,
+        };
+        let declared: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                let c = build(e, &ctx).unwrap();
+                (c.name().to_string(), c.type_name(), c.reach(), c.default_concurrency())
+            })
+            .collect();
+        assert_eq!(
+            declared,
+            [
+                ("spool".into(), "outbox", Reach::PerPerson(AddressKind::EmailOrPhone), 8),
+                (
+                    "status".into(),
+                    "statuspage",
+                    Reach::Broadcast("https://status.example.org".into()),
+                    1
+                ),
+            ]
+        );
+    }
 
     /// Types that name the same template share its text (else which one is used would depend on
     /// the registration order), and every built-in compiles.

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::channel::email::{self, message};
 use crate::channel::{
     AddressKind, BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, ChannelEntry, ChannelKind, Delivery,
-    DeliveryError, Probe, Reach, Receipt, Rendered, Stat,
+    DeliveryError, Meta, Probe, Reach, Receipt, Rendered, Stat,
 };
 use crate::fsutil;
 use crate::render::{Context, Templates, sms};
@@ -54,7 +54,7 @@ impl ChannelConfig for OutboxConfig {
 }
 
 pub struct Outbox {
-    name: String,
+    meta: Meta,
     dir: PathBuf,
     from: Mailbox,
     delay: Option<Duration>,
@@ -72,7 +72,7 @@ impl Outbox {
             ),
         };
         Ok(Outbox {
-            name: name.to_string(),
+            meta: Meta::new::<OutboxConfig>(name, Reach::PerPerson(AddressKind::EmailOrPhone)).concurrency(8),
             dir: ctx.resolve(&cfg.dir),
             from,
             delay: cfg.delay.map(|d| d.0),
@@ -99,20 +99,8 @@ impl Outbox {
 
 #[async_trait]
 impl Channel for Outbox {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "outbox"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::PerPerson(AddressKind::EmailOrPhone)
-    }
-
-    fn default_concurrency(&self) -> u32 {
-        8
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     /// The file name is fixed per delivery and written atomically: writing it twice is harmless.
@@ -170,7 +158,7 @@ impl Channel for Outbox {
         match write.await {
             Ok(Ok(())) => Ok(Receipt {
                 provider_id: Some(path.display().to_string()),
-                route: Some(self.name.clone()),
+                route: Some(self.name().to_string()),
             }),
             Ok(Err(e)) if fsutil::is_out_of_space(&e) => Err(DeliveryError::Halt {
                 message: format!(
@@ -188,14 +176,7 @@ impl Channel for Outbox {
 
     async fn check(&self) -> Vec<Probe> {
         let probe = fsutil::create_private_dir(&self.dir);
-        vec![Probe {
-            subject: self.name.clone(),
-            ok: probe.is_ok(),
-            detail: match probe {
-                Ok(()) => format!("writes to {}", self.dir.display()),
-                Err(e) => format!("cannot create {}: {e}", self.dir.display()),
-            },
-        }]
+        vec![Probe::folder(self.name(), &self.dir, probe, "create", "")]
     }
 }
 

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use crate::channel::http;
 use crate::channel::{
-    BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, Delivery, DeliveryError, Probe, Reach, Receipt,
-    Rendered, Stat,
+    BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, Delivery, DeliveryError, Meta, Probe, Reach,
+    Receipt, Rendered, Stat,
 };
 use crate::render::{Context, Templates};
 use crate::secrets::secret_from_env;
@@ -89,7 +89,7 @@ impl ChannelConfig for TelegramConfig {
 }
 
 pub struct Telegram {
-    name: String,
+    meta: Meta,
     token: SecretString,
     base: reqwest::Url,
     host: String,
@@ -150,7 +150,8 @@ impl Telegram {
         )?;
         let timeout = common.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         Ok(Telegram {
-            name: name.to_string(),
+            // The Bot API allows about one message per second per chat and 30 per second overall.
+            meta: Meta::new::<TelegramConfig>(name, Reach::Targets(chat_ids.clone())),
             token,
             host: http::host_of(&base),
             base,
@@ -270,21 +271,8 @@ fn strip_html(s: &str) -> String {
 
 #[async_trait]
 impl Channel for Telegram {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "telegram"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::Targets(self.chat_ids.clone())
-    }
-
-    /// The Bot API allows about one message per second per chat and 30 per second overall.
-    fn default_concurrency(&self) -> u32 {
-        4
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
@@ -347,7 +335,7 @@ impl Channel for Telegram {
     async fn check(&self) -> Vec<Probe> {
         let probe = |ok: bool, detail: String| {
             vec![Probe {
-                subject: self.name.clone(),
+                subject: self.name().to_string(),
                 ok,
                 detail,
             }]

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use announce::announcement::Announcement;
-use announce::channel::{AddressKind, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered};
+use announce::channel::outbox::OutboxConfig;
+use announce::channel::{AddressKind, Channel, Delivery, DeliveryError, Meta, Probe, Reach, Receipt, Rendered};
 use announce::dispatch::{self, Dispatch, Lane};
 use announce::journal::{Journal, NewDelivery, RunRow, Status, now_rfc3339};
 use announce::render::{BaseContext, Context, Templates};
@@ -39,14 +40,10 @@ struct Scripted {
 
 #[async_trait]
 impl Channel for Scripted {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-    fn type_name(&self) -> &'static str {
-        "outbox"
-    }
-    fn reach(&self) -> Reach {
-        Reach::PerPerson(AddressKind::Email)
+    fn meta(&self) -> &Meta {
+        static META: LazyLock<Meta> =
+            LazyLock::new(|| Meta::new::<OutboxConfig>("scripted", Reach::PerPerson(AddressKind::Email)));
+        &META
     }
     fn render(&self, _t: &Templates, ctx: &Context) -> Result<Rendered, String> {
         if ctx.address.starts_with("panic-render@") {

@@ -166,18 +166,30 @@ pub fn render(
 mod tests {
     use super::*;
 
+    /// A first message (no thread) from `from` to c@d.example, sent now.
+    fn envelope(from: &Mailbox) -> Envelope<'_> {
+        Envelope {
+            from,
+            reply_to: None,
+            to_address: "c@d.example",
+            to_name: "",
+            message_id: "x@b.example",
+            thread_root: None,
+            list_unsubscribe: None,
+            date: SystemTime::now(),
+        }
+    }
+
     #[test]
     fn headers_for_bulk_notification() {
         let from: Mailbox = "Studio <info@studio.example>".parse().unwrap();
         let env = Envelope {
-            from: &from,
-            reply_to: None,
             to_address: "anna@example.de",
             to_name: "Anna Müller",
             message_id: "r1.7@studio.example",
             thread_root: Some("r0.7@studio.example"),
             list_unsubscribe: Some("https://studio.example/u/1, mailto:optout@studio.example"),
-            date: SystemTime::now(),
+            ..envelope(&from)
         };
         let msg = Rendered {
             subject: Some("Störung".into()),
@@ -207,14 +219,8 @@ mod tests {
     fn one_click_only_for_https() {
         let from: Mailbox = "a@b.example".parse().unwrap();
         let env = Envelope {
-            from: &from,
-            reply_to: None,
-            to_address: "c@d.example",
-            to_name: "",
-            message_id: "x@b.example",
-            thread_root: None,
             list_unsubscribe: Some("mailto:u@b.example"),
-            date: SystemTime::now(),
+            ..envelope(&from)
         };
         let raw = String::from_utf8(build(&env, &Rendered::default()).unwrap().formatted()).unwrap();
         assert!(raw.contains("List-Unsubscribe: <mailto:u@b.example>"));
@@ -240,14 +246,10 @@ mod tests {
             let name = format!("Anna{c}Mü{c}{c}ller");
             let from = Mailbox::new(Some(name.clone()), from.email.clone());
             let env = Envelope {
-                from: &from,
                 reply_to: Some(&from),
-                to_address: "c@d.example",
                 to_name: &name,
-                message_id: "x@b.example",
-                thread_root: None,
                 list_unsubscribe: Some(&name),
-                date: SystemTime::now(),
+                ..envelope(&from)
             };
             let msg = Rendered {
                 subject: Some(name.clone()),

@@ -47,7 +47,9 @@ use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::extension::ClientId;
 
-use crate::channel::{AddressKind, BuildContext, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered};
+use crate::channel::{
+    AddressKind, BuildContext, Channel, Delivery, DeliveryError, Meta, Probe, Reach, Receipt, Rendered,
+};
 use crate::settings::Common;
 
 use crate::render::{Context, Templates};
@@ -62,7 +64,7 @@ use relay::Relay;
 const DEFAULT_CONCURRENCY: u32 = 4;
 
 pub struct Email {
-    name: String,
+    meta: Meta,
     from: Mailbox,
     reply_to: Option<Mailbox>,
     list_unsubscribe: Option<String>,
@@ -131,7 +133,7 @@ impl Email {
             );
         }
         Ok(Email {
-            name: name.to_string(),
+            meta: Meta::new::<EmailConfig>(name, Reach::PerPerson(AddressKind::Email)).concurrency(DEFAULT_CONCURRENCY),
             from,
             reply_to,
             list_unsubscribe: cfg.list_unsubscribe.clone(),
@@ -148,24 +150,8 @@ impl Email {
 
 #[async_trait]
 impl Channel for Email {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "email"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::PerPerson(AddressKind::Email)
-    }
-
-    fn default_concurrency(&self) -> u32 {
-        DEFAULT_CONCURRENCY
-    }
-
-    fn validate_every_target(&self) -> bool {
-        false
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {

@@ -262,6 +262,18 @@ impl GraphClient {
         self.finish(http::send(req).await, Effect::Read).await
     }
 
+    /// `GET /{id}?fields=id,{field}`, for `check`: the account's `field` and id, or why the
+    /// token cannot read them (redacted: Graph errors may quote the request).
+    pub async fn identify(&self, id: &str, field: &str) -> Result<(String, String), String> {
+        match self.get(id, &format!("id,{field}")).await {
+            Ok(v) => Ok((
+                v[field].as_str().unwrap_or("?").to_string(),
+                v["id"].as_str().unwrap_or(id).to_string(),
+            )),
+            Err(e) => Err(crate::secrets::redact(&classify(&e, &self.hints, 1, None).to_string()).into_owned()),
+        }
+    }
+
     /// `POST /{path}` with a form body.
     pub async fn post_form(&self, path: &str, params: &[(&str, &str)], effect: Effect) -> Result<Value, GraphError> {
         let url = self.url(path)?;

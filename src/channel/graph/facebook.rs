@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::FacebookConfig;
 use super::client::{Effect, FilePart, GraphClient, GraphError, classify, unexpected, valid_id};
 use super::{Image, image_of, read_image};
-use crate::channel::{Channel, Delivery, DeliveryError, Media, Probe, Reach, Receipt, Rendered, Stat};
+use crate::channel::{Channel, Delivery, DeliveryError, Media, Meta, Probe, Reach, Receipt, Rendered, Stat};
 use crate::render::{Context, Templates};
 use crate::settings::Common;
 
@@ -19,7 +19,7 @@ use crate::settings::Common;
 pub const MAX_MESSAGE: usize = 63_206;
 
 pub struct Facebook {
-    name: String,
+    meta: Meta,
     page_id: String,
     template: String,
     client: GraphClient,
@@ -45,7 +45,7 @@ pub fn client_for(name: &str, cfg: &FacebookConfig) -> Result<GraphClient, Strin
 impl Facebook {
     pub fn new(name: &str, common: &Common, cfg: &FacebookConfig) -> Result<Facebook, String> {
         Ok(Facebook {
-            name: name.to_string(),
+            meta: Meta::new::<FacebookConfig>(name, Reach::Broadcast(cfg.page_id.clone())).concurrency(1),
             page_id: cfg.page_id.clone(),
             template: common.template.clone().unwrap_or_else(|| "facebook.hbs".into()),
             client: client_for(name, cfg)?,
@@ -105,20 +105,8 @@ pub fn prefix(e: DeliveryError, what: &str) -> DeliveryError {
 
 #[async_trait]
 impl Channel for Facebook {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "facebook"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::Broadcast(self.page_id.clone())
-    }
-
-    fn default_concurrency(&self) -> u32 {
-        1
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
@@ -156,12 +144,8 @@ impl Channel for Facebook {
             }
         }
         Ok(Rendered {
-            subject: None,
-            text,
-            html: None,
-            weight: 1,
             media,
-            stats,
+            ..Rendered::plain(text, stats)
         })
     }
 
@@ -205,7 +189,7 @@ impl Channel for Facebook {
             else {
                 return Err(fail(unexpected(&v, Effect::Publish)));
             };
-            tracing::info!(channel = %self.name, "published Facebook post {id}");
+            tracing::info!(channel = %self.name(), "published Facebook post {id}");
             Ok(Receipt {
                 provider_id: Some(id.to_string()),
                 route,
@@ -217,20 +201,9 @@ impl Channel for Facebook {
 
     /// `GET /{page-id}?fields=id,name` with the token; nothing is posted.
     async fn check(&self) -> Vec<Probe> {
-        let (ok, detail) = match self.client.get(&self.page_id, "id,name").await {
-            Ok(v) => (
-                true,
-                format!(
-                    "Page {:?} ({}) via {}",
-                    v["name"].as_str().unwrap_or("?"),
-                    v["id"].as_str().unwrap_or(&self.page_id),
-                    self.client.route("")
-                ),
-            ),
-            Err(e) => (
-                false,
-                crate::secrets::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
-            ),
+        let (ok, detail) = match self.client.identify(&self.page_id, "name").await {
+            Ok((name, id)) => (true, format!("Page {name:?} ({id}) via {}", self.client.route(""))),
+            Err(e) => (false, e),
         };
         vec![Probe {
             subject: format!("page {}", self.page_id),

@@ -26,7 +26,7 @@ use super::InstagramConfig;
 use super::client::{Effect, GraphClient, GraphError, classify, unexpected, valid_id};
 use super::facebook::{PageHost, prefix};
 use super::{Image, image_of};
-use crate::channel::{Channel, Delivery, DeliveryError, Media, Probe, Reach, Receipt, Rendered, Stat};
+use crate::channel::{Channel, Delivery, DeliveryError, Media, Meta, Probe, Reach, Receipt, Rendered, Stat};
 use crate::media;
 use crate::render::{Context, Templates};
 use crate::settings::Common;
@@ -37,7 +37,7 @@ pub const MAX_MENTIONS: usize = 20;
 const MAX_POLL_GAP: Duration = Duration::from_secs(60);
 
 pub struct Instagram {
-    name: String,
+    meta: Meta,
     ig_user_id: String,
     template: String,
     client: GraphClient,
@@ -75,7 +75,7 @@ impl Instagram {
             return Err(format!("[channels.{name}] poll_interval must be longer than 0"));
         }
         Ok(Instagram {
-            name: name.to_string(),
+            meta: Meta::new::<InstagramConfig>(name, Reach::Broadcast(cfg.ig_user_id.clone())).concurrency(1),
             ig_user_id: cfg.ig_user_id.clone(),
             template: common.template.clone().unwrap_or_else(|| "instagram.hbs".into()),
             client,
@@ -120,7 +120,7 @@ impl Instagram {
             .map_err(|e| self.err(&e, &path, attempt))?;
         let entry = &v["data"][0];
         let (Some(used), Some(total)) = (entry["quota_usage"].as_u64(), entry["config"]["quota_total"].as_u64()) else {
-            tracing::warn!(channel = %self.name, "{}", unexpected(&v, Effect::Read));
+            tracing::warn!(channel = %self.name(), "{}", unexpected(&v, Effect::Read));
             return Ok(());
         };
         if used >= total {
@@ -153,7 +153,7 @@ impl Instagram {
                     None => return Err(DeliveryError::permanent(needs_public_url(&path.display().to_string()))),
                 };
                 let url = host.host(path, d.attempt).await?;
-                tracing::info!(channel = %self.name, "local image hosted as an unpublished photo on facebook channel `{}`", host.channel);
+                tracing::info!(channel = %self.name(), "local image hosted as an unpublished photo on facebook channel `{}`", host.channel);
                 self.remember(d.id, |p| p.image_url = Some(url.clone()));
                 Ok(url)
             }
@@ -252,20 +252,8 @@ pub fn count_marked(text: &str, marker: char) -> usize {
 
 #[async_trait]
 impl Channel for Instagram {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "instagram"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::Broadcast(self.ig_user_id.clone())
-    }
-
-    fn default_concurrency(&self) -> u32 {
-        1
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn skip_broadcast(&self, ctx: &Context) -> Option<String> {
@@ -329,12 +317,8 @@ impl Channel for Instagram {
             .map(str::to_string);
         let media = Media { image, link: None, alt };
         Ok(Rendered {
-            subject: None,
-            text: caption,
-            html: None,
-            weight: 1,
             media,
-            stats,
+            ..Rendered::plain(caption, stats)
         })
     }
 
@@ -362,7 +346,7 @@ impl Channel for Instagram {
                         .filter(|id| valid_id(id))
                         .ok_or_else(|| self.err(&unexpected(&v, Effect::Private), &media, d.attempt))?
                         .to_string();
-                    tracing::info!(channel = %self.name, "media container {id} created");
+                    tracing::info!(channel = %self.name(), "media container {id} created");
                     self.remember(d.id, |p| p.container = Some(id.clone()));
                     id
                 }
@@ -382,7 +366,7 @@ impl Channel for Instagram {
                         let Some(id) = v["id"].as_str().filter(|id| valid_id(id)) else {
                             return Err(self.err(&unexpected(&v, Effect::Publish), &publish, d.attempt));
                         };
-                        tracing::info!(channel = %self.name, "published Instagram media {id}");
+                        tracing::info!(channel = %self.name(), "published Instagram media {id}");
                         return Ok(Receipt {
                             provider_id: Some(id.to_string()),
                             route: Some(self.client.route(&publish)),
@@ -408,20 +392,12 @@ impl Channel for Instagram {
     /// `GET /{ig-user-id}?fields=id,username` and the publishing quota; nothing is posted.
     async fn check(&self) -> Vec<Probe> {
         let mut probes = Vec::new();
-        let (ok, detail) = match self.client.get(&self.ig_user_id, "id,username").await {
-            Ok(v) => (
+        let (ok, detail) = match self.client.identify(&self.ig_user_id, "username").await {
+            Ok((username, id)) => (
                 true,
-                format!(
-                    "account @{} ({}) via {}",
-                    v["username"].as_str().unwrap_or("?"),
-                    v["id"].as_str().unwrap_or(&self.ig_user_id),
-                    self.client.route("")
-                ),
+                format!("account @{username} ({id}) via {}", self.client.route("")),
             ),
-            Err(e) => (
-                false,
-                crate::secrets::redact(&classify(&e, &self.client.hints, 1, None).to_string()).into_owned(),
-            ),
+            Err(e) => (false, e),
         };
         probes.push(Probe {
             subject: format!("account {}", self.ig_user_id),

@@ -33,7 +33,7 @@ use governor::DefaultDirectRateLimiter;
 
 use crate::channel::failover::{self, Failover, Policy, Route};
 use crate::channel::{
-    AddressKind, BuildContext, Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Refreshed, Rendered, Stat,
+    AddressKind, BuildContext, Channel, Delivery, DeliveryError, Meta, Probe, Reach, Receipt, Refreshed, Rendered, Stat,
 };
 use crate::render::sms::{self, Encoding, SmsInfo};
 use crate::render::{Context, Templates};
@@ -128,7 +128,7 @@ impl Member {
 }
 
 pub struct Sms {
-    name: String,
+    meta: Meta,
     providers: Failover<Member>,
     template: String,
     normalize: bool,
@@ -185,7 +185,8 @@ impl Sms {
             }
         }
         Ok(Sms {
-            name: name.to_string(),
+            // Gateways throttle hard; the rate limit does the pacing.
+            meta: Meta::new::<SmsConfig>(name, Reach::PerPerson(AddressKind::Phone)).concurrency(2),
             providers: Failover::new(
                 members,
                 Policy {
@@ -283,6 +284,12 @@ fn base(url: &str) -> String {
     url.trim_end_matches('/').to_string()
 }
 
+/// The root of a provider's API: the table's `base_url` (a fake, a regional endpoint), else the
+/// provider's own.
+fn base_or(cfg: &ProviderConfig, provider_root: &str) -> String {
+    base(cfg.base_url.as_deref().unwrap_or(provider_root))
+}
+
 /// A request that got no answer: SMS gateways have no idempotency key, so one that may have
 /// arrived is `unknown` rather than risk a duplicate text. One that never reached the gateway
 /// is transient *without a route*: that is how [`Member::send`] tells it from a 429/5xx
@@ -374,21 +381,8 @@ pub fn not_mobile(e164: &str) -> Option<&'static str> {
 
 #[async_trait]
 impl Channel for Sms {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "sms"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::PerPerson(AddressKind::Phone)
-    }
-
-    /// Gateways throttle hard; the rate limit does the pacing.
-    fn default_concurrency(&self) -> u32 {
-        2
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     /// The segment count depends on each recipient's text (names, columns): check them all.
@@ -640,7 +634,7 @@ mod tests {
             pause_sole_route: false,
         };
         Sms {
-            name: "sms".into(),
+            meta: Meta::new::<SmsConfig>("sms", Reach::PerPerson(AddressKind::Phone)),
             providers: Failover::new(vec![member], policy),
             template: "sms.txt.hbs".into(),
             normalize: true,

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::ProviderConfig;
-use super::{Gateway, Outgoing, base, failure, required_secret};
+use super::{Gateway, Outgoing, base_or, failure, required_secret};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
 use crate::render::sms::Encoding;
@@ -64,7 +64,7 @@ impl Seven {
     pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Seven, String> {
         Ok(Seven {
             client,
-            base: base(cfg.base_url.as_deref().unwrap_or("https://gateway.seven.io")),
+            base: base_or(cfg, "https://gateway.seven.io"),
             key: required_secret(at, "seven", "api_key_env", cfg.api_key_env.as_deref())?,
             from: cfg.from.clone().filter(|f| !f.trim().is_empty()),
         })

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ProviderConfig;
-use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
+use super::{Gateway, Outgoing, base_or, failure, required_from, required_secret};
 use crate::channel::http::{self, Answer};
 use crate::channel::{DeliveryError, Probe, Receipt, Refreshed};
 
@@ -50,7 +50,7 @@ impl Twilio {
         let from = required_from(at, "twilio", cfg, "a number, sender id or \"MG...\"")?;
         Ok(Twilio {
             client,
-            base: base(cfg.base_url.as_deref().unwrap_or("https://api.twilio.com")),
+            base: base_or(cfg, "https://api.twilio.com"),
             sid,
             token,
             from,

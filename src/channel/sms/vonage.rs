@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::ProviderConfig;
-use super::{Gateway, Outgoing, base, failure, required_from, required_secret};
+use super::{Gateway, Outgoing, base_or, failure, required_from, required_secret};
 use crate::channel::http;
 use crate::channel::{DeliveryError, Probe, Receipt};
 use crate::render::sms::Encoding;
@@ -91,7 +91,7 @@ impl Vonage {
         let from = required_from(at, "vonage", cfg, "a number or sender id")?;
         Ok(Vonage {
             client,
-            base: base(cfg.base_url.as_deref().unwrap_or("https://rest.nexmo.com")),
+            base: base_or(cfg, "https://rest.nexmo.com"),
             key,
             secret,
             from,

@@ -24,7 +24,9 @@ use async_trait::async_trait;
 
 use crate::announcement::{Announcement, Severity};
 use crate::channel::webhook::http::tail;
-use crate::channel::{BuildContext, Channel, Delivery, DeliveryError, History, Probe, Reach, Receipt, Rendered, Stat};
+use crate::channel::{
+    BuildContext, Channel, Delivery, DeliveryError, History, Meta, Probe, Reach, Receipt, Rendered, Stat,
+};
 use crate::escape::shell_quote;
 use crate::render::{Context, Templates};
 
@@ -35,6 +37,7 @@ pub use config::StatuspageConfig;
 const DEFAULT_RECENT_DAYS: u32 = 30;
 
 pub struct Statuspage {
+    meta: Meta,
     site: Arc<Site>,
 }
 
@@ -72,8 +75,10 @@ fn create_public_dir(dir: &Path) -> io::Result<()> {
 
 impl Statuspage {
     pub fn new(name: &str, cfg: &StatuspageConfig, ctx: &BuildContext) -> Result<Statuspage, String> {
+        let site = Site::new(name, cfg, ctx)?;
         Ok(Statuspage {
-            site: Arc::new(Site::new(name, cfg, ctx)?),
+            meta: Meta::new::<StatuspageConfig>(name, Reach::Broadcast(site.target())).concurrency(1),
+            site: Arc::new(site),
         })
     }
 
@@ -246,20 +251,8 @@ impl Site {
 
 #[async_trait]
 impl Channel for Statuspage {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "statuspage"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::Broadcast(self.target())
-    }
-
-    fn default_concurrency(&self) -> u32 {
-        1
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     /// Regenerating writes the same files again.
@@ -323,13 +316,6 @@ impl Channel for Statuspage {
             .publish_command
             .as_ref()
             .map_or(String::new(), |_| "; publish_command is set (not run by check)".into());
-        vec![Probe {
-            subject: self.name.clone(),
-            ok: probe.is_ok(),
-            detail: match probe {
-                Ok(()) => format!("writes to {}{publish}", self.dir.display()),
-                Err(e) => format!("cannot write to {}: {e}", self.dir.display()),
-            },
-        }]
+        vec![Probe::folder(self.name(), &self.dir, probe, "write to", &publish)]
     }
 }

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::channel::{Channel, Delivery, DeliveryError, Probe, Reach, Receipt, Rendered, Stat};
+use crate::channel::{Channel, Delivery, DeliveryError, Meta, Probe, Reach, Receipt, Rendered, Stat};
 use crate::render::{Context, Templates};
 use crate::secrets::secret_from_env;
 use crate::settings::Common;
@@ -49,7 +49,7 @@ const RESERVED: [&str; 5] = [
 ];
 
 pub struct Webhook {
-    name: String,
+    meta: Meta,
     /// Never printed: it may contain a token.
     url: reqwest::Url,
     host: String,
@@ -107,7 +107,7 @@ impl Webhook {
         });
         let timeout = common.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         Ok(Webhook {
-            name: name.to_string(),
+            meta: Meta::new::<WebhookConfig>(name, Reach::Broadcast(host.clone())).concurrency(1),
             url,
             host,
             signer,
@@ -180,20 +180,8 @@ impl Webhook {
 
 #[async_trait]
 impl Channel for Webhook {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn type_name(&self) -> &'static str {
-        "webhook"
-    }
-
-    fn reach(&self) -> Reach {
-        Reach::Broadcast(self.host.clone())
-    }
-
-    fn default_concurrency(&self) -> u32 {
-        1
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
@@ -254,7 +242,7 @@ impl Channel for Webhook {
             .preset
             .map_or("JSON template".to_string(), |p| format!("preset {}", p.name()));
         vec![Probe {
-            subject: self.name.clone(),
+            subject: self.name().to_string(),
             ok: true,
             detail: format!(
                 "POST to {} ({preset}, {sig}); no probe without sending: a webhook has no request without side effects",
