@@ -487,9 +487,9 @@ async fn sigkill_during_fallbacks_then_resume_loses_none_and_sends_none_twice() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn preview_shows_a_fallback_on_standby_for_the_recipient_asked_for() {
-    let (fake, _log) = twilio().await;
-    let w = workspace(PEOPLE, "");
-    write_channels(&w, 1, &fake.uri(), REACH);
+    let (fake, _log) = twilio_fake(|req, _| twilio_created(req)).await;
+    let w = folder(PEOPLE, "").build();
+    w.channels(&(email_channel(1) + &sms_channel(&fake.uri()) + REACH));
     // Anna has an email, so her SMS waits on standby; it is still what she may get.
     let r = w
         .run_async(&["preview", "notices/n.md", "--recipient", "anna@example.de"], &env())

@@ -932,7 +932,7 @@ fn an_unknown_key_in_either_form_is_exit_2_naming_file_and_line() {
     let two = "[channels.sms]\ntype = \"sms\"\n[[channels.sms.providers]]\nprovider = \"twilio\"\n\
                from = \"+4930123456\"\ncolour = \"red\"\n";
     for channels in [one.as_str(), two] {
-        let w = workspace(channels, &csv(&[("Anna", ANNA.0)]), "Kurz.");
+        let w = sms_folder(channels, &csv(&[("Anna", ANNA.0)]), "Kurz.").build();
         let r = w.run(&["send", "notices/n.md", "--yes"]);
         r.code(2)
             .stderr_has("channels.toml:")
