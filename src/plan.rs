@@ -1066,14 +1066,13 @@ fn dedupe_key(address: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The addresses a channel has planned, so that each gets one delivery: an open-addressing
-/// table of 8-byte slots (a 32-bit hash tag and the delivery's offset in the channel's id
-/// block), not the addresses themselves — a million addresses take 16 MB, not 70. A tag match is
-/// confirmed against the delivery already written, so the answer is exact.
+/// The addresses a channel has planned, so that each gets one delivery: a `hashbrown` table of
+/// 8-byte entries (a 32-bit hash tag and the delivery's offset in the channel's id block), not
+/// the addresses themselves — a million addresses take 16 MB, not 70. A tag match is confirmed
+/// against the delivery already written, so the answer is exact; growing needs only the tags.
 #[derive(Default)]
 struct Seen {
-    slots: Vec<u64>,
-    len: usize,
+    table: hashbrown::HashTable<u64>,
 }
 
 impl Seen {
@@ -1084,9 +1083,6 @@ impl Seen {
         offset: u32,
         mut stored: impl FnMut(u32) -> Result<Option<String>, AppError>,
     ) -> Result<bool, AppError> {
-        if (self.len + 1) * 8 > self.slots.len() * 7 {
-            self.grow();
-        }
         let key = dedupe_key(address);
         let tag = {
             use std::hash::{Hash, Hasher};
@@ -1094,37 +1090,35 @@ impl Seen {
             key.hash(&mut h);
             (h.finish() >> 32) as u32
         };
-        let mask = self.slots.len() - 1;
-        let mut i = tag as usize & mask;
-        loop {
-            let slot = self.slots[i];
-            if slot == 0 {
-                self.slots[i] = (u64::from(tag) << 32) | (u64::from(offset) + 1);
-                self.len += 1;
-                return Ok(true);
-            }
-            if (slot >> 32) as u32 == tag {
-                let earlier = (slot & 0xffff_ffff) as u32 - 1;
-                if stored(earlier)?.is_some_and(|r| dedupe_key(&r) == key) {
-                    return Ok(false);
+        let mut failed = None;
+        let same = |&entry: &u64| {
+            (entry >> 32) as u32 == tag
+                && match stored(entry as u32) {
+                    Ok(r) => r.is_some_and(|r| dedupe_key(&r) == key),
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
                 }
+        };
+        let entry = self.table.entry(spread(tag), same, |&e| spread((e >> 32) as u32));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(_) => Ok(false),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((u64::from(tag) << 32) | u64::from(offset));
+                Ok(true)
             }
-            i = (i + 1) & mask;
         }
     }
+}
 
-    fn grow(&mut self) {
-        let cap = (self.slots.len() * 2).max(1024);
-        let old = std::mem::replace(&mut self.slots, vec![0; cap]);
-        let mask = cap - 1;
-        for slot in old.into_iter().filter(|&s| s != 0) {
-            let mut i = (slot >> 32) as usize & mask;
-            while self.slots[i] != 0 {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = slot;
-        }
-    }
+/// The table's 64-bit hash from a 32-bit tag: hashbrown takes its control bits from the top
+/// of the hash, so the tag is multiplied up into them (odd factor: no two tags collide).
+fn spread(tag: u32) -> u64 {
+    u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 #[cfg(test)]
@@ -1190,7 +1184,7 @@ mod tests {
                 stored.push(address);
             }
         }
-        assert_eq!(seen.len, reference.len());
+        assert_eq!(seen.table.len(), reference.len());
         // A matching tag whose stored address differs is not a duplicate.
         let mut seen = Seen::default();
         assert!(seen.insert("a@x.de", 0, |_| Ok(None)).unwrap());
