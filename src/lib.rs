@@ -46,6 +46,7 @@ pub mod error;
 pub mod escape;
 pub mod fsutil;
 pub mod journal;
+pub mod locale;
 pub mod media;
 pub mod people;
 pub mod phone;

@@ -1,6 +1,6 @@
 //! The value types of channels.toml that channels read as well as the config loader: the keys
-//! every channel has, rates, durations, `[org]` and the limits on them. A leaf module (it uses
-//! nothing else of this crate), so `config` and `channel` can both depend on it without
+//! every channel has, rates, durations, `[org]` and the limits on them. A leaf module (beside
+//! `locale` it uses nothing of this crate), so `config` and `channel` can both depend on it without
 //! depending on each other.
 
 use std::fmt;
@@ -20,7 +20,12 @@ pub struct Org {
     pub phone: Option<String>,
     pub email: Option<String>,
     pub address: Option<String>,
+    /// Opening hours as people should read them ("Mo-Fr 9-18 Uhr").
+    pub hours: Option<String>,
     pub timezone: Option<String>,
+    /// The language of the built-in templates and the status page, and of people without one.
+    #[serde(default)]
+    pub locale: crate::locale::Locale,
 }
 
 /// Keys every channel accepts.
