@@ -104,42 +104,12 @@ impl Announcement {
     }
 
     pub fn parse(origin: &str, base_dir: &Path, source: String) -> Result<Announcement, AppError> {
-        let text = source.strip_prefix('\u{feff}').unwrap_or(&source);
-        let bom = source.len() - text.len();
+        let (meta, parts): (FrontMatter, _) = parse_front_matter(origin, &source)?;
+        let (front, fm_start) = (parts.front, parts.front_offset);
         let at = |offset: usize| Some(SourceLocation::from_offset(origin, &source, offset));
-        let first_line_end = text.find('\n').map_or(text.len(), |i| i + 1);
-        if text[..first_line_end].trim_end() != "+++" {
-            return Err(AppError::invalid_at(
-                at(bom),
-                "announcement must start with TOML front matter between '+++' lines (at least `title = \"...\"`)",
-            ));
-        }
-        let fm_start = first_line_end;
-        // The closing delimiter is a line that is exactly "+++".
-        let mut pos = fm_start;
-        let mut fm_end = None;
-        while pos < text.len() {
-            let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
-            if text[pos..end].trim_end() == "+++" {
-                fm_end = Some((pos, end));
-                break;
-            }
-            pos = end;
-        }
-        let Some((fm_end, body_start)) = fm_end else {
-            return Err(AppError::invalid_at(
-                at(bom),
-                "front matter is not closed: add a line '+++' after it",
-            ));
-        };
-        let front = &text[fm_start..fm_end];
-        let meta: FrontMatter = toml::from_str(front).map_err(|e| {
-            let offset = bom + fm_start + e.span().map_or(0, |s| s.start);
-            AppError::invalid_at(at(offset), format!("invalid front matter: {}", e.message()))
-        })?;
         if meta.title.trim().is_empty() {
             return Err(AppError::invalid_at(
-                at(bom + fm_start),
+                at(fm_start),
                 "front matter: `title` must not be empty",
             ));
         }
@@ -149,7 +119,7 @@ impl Announcement {
             let off = v
                 .as_ref()
                 .map_or_else(|| front.find(key).unwrap_or(0), |v| v.span().start);
-            at(bom + fm_start + off)
+            at(fm_start + off)
         };
         if let Some(img) = &meta.image
             && img.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
@@ -163,10 +133,10 @@ impl Announcement {
             check_link(link)
                 .map_err(|e| AppError::invalid_at(value_at(&spans.link, "link"), format!("front matter: {e}")))?;
         }
-        let body = text[body_start..].trim().to_string();
+        let body = source[parts.body_offset..].trim().to_string();
         if body.len() > MAX_BODY_BYTES {
             return Err(AppError::invalid_at(
-                at(bom + body_start),
+                at(parts.body_offset),
                 format!(
                     "the announcement body has {} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted: \
                      put long texts on a web page and link to it",
@@ -212,6 +182,61 @@ impl Announcement {
                 .collect(),
         )
     }
+}
+
+/// A file in the announcement format, split: the TOML between the `+++` lines and where it and
+/// the body start in the file (byte offsets, for locations).
+pub struct FrontMatterParts<'a> {
+    pub front: &'a str,
+    pub front_offset: usize,
+    pub body_offset: usize,
+}
+
+/// Split `source` (announcement format: TOML front matter between `+++` lines, then Markdown)
+/// and read its front matter as `T`; errors name `origin` with line and column.
+pub fn parse_front_matter<'a, T: serde::de::DeserializeOwned>(
+    origin: &str,
+    source: &'a str,
+) -> Result<(T, FrontMatterParts<'a>), AppError> {
+    let text = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let bom = source.len() - text.len();
+    let at = |offset: usize| Some(SourceLocation::from_offset(origin, source, offset));
+    let first_line_end = text.find('\n').map_or(text.len(), |i| i + 1);
+    if text[..first_line_end].trim_end() != "+++" {
+        return Err(AppError::invalid_at(
+            at(bom),
+            "announcement must start with TOML front matter between '+++' lines (at least `title = \"...\"`)",
+        ));
+    }
+    let fm_start = first_line_end;
+    // The closing delimiter is a line that is exactly "+++".
+    let mut pos = fm_start;
+    let mut fm_end = None;
+    while pos < text.len() {
+        let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+        if text[pos..end].trim_end() == "+++" {
+            fm_end = Some((pos, end));
+            break;
+        }
+        pos = end;
+    }
+    let Some((fm_end, body_start)) = fm_end else {
+        return Err(AppError::invalid_at(
+            at(bom),
+            "front matter is not closed: add a line '+++' after it",
+        ));
+    };
+    let front = &text[fm_start..fm_end];
+    let meta: T = toml::from_str(front).map_err(|e| {
+        let offset = bom + fm_start + e.span().map_or(0, |s| s.start);
+        AppError::invalid_at(at(offset), format!("invalid front matter: {}", e.message()))
+    })?;
+    let parts = FrontMatterParts {
+        front,
+        front_offset: bom + fm_start,
+        body_offset: bom + body_start,
+    };
+    Ok((meta, parts))
 }
 
 /// Spans of the front matter values that must be URLs (read again beside [`FrontMatter`]).

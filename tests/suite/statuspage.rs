@@ -14,12 +14,17 @@ use support::Scenario;
 
 /// Asia/Kolkata: +05:30 all year, so the local times are predictable.
 fn status_page(top: &str, channel_extra: &str) -> Scenario {
+    status_page_with(top, "", channel_extra)
+}
+
+/// `status_page` with more `[org]` lines.
+fn status_page_with(top: &str, org_extra: &str, channel_extra: &str) -> Scenario {
     Scenario::new()
         .top(top)
-        .org(
+        .org(&format!(
             "name = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"\nemail = \"termine@example.de\"\n\
-             website = \"https://sarahkastner.example\"\ntimezone = \"Asia/Kolkata\"",
-        )
+             website = \"https://sarahkastner.example\"\ntimezone = \"Asia/Kolkata\"\n{org_extra}"
+        ))
         .channel(&format!(
             "[channels.status]\ntype = \"statuspage\"\ndir = \"public/status\"\n{channel_extra}"
         ))
@@ -325,4 +330,272 @@ fn base_url_makes_feed_links_absolute() {
     let index = w.read("public/status/index.html");
     assert!(index.contains("<h1>Betriebsstatus</h1>"));
     assert!(index.contains("Outage &amp; &lt;more&gt;"));
+    let j = api(&w);
+    assert_eq!(j["summary"]["page"]["url"], "https://status.example.de/");
+    assert_eq!(j["summary"]["status"]["indicator"], "critical");
+    assert_eq!(
+        j["incidents"]["incidents"][0]["shortlink"],
+        "https://status.example.de/incident-t.html"
+    );
+}
+
+#[test]
+fn base_url_must_be_https_off_loopback() {
+    let w = status_page("", "base_url = \"http://status.example.de\"\n").build();
+    w.notice_file("a.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
+    w.run(&["send", "a.md", "--yes"])
+        .code(2)
+        .stderr_has("base_url: plain http to status.example.de is refused");
+}
+
+/// The emergency website's own pages: two with `order`, one without (linked last).
+const PAGES: &[(&str, &str)] = &[
+    (
+        "status-pages/faq.md",
+        "+++\ntitle = \"Fragen & Antworten\"\norder = 2\n+++\n## Shootings\n\n- Preise ab 89 €\n- Termine nach Absprache\n\n\
+         [Terminkalender](https://termine.example.de)\n",
+    ),
+    (
+        "status-pages/preise.md",
+        "+++\ntitle = \"Preise\"\norder = 1\n+++\nPortrait: 89 €\n",
+    ),
+    (
+        "status-pages/anfahrt.md",
+        "+++\ntitle = \"Anfahrt\"\n+++\nU-Bahn Musterstraße\n",
+    ),
+];
+
+fn with_pages(locale: &str) -> std::sync::Arc<support::Workspace> {
+    let org = format!("locale = \"{locale}\"\naddress = \"Musterstr. 1, 10115 Berlin\"\nhours = \"Mo-Fr 9-18 Uhr\"");
+    let s = status_page_with("", &org, "pages_dir = \"status-pages\"\n");
+    PAGES.iter().fold(s, |s, (rel, text)| s.file(rel, text)).build()
+}
+
+#[test]
+fn the_site_speaks_the_org_locale_with_contact_and_pages_on_every_page() {
+    // (locale, the index's heading, a label of the contact block, a date's shape: 9 for a digit)
+    let cases = [
+        ("de", "Aktuelle Störungen", "Telefon:", "99.99.9999 99:99"),
+        ("en", "Current incidents", "Phone:", "9 Mmm 9999 99:99"),
+    ];
+    for (locale, heading, phone_label, date) in cases {
+        let w = with_pages(locale);
+        w.notice_file(
+            "n.md",
+            "Website gestört",
+            "thread = \"outage\"\nseverity = \"major\"",
+            "Bitte anrufen.",
+        );
+        w.send_ok("n.md");
+        let index = w.read("public/status/index.html");
+        assert!(index.contains(&format!(">{heading}</h2>")), "{locale}: {index}");
+        let shown = &index[..pos(&index, " IST</time>")];
+        let shown = &shown[shown.rfind('>').unwrap() + 1..];
+        let shape: String = shown
+            .chars()
+            .map(|c| match c {
+                '0'..='9' => '9',
+                'A'..='Z' => 'M',
+                'a'..='z' => 'm',
+                c => c,
+            })
+            .collect();
+        assert_eq!(
+            shape.trim_start_matches('9'),
+            date.trim_start_matches('9'),
+            "{locale}: {shown}"
+        );
+        let (other, other_heading) = if locale == "de" {
+            ("Current incidents", "Größere Störung")
+        } else {
+            ("Aktuelle Störungen", "Major disruption")
+        };
+        assert!(!index.contains(other), "{locale}: one language only");
+        assert!(index.contains(other_heading), "{locale}: the severity label");
+        for file in [
+            "index.html",
+            "incident-outage.html",
+            "faq.html",
+            "preise.html",
+            "anfahrt.html",
+        ] {
+            let html = w.read(&format!("public/status/{file}"));
+            let at = format!("{locale} {file}");
+            assert!(
+                html.starts_with(&format!("<!doctype html>\n<html lang=\"{locale}\">")),
+                "{at}"
+            );
+            // The contact block: tel: with the E.164 digits, the number as written.
+            assert!(
+                html.contains("<a href=\"tel:+49301234567\">+49 30 1234567</a>"),
+                "{at}: {html}"
+            );
+            assert!(html.contains("<a href=\"mailto:termine@example.de\">"), "{at}");
+            assert!(
+                html.contains(phone_label) && html.contains("Musterstr. 1, 10115 Berlin"),
+                "{at}"
+            );
+            assert!(html.contains("Mo-Fr 9-18 Uhr"), "{at}");
+            // Every page links the index and the pages, in `order`, then the one without.
+            let links: Vec<usize> = ["index.html", "preise.html", "faq.html", "anfahrt.html"]
+                .iter()
+                .map(|f| pos(&html, &format!("<li><a href=\"{f}\"")))
+                .collect();
+            assert!(links.windows(2).all(|p| p[0] < p[1]), "{at}: nav order {links:?}");
+            assert!(
+                html.contains(&format!("<a href=\"{file}\" aria-current=\"page\">")) || file.starts_with("incident-"),
+                "{at}"
+            );
+            assert!(!html.to_lowercase().contains("<script"), "{at}: no JavaScript");
+        }
+        let faq = w.read("public/status/faq.html");
+        assert!(faq.contains("<h1>Fragen &amp; Antworten</h1>"), "{faq}");
+        assert!(
+            faq.contains("<h2>Shootings</h2>") && faq.contains("<li>Preise ab 89 €</li>"),
+            "{faq}"
+        );
+        assert!(
+            faq.contains("<a href=\"https://termine.example.de\">Terminkalender</a>"),
+            "{faq}"
+        );
+    }
+}
+
+#[test]
+fn bad_pages_stop_the_run_at_file_line_column_before_anything_is_published() {
+    let cases = [
+        (
+            "status-pages/faq.md",
+            "+++\ntitle = \"FAQ\"\nsevrity = \"major\"\n+++\nx\n",
+            "faq.md:3:1: invalid front matter",
+        ),
+        (
+            "status-pages/preise.md",
+            "+++\ntitle = \"Preise\"\norder = \"first\"\n+++\nx\n",
+            "preise.md:3:",
+        ),
+        ("status-pages/kein.md", "title = \"FAQ\"\n", "kein.md:1:1: "),
+        (
+            "status-pages/index.md",
+            "+++\ntitle = \"Start\"\n+++\nx\n",
+            "index.html, which the status page writes",
+        ),
+    ];
+    for (rel, text, message) in cases {
+        let w = status_page("", "pages_dir = \"status-pages\"\n")
+            .file(rel, text)
+            .build();
+        w.notice_file("n.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
+        w.run(&["send", "n.md", "--yes"]).code(2).stderr_has(message);
+        assert!(!w.path("public/status").exists(), "{rel}: nothing published");
+    }
+}
+
+/// `[(path under api/v2, parsed JSON)]` of a site.
+fn api(w: &support::Workspace) -> std::collections::BTreeMap<&'static str, Value> {
+    ["status", "summary", "incidents"]
+        .into_iter()
+        .map(|f| {
+            let text = w.read(&format!("public/status/api/v2/{f}.json"));
+            (
+                f,
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{f}.json: {e}\n{text}")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_json_api_has_the_statuspage_shape() {
+    let w = status_page("", "").build();
+    let sends = [
+        (
+            "a.md",
+            "Website down",
+            "outage",
+            "critical",
+            "Der Hoster wurde gehackt.",
+        ),
+        ("b.md", "Telefon gestört", "phone", "major", "Bitte per E-Mail."),
+        ("c.md", "E-Mail läuft wieder", "outage", "info", "Website noch offline."),
+        (
+            "d.md",
+            "Alles wieder gut",
+            "outage",
+            "resolved",
+            "Website und E-Mail laufen.",
+        ),
+        ("e.md", "Telefon teilweise zurück", "phone", "minor", "Festnetz geht."),
+    ];
+    for (file, title, thread, severity, body) in sends {
+        w.notice_file(
+            file,
+            title,
+            &format!("thread = \"{thread}\"\nseverity = \"{severity}\""),
+            body,
+        );
+        w.send_ok(file);
+    }
+    let j = api(&w);
+    let page = &j["status"]["page"];
+    assert_eq!(page["name"], "Current status – Sarah Kastner Fotografie");
+    assert_eq!(page["url"], "../../index.html", "relative to api/v2/ without base_url");
+    assert_eq!(page["time_zone"], "Asia/Kolkata");
+    assert!(page["updated_at"].as_str().unwrap().ends_with("+05:30"), "{page}");
+    let id = page["id"].as_str().unwrap();
+    assert!(id.len() == 12 && id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    // The indicator is the open incidents' current severity: the phone one went down to minor.
+    let status = serde_json::json!({"indicator": "minor", "description": "Minor Service Outage"});
+    for f in ["status", "summary", "incidents"] {
+        assert_eq!(j[f]["page"], *page, "{f}");
+    }
+    assert_eq!(j["status"]["status"], status);
+    assert_eq!(j["summary"]["status"], status);
+
+    let incidents = j["incidents"]["incidents"].as_array().unwrap();
+    let names: Vec<&str> = incidents.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Telefon gestört", "Website down"], "newest first");
+    let (phone, outage) = (&incidents[0], &incidents[1]);
+    assert_eq!(
+        (outage["status"].as_str(), outage["impact"].as_str()),
+        (Some("resolved"), Some("critical")),
+        "{outage}"
+    );
+    let updates = outage["incident_updates"].as_array().unwrap();
+    let statuses: Vec<&str> = updates.iter().map(|u| u["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["resolved", "investigating", "investigating"], "newest first");
+    let bodies: Vec<&str> = updates.iter().map(|u| u["body"].as_str().unwrap()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "Alles wieder gut\n\nWebsite und E-Mail laufen.",
+            "E-Mail läuft wieder\n\nWebsite noch offline.",
+            "Der Hoster wurde gehackt."
+        ]
+    );
+    assert_eq!(outage["resolved_at"], updates[0]["created_at"]);
+    assert_eq!(outage["created_at"], updates[2]["created_at"]);
+    assert_eq!(outage["shortlink"], "../../incident-outage.html");
+    for u in updates {
+        assert_eq!(u["incident_id"], outage["id"]);
+        assert!(u["created_at"].as_str().unwrap().ends_with("+05:30"), "{u}");
+    }
+    // Impact is the worst over the updates; open means investigating and no resolved_at.
+    assert_eq!(
+        (
+            phone["status"].as_str(),
+            phone["impact"].as_str(),
+            &phone["resolved_at"]
+        ),
+        (Some("investigating"), Some("major"), &Value::Null),
+        "{phone}"
+    );
+    let summary = &j["summary"];
+    assert_eq!(
+        summary["incidents"].as_array().unwrap(),
+        &[phone.clone()],
+        "only the unresolved"
+    );
+    assert_eq!(summary["components"], serde_json::json!([]));
+    assert_eq!(summary["scheduled_maintenances"], serde_json::json!([]));
 }

@@ -10,8 +10,11 @@
 //! `publish_command` runs afterwards (`sh -c`, `{dir}` replaced by the shell-quoted folder);
 //! its failure fails the delivery with the tail of its stderr.
 
+pub mod api;
 pub mod atom;
 mod config;
+pub mod labels;
+pub mod pages;
 pub mod site;
 
 use std::fs::{self, DirBuilder};
@@ -46,6 +49,8 @@ pub struct Site {
     name: String,
     dir: PathBuf,
     templates_dir: Option<PathBuf>,
+    /// `pages_dir`, absolute.
+    pages_dir: Option<PathBuf>,
     publish_command: Option<String>,
     settings: Settings,
 }
@@ -91,6 +96,7 @@ impl Statuspage {
             title: s("title").unwrap_or_default(),
             summary: s("summary"),
             body_html: s("body_html").unwrap_or_default(),
+            body_text: s("body_text").unwrap_or_default(),
             severity: serde_json::from_value::<Severity>(d["severity"].clone()).unwrap_or_default(),
             thread: s("thread"),
             link: s("link"),
@@ -108,11 +114,8 @@ impl Site {
         let base_url = match &cfg.base_url {
             None => None,
             Some(u) => {
-                let parsed = reqwest::Url::parse(u).map_err(|e| format!("{at} base_url {u:?}: {e}"))?;
-                if !matches!(parsed.scheme(), "https" | "http") {
-                    return Err(format!("{at} base_url {u:?}: expected an http(s) URL"));
-                }
-                Some(u.trim_end_matches('/').to_string())
+                crate::channel::http::check_url(&format!("{at} base_url"), u)?;
+                Some(u.trim().trim_end_matches('/').to_string())
             }
         };
         if let Some(c) = &cfg.publish_command
@@ -120,12 +123,21 @@ impl Site {
         {
             return Err(format!("{at} publish_command is empty"));
         }
-        let title = cfg.title.clone().unwrap_or_else(|| "Current status".to_string());
+        let locale = ctx.org.locale;
+        let title = cfg
+            .title
+            .clone()
+            .unwrap_or_else(|| labels::label(locale, "title").to_string());
+        let absolute = |p: &str| std::path::absolute(ctx.resolve(p));
         Ok(Site {
             name: name.to_string(),
             // Absolute: the report names it, and publish_command runs inside it.
-            dir: std::path::absolute(ctx.resolve(&cfg.dir)).map_err(|e| format!("{at} dir: {e}"))?,
+            dir: absolute(&cfg.dir).map_err(|e| format!("{at} dir: {e}"))?,
             templates_dir: ctx.templates_dir.map(std::path::Path::to_path_buf),
+            pages_dir: match &cfg.pages_dir {
+                Some(p) => Some(absolute(p).map_err(|e| format!("{at} pages_dir: {e}"))?),
+                None => None,
+            },
             publish_command: cfg.publish_command.clone(),
             settings: Settings {
                 title,
@@ -133,6 +145,7 @@ impl Site {
                 tz: ctx.timezone.clone(),
                 base_url,
                 recent_days: cfg.recent_days.unwrap_or(DEFAULT_RECENT_DAYS),
+                locale,
             },
         })
     }
@@ -173,6 +186,7 @@ impl Site {
                 title: ann.meta.title.clone(),
                 summary: ann.meta.summary.clone(),
                 body_html: ann.body_html.clone(),
+                body_text: ann.body_text.clone(),
                 severity: ann.meta.severity,
                 thread: ann.meta.thread.clone(),
                 link: ann.meta.link.clone(),
@@ -182,6 +196,30 @@ impl Site {
         Ok(out)
     }
 
+    /// The `pages_dir` pages (none without one).
+    fn site_pages(&self) -> Result<Vec<pages::Page>, String> {
+        self.pages_dir
+            .as_deref()
+            .map_or(Ok(Vec::new()), |d| pages::load(d).map_err(|e| e.to_string()))
+    }
+
+    /// Every file of the site, `(path under dir, bytes)`, the index last: a pure function of
+    /// the threads, the pages and the day, so regenerating gives the same bytes.
+    pub fn files(
+        &self,
+        templates: &Templates,
+        threads: &[site::Thread],
+        site_pages: &[pages::Page],
+        now: jiff::Timestamp,
+    ) -> Result<Vec<(String, String)>, String> {
+        let mut html = site::pages(templates, &self.settings, threads, site_pages, now)?;
+        let index = html.pop().expect("pages end with the index");
+        html.extend(api::files(&self.settings, threads, &self.name));
+        html.push(("feed.atom".into(), atom::feed(&self.settings, threads, &self.name)));
+        html.push(index);
+        Ok(html)
+    }
+
     /// Regenerate the whole site. Returns the index path.
     pub fn generate(&self, history: &dyn History, current: &str) -> Result<PathBuf, DeliveryError> {
         let templates = Templates::load(crate::channel::builtin_templates(), self.templates_dir.as_deref())
@@ -189,22 +227,17 @@ impl Site {
         let entries = self
             .entries(history, current)
             .map_err(|e| DeliveryError::transient(format!("cannot read the journal: {e}")))?;
+        let site_pages = self.site_pages().map_err(DeliveryError::permanent)?;
         let threads = site::threads(entries);
-        let pages = site::pages(&templates, &self.settings, &threads, jiff::Timestamp::now())
+        let files = self
+            .files(&templates, &threads, &site_pages, jiff::Timestamp::now())
             .map_err(|e| DeliveryError::permanent(format!("status page template: {e}")))?;
-        let feed = atom::feed(&self.settings, &threads, &self.name);
-        let write = |file: &str, bytes: &[u8]| {
+        // Pages first, the index (which links them) last.
+        for (file, text) in files {
             let p = self.dir.join(file);
-            write_public_atomic(&p, bytes)
-                .map_err(|e| DeliveryError::transient(format!("cannot write {}: {e}", p.display())))
-        };
-        // Thread pages first, the index (which links them) last.
-        let (index, rest) = pages.split_last().expect("pages end with the index");
-        for (file, html) in rest {
-            write(file, html.as_bytes())?;
+            write_public_atomic(&p, text.as_bytes())
+                .map_err(|e| DeliveryError::transient(format!("cannot write {}: {e}", p.display())))?;
         }
-        write("feed.atom", feed.as_bytes())?;
-        write(&index.0, index.1.as_bytes())?;
         Ok(self.dir.join("index.html"))
     }
 
@@ -265,7 +298,9 @@ impl Channel for Statuspage {
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
         let entry = Self::entry_from_context(ctx);
         let threads = site::threads(vec![entry]);
-        let pages = site::pages(templates, &self.settings, &threads, jiff::Timestamp::now())?;
+        // Read (and check) the pages now, so a bad one stops the run before anything is sent.
+        let site_pages = self.site_pages()?;
+        let pages = site::pages(templates, &self.settings, &threads, &site_pages, jiff::Timestamp::now())?;
         let t = &threads[0];
         let file = t.file_name();
         let html = pages.into_iter().find(|(f, _)| *f == file).map(|(_, h)| h);
@@ -317,5 +352,62 @@ impl Channel for Statuspage {
             .as_ref()
             .map_or(String::new(), |_| "; publish_command is set (not run by check)".into());
         vec![Probe::folder(self.name(), &self.dir, probe, "write to", &publish)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Org;
+
+    /// The files depend only on what was announced, not on when or in which order they are
+    /// generated: regenerating later writes the same bytes.
+    #[test]
+    fn regenerating_gives_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("p")).unwrap();
+        std::fs::write(dir.path().join("p/faq.md"), "+++\ntitle = \"FAQ\"\n+++\n- a\n").unwrap();
+        let org = Org {
+            name: "Studio".into(),
+            phone: Some("+49 (0)30 1234567".into()),
+            ..Org::default()
+        };
+        let site = Site {
+            name: "status".into(),
+            dir: dir.path().join("site"),
+            templates_dir: None,
+            pages_dir: Some(dir.path().join("p")),
+            publish_command: None,
+            settings: site::settings(org),
+        };
+        let templates = Templates::load(crate::channel::builtin_templates(), None).unwrap();
+        let pages = site.site_pages().unwrap();
+        let mut entries = vec![
+            site::entry("a", Some("x"), Severity::Major, 0),
+            site::entry("b", None, Severity::Info, 5),
+            site::entry("c", Some("x"), Severity::Resolved, 10),
+            site::entry("d", Some("y"), Severity::Minor, 20),
+        ];
+        let now = jiff::Timestamp::from_second(1_775_000_100).unwrap();
+        let first = site
+            .files(&templates, &site::threads(entries.clone()), &pages, now)
+            .unwrap();
+        entries.reverse();
+        let later = now + jiff::SignedDuration::from_hours(2);
+        let again = site.files(&templates, &site::threads(entries), &pages, later).unwrap();
+        assert_eq!(first, again);
+        let names: Vec<&str> = first.iter().map(|(f, _)| f.as_str()).collect();
+        for f in [
+            "faq.html",
+            "api/v2/status.json",
+            "api/v2/summary.json",
+            "api/v2/incidents.json",
+            "feed.atom",
+        ] {
+            assert!(names.contains(&f), "{names:?}");
+        }
+        assert_eq!(names.last(), Some(&"index.html"), "the index is written last");
+        // The trunk 0 in "(0)" is not dialled from abroad: E.164 leaves it out.
+        assert!(first.last().unwrap().1.contains("href=\"tel:+49301234567\""));
     }
 }

@@ -13,8 +13,12 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::announcement::Severity;
+use crate::locale::Locale;
 use crate::render::Templates;
 use crate::settings::Org;
+
+use super::labels;
+use super::pages::Page;
 
 /// One announcement as the status page shows it.
 #[derive(Debug, Clone)]
@@ -23,6 +27,7 @@ pub struct Entry {
     pub title: String,
     pub summary: Option<String>,
     pub body_html: String,
+    pub body_text: String,
     pub severity: Severity,
     pub thread: Option<String>,
     pub link: Option<String>,
@@ -138,6 +143,8 @@ pub struct Settings {
     /// Public URL of the site (no trailing slash), for the feed.
     pub base_url: Option<String>,
     pub recent_days: u32,
+    /// `[org] locale`: the language of the built-in text and dates.
+    pub locale: Locale,
 }
 
 impl Settings {
@@ -150,10 +157,10 @@ impl Settings {
         }
     }
 
+    /// A time as people of the locale write it, with the zone's abbreviation.
     pub fn local(&self, t: Timestamp) -> String {
-        t.to_zoned_datetime(self.tz.clone())
-            .strftime("%Y-%m-%d %H:%M %Z")
-            .to_string()
+        let z = t.to_zoned_datetime(self.tz.clone());
+        format!("{} {}", self.locale.datetime(&z.datetime()), z.strftime("%Z"))
     }
 
     pub fn iso(&self, t: Timestamp) -> String {
@@ -173,6 +180,7 @@ fn entry_value(s: &Settings, e: &Entry) -> Value {
     }
     m.insert("body_html".into(), json!(e.body_html));
     m.insert("severity".into(), json!(e.severity.as_str()));
+    m.insert("severity_label".into(), json!(labels::severity(s.locale, e.severity)));
     if let Some(x) = &e.link {
         m.insert("link".into(), json!(x));
     }
@@ -192,6 +200,7 @@ fn thread_value(s: &Settings, t: &Thread) -> Value {
     // The incident is known by its first announcement's title; updates have their own.
     m.insert("title".into(), json!(t.first().title));
     m.insert("severity".into(), json!(t.severity().as_str()));
+    m.insert("severity_label".into(), json!(labels::severity(s.locale, t.severity())));
     m.insert("open".into(), json!(t.is_open()));
     m.insert("started_local".into(), json!(s.local(t.first().at)));
     m.insert("started_iso".into(), json!(s.iso(t.first().at)));
@@ -203,14 +212,24 @@ fn thread_value(s: &Settings, t: &Thread) -> Value {
     Value::Object(m)
 }
 
+/// A `tel:` target: the number in E.164 when it parses as an international one (`+49 (0)30 …`
+/// drops the trunk 0), else its digits and `+` as written.
+fn tel(phone: &str) -> String {
+    match crate::phone::parse(None, phone) {
+        Ok(n) => n.format().mode(phonenumber::Mode::E164).to_string(),
+        Err(_) => phone.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect(),
+    }
+}
+
 fn org_value(org: &Org) -> Value {
     let mut v = serde_json::to_value(org).unwrap_or_else(|_| json!({}));
     if let Value::Object(o) = &mut v {
         o.retain(|_, v| !v.is_null());
         if let Some(p) = &org.phone {
-            let tel: String = p.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
-            o.insert("tel".into(), json!(tel));
+            o.insert("tel".into(), json!(tel(p)));
         }
+        let contact = [&org.phone, &org.email, &org.address, &org.hours, &org.website];
+        o.insert("has_contact".into(), json!(contact.iter().any(|f| f.is_some())));
     }
     v
 }
@@ -218,7 +237,7 @@ fn org_value(org: &Org) -> Value {
 /// The index's sections: `incidents` (open, minor or worse, most severe first, then latest
 /// update), `notices` (open `info` ones of the last `recent_days`), `resolved` (closed within
 /// `recent_days`, newest first) and `earlier` (the rest, newest first).
-pub fn index_context(s: &Settings, threads: &[Thread], now: Timestamp, style: &str) -> Value {
+pub fn index_context(s: &Settings, threads: &[Thread], now: Timestamp) -> Value {
     let horizon = now - jiff::SignedDuration::from_hours(24 * i64::from(s.recent_days));
     let mut incidents: Vec<&Thread> = Vec::new();
     let mut notices = Vec::new();
@@ -246,23 +265,12 @@ pub fn index_context(s: &Settings, threads: &[Thread], now: Timestamp, style: &s
     let list = |v: &[&Thread]| Value::Array(v.iter().map(|t| thread_value(s, t)).collect());
     let worst = incidents.first().map(|t| t.severity().as_str());
     json!({
-        "site": site_value(s, threads),
-        "org": org_value(&s.org),
-        "style": style,
+        "heading": s.title,
         "worst": worst,
         "incidents": list(&incidents),
         "notices": list(&notices),
         "resolved": list(&resolved),
         "earlier": list(&earlier),
-    })
-}
-
-pub fn incident_context(s: &Settings, threads: &[Thread], t: &Thread, style: &str) -> Value {
-    json!({
-        "site": site_value(s, threads),
-        "org": org_value(&s.org),
-        "style": style,
-        "thread": thread_value(s, t),
     })
 }
 
@@ -281,40 +289,105 @@ fn site_value(s: &Settings, threads: &[Thread]) -> Value {
     Value::Object(m)
 }
 
-/// Render every page: `(file name, HTML)`, thread pages first and the index last.
+/// What every page shares: site, org (the contact block), labels, the links to the index and
+/// the `pages_dir` pages, and the style sheet.
+struct Chrome {
+    common: Map<String, Value>,
+    /// (href, title) of the index and every page, in link order.
+    links: Vec<(String, String)>,
+}
+
+impl Chrome {
+    fn new(s: &Settings, threads: &[Thread], pages: &[Page], style: String) -> Chrome {
+        let mut common = Map::new();
+        common.insert("site".into(), site_value(s, threads));
+        common.insert("org".into(), org_value(&s.org));
+        common.insert("style".into(), json!(style));
+        common.insert("lang".into(), json!(s.locale.code()));
+        common.insert("labels".into(), labels::all(s.locale));
+        let links = std::iter::once(("index.html".to_string(), s.title.clone()))
+            .chain(pages.iter().map(|p| (p.file_name(), p.title.clone())))
+            .collect();
+        Chrome { common, links }
+    }
+
+    /// The context of the page `href`: the shared part, `nav` (marking this page `current`)
+    /// and the page's own keys.
+    fn context(&self, href: &str, own: Value) -> Value {
+        let mut m = self.common.clone();
+        let nav = self
+            .links
+            .iter()
+            .map(|(h, t)| json!({"href": h, "title": t, "current": h == href}))
+            .collect();
+        m.insert("nav".into(), Value::Array(nav));
+        if let Value::Object(o) = own {
+            m.extend(o);
+        }
+        Value::Object(m)
+    }
+}
+
+/// Render every HTML page: `(file name, HTML)`, thread pages and `pages_dir` pages first, the
+/// index last.
 pub fn pages(
     templates: &Templates,
     s: &Settings,
     threads: &[Thread],
+    site_pages: &[Page],
     now: Timestamp,
 ) -> Result<Vec<(String, String)>, String> {
     let style = templates.render("statuspage.css.hbs", &json!({}))?;
-    let mut out = Vec::with_capacity(threads.len() + 1);
+    let chrome = Chrome::new(s, threads, site_pages, style);
+    let mut out = Vec::with_capacity(threads.len() + site_pages.len() + 1);
     for t in threads {
-        let html = templates.render("statuspage.incident.html.hbs", &incident_context(s, threads, t, &style))?;
+        let own = json!({"heading": t.first().title, "thread": thread_value(s, t)});
+        let html = templates.render("statuspage.incident.html.hbs", &chrome.context(&t.file_name(), own))?;
         out.push((t.file_name(), html));
     }
-    let index = templates.render("statuspage.index.html.hbs", &index_context(s, threads, now, &style))?;
+    for p in site_pages {
+        let own = json!({"heading": p.title, "page": {"title": p.title, "body_html": p.body_html}});
+        let html = templates.render("statuspage.page.html.hbs", &chrome.context(&p.file_name(), own))?;
+        out.push((p.file_name(), html));
+    }
+    let own = index_context(s, threads, now);
+    let index = templates.render("statuspage.index.html.hbs", &chrome.context("index.html", own))?;
     out.push(("index.html".to_string(), index));
     Ok(out)
+}
+
+/// An announcement of `secs` after a fixed time, for tests.
+#[cfg(test)]
+pub fn entry(id: &str, thread: Option<&str>, sev: Severity, secs: i64) -> Entry {
+    Entry {
+        run_id: id.into(),
+        title: format!("title {id}"),
+        summary: None,
+        body_html: "<p>b</p>".into(),
+        body_text: "b".into(),
+        severity: sev,
+        thread: thread.map(str::to_string),
+        link: None,
+        at: Timestamp::from_second(1_775_000_000 + secs).unwrap(),
+    }
+}
+
+/// English, UTC, no base_url, for tests.
+#[cfg(test)]
+pub fn settings(org: Org) -> Settings {
+    Settings {
+        title: "Status".into(),
+        org,
+        tz: TimeZone::UTC,
+        base_url: None,
+        recent_days: 30,
+        locale: Locale::En,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(id: &str, thread: Option<&str>, sev: Severity, secs: i64) -> Entry {
-        Entry {
-            run_id: id.into(),
-            title: format!("title {id}"),
-            summary: None,
-            body_html: "<p>b</p>".into(),
-            severity: sev,
-            thread: thread.map(str::to_string),
-            link: None,
-            at: Timestamp::from_second(1_775_000_000 + secs).unwrap(),
-        }
-    }
 
     #[test]
     fn slugs_are_safe_and_distinct() {
@@ -351,13 +424,7 @@ mod tests {
 
     #[test]
     fn index_orders_most_severe_first() {
-        let s = Settings {
-            title: "Status".into(),
-            org: Org::default(),
-            tz: TimeZone::UTC,
-            base_url: None,
-            recent_days: 30,
-        };
+        let s = settings(Org::default());
         let ts = threads(vec![
             entry("a", Some("minor"), Severity::Minor, 100),
             entry("b", Some("crit"), Severity::Critical, 0),
@@ -365,7 +432,7 @@ mod tests {
             entry("d", Some("done"), Severity::Resolved, 10),
         ]);
         let now = Timestamp::from_second(1_775_000_000 + 200).unwrap();
-        let v = index_context(&s, &ts, now, "");
+        let v = index_context(&s, &ts, now);
         let names: Vec<&str> = v["incidents"]
             .as_array()
             .unwrap()
