@@ -593,7 +593,7 @@ fn the_json_api_has_the_statuspage_shape() {
     let summary = &j["summary"];
     assert_eq!(
         summary["incidents"].as_array().unwrap(),
-        &[phone.clone()],
+        std::slice::from_ref(phone),
         "only the unresolved"
     );
     assert_eq!(summary["components"], serde_json::json!([]));
