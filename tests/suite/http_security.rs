@@ -283,6 +283,10 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
             "instance",
             format!("[channels.m]\ntype = \"mastodon\"\ninstance = \"{http}\"\naccess_token_env = \"T_MASTO\"\n"),
         ),
+        (
+            "base_url",
+            format!("[channels.p]\ntype = \"statuspage\"\ndir = \"public\"\nbase_url = \"{http}\"\n"),
+        ),
     ];
     for (key, table) in cases {
         // Something before the table, so the line is not trivially 1.

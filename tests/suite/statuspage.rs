@@ -339,15 +339,6 @@ fn base_url_makes_feed_links_absolute() {
     );
 }
 
-#[test]
-fn base_url_must_be_https_off_loopback() {
-    let w = status_page("", "base_url = \"http://status.example.de\"\n").build();
-    w.notice_file("a.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
-    w.run(&["send", "a.md", "--yes"])
-        .code(2)
-        .stderr_has("base_url: plain http to status.example.de is refused");
-}
-
 /// The emergency website's own pages: two with `order`, one without (linked last).
 const PAGES: &[(&str, &str)] = &[
     (

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::announcement::parse_front_matter;
+use crate::announcement::{MAX_BODY_BYTES, parse_front_matter};
 use crate::error::{AppError, SourceLocation};
 use crate::render::markdown;
 
@@ -78,8 +78,12 @@ pub fn load(dir: &Path) -> Result<Vec<Page>, AppError> {
     let mut pages = Vec::with_capacity(files.len());
     for path in files {
         let origin = path.display().to_string();
-        let source = std::fs::read_to_string(&path)
-            .map_err(|e| AppError::invalid(format!("{origin}: cannot read page: {e}")))?;
+        let cannot = |e: &dyn std::fmt::Display| AppError::invalid(format!("{origin}: cannot read page: {e}"));
+        // Like an announcement's body, a page is a text for people, not a file dump.
+        if std::fs::metadata(&path).map_err(|e| cannot(&e))?.len() > MAX_BODY_BYTES as u64 {
+            return Err(cannot(&format!("larger than {MAX_BODY_BYTES} bytes")));
+        }
+        let source = std::fs::read_to_string(&path).map_err(|e| cannot(&e))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         pages.push(parse(&origin, stem, &source)?);
     }
