@@ -479,6 +479,10 @@ fn bad_pages_stop_the_run_at_file_line_column_before_anything_is_published() {
         w.notice_file("n.md", "Outage", "thread = \"t\"\nseverity = \"major\"", "x");
         w.run(&["send", "n.md", "--yes"]).code(2).stderr_has(message);
         assert!(!w.path("public/status").exists(), "{rel}: nothing published");
+        // `check` finds it too, without sending.
+        let check = w.run(&["check"]);
+        check.code(1);
+        assert!(check.stdout().contains(message), "{}", check.describe());
     }
 }
 

@@ -351,7 +351,16 @@ impl Channel for Statuspage {
             .publish_command
             .as_ref()
             .map_or(String::new(), |_| "; publish_command is set (not run by check)".into());
-        vec![Probe::folder(self.name(), &self.dir, probe, "write to", &publish)]
+        let mut probes = vec![Probe::folder(self.name(), &self.dir, probe, "write to", &publish)];
+        if let Some(dir) = &self.pages_dir {
+            let pages = self.site_pages();
+            probes.push(Probe {
+                subject: format!("{} pages_dir", self.name()),
+                ok: pages.is_ok(),
+                detail: pages.map_or_else(|e| e, |p| format!("{} pages in {}", p.len(), dir.display())),
+            });
+        }
+        probes
     }
 }
 
