@@ -1,6 +1,8 @@
-//! The `statuspage` channel: a static site in `dir` — `index.html` (open incidents, most severe
-//! first, then recently resolved ones), one `incident-<thread>.html` per thread (updates newest
-//! first) and `feed.atom` — that can be hosted anywhere, in particular not on the broken server.
+//! The `statuspage` channel: a static emergency website in `dir` — `index.html` (open incidents,
+//! most severe first, then recently resolved ones), one `incident-<thread>.html` per thread
+//! (updates newest first), the `pages_dir` pages, `feed.atom` and the Statuspage-shaped JSON
+//! under `api/v2/`, all in the `[org] locale` with the org's contact block — that can be hosted
+//! anywhere, in particular not on the broken server.
 //!
 //! The content comes from the journal, not from this one announcement: every announcement ever
 //! sent through this channel (deliveries `sent`/`delivered`, plus the run being sent now), read
