@@ -142,26 +142,24 @@ pub struct ChannelCounts {
     pub bad_skips: usize,
 }
 
-/// One delivery as read back.
+/// One delivery as read back: what was planned (its fields read through `Deref`, as
+/// `row.recipient`) and what sending made of it since. `planned.error` is the latest error.
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
     pub id: i64,
-    pub channel: String,
-    pub channel_type: String,
-    pub recipient: String,
-    pub name: String,
-    pub data: Option<String>,
-    pub status: Status,
-    pub problem: bool,
+    pub planned: NewDelivery,
     pub attempts: u32,
     pub provider_id: Option<String>,
     pub route: Option<String>,
-    pub error: Option<String>,
     pub message_id: Option<String>,
     pub updated_at: String,
-    pub row: Option<u64>,
-    pub fallback: bool,
-    pub step: Option<u32>,
+}
+
+impl std::ops::Deref for DeliveryRow {
+    type Target = NewDelivery;
+    fn deref(&self) -> &NewDelivery {
+        &self.planned
+    }
 }
 
 /// Which deliveries [`Journal::each_delivery`] visits.
@@ -187,22 +185,24 @@ const DELIVERY_COLUMNS: &str = "id, channel, channel_type, recipient, name, data
 fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
     Ok(DeliveryRow {
         id: r.get(0)?,
-        channel: r.get(1)?,
-        channel_type: r.get(2)?,
-        recipient: r.get(3)?,
-        name: r.get(4)?,
-        data: r.get(5)?,
-        status: Status::parse(&r.get::<_, String>(6)?),
-        problem: r.get(7)?,
+        planned: NewDelivery {
+            channel: r.get(1)?,
+            channel_type: r.get(2)?,
+            recipient: r.get(3)?,
+            name: r.get(4)?,
+            data: r.get(5)?,
+            status: Status::parse(&r.get::<_, String>(6)?),
+            problem: r.get(7)?,
+            error: r.get(11)?,
+            row: r.get::<_, Option<i64>>(14)?.and_then(|n| u64::try_from(n).ok()),
+            fallback: r.get(15)?,
+            step: r.get(16)?,
+        },
         attempts: r.get(8)?,
         provider_id: r.get(9)?,
         route: r.get(10)?,
-        error: r.get(11)?,
         message_id: r.get(12)?,
         updated_at: r.get(13)?,
-        row: r.get::<_, Option<i64>>(14)?.and_then(|n| u64::try_from(n).ok()),
-        fallback: r.get(15)?,
-        step: r.get(16)?,
     })
 }
 
@@ -1157,12 +1157,13 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<usize> {
     Ok(activated)
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
+/// A run and a pending outbox delivery with plain values, for tests: the unit tests here and
+/// the dispatcher's tests in tests/suite/dispatch.rs, which drive the library directly.
+#[doc(hidden)]
+pub mod fixtures {
+    use super::{NewDelivery, RunRow, Status, now_rfc3339};
 
-    pub(crate) fn run(id: &str) -> RunRow {
+    pub fn run(id: &str) -> RunRow {
         RunRow {
             id: id.into(),
             digest: format!("sha256:{id}"),
@@ -1178,7 +1179,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn delivery(r: &str) -> NewDelivery {
+    pub fn delivery(r: &str) -> NewDelivery {
         NewDelivery {
             channel: "out".into(),
             channel_type: "outbox".into(),
@@ -1193,6 +1194,14 @@ pub(crate) mod tests {
             step: None,
         }
     }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    pub(crate) use super::fixtures::{delivery, run};
 
     #[test]
     fn private_files_and_duplicate_plans_collapse() {

@@ -353,47 +353,45 @@ impl Planner {
     /// channels are configured. An `Err` (unreadable audience, a template or a limit a target
     /// breaks) means the plan is refused; what went into `sink` must then be thrown away.
     pub fn plan(self, config: &Config, sink: &mut dyn PlanSink, first_id: i64) -> Result<Plan, AppError> {
-        let Planner {
-            templates,
-            channels,
-            run,
-            base,
-            tags,
-            audience_file,
-            reach,
-        } = self;
-        let needs_people = channels.iter().any(|(_, c)| matches!(c.reach(), Reach::PerPerson(_)));
-        let mut lanes: Vec<LanePlan> = channels
+        let needs_people = self
+            .channels
+            .iter()
+            .any(|(_, c)| matches!(c.reach(), Reach::PerPerson(_)));
+        let mut lanes: Vec<LanePlan> = self
+            .channels
             .into_iter()
             .map(|(entry, channel)| LanePlan::new(entry, channel))
             .collect();
         let (reader, suppressions) = if needs_people {
-            (Some(open_audience(config, audience_file)?), load_suppressions(config)?)
+            (
+                Some(open_audience(config, self.audience_file)?),
+                load_suppressions(config)?,
+            )
         } else {
             (None, Suppressions::default())
         };
         assign_id_blocks(&mut lanes, reader.as_ref(), first_id);
-        plan_broadcasts(&mut lanes, &config.org.name, sink, &base, &templates)?;
+        plan_broadcasts(&mut lanes, &config.org.name, sink, &self.base, &self.templates)?;
         let audience = match reader {
             Some(reader) => Some(plan_audience(
                 &mut lanes,
                 reader,
-                &tags,
-                reach.as_deref(),
+                &self.tags,
+                self.reach.as_deref(),
                 &suppressions,
                 sink,
-                &base,
-                &templates,
+                &self.base,
+                &self.templates,
             )?),
             None => None,
         };
         Ok(Plan {
-            run,
+            run: self.run,
             deliveries: Vec::new(),
             channels: lanes.into_iter().map(LanePlan::planned).collect(),
             audience,
-            templates,
-            base,
+            templates: self.templates,
+            base: self.base,
         })
     }
 }

@@ -13,18 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&opts, body)) = data.split_first() else {
         return;
     };
-    let delimiter = match opts & 3 {
-        0 => None,
-        1 => Some(b','),
-        2 => Some(b';'),
-        _ => Some(b'\t'),
-    };
-    let default_region = (opts & 4 != 0).then(|| audience::parse_region("DE").unwrap());
-    let o = AudienceOptions {
-        delimiter,
-        default_region,
-        encoding: None,
-    };
+    let o = AudienceOptions::from_fuzz_byte(opts);
     // Physical lines: LF, CRLF and lone CR all end one.
     let lines = 1 + body
         .iter()
@@ -58,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => assert!(e.to_string().starts_with("c.csv: "), "{e}"),
     }
-    let s = Suppressions::parse(&String::from_utf8_lossy(body), default_region);
+    let s = Suppressions::parse(&String::from_utf8_lossy(body), o.default_region);
     for r in s.rejected() {
         assert!(r.line >= 1 && r.line <= lines);
     }

@@ -115,6 +115,25 @@ pub struct AudienceOptions {
     pub encoding: Option<Encoding>,
 }
 
+impl AudienceOptions {
+    /// The options the `audience` fuzz target picks with its input's first byte (delimiter
+    /// override, default region), also used by the regression tests of what it found.
+    #[doc(hidden)]
+    pub fn from_fuzz_byte(opts: u8) -> AudienceOptions {
+        let delimiter = match opts & 3 {
+            0 => None,
+            1 => Some(b','),
+            2 => Some(b';'),
+            _ => Some(b'\t'),
+        };
+        AudienceOptions {
+            delimiter,
+            default_region: (opts & 4 != 0).then_some(Id::DE),
+            encoding: None,
+        }
+    }
+}
+
 /// Whole-file problems. `Display` always starts with the file path.
 #[derive(Debug, thiserror::Error)]
 pub enum AudienceError {

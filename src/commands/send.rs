@@ -150,7 +150,11 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
     // Build every channel the run used: a channel whose re-send cannot duplicate also takes
     // back its `unknown` deliveries.
     let mut channels: Vec<(String, Arc<dyn Channel>, &crate::settings::Common)> = Vec::new();
-    let mut used: Vec<String> = journal.deliveries(&run.id)?.into_iter().map(|d| d.channel).collect();
+    let mut used: Vec<String> = journal
+        .deliveries(&run.id)?
+        .into_iter()
+        .map(|d| d.planned.channel)
+        .collect();
     used.sort_unstable();
     used.dedup();
     let ctx = config.build_context();

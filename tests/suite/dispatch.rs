@@ -9,7 +9,7 @@ use announce::announcement::Announcement;
 use announce::channel::outbox::OutboxConfig;
 use announce::channel::{AddressKind, Channel, Delivery, DeliveryError, Meta, Probe, Reach, Receipt, Rendered};
 use announce::dispatch::{self, Dispatch, Lane};
-use announce::journal::{Journal, NewDelivery, RunRow, Status, now_rfc3339};
+use announce::journal::{Journal, NewDelivery, Status, fixtures};
 use announce::render::{BaseContext, Context, Templates};
 use announce::settings::{Common, Org};
 use async_trait::async_trait;
@@ -146,36 +146,14 @@ fn harness(recipients: &[impl AsRef<str>]) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(dir.path()).unwrap();
     let run_id = "run-1".to_string();
-    let run = RunRow {
-        id: run_id.clone(),
-        digest: "sha256:x".into(),
-        dry_run: false,
-        title: "t".into(),
-        thread: None,
-        severity: "info".into(),
-        announcement: "+++\ntitle = \"t\"\n+++\n".into(),
-        origin: "n.md".into(),
-        base_dir: ".".into(),
-        started_at: now_rfc3339(),
-        finished_at: None,
-    };
     let deliveries: Vec<NewDelivery> = recipients
         .iter()
         .map(|r| NewDelivery {
             channel: "scripted".into(),
-            channel_type: "outbox".into(),
-            recipient: r.as_ref().to_string(),
-            name: String::new(),
-            data: None,
-            status: Status::Pending,
-            error: None,
-            problem: false,
-            row: None,
-            fallback: false,
-            step: None,
+            ..fixtures::delivery(r.as_ref())
         })
         .collect();
-    journal.create_run(&run, &deliveries).unwrap();
+    journal.create_run(&fixtures::run(&run_id), &deliveries).unwrap();
     Harness {
         _dir: dir,
         journal,

@@ -8,22 +8,7 @@ use announce::audience::{self, AudienceOptions};
 /// Parse as the `audience` fuzz target does: the first byte picks the options.
 fn parse_like_the_target(data: &[u8]) -> Result<audience::Audience, audience::AudienceError> {
     let (&opts, body) = data.split_first().unwrap();
-    let delimiter = match opts & 3 {
-        0 => None,
-        1 => Some(b','),
-        2 => Some(b';'),
-        _ => Some(b'\t'),
-    };
-    let default_region = (opts & 4 != 0).then(|| audience::parse_region("DE").unwrap());
-    audience::parse(
-        Path::new("c.csv"),
-        body,
-        &AudienceOptions {
-            delimiter,
-            default_region,
-            encoding: None,
-        },
-    )
+    audience::parse(Path::new("c.csv"), body, &AudienceOptions::from_fuzz_byte(opts))
 }
 
 /// Slow units (libFuzzer: more than 10 s under AddressSanitizer): a few dozen phone numbers

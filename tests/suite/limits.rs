@@ -164,12 +164,7 @@ fn a_one_megabyte_csv_field_is_carried() {
     r.code(0);
     let ds = r.deliveries();
     assert!(ds.iter().all(|d| d["status"] == "sent"), "{ds:?}");
-    let anna = w
-        .outbox()
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("anna"))
-        .unwrap();
-    let eml = std::fs::read_to_string(anna).unwrap();
+    let eml = w.outbox_message("anna");
     assert!(eml.len() > 1_000_000 && eml.contains("ENDE"), "{} bytes", eml.len());
     assert!(eml.lines().all(|l| l.len() <= 998), "RFC 5322 line limit");
 }
@@ -299,62 +294,23 @@ fn invalid_utf8_is_reported_with_its_place() {
     assert_eq!(skipped, ["row 3: not valid UTF-8 (column `name`)"]);
 }
 
-/// Byte order marks and CRLF in every file: read as if they were not there.
+/// Spreadsheet exports as they come, read alike: a byte order mark and CRLF in every file (the
+/// config and the notice too), read as if they were not there; semicolon-delimited CSV (German
+/// Excel), detected from the header row, with or without the `sep=;` line Excel writes, commas
+/// inside cells left alone; or set by `[audience] delimiter`.
 #[test]
-fn boms_and_crlf_everywhere_are_read_correctly() {
+fn boms_crlf_and_semicolon_csv_are_read_correctly() {
     let bom = "\u{feff}";
-    let w = outbox_only(
-        format!(
-            "{bom}name,email,tags\r\n\"Müller, Anna\",anna@example.de,\"vip;\r\nportrait\"\r\nBen,ben@example.de,\r\n"
-        )
-        .as_bytes(),
-    )
-    .build();
-    let cfg = w.read("channels.toml").replace('\n', "\r\n");
-    w.write("channels.toml", &format!("{bom}{cfg}"));
-    w.write(
-        "notices/n.md",
-        &format!("{bom}+++\r\ntitle = \"Gestört\"\r\nsummary = \"kurz\"\r\n+++\r\nAlle Termine\r\nfinden statt.\r\n"),
-    );
-    let r = w.run(SEND);
-    r.code(0);
-    let ds = r.deliveries();
-    assert_eq!(ds.len(), 2, "{ds:?}");
-    let anna = w
-        .outbox()
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("anna"))
-        .unwrap();
-    let eml = std::fs::read_to_string(anna).unwrap();
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    assert!(
-        eml.contains(&format!("To: =?utf-8?b?{}?= <anna@example.de>", b64("Müller, Anna"))),
-        "{eml}"
-    );
-    assert!(
-        eml.contains(&format!("Subject: =?utf-8?b?{}?=", b64("Gestört"))),
-        "{eml}"
-    );
-    assert!(!eml.contains('\u{feff}'), "no BOM in the message");
-    let rows = w.latest_rows();
-    assert_eq!(rows[0].name, "Müller, Anna");
-    assert!(
-        rows[0].data.as_deref().unwrap().contains("\"vip\""),
-        "{:?}",
-        rows[0].data
-    );
-}
-
-/// Semicolon-delimited CSV (German Excel): detected from the header row, with or without the
-/// `sep=;` line Excel writes, commas inside cells left alone; or set by `[audience] delimiter`.
-#[test]
-fn semicolon_csv_is_detected_or_configured() {
     let csv = "Name;E-Mail;Mobil;Tags;Notiz\r\n\"Müller, Anna\";anna@example.de;0151 / 23456781;vip;\"a, b; c\"\r\n\
                Ben Schröder;ben@example.de;+49 (0)151 23456782;;\r\n";
-    for (label, content, extra) in [
-        ("detected", csv.to_string(), ""),
-        ("sep= line", format!("sep=;\r\n{csv}"), ""),
-        ("configured", csv.to_string(), "delimiter = \";\"\n"),
+    let bom_crlf = format!(
+        "{bom}name,email,tags,notiz\r\n\"Müller, Anna\",anna@example.de,\"vip;\r\nportrait\",\"a, b; c\"\r\nBen,ben@example.de,,\r\n"
+    );
+    for (label, content, extra, everywhere) in [
+        ("BOM and CRLF", bom_crlf, "", true),
+        ("detected", csv.to_string(), "", false),
+        ("sep= line", format!("sep=;\r\n{csv}"), "", false),
+        ("configured", csv.to_string(), "delimiter = \";\"\n", false),
     ] {
         let w = outbox_only(content.as_bytes()).build();
         if !extra.is_empty() {
@@ -363,15 +319,39 @@ fn semicolon_csv_is_detected_or_configured() {
                 &format!("file = \"customers.csv\"\n{extra}"),
             );
         }
+        if everywhere {
+            let cfg = w.read("channels.toml").replace('\n', "\r\n");
+            w.write("channels.toml", &format!("{bom}{cfg}"));
+            w.write(
+                "notices/n.md",
+                &format!(
+                    "{bom}+++\r\ntitle = \"Gestört\"\r\nsummary = \"kurz\"\r\n+++\r\nAlle Termine\r\nfinden statt.\r\n"
+                ),
+            );
+        }
         let r = w.run(SEND);
         r.code(0);
         let ds = r.deliveries();
         let sent: Vec<&str> = ds.iter().map(|d| d["recipient"].as_str().unwrap()).collect();
         assert_eq!(sent, ["anna@example.de", "ben@example.de"], "{label}");
+        let eml = w.outbox_message("anna");
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(
+            eml.contains(&format!("To: =?utf-8?b?{}?= <anna@example.de>", b64("Müller, Anna"))),
+            "{label}: {eml}"
+        );
+        if everywhere {
+            assert!(
+                eml.contains(&format!("Subject: =?utf-8?b?{}?=", b64("Gestört"))),
+                "{eml}"
+            );
+        }
+        assert!(!eml.contains('\u{feff}'), "{label}: no BOM in the message");
         let rows = w.latest_rows();
         assert_eq!(rows[0].name, "Müller, Anna", "{label}");
         let data: Value = serde_json::from_str(rows[0].data.as_deref().unwrap()).unwrap();
         assert_eq!(data["notiz"], "a, b; c", "{label}: {data}");
+        assert!(data.to_string().contains("\"vip\""), "{label}: {data}");
     }
     // A header that says nothing: told explicitly, a tab-delimited file works too.
     let w = outbox_only(b"name\temail\nAnna\tanna@example.de\n").build();

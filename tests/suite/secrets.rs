@@ -6,6 +6,10 @@
 //! printed for every secret — as written, URL-encoded, JSON-escaped and base64-encoded (as in
 //! `Authorization: Basic`). Also: no secret is ever put into a URL (query string), except the
 //! Telegram bot token in the path, as that API requires.
+//!
+//! A type without a table of its own here (a new channel; Mastodon) is audited from its section
+//! in channels.example.toml: its https URLs pointed at an echoing fake, its `*_env` variables
+//! set to distinctive values.
 
 use crate::support;
 use crate::support::graph_fake;
@@ -175,7 +179,8 @@ const SMS_GRAPH: &[&str] = &[
     "facebook",
     "instagram",
 ];
-/// Webhook, Telegram (one reachable, one resetting connections) and Mastodon.
+/// Webhook, Telegram (one reachable, one resetting connections), and Mastodon with every other
+/// type whose table comes from channels.example.toml (`derived_sections`).
 const WEBHOOK_TELEGRAM_MASTODON: &[&str] = &["team-chat", "telegram", "telegram-down", "mastodon"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +195,17 @@ async fn no_secret_leaks_from_webhook_telegram_or_mastodon_even_when_providers_e
 
 /// Run everything against a config where `email`, `outbox`, `statuspage` and the `channels`
 /// given are enabled (the others are configured but disabled; their secrets are set too).
-async fn audit(channels: &[&str]) {
+async fn audit(named: &[&str]) {
+    let derived = derived_sections();
+    let mut channels = named.to_vec();
+    if named == WEBHOOK_TELEGRAM_MASTODON {
+        for (name, _) in &derived {
+            if !channels.contains(&name.as_str()) {
+                channels.push(name.as_str());
+            }
+        }
+    }
+    let channels = &channels[..];
     let on = |c: &str| channels.contains(&c);
     let servers = tempfile::tempdir().unwrap();
     // Email: the primary rejects AUTH with a 535 that quotes AUTH PLAIN back (base64 and
@@ -250,10 +265,11 @@ async fn audit(channels: &[&str]) {
         ResponseTemplate::new(422).set_body_json(json!({"error": format!("Validation failed: {}", echo(r))}))
     });
     mastodon.mount_on(&http, path_regex("^/api/v1/")).await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(404).set_body_string("no such fake"))
-        .mount(&http)
-        .await;
+    // Anything else (a type whose table comes from channels.example.toml): a 500 that quotes
+    // the request.
+    let other =
+        Recorder::answering(|_, r| ResponseTemplate::new(500).set_body_string(format!("no such fake: {}", echo(r))));
+    other.mount_on(&http, any()).await;
 
     // Facebook and Instagram: the Graph fake, with errors that quote the token and app secret.
     let graph = GraphFake::start().await;
@@ -314,6 +330,14 @@ async fn audit(channels: &[&str]) {
         ("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN.into()),
         ("MASTODON_TOKEN", MASTODON_TOKEN.into()),
     ];
+    // A derived table's `*_env` variables: a distinctive value each, unless set above.
+    let derived_vars: Vec<String> = derived.iter().flat_map(|(_, t)| env_keys(t)).collect();
+    let mut secrets = secrets;
+    for var in &derived_vars {
+        if !secrets.iter().any(|(k, _)| k == var) {
+            secrets.push((var.as_str(), format!("Sec-{var}-Derived-4Qx9")));
+        }
+    }
     let env: Vec<(String, String)> = secrets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     // What must not leak: the values, and the secret part of the webhook URL.
     let mut watched = secrets.clone();
@@ -461,7 +485,7 @@ async fn audit(channels: &[&str]) {
     // Tokens travel in headers, never in URLs (query strings end up in logs and errors); the
     // Telegram bot token is in the path because that API has no other way.
     let mut urls: Vec<String> = Vec::new();
-    for f in [&twilio, &vonage, &seven, &generic, &hook, &mastodon] {
+    for f in [&twilio, &vonage, &seven, &generic, &hook, &mastodon, &other] {
         urls.extend(f.received().iter().map(|r| r.url.to_string()));
     }
     urls.extend(graph.requests().iter().map(|r| r.url.clone()));
@@ -732,11 +756,41 @@ struct Ports {
     tg_reset: u16,
 }
 
+impl Ports {
+    /// For a config that is only parsed.
+    fn unused() -> Ports {
+        Ports {
+            primary: 1,
+            backup: 2,
+            http: "http://127.0.0.1:3".into(),
+            graph: "http://127.0.0.1:4".into(),
+            tg_reset: 5,
+        }
+    }
+}
+
 const QUICK_RETRIES: &str = "max_attempts = 2\nretry_base = \"20ms\"\nretry_max = \"50ms\"\n";
 
 /// The audit's channel tables: one (at least) of every type, all with their secrets set;
 /// `outbox`, `email` and `statuspage` always on, the others on when named in `enabled`.
 fn audit_channels(enabled: &[&str], p: &Ports) -> String {
+    let mut out = written_channels(enabled, p);
+    // Every other registered type: its section of channels.example.toml, every https URL
+    // pointed at the echoing fake, with quick retries (`audit` sets its `*_env` secrets).
+    let quick: toml::Table = toml::from_str(QUICK_RETRIES).unwrap();
+    for (name, mut table) in derived_sections() {
+        table.insert("enabled".into(), enabled.contains(&name.as_str()).into());
+        table.extend(quick.clone());
+        point_urls_at(&mut table, &p.http);
+        let one = toml::Table::from_iter([(name, toml::Value::Table(table))]);
+        let doc = toml::Table::from_iter([("channels".to_string(), toml::Value::Table(one))]);
+        out.push_str(&toml::to_string(&doc).unwrap());
+    }
+    out
+}
+
+/// The tables written for the types whose fakes need a script of their own.
+fn written_channels(enabled: &[&str], p: &Ports) -> String {
     let (uri, graph) = (&p.http, &p.graph);
     let relay = |name: &str, port: u16, user: &str, env: &str| {
         format!(
@@ -830,11 +884,6 @@ fn audit_channels(enabled: &[&str], p: &Ports) -> String {
             telegram("[\"@studio_news\"]", &format!("http://127.0.0.1:{}", p.tg_reset)),
         ),
         (
-            "mastodon",
-            true,
-            format!("type = \"mastodon\"\ninstance = \"{uri}\"\naccess_token_env = \"MASTODON_TOKEN\"\n"),
-        ),
-        (
             "statuspage",
             false,
             "type = \"statuspage\"\ndir = \"public/status\"\n".to_string(),
@@ -854,6 +903,68 @@ fn audit_channels(enabled: &[&str], p: &Ports) -> String {
     out
 }
 
+/// The types `written_channels` has no case for (so a new channel type is audited without
+/// code here), each with the first section of its type in channels.example.toml, by the
+/// section's name. Their URLs are all the provider's that the example names, so a type whose
+/// provider URL is not in its example section cannot be audited.
+fn derived_sections() -> Vec<(String, toml::Table)> {
+    let written: toml::Table = toml::from_str(&written_channels(&[], &Ports::unused())).unwrap();
+    let has_case = |t: &str| {
+        written["channels"]
+            .as_table()
+            .unwrap()
+            .values()
+            .any(|c| c["type"].as_str() == Some(t))
+    };
+    let example: toml::Table =
+        toml::from_str(&std::fs::read_to_string(support::repo("channels.example.toml")).unwrap()).unwrap();
+    let sections = example["channels"].as_table().unwrap();
+    let mut out = Vec::new();
+    for t in announce::channel::CHANNEL_TYPES.iter().filter(|t| !has_case(t)) {
+        let (name, table) = sections
+            .iter()
+            .find(|(_, c)| c["type"].as_str() == Some(t))
+            .unwrap_or_else(|| {
+                panic!("channels.example.toml has no section of type {t:?}: the secrets audit derives its case from it")
+            });
+        assert!(
+            !written["channels"].as_table().unwrap().contains_key(name),
+            "{name}: named twice"
+        );
+        let mut table = table.as_table().unwrap().clone();
+        table.remove("enabled");
+        out.push((name.clone(), table));
+    }
+    out
+}
+
+/// Every https URL in the table (and its sub-tables) pointed at `to`.
+fn point_urls_at(table: &mut toml::Table, to: &str) {
+    fn visit(v: &mut toml::Value, to: &str) {
+        match v {
+            toml::Value::String(s) if s.starts_with("https://") => *s = to.to_string(),
+            toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| visit(v, to)),
+            toml::Value::Array(a) => a.iter_mut().for_each(|v| visit(v, to)),
+            _ => {}
+        }
+    }
+    table.iter_mut().for_each(|(_, v)| visit(v, to));
+}
+
+/// The environment variables the `*_env` keys of the table (and its sub-tables) name.
+fn env_keys(table: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::String(var) if k.ends_with("_env") => out.push(var.clone()),
+            toml::Value::Table(t) => out.extend(env_keys(t)),
+            toml::Value::Array(a) => out.extend(a.iter().filter_map(|v| v.as_table()).flat_map(env_keys)),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// A new channel type cannot be left out of the audit: the config must hold a table of every
 /// type the library registers.
 fn assert_covers_every_channel_type(config: &str) {
@@ -867,23 +978,16 @@ fn assert_covers_every_channel_type(config: &str) {
     for t in announce::channel::CHANNEL_TYPES {
         assert!(
             covered.contains(t),
-            "the secrets audit has no case for channel type {t:?}: add a [channels.*] table of \
-             type {t:?} with its secrets to audit_channels in tests/suite/secrets.rs"
+            "the secrets audit has no case for channel type {t:?}: give it a section in \
+             channels.example.toml (derived_sections in tests/suite/secrets.rs reads it)"
         );
     }
 }
 
 #[test]
 fn every_channel_type_has_a_secrets_case() {
-    let ports = Ports {
-        primary: 1,
-        backup: 2,
-        http: "http://127.0.0.1:3".into(),
-        graph: "http://127.0.0.1:4".into(),
-        tg_reset: 5,
-    };
     let config = Scenario::new()
-        .channel(&audit_channels(SMS_GRAPH, &ports))
+        .channel(&audit_channels(SMS_GRAPH, &Ports::unused()))
         .config_text();
     assert_covers_every_channel_type(&config);
     // The audit's config is one the tool accepts.

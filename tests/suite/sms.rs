@@ -11,21 +11,21 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sms_fakes::*;
 use support::scenario::SEND;
-use support::{Scenario, deliveries, delivery_to};
+use support::{NO_ENV, Scenario, deliveries, delivery_to};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN_ENV: &str = "ANNOUNCE_TEST_TWILIO_TOKEN";
 const LINK: &str = "https://status.example.de";
 
-/// Run the binary without blocking the fakes' runtime.
-fn twilio_env() -> Vec<(&'static str, &'static str)> {
-    vec![(TOKEN_ENV, TWILIO_TOKEN)]
-}
-
-/// A folder with one or more `[channels.*]` blocks, an audience and a notice.
+/// A folder with one or more `[channels.*]` blocks, an audience and a notice; every run gets
+/// the gateways' secrets (and fails if it prints one).
 fn sms_folder(channels: &str, csv: &str, summary: &str) -> Scenario {
     Scenario::new()
+        .secret(TOKEN_ENV, TWILIO_TOKEN)
+        .secret("ANNOUNCE_TEST_VONAGE_SECRET", VONAGE_SECRET)
+        .secret(SEVEN_ENV, SEVEN_KEY)
+        .secret("ANNOUNCE_TEST_GW_TOKEN", "gw-token-31")
         .top("default_region = \"DE\"")
         .org("name = \"Studio\"")
         .audience(csv)
@@ -106,7 +106,7 @@ async fn twilio_requests_have_the_documented_shape() {
     )
     .build();
 
-    let check = w.run_async(&["check"], &twilio_env()).await;
+    let check = w.run_async(&["check"], NO_ENV).await;
     check.code(0);
     assert!(check.stdout().contains("active"), "{}", check.describe());
     let probes = account.all();
@@ -117,9 +117,7 @@ async fn twilio_requests_have_the_documented_shape() {
     );
     assert!(log.all().is_empty(), "check sends nothing");
 
-    let run = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
-        .await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(0);
     // The plan shows encoding, characters, segments, and the cost per message and in all.
     let expected_text = sms_text("Unsere Website ist \"offline\" - alle Termine finden statt.");
@@ -193,9 +191,7 @@ async fn twilio_stop_reply_suppresses_the_number_for_later_runs() {
         "Alle Termine finden statt.",
     )
     .build();
-    let first = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
-        .await;
+    let first = w.run_async(SEND, NO_ENV).await;
     first.code(3);
     let report = first.json();
     let ben = delivery_to(&report, BEN.1);
@@ -208,7 +204,7 @@ async fn twilio_stop_reply_suppresses_the_number_for_later_runs() {
     assert_eq!(log.all().len(), 2);
 
     let second = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json", "--again"], &twilio_env())
+        .run_async(&["send", "notices/n.md", "--yes", "--json", "--again"], NO_ENV)
         .await;
     second.code(0);
     let report = second.json();
@@ -249,13 +245,11 @@ async fn report_refresh_records_final_twilio_statuses() {
         "Alle Termine finden statt.",
     )
     .build();
-    w.run_async(&["send", "notices/n.md", "--yes"], &twilio_env())
-        .await
-        .code(0);
+    w.run_async(&["send", "notices/n.md", "--yes"], NO_ENV).await.code(0);
     assert!(fetches.all().is_empty());
 
     let refreshed = w
-        .run_async(&["report", "latest", "--refresh", "--format", "json"], &twilio_env())
+        .run_async(&["report", "latest", "--refresh", "--format", "json"], NO_ENV)
         .await;
     refreshed.code(0);
     refreshed.stderr_has("sms: 1 delivered, 1 undelivered, 1 not final yet");
@@ -275,9 +269,7 @@ async fn report_refresh_records_final_twilio_statuses() {
     }
 
     // The journal keeps it: a plain report shows the final statuses without asking again.
-    let again = w
-        .run_async(&["report", "latest", "--format", "json"], &twilio_env())
-        .await;
+    let again = w.run_async(&["report", "latest", "--format", "json"], NO_ENV).await;
     assert_eq!(delivery_to(&again.json(), BEN.1)["status"], "undelivered");
     assert_eq!(fetches.all().len(), 3);
 }
@@ -304,9 +296,7 @@ async fn a_text_over_max_segments_is_refused_before_anything_is_sent() {
         &format!("templates_dir = \"templates\"\n{}", w.read("channels.toml")),
     );
     w.write("templates/sms.txt.hbs", "{{summary}} {{recipient.note}}");
-    let run = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
-        .await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(2)
         .stderr_has(DORA.1)
         .stderr_has("the SMS is 4 segments (GSM-7, 526 characters = 526 septets), max_segments = 3")
@@ -347,9 +337,7 @@ async fn retry_after_and_server_errors_are_honoured_within_the_rate() {
         "Alle Termine finden statt.",
     )
     .build();
-    let run = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
-        .await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(0);
     let report = run.json();
     assert_eq!(report["totals"]["sent"], N, "{report:#}");
@@ -387,9 +375,7 @@ async fn rate_unit_segment_weighs_each_message_by_its_segments() {
         &summary,
     )
     .build();
-    let run = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json"], &twilio_env())
-        .await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(0)
         .stderr_has("SMS segments: 2 (limit 3)")
         .stderr_has("SMS in all: 6 segments for 3 messages");
@@ -404,7 +390,7 @@ async fn rate_unit_segment_weighs_each_message_by_its_segments() {
         "kurz",
     )
     .build();
-    w.run_async(&["send", "notices/n.md", "--yes"], &twilio_env())
+    w.run_async(&["send", "notices/n.md", "--yes"], NO_ENV)
         .await
         .code(2)
         .stderr_has("burst (1) must be at least max_segments (3)");
@@ -419,10 +405,6 @@ fn vonage_channel(uri: &str, extra: &str) -> String {
          api_secret_env = \"ANNOUNCE_TEST_VONAGE_SECRET\"\nbase_url = \"{uri}\"\nretry_base = \"50ms\"\n\
          retry_max = \"200ms\"\n{extra}\n"
     )
-}
-
-fn vonage_env() -> Vec<(&'static str, &'static str)> {
-    vec![("ANNOUNCE_TEST_VONAGE_SECRET", VONAGE_SECRET)]
 }
 
 async fn vonage_fake(
@@ -455,9 +437,7 @@ async fn vonage_checks_every_part_status() {
         summary,
     )
     .build();
-    let run = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json"], &vonage_env())
-        .await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(3).stderr_has("SMS encoding: UCS-2 (because of '📸' U+1F4F8)");
     let seen = log.all();
     assert_eq!(seen.len(), 3, "no retries: {}", run.describe());
@@ -496,7 +476,7 @@ async fn vonage_checks_every_part_status() {
     );
 
     // Vonage has no status API here: the report says so.
-    w.run_async(&["report", "latest", "--refresh"], &vonage_env())
+    w.run_async(&["report", "latest", "--refresh"], NO_ENV)
         .await
         .code(0)
         .stderr_has("cannot report final delivery statuses");
@@ -520,7 +500,7 @@ async fn vonage_without_credit_stops_the_channel_and_keeps_the_rest_pending() {
         "Alle Termine finden statt.",
     )
     .build();
-    let check = w.run_async(&["check"], &vonage_env()).await;
+    let check = w.run_async(&["check"], NO_ENV).await;
     check.code(1);
     assert!(check.stdout().contains("balance 0.00"), "{}", check.describe());
     assert_eq!(
@@ -528,9 +508,7 @@ async fn vonage_without_credit_stops_the_channel_and_keeps_the_rest_pending() {
         Some(basic(VONAGE_KEY, VONAGE_SECRET).as_str())
     );
 
-    let run = w
-        .run_async(&["send", "notices/n.md", "--yes", "--json"], &vonage_env())
-        .await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(1);
     let report = run.json();
     assert_eq!(log.all().len(), 1, "nothing more after 'no credit'");
@@ -572,13 +550,12 @@ async fn seven_requests_and_return_codes() {
         "Alle Termine finden statt.",
     )
     .build();
-    let env = [("ANNOUNCE_TEST_SEVEN_KEY", SEVEN_KEY)];
-    let check = w.run_async(&["check"], &env).await;
+    let check = w.run_async(&["check"], NO_ENV).await;
     check.code(0);
     assert!(check.stdout().contains("balance 12.50 EUR"), "{}", check.describe());
     assert_eq!(balance.all()[0].header("x-api-key").as_deref(), Some(SEVEN_KEY));
 
-    let run = w.run_async(&["send", "notices/n.md", "--yes", "--json"], &env).await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(3);
     let seen = log.all();
     assert_eq!(seen.len(), 2, "202 is permanent: {}", run.describe());
@@ -657,8 +634,7 @@ retry_base = "50ms"
     );
     // Quotes, an ampersand and a line break: escaped for JSON, form-encoded for the form.
     let w = sms_folder(&channels, &csv(&[("Anna", ANNA.0)]), "Termine \"finden\" statt & mehr").build();
-    let env = [("ANNOUNCE_TEST_GW_TOKEN", "gw-token-31")];
-    let check = w.run_async(&["check"], &env).await;
+    let check = w.run_async(&["check"], NO_ENV).await;
     check.code(0);
     assert!(
         check.stdout().contains("no credential check available for generic"),
@@ -666,7 +642,7 @@ retry_base = "50ms"
         check.describe()
     );
 
-    let run = w.run_async(&["send", "notices/n.md", "--yes", "--json"], &env).await;
+    let run = w.run_async(SEND, NO_ENV).await;
     run.code(0);
     let text = sms_text("Termine \"finden\" statt & mehr");
 
@@ -739,13 +715,10 @@ async fn config_mistakes_are_reported_before_sending() {
     ];
     for (channel, message) in cases {
         let w = sms_folder(channel, &csv(&[("Anna", ANNA.0)]), "kurz").build();
-        w.run_async(
-            &["send", "notices/n.md", "--yes"],
-            &[("ANNOUNCE_TEST_SEVEN_KEY", SEVEN_KEY)],
-        )
-        .await
-        .code(2)
-        .stderr_has(message);
+        w.run_async(&["send", "notices/n.md", "--yes"], NO_ENV)
+            .await
+            .code(2)
+            .stderr_has(message);
         assert!(!w.path(".announce/journal.sqlite3").exists());
     }
 }
@@ -765,10 +738,6 @@ fn two_providers(primary: &str, backup: &str, extra: &str) -> String {
          [[channels.sms.providers]]\nname = \"backup\"\nprovider = \"seven\"\nfrom = \"Studio\"\n\
          api_key_env = \"{SEVEN_ENV}\"\nbase_url = \"{backup}\"\nprice_per_segment = 0.09\n"
     )
-}
-
-fn both_env() -> Vec<(&'static str, &'static str)> {
-    vec![(TOKEN_ENV, TWILIO_TOKEN), (SEVEN_ENV, SEVEN_KEY)]
 }
 
 async fn seven_fake() -> (MockServer, Log) {
@@ -793,7 +762,7 @@ async fn a_provider_that_is_down_hands_every_message_to_the_next_exactly_once() 
             "Alle Termine finden statt.",
         )
         .build();
-        let run = w.run_async(SEND, &both_env()).await;
+        let run = w.run_async(SEND, NO_ENV).await;
         run.code(0);
         // The plan names the providers in order and the cost through each.
         run.stderr_has("SMS providers: primary, backup (tried in this order)")
@@ -835,7 +804,7 @@ async fn a_refused_connection_fails_over_within_the_same_attempt() {
         "Alle Termine finden statt.",
     )
     .build();
-    let report = w.run_async(SEND, &both_env()).await.code(0).json();
+    let report = w.run_async(SEND, NO_ENV).await.code(0).json();
     // The first two deliveries found the primary refusing (breaker threshold); each still got
     // through on the backup in that same attempt; the rest went straight to the backup.
     for d in deliveries(&report) {
@@ -858,7 +827,7 @@ async fn a_recipient_error_is_final_and_never_fails_over() {
         "Alle Termine finden statt.",
     )
     .build();
-    let report = w.run_async(SEND, &both_env()).await.code(3).json();
+    let report = w.run_async(SEND, NO_ENV).await.code(3).json();
     let ben = delivery_to(&report, BEN.1);
     assert_eq!(
         (ben["status"].as_str(), ben["route"].as_str()),
@@ -883,7 +852,7 @@ async fn both_provider_forms_at_once_are_refused_naming_the_line() {
     let w = sms_folder(&channel, &csv(&[("Anna", ANNA.0)]), "kurz").build();
     let text = std::fs::read_to_string(w.path("channels.toml")).unwrap();
     let line = text.lines().position(|l| l == "[channels.sms]").unwrap() + 1;
-    w.run_async(SEND, &both_env())
+    w.run_async(SEND, NO_ENV)
         .await
         .code(2)
         .stderr_has(&format!("channels.toml:{line}:1"))
@@ -913,7 +882,7 @@ async fn check_probes_every_provider() {
         "kurz",
     )
     .build();
-    let check = w.run_async(&["check"], &both_env()).await;
+    let check = w.run_async(&["check"], NO_ENV).await;
     // The backup has no credit: check fails, and says which provider it is.
     check.code(1);
     let out = check.stdout();

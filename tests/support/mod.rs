@@ -299,6 +299,12 @@ impl Workspace {
             .collect()
     }
 
+    /// The text of the outbox message whose file name contains `who` (a recipient's address).
+    pub fn outbox_message(&self, who: &str) -> String {
+        let path = self.outbox().into_iter().find(|p| p.to_string_lossy().contains(who));
+        std::fs::read_to_string(path.unwrap_or_else(|| panic!("no outbox message for {who}"))).unwrap()
+    }
+
     /// `secret` is nowhere: not in the runs' stdout/stderr, not in any file of the state folder.
     pub fn assert_absent(&self, secret: &str, runs: &[&Run]) {
         for r in runs {
