@@ -568,6 +568,7 @@ pub fn build(entry: &ChannelEntry, ctx: &BuildContext) -> Result<Arc<dyn Channel
         .kind
         .config()
         .build(&entry.name, &entry.settings.common, ctx)
+        .and_then(|ch| crate::quiet::allowed_on(ch.as_ref(), entry.settings.common.quiet_hours).map(|()| ch))
         .map_err(|m| AppError::invalid_at(Some(entry.location.clone()), m))
 }
 
