@@ -262,6 +262,58 @@ mod tests {
         assert_eq!(into_gap.ends_after(&berlin("2026-03-29T03:00:00")), None);
     }
 
+    /// A window an hour either side of now (wide: a minute boundary cannot leave it), or none.
+    fn gate(inside: bool, wait: bool) -> Gate {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let hm = |hours: i64| {
+            let t = now(&tz)
+                .datetime()
+                .checked_add(jiff::SignedDuration::from_hours(hours))
+                .unwrap();
+            format!("{:02}:{:02}", t.hour(), t.minute())
+        };
+        let window = if inside {
+            format!("{}-{}", hm(-1), hm(1))
+        } else {
+            format!("{}-{}", hm(2), hm(3))
+        };
+        let policy = Policy {
+            tz,
+            wait,
+            countdown: false,
+        };
+        Gate::new(q(&window), policy)
+    }
+
+    #[tokio::test]
+    async fn the_gate_opens_outside_stops_the_lane_inside_and_waits_with_wait_until_ctrl_c() {
+        let cancel = CancellationToken::new();
+        for wait in [false, true] {
+            let g = gate(false, wait);
+            assert!(!g.closed());
+            assert!(g.open(&cancel, None).await);
+            assert!(g.stopped().is_none());
+        }
+        let g = gate(true, false);
+        assert!(g.closed());
+        assert!(!g.open(&cancel, None).await, "without --wait nothing starts inside");
+        let end = g.stopped().expect("the lane stopped for the window");
+        assert!(end.timestamp() > jiff::Timestamp::now());
+        assert!(!g.open(&cancel, None).await, "and starts nothing more in this run");
+        // --wait: still waiting when the run is stopped; the lane did not stop for the window.
+        let g = gate(true, true);
+        // Polled once: inside the window it is waiting, not done.
+        let polled = tokio::select! {
+            biased;
+            open = g.open(&cancel, None) => Some(open),
+            () = std::future::ready(()) => None,
+        };
+        assert_eq!(polled, None, "--wait waits inside the window");
+        cancel.cancel();
+        assert!(!g.open(&cancel, None).await);
+        assert!(g.stopped().is_none());
+    }
+
     #[test]
     fn values_parse_strictly_and_name_the_key() {
         assert_eq!(q("20:00-08:00").to_string(), "20:00-08:00");

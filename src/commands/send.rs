@@ -410,14 +410,15 @@ fn finish(
     }
     eprintln!("{}", summary_table(&report));
     eprintln!("Run {run_id}. Details: announce report {run_id}");
-    for w in &report.quiet_hours {
-        eprintln!("{}", w.line(run_id));
-    }
     if report.people.not_reached > 0 {
         eprintln!(
             "not reached: {}; the call list: announce report {run_id} --not-reached",
             report.people.not_reached
         );
+    }
+    // Last: what to do next (and that those not reached are not to be phoned at night either).
+    for w in &report.quiet_hours {
+        eprintln!("{}", w.line(run_id));
     }
     let t = &report.totals;
     Ok(if report.dry_run {

@@ -196,3 +196,37 @@ fn sms_line(w: &support::Workspace) -> usize {
         .position(|l| l == "[channels.sms]")
         .unwrap()
 }
+
+/// `--wait` inside the window: the outbox is sent, SMS waits; Ctrl-C while it waits ends the
+/// run as elsewhere (exit 1, the SMS `pending`, nothing sent to Twilio).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_wait_sms_waits_and_ctrl_c_leaves_it_pending() {
+    let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
+    let w = folder(&(OUTBOX.to_string() + &sms_channel(&fake.uri(), &covering_now()))).build();
+    let child = w
+        .command()
+        .args(["send", support::scenario::NOTICE, "--yes", "--json", "--wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let w = w.clone();
+        move || {
+            // The outbox is done: the run is dispatching and SMS is waiting for the window.
+            w.await_outbox(3);
+            support::ctrl_c(&child);
+            child.wait_with_output().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Interrupted. `announce resume"), "{stderr}");
+    assert!(!stderr.contains("deliveries wait for quiet hours"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(statuses(&report, "sms"), ["pending"; 3]);
+    assert_eq!(statuses(&report, "outbox"), ["sent"; 3]);
+    assert_eq!(log.all().len(), 0);
+}
