@@ -1,6 +1,6 @@
 //! The value types of channels.toml that channels read as well as the config loader: the keys
 //! every channel has, rates, durations, `[org]` and the limits on them. A leaf module (beside
-//! `locale` it uses nothing of this crate), so `config` and `channel` can both depend on it without
+//! `locale` and `error`'s locations it uses nothing of this crate), so `config` and `channel` can both depend on it without
 //! depending on each other.
 
 use std::fmt;
@@ -47,6 +47,9 @@ pub struct Common {
     /// When a phone channel starts no delivery, in `[org] timezone` (refused on other channels
     /// when they are built: only their reach says whether they call or text people).
     pub quiet_hours: Option<QuietHours>,
+    /// Where `quiet_hours` is written (set by the config loader), for the message that refuses it.
+    #[serde(skip)]
+    pub quiet_hours_at: Option<crate::error::SourceLocation>,
 }
 
 pub(crate) fn yes() -> bool {

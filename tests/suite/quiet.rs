@@ -145,8 +145,8 @@ async fn preview_says_when_a_channel_is_inside_its_quiet_hours() {
     assert_eq!(log.all().len(), 0);
 }
 
-/// Bad values and the key on a channel that does not call or text people: exit 2 with the
-/// place in the file, nothing sent.
+/// Bad values and the key on a channel that does not call or text people: exit 2 at the key's
+/// line and column, nothing sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_quiet_hours_are_refused_with_their_place() {
     let (fake, log) = twilio_fake(|req, _| twilio_created(req)).await;
@@ -161,7 +161,10 @@ async fn bad_quiet_hours_are_refused_with_their_place() {
         run.code(2);
         let err = run.stderr();
         assert!(err.contains(&format!("quiet_hours {value:?}: {why}")), "{err}");
-        assert!(err.contains(&format!("channels.toml:{}:", sms_line(&w))), "{err}");
+        assert!(
+            err.contains(&format!("channels.toml:{}:1: ", key_line(&w, "sms"))),
+            "{err}"
+        );
         assert!(w.outbox().is_empty());
     }
     for table in [
@@ -175,11 +178,7 @@ async fn bad_quiet_hours_are_refused_with_their_place() {
         let run = w.run_async(SEND, support::NO_ENV).await;
         run.code(2);
         let name = table.split(['.', ']']).nth(1).unwrap();
-        let line = 1 + w
-            .read("channels.toml")
-            .lines()
-            .position(|l| l == format!("[channels.{name}]"))
-            .unwrap();
+        let line = key_line(&w, name);
         run.stderr_has(&format!(
             "channels.toml:{line}:1: [channels.{name}] quiet_hours is for channels that reach people by phone: sms, voice, whatsapp"
         ));
@@ -188,13 +187,16 @@ async fn bad_quiet_hours_are_refused_with_their_place() {
     assert_eq!(log.all().len(), 0);
 }
 
-/// The line of `[channels.sms]` in the folder's channels.toml.
-fn sms_line(w: &support::Workspace) -> usize {
-    1 + w
-        .read("channels.toml")
-        .lines()
-        .position(|l| l == "[channels.sms]")
-        .unwrap()
+/// The line of `quiet_hours` in the table `[channels.NAME]` of the folder's channels.toml.
+fn key_line(w: &support::Workspace, name: &str) -> usize {
+    let config = w.read("channels.toml");
+    let lines: Vec<&str> = config.lines().collect();
+    let table = lines.iter().position(|l| *l == format!("[channels.{name}]")).unwrap();
+    1 + table
+        + lines[table..]
+            .iter()
+            .position(|l| l.starts_with("quiet_hours = "))
+            .unwrap()
 }
 
 /// `--wait` inside the window: the outbox is sent, SMS waits; Ctrl-C while it waits ends the
