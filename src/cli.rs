@@ -72,6 +72,9 @@ pub struct SendArgs {
     /// Send even if the same announcement was already sent
     #[arg(long)]
     pub again: bool,
+    /// Wait for channels' quiet hours to end instead of leaving their deliveries for `resume`
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +102,9 @@ pub struct ResumeArgs {
     pub yes: bool,
     #[arg(long)]
     pub json: bool,
+    /// Wait for channels' quiet hours to end instead of leaving their deliveries pending
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]

@@ -131,7 +131,16 @@ impl Config {
     pub fn parse(path: Option<&Path>, base: &Path, source: String) -> Result<Config, AppError> {
         let file = path.map_or_else(|| "<built-in config>".to_string(), |p| p.display().to_string());
         let raw: RawConfig = toml::from_str(&source).map_err(|e| {
-            let loc = e.span().map(|s| SourceLocation::from_offset(&file, &source, s.start));
+            // serde reports a bad value of a channel table's shared keys at the table; this
+            // one names its key first, so point at the key.
+            let loc = e.span().map(|s| {
+                let key = e
+                    .message()
+                    .starts_with("quiet_hours ")
+                    .then(|| key_in_table(&source[s.start..], "quiet_hours"))
+                    .flatten();
+                SourceLocation::from_offset(&file, &source, s.start + key.unwrap_or(0))
+            });
             AppError::invalid_at(loc, format!("invalid config: {}", e.message()))
         })?;
         let at = |span: std::ops::Range<usize>| SourceLocation::from_offset(&file, &source, span.start);
@@ -194,22 +203,18 @@ impl Config {
         let mut channels = Vec::new();
         for (name, spanned) in raw.channels {
             let location = at(spanned.span());
-            let settings = spanned.into_inner();
-            validate_channel(&name, &settings).map_err(|(key, m)| {
-                // Point at the key when the table has it, else at the table.
-                let at_key = key
-                    .and_then(|k| {
-                        let table = &source[location.offset..];
-                        let end = table[1..].find("\n[").map_or(table.len(), |i| i + 1);
-                        table[..end]
-                            .find(&format!("{k} "))
-                            .or_else(|| table[..end].find(&format!("{k}=")))
-                    })
-                    .map_or(location.clone(), |i| {
-                        SourceLocation::from_offset(&file, &source, location.offset + i)
-                    });
-                AppError::invalid_at(Some(at_key), m)
-            })?;
+            let mut settings = spanned.into_inner();
+            // Point at the key when the table has it, else at the table.
+            let at_key = |k: &str| {
+                key_in_table(&source[location.offset..], k).map_or(location.clone(), |i| {
+                    SourceLocation::from_offset(&file, &source, location.offset + i)
+                })
+            };
+            validate_channel(&name, &settings)
+                .map_err(|(key, m)| AppError::invalid_at(Some(key.map_or(location.clone(), at_key)), m))?;
+            if settings.common.quiet_hours.is_some() {
+                settings.common.quiet_hours_at = Some(at_key("quiet_hours"));
+            }
             channels.push(ChannelEntry {
                 name,
                 settings,
@@ -291,6 +296,15 @@ impl Config {
             .and_then(|t| jiff::tz::TimeZone::get(t).ok())
             .unwrap_or(jiff::tz::TimeZone::UTC)
     }
+}
+
+/// Where `key` is written in the table that starts `table` (the rest of the file from its
+/// header): its offset in `table`.
+fn key_in_table(table: &str, key: &str) -> Option<usize> {
+    let end = table.get(1..)?.find("\n[").map_or(table.len(), |i| i + 1);
+    table[..end]
+        .find(&format!("{key} "))
+        .or_else(|| table[..end].find(&format!("{key}=")))
 }
 
 /// A `[reach] order` (or front matter `reach`) names configured channels, each once, by name or

@@ -38,8 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Channel, Delivery, DeliveryError, History, Published, Receipt, Rendered};
 use crate::journal::{DeliveryRow, Journal, JournalError, Status, Writer};
+use crate::quiet::{Gate, Policy};
 use crate::render::{BaseContext, Templates};
-use crate::settings::Common;
+use crate::settings::{Common, QuietHours};
 
 /// The most deliveries an unthrottled lane may have journaled as `sending` beyond its
 /// `concurrency` while they wait for a slot (see [`Pace`]).
@@ -62,9 +63,13 @@ pub struct Lane {
     pub timeout: Duration,
     /// The provider's channel-wide Retry-After (see the module doc).
     pause: Pause,
+    /// The channel's quiet hours ([`Lane::with_quiet_hours`]).
+    quiet: Option<Gate>,
 }
 
 impl Lane {
+    /// The lane of `channel` with its table's settings; its quiet hours come with
+    /// [`Lane::with_quiet_hours`] (they need the run's time zone and `--wait`).
     pub fn new(channel: Arc<dyn Channel>, common: &Common) -> Lane {
         let concurrency = common
             .concurrency
@@ -84,7 +89,23 @@ impl Lane {
             retry_max: common.retry_max.map_or(crate::settings::DEFAULT_RETRY_MAX, |d| d.0),
             timeout,
             pause: Pause::default(),
+            quiet: None,
         }
+    }
+
+    /// No delivery starts inside `hours` (see [`crate::quiet`]).
+    #[must_use]
+    pub fn with_quiet_hours(self, hours: Option<QuietHours>, policy: &Policy) -> Lane {
+        Lane {
+            quiet: hours.map(|h| Gate::new(h, policy.clone())),
+            ..self
+        }
+    }
+
+    /// Whether the lane stopped for its quiet hours in this run.
+    fn quiet_stopped(&self) -> Option<(QuietHours, jiff::ZonedDateTime)> {
+        let gate = self.quiet.as_ref()?;
+        gate.stopped().map(|end| (gate.hours(), end))
     }
 
     /// An attempt's error: a Retry-After that holds for the whole channel pauses the lane.
@@ -229,8 +250,12 @@ enum AttemptError {
     },
 }
 
-/// Send every `pending` delivery of the run on the given lanes.
-pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result<(), JournalError> {
+/// A channel that stopped for its quiet hours: its name, the window and when it ends.
+pub type QuietStop = (String, QuietHours, jiff::ZonedDateTime);
+
+/// Send every `pending` delivery of the run on the given lanes; the lanes that stopped for
+/// their quiet hours, their deliveries left `pending`.
+pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result<Vec<QuietStop>, JournalError> {
     let writer = Arc::new(journal.writer()?);
     let multi = d.progress.then(MultiProgress::new);
     let shared = Arc::new(Shared {
@@ -244,11 +269,18 @@ pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result
         writer: writer.clone(),
         journal_failed: AtomicBool::new(false),
     });
-    rounds(&shared, journal, lanes, multi.as_ref()).await?;
+    let lanes: Vec<Arc<Lane>> = lanes.into_iter().map(Arc::new).collect();
+    rounds(&shared, journal, lanes.clone(), multi.as_ref()).await?;
     if shared.journal_failed.load(Ordering::SeqCst) {
         return Err(JournalError::WriterGone);
     }
-    Ok(())
+    Ok(lanes
+        .iter()
+        .filter_map(|l| {
+            let (hours, end) = l.quiet_stopped()?;
+            Some((l.channel.name().to_string(), hours, end))
+        })
+        .collect())
 }
 
 /// Rounds over the lanes: each sends what is `pending` when it starts. A `failed` delivery of a
@@ -258,15 +290,16 @@ pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result
 async fn rounds(
     shared: &Arc<Shared>,
     journal: &Journal,
-    lanes: Vec<Lane>,
+    lanes: Vec<Arc<Lane>>,
     multi: Option<&MultiProgress>,
 ) -> Result<(), JournalError> {
-    let mut lanes: Vec<Option<Arc<Lane>>> = lanes.into_iter().map(|l| Some(Arc::new(l))).collect();
+    let mut lanes: Vec<Option<Arc<Lane>>> = lanes.into_iter().map(Some).collect();
     loop {
         let before = shared.writer.activated();
         let halted = one_round(shared, journal, &lanes, multi).await?;
         for (lane, halted) in lanes.iter_mut().zip(halted) {
-            if halted {
+            // A lane stopped for its quiet hours starts nothing more in this run either.
+            if halted || lane.as_ref().is_some_and(|l| l.quiet_stopped().is_some()) {
                 *lane = None;
             }
         }
@@ -343,6 +376,12 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>, rows: Vec<DeliveryRow>, 
             }
         }
         if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) || shared.journal_failed.load(Ordering::SeqCst)
+        {
+            break;
+        }
+        // Quiet hours: the rest wait (`--wait`) or stay pending for `resume`.
+        if let Some(gate) = &lane.quiet
+            && !gate.open(&shared.cancel, bar.as_ref()).await
         {
             break;
         }
@@ -620,6 +659,23 @@ impl Attempts<'_> {
             let slot = self.slots.acquire().await.expect("semaphore is never closed");
             if self.stopped() {
                 return Err((n, AttemptError::Stopped { marked: true }));
+            }
+            // The last moment before the provider: a window that began while this attempt
+            // waited holds for it. Not `sending` while it waits, so a process killed meanwhile
+            // leaves it `pending`, not `unknown`.
+            if let Some(gate) = &self.lane.quiet
+                && gate.closed()
+            {
+                drop(slot);
+                self.shared
+                    .writer
+                    .released(delivery.id, n)
+                    .map_err(|e| (n, AttemptError::Journal(e)))?;
+                commit = None;
+                if !gate.open(&self.shared.cancel, None).await {
+                    return Err((n, AttemptError::Stopped { marked: false }));
+                }
+                continue;
             }
             // A pause that began while this attempt waited for its slot holds for it too: it
             // waits, then takes a fresh rate-limit cell.
@@ -1058,6 +1114,7 @@ mod tests {
             retry_max: Duration::from_secs(60),
             timeout: Duration::from_secs(120),
             pause: Pause::default(),
+            quiet: None,
         }
     }
 

@@ -51,6 +51,7 @@ pub mod media;
 pub mod people;
 pub mod phone;
 pub mod plan;
+pub mod quiet;
 pub mod render;
 pub mod report;
 pub mod secrets;

@@ -30,6 +30,10 @@ pub struct Report {
     /// The call list: people no delivery reached, by row.
     #[serde(default)]
     pub not_reached: Vec<NotReached>,
+    /// Channels that stopped for their quiet hours in the run just sent (`send`/`resume`
+    /// `--json` only: the journal does not keep it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quiet_hours: Vec<crate::quiet::Waiting>,
     pub deliveries: Vec<DeliveryReport>,
 }
 
@@ -193,6 +197,7 @@ impl Report {
             channels,
             people,
             not_reached,
+            quiet_hours: Vec::new(),
             deliveries: rows.iter().map(DeliveryReport::from_row).collect(),
         }
     }
@@ -294,6 +299,9 @@ impl Serialize for StreamedJson<'_> {
         m.serialize_field("channels", &r.channels)?;
         m.serialize_field("people", &r.people)?;
         m.serialize_field("not_reached", &StreamedNotReached(self.0))?;
+        if !r.quiet_hours.is_empty() {
+            m.serialize_field("quiet_hours", &r.quiet_hours)?;
+        }
         m.serialize_field("deliveries", &StreamedDeliveries(self.0))?;
         m.end()
     }

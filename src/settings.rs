@@ -1,6 +1,6 @@
 //! The value types of channels.toml that channels read as well as the config loader: the keys
 //! every channel has, rates, durations, `[org]` and the limits on them. A leaf module (beside
-//! `locale` it uses nothing of this crate), so `config` and `channel` can both depend on it without
+//! `locale` and `error`'s locations it uses nothing of this crate), so `config` and `channel` can both depend on it without
 //! depending on each other.
 
 use std::fmt;
@@ -44,6 +44,12 @@ pub struct Common {
     /// channel says a timeout is ambiguous).
     pub timeout: Option<HumanDuration>,
     pub template: Option<String>,
+    /// When a phone channel starts no delivery, in `[org] timezone` (refused on other channels
+    /// when they are built: only their reach says whether they call or text people).
+    pub quiet_hours: Option<QuietHours>,
+    /// Where `quiet_hours` is written (set by the config loader), for the message that refuses it.
+    #[serde(skip)]
+    pub quiet_hours_at: Option<crate::error::SourceLocation>,
 }
 
 pub(crate) fn yes() -> bool {
@@ -76,6 +82,20 @@ impl<T: Keyed> Keyed for Option<T> {
 pub fn keyed<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Keyed>(d: D) -> Result<T, D::Error> {
     T::deserialize(d).map_err(|e| serde::de::Error::custom(format!("{}: {e}", T::KEY)))
 }
+
+/// Values written as strings, parsed with their `FromStr` (whose error names the value).
+macro_rules! deserialize_from_str {
+    ($($t:ty),+) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
+}
+
+deserialize_from_str!(Rate, HumanDuration, QuietHours);
 
 /// `rate = "10/s"`: `count` cells per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,13 +131,6 @@ impl std::str::FromStr for Rate {
             _ => return Err(bad()),
         };
         Ok(Rate { count, per })
-    }
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -177,10 +190,87 @@ pub const MAX_CONCURRENCY: u32 = 256;
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
 
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+/// `quiet_hours = "20:00-08:00"`: a daily window of wall-clock time, start inclusive, end
+/// exclusive; it may cross midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start: jiff::civil::Time,
+    pub end: jiff::civil::Time,
+}
+
+impl QuietHours {
+    /// Whether `t` (wall-clock time) is inside the window.
+    pub fn contains(self, t: jiff::civil::Time) -> bool {
+        if self.start < self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+
+    /// When the window that `now` is inside ends; `None` when `now` is outside it. The end is
+    /// the first instant whose wall-clock time is the window's end: where a DST change skips
+    /// that time, the instant the clock jumps.
+    pub fn ends_after(self, now: &jiff::ZonedDateTime) -> Option<jiff::ZonedDateTime> {
+        let local = now.datetime();
+        if !self.contains(local.time()) {
+            return None;
+        }
+        let day = if local.time() < self.end {
+            local.date()
+        } else {
+            local.date().tomorrow().ok()?
+        };
+        let tz = now.time_zone();
+        let wanted = day.to_datetime(self.end);
+        let end = tz.to_ambiguous_zoned_datetime(wanted).compatible().ok()?;
+        if end.datetime() == wanted {
+            return Some(end);
+        }
+        // In a gap `compatible` lands after it by the gap's length: the clock jumped earlier.
+        let jump = tz.preceding(end.timestamp()).next()?.timestamp();
+        Some(jump.to_zoned_datetime(tz.clone()))
+    }
+}
+
+impl std::str::FromStr for QuietHours {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("quiet_hours {s:?}: {why}");
+        let time = |t: &str| -> Result<jiff::civil::Time, String> {
+            let (h, m) = t
+                .trim()
+                .split_once(':')
+                .filter(|(h, m)| (1..=2).contains(&h.len()) && m.len() == 2)
+                .ok_or_else(|| bad("expected HH:MM-HH:MM such as \"20:00-08:00\""))?;
+            let (h, m): (i8, i8) = h
+                .parse()
+                .ok()
+                .zip(m.parse().ok())
+                .filter(|(h, m)| (0..24).contains(h) && (0..60).contains(m))
+                .ok_or_else(|| bad(&format!("{:?} is not a time of day from 00:00 to 23:59", t.trim())))?;
+            jiff::civil::Time::new(h, m, 0, 0).map_err(|e| bad(&e.to_string()))
+        };
+        let (start, end) = s
+            .split_once('-')
+            .ok_or_else(|| bad("expected HH:MM-HH:MM such as \"20:00-08:00\""))?;
+        let q = QuietHours {
+            start: time(start)?,
+            end: time(end)?,
+        };
+        if q.start == q.end {
+            return Err(bad(
+                "the start and the end are the same; leave the key out for no quiet hours",
+            ));
+        }
+        Ok(q)
+    }
+}
+
+impl fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hm = |t: jiff::civil::Time| format!("{:02}:{:02}", t.hour(), t.minute());
+        write!(f, "{}-{}", hm(self.start), hm(self.end))
     }
 }
 

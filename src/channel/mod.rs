@@ -563,12 +563,18 @@ channels! {
 
 /// Build the channel a config entry describes. Secrets are read from the environment here.
 pub fn build(entry: &ChannelEntry, ctx: &BuildContext) -> Result<Arc<dyn Channel>, AppError> {
-    entry
+    let common = &entry.settings.common;
+    let channel = entry
         .settings
         .kind
         .config()
-        .build(&entry.name, &entry.settings.common, ctx)
-        .map_err(|m| AppError::invalid_at(Some(entry.location.clone()), m))
+        .build(&entry.name, common, ctx)
+        .map_err(|m| AppError::invalid_at(Some(entry.location.clone()), m))?;
+    crate::quiet::allowed_on(channel.as_ref(), common.quiet_hours).map_err(|m| {
+        let at = common.quiet_hours_at.as_ref().unwrap_or(&entry.location);
+        AppError::invalid_at(Some(at.clone()), m)
+    })?;
+    Ok(channel)
 }
 
 #[cfg(test)]

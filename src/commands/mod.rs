@@ -16,8 +16,8 @@ use crate::error::{AppError, Exit};
 
 pub fn run(cli: Cli) -> Result<Exit, AppError> {
     let result = match &cli.command {
-        Command::Send(a) => send::send(&load_config(&cli)?, a),
-        Command::Resume(a) => send::resume(&load_config(&cli)?, a),
+        Command::Send(a) => send::send(&load_config(&cli)?, a, cli.quiet),
+        Command::Resume(a) => send::resume(&load_config(&cli)?, a, cli.quiet),
         // These commands never start a run: whatever stops them leaves nothing to resume.
         Command::Init(a) => init::run(a).map_err(nothing_to_resume),
         Command::Preview(a) => preview::run(&load_config(&cli)?, a).map_err(nothing_to_resume),

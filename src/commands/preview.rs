@@ -100,6 +100,10 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
         if let Some(t) = super::send::sms_totals(c) {
             writeln!(out, "  {t}").map_err(io)?;
         }
+        if let Some(n) = crate::quiet::plan_note(&c.entry.name, c.entry.settings.common.quiet_hours, &config.timezone())
+        {
+            writeln!(out, "  {n}").map_err(io)?;
+        }
         writeln!(out).map_err(io)?;
     }
     if ann.meta.summary.is_none() {

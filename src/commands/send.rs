@@ -12,16 +12,17 @@ use crate::channel::ChannelKind;
 use crate::channel::{self, Channel};
 use crate::cli::{ResumeArgs, SendArgs};
 use crate::config::Config;
-use crate::dispatch::{self, Dispatch, Lane};
+use crate::dispatch::{self, Dispatch, Lane, QuietStop};
 use crate::error::{AppError, Exit};
 use crate::journal::{Journal, Status};
 use crate::plan::{Plan, PlannedChannel, Planner, Selection};
+use crate::quiet::{Policy, Waiting};
 use crate::render::{BaseContext, Templates};
 use crate::report::{Format, Report, Source, summary_table};
 
 use super::{confirm, runtime};
 
-pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
+pub fn send(config: &Config, args: &SendArgs, quiet: bool) -> Result<Exit, AppError> {
     let ann = Announcement::load(&args.file).map_err(super::nothing_to_resume)?;
     let sel = Selection {
         channels: args.channels.clone(),
@@ -33,7 +34,7 @@ pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
     let state_existed = config.state_dir.exists();
     let journal_existed = Journal::path_in(&config.state_dir).exists();
     let mut started = false;
-    let result = plan_and_send(config, args, planner, &mut started);
+    let result = plan_and_send(config, args, planner, quiet, &mut started);
     if !started {
         forget_new_state(&config.state_dir, state_existed, journal_existed);
         return result.map_err(super::nothing_to_resume);
@@ -43,7 +44,13 @@ pub fn send(config: &Config, args: &SendArgs) -> Result<Exit, AppError> {
 
 /// Plan into the journal (one transaction, committed only when the user confirms), then send.
 /// `started` becomes true once the run is committed.
-fn plan_and_send(config: &Config, args: &SendArgs, planner: Planner, started: &mut bool) -> Result<Exit, AppError> {
+fn plan_and_send(
+    config: &Config,
+    args: &SendArgs,
+    planner: Planner,
+    quiet: bool,
+    started: &mut bool,
+) -> Result<Exit, AppError> {
     let _lock = Journal::lock(&config.state_dir)?;
     let mut journal = Journal::open(&config.state_dir)?;
     let run_id = planner.run().id.clone();
@@ -60,7 +67,7 @@ fn plan_and_send(config: &Config, args: &SendArgs, planner: Planner, started: &m
                  see `announce report {earlier}`, or pass --again to send it again"
             )));
         }
-        print_plan(&plan);
+        print_plan(&plan, &config.timezone());
         let to_send: usize = plan
             .channels
             .iter()
@@ -78,12 +85,13 @@ fn plan_and_send(config: &Config, args: &SendArgs, planner: Planner, started: &m
     if args.dry_run {
         journal.finish_run(&run_id)?;
         eprintln!("Dry run {run_id}: nothing was sent.");
-        return finish(config, &journal, &run_id, args.json);
+        return finish(config, &journal, &run_id, args.json, Vec::new());
     }
+    let policy = policy(config, args.wait, args.json, quiet);
     let lanes = plan
         .channels
         .iter()
-        .map(|c| Lane::new(c.channel.clone(), &c.entry.settings.common))
+        .map(|c| lane(c.channel.clone(), &c.entry.settings.common, &policy))
         .collect();
     let ready = Ready {
         run_id: &run_id,
@@ -113,7 +121,7 @@ fn forget_new_state(state_dir: &Path, state_existed: bool, journal_existed: bool
     }
 }
 
-pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
+pub fn resume(config: &Config, args: &ResumeArgs, quiet: bool) -> Result<Exit, AppError> {
     // Until the lock is held and the run found there is nothing this process could resume.
     let _lock = Journal::lock(&config.state_dir).map_err(|e| super::nothing_to_resume(e.into()))?;
     let journal = Journal::open_existing(&config.state_dir)
@@ -178,7 +186,7 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
     if pending == 0 {
         eprintln!("Run {}: nothing left to send.", run.id);
         journal.finish_run(&run.id)?;
-        return finish(config, &journal, &run.id, args.json);
+        return finish(config, &journal, &run.id, args.json, Vec::new());
     }
     if !confirm(
         &format!("Resume run {}: send {pending} pending messages?", run.id),
@@ -191,9 +199,10 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
         channel::builtin_templates(),
         config.templates_dir.as_deref(),
     )?);
+    let policy = policy(config, args.wait, args.json, quiet);
     let lanes = channels
         .into_iter()
-        .map(|(_, ch, common)| Lane::new(ch, common))
+        .map(|(_, ch, common)| lane(ch, common, &policy))
         .collect();
     let base = BaseContext::new(&ann, &config.org, &run.id, &config.timezone());
     let ready = Ready {
@@ -204,6 +213,20 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
         lanes,
     };
     deliver(config, &journal, ready, args.json)
+}
+
+/// What the run does about quiet hours: `--wait`, and a countdown only where someone watches
+/// stderr (a terminal, not `--json` or `-q`).
+fn policy(config: &Config, wait: bool, json: bool, quiet: bool) -> Policy {
+    Policy {
+        tz: config.timezone(),
+        wait,
+        countdown: std::io::stderr().is_terminal() && !json && !quiet,
+    }
+}
+
+fn lane(channel: Arc<dyn Channel>, common: &crate::settings::Common, policy: &Policy) -> Lane {
+    Lane::new(channel, common).with_quiet_hours(common.quiet_hours, policy)
 }
 
 /// A journaled run about to be sent: planned by `send`, or rebuilt from the journal by `resume`.
@@ -229,14 +252,15 @@ fn deliver(config: &Config, journal: &Journal, ready: Ready<'_>, json: bool) -> 
         Some(t) => journal.thread_roots(t, run_id, &["email", "outbox"])?,
         None => HashMap::new(),
     };
-    let interrupted = execute(&config.state_dir, journal, run_id, base, templates, thread_roots, lanes)?;
+    let (interrupted, quiet) = execute(&config.state_dir, journal, run_id, base, templates, thread_roots, lanes)?;
     if !interrupted {
         journal.finish_run(run_id)?;
     }
-    finish(config, journal, run_id, json)
+    finish(config, journal, run_id, json, quiet)
 }
 
-/// Dispatch with Ctrl-C handling. Returns whether the run was interrupted.
+/// Dispatch with Ctrl-C handling. Returns whether the run was interrupted, and the channels
+/// that stopped for their quiet hours.
 fn execute(
     state_dir: &std::path::Path,
     journal: &Journal,
@@ -245,7 +269,7 @@ fn execute(
     templates: Arc<Templates>,
     thread_roots: HashMap<String, String>,
     lanes: Vec<Lane>,
-) -> Result<bool, AppError> {
+) -> Result<(bool, Vec<QuietStop>), AppError> {
     let rt = runtime()?;
     let cancel = CancellationToken::new();
     let result = rt.block_on(async {
@@ -272,7 +296,7 @@ fn execute(
         };
         dispatch::run(d, journal, lanes).await
     });
-    result.map_err(|e| {
+    let quiet = result.map_err(|e| {
         AppError::Runtime(
             anyhow::Error::new(e).context(format!("run {run_id} stopped; `announce resume {run_id}` continues it")),
         )
@@ -280,7 +304,7 @@ fn execute(
     if cancel.is_cancelled() {
         eprintln!("Interrupted. `announce resume {run_id}` sends the rest.");
     }
-    Ok(cancel.is_cancelled())
+    Ok((cancel.is_cancelled(), quiet))
 }
 
 /// `--retry-failed` leaves a failed delivery alone when the person's next `[reach]` channel
@@ -295,7 +319,7 @@ fn reach_note(journal: &Journal, run_id: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-fn print_plan(plan: &Plan) {
+fn print_plan(plan: &Plan, tz: &jiff::tz::TimeZone) {
     eprintln!("Plan for \"{}\":", plan.run.title);
     for line in plan.audience.iter().flat_map(|a| a.describe()) {
         eprintln!("  {line}");
@@ -330,6 +354,9 @@ fn print_plan(plan: &Plan) {
         if let Some(totals) = sms_totals(c) {
             eprintln!("      {totals}");
         }
+        if let Some(note) = crate::quiet::plan_note(&c.entry.name, c.entry.settings.common.quiet_hours, tz) {
+            eprintln!("      {note}");
+        }
     }
 }
 
@@ -351,11 +378,29 @@ pub(super) fn sms_totals(c: &PlannedChannel) -> Option<String> {
     Some(line)
 }
 
-/// Print the summary (or the JSON report) and choose the exit status.
-fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Result<Exit, AppError> {
+/// Print the summary (or the JSON report) and choose the exit status. `quiet`: the channels
+/// that stopped for their quiet hours.
+fn finish(
+    config: &Config,
+    journal: &Journal,
+    run_id: &str,
+    json: bool,
+    quiet: Vec<QuietStop>,
+) -> Result<Exit, AppError> {
     let vanished = || AppError::runtime("run vanished from the journal");
     // The summary is counted by SQL; the JSON report streams the deliveries from the journal.
-    let (report, bad_skips) = Report::load_summary(journal, run_id)?.ok_or_else(vanished)?;
+    let (mut report, bad_skips) = Report::load_summary(journal, run_id)?.ok_or_else(vanished)?;
+    report.quiet_hours = quiet
+        .into_iter()
+        .map(|(name, hours, end)| {
+            let pending = report
+                .channels
+                .iter()
+                .find(|c| c.name == name)
+                .map_or(0, |c| c.counts.pending);
+            Waiting::new(&name, hours, &end, pending)
+        })
+        .collect();
     if json {
         let src = Source {
             journal,
@@ -374,6 +419,10 @@ fn finish(config: &Config, journal: &Journal, run_id: &str, json: bool) -> Resul
             "not reached: {}; the call list: announce report {run_id} --not-reached",
             report.people.not_reached
         );
+    }
+    // Last: what to do next (and that those not reached are not to be phoned at night either).
+    for w in &report.quiet_hours {
+        eprintln!("{}", w.line(run_id));
     }
     let t = &report.totals;
     Ok(if report.dry_run {

@@ -527,11 +527,7 @@ fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
         .spawn()
         .unwrap();
     w.await_outbox(4);
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    support::ctrl_c(&child);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

@@ -10,6 +10,7 @@ mod input_safety;
 mod limits;
 mod people;
 mod properties;
+mod quiet;
 mod reach;
 mod report;
 mod secrets;

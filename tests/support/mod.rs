@@ -19,6 +19,15 @@ use std::process::{Command, Output};
 /// No extra environment, for `run_env`/`run_async`.
 pub const NO_ENV: &[(&str, &str)] = &[];
 
+/// Ctrl-C for a child process (SIGINT, through kill(1)).
+pub fn ctrl_c(child: &std::process::Child) {
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success(), "kill -INT {}", child.id());
+}
+
 /// An audience CSV of `n` people with distinct addresses.
 pub fn people(n: usize) -> String {
     let mut csv = String::from("name,email,phone,tags\n");
