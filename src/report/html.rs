@@ -2,7 +2,7 @@
 //! the `report.html.hbs` template (built in, overridable by name from `templates_dir`).
 //!
 //! The template's context holds only the summary. The deliveries and the call list reach it
-//! through two block helpers, `{{#deliveries "problems"}}` (or `"rest"`) and `{{#not_reached}}`,
+//! through two block helpers, `{{#each_delivery "problems"}}` (or `"rest"`) and `{{#each_not_reached}}`,
 //! that read the journal row by row while the page is written: a run of a million deliveries is
 //! rendered in constant memory, like the other formats.
 
@@ -42,7 +42,13 @@ pub fn write(src: &Source<'_>, style: &Style<'_>, out: &mut dyn Write) -> Result
     });
     let reg = templates.registry_for(TEMPLATE);
     for kind in [Kind::Deliveries, Kind::NotReached] {
-        reg.register_helper(kind.name(), Box::new(Stream { rows: rows.clone(), kind }));
+        reg.register_helper(
+            kind.name(),
+            Box::new(Stream {
+                rows: rows.clone(),
+                kind,
+            }),
+        );
     }
     let rendered = reg.render_to_write(TEMPLATE, &page(src, style), Out(out));
     if let Some(e) = rows.failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
@@ -84,8 +90,8 @@ enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::Deliveries => "deliveries",
-            Kind::NotReached => "not_reached",
+            Kind::Deliveries => "each_delivery",
+            Kind::NotReached => "each_not_reached",
         }
     }
 }
@@ -113,7 +119,7 @@ impl HelperDef for Stream {
             (Kind::Deliveries, Some("all")) => Some(Which::All),
             (Kind::Deliveries, other) => {
                 return Err(RenderErrorReason::Other(format!(
-                    "deliveries takes \"problems\", \"rest\" or \"all\", not {other:?}"
+                    "each_delivery takes \"problems\", \"rest\" or \"all\", not {other:?}"
                 ))
                 .into());
             }
