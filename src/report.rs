@@ -12,9 +12,10 @@ use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED}
 use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::escape::html as esc;
 use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status, Which};
 use crate::people::{NotReached, People, Person, PersonDelivery};
+
+mod html;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -244,6 +245,17 @@ pub enum WriteError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The HTML report's template does not compile or render (a `templates_dir` override).
+    #[error("{0}")]
+    Template(String),
+}
+
+/// How a report is dressed: the org's time zone and language, and the folder whose
+/// `report.html.hbs` replaces the HTML report's built-in template.
+pub struct Style<'a> {
+    pub tz: jiff::tz::TimeZone,
+    pub locale: crate::locale::Locale,
+    pub templates_dir: Option<&'a std::path::Path>,
 }
 
 /// A report to write: the summary from [`Report::load_summary`] (no `deliveries`), the number
@@ -269,15 +281,15 @@ impl Source<'_> {
 }
 
 impl Format {
-    pub fn write(self, src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
+    pub fn write(self, src: &Source<'_>, style: &Style<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
         match self {
-            Format::Table => write_table(src, tz, out),
+            Format::Table => write_table(src, &style.tz, out),
             Format::Json => {
                 serde_json::to_writer_pretty(&mut *out, &StreamedJson(src)).map_err(io::Error::from)?;
                 Ok(writeln!(out)?)
             }
             Format::Csv => write_csv(src, out),
-            Format::Html => write_html(src, tz, out),
+            Format::Html => html::write(src, style, out),
         }
     }
 }
@@ -652,91 +664,6 @@ pub fn write_not_reached(format: Format, src: &Source<'_>, out: &mut dyn Write) 
 /// The call list's columns (the contract's CSV header).
 const CALL_HEADER: [&str; 5] = ["row", "name", "email", "phone", "reasons"];
 
-fn write_html(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
-    let report = src.report;
-    let title = esc(&report.announcement.title);
-    write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Delivery report: {title}</title><style>\
-         body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#1f2933}}\
-         table{{border-collapse:collapse;margin:1rem 0;font-size:.9rem}}\
-         th,td{{border:1px solid #d9e2ec;padding:.3rem .5rem;text-align:left;vertical-align:top}}\
-         th{{background:#f0f4f8}} .sent,.delivered{{color:#2f855a}} .failed,.undelivered{{color:#c53030}}\
-         .unknown,.pending{{color:#b7791f}} .skipped{{color:#52606d}}\
-         </style></head><body>\n<h1>{title}</h1>\n<p>Run <code>{}</code>{} · started {} · {}</p>\n",
-        esc(&report.run_id),
-        if report.dry_run { " (dry run)" } else { "" },
-        esc(&local_time(&report.started_at, tz)),
-        report.finished_at.as_deref().map_or("not finished".into(), |f| format!(
-            "finished {}",
-            esc(&local_time(f, tz))
-        )),
-    )?;
-    if let Some(line) = report.people.line() {
-        writeln!(out, "<p class=\"people\"><strong>{}</strong></p>", esc(&line))?;
-    }
-    writeln!(
-        out,
-        "<table><thead><tr><th>channel</th><th>type</th><th>planned</th><th>sent</th><th>delivered</th><th>failed</th><th>skipped</th><th>pending</th><th>unknown</th></tr></thead><tbody>"
-    )?;
-    for c in &report.channels {
-        writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&c.name),
-            esc(&c.kind),
-            c.counts.planned,
-            c.counts.sent,
-            c.counts.delivered,
-            c.counts.failed,
-            c.counts.skipped,
-            c.counts.pending,
-            c.counts.unknown
-        )?;
-    }
-    writeln!(out, "</tbody></table>")?;
-    let problems = src.problems();
-    let sections = [
-        (
-            Which::Problems,
-            problems,
-            "Problems: failed, undelivered, unknown, skipped for bad input",
-        ),
-        (
-            Which::NoProblems,
-            report.totals.planned.saturating_sub(problems),
-            "Everything else",
-        ),
-    ];
-    for (which, n, heading) in sections {
-        if n == 0 {
-            continue;
-        }
-        writeln!(
-            out,
-            "<h2>{heading} ({n})</h2>\n<table><thead><tr><th>channel</th><th>recipient</th><th>status</th><th>attempts</th><th>route</th><th>provider id</th><th>error</th><th>updated</th></tr></thead><tbody>"
-        )?;
-        src.each(which, |d| {
-            writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td class=\"{s}\">{s}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&d.channel),
-                esc(&d.recipient),
-                d.attempts,
-                esc(d.route.as_deref().unwrap_or("")),
-                esc(d.provider_id.as_deref().unwrap_or("")),
-                esc(d.error.as_deref().unwrap_or("")),
-                esc(&local_time(&d.updated_at, tz)),
-                s = d.status.as_str(),
-            )
-        })?;
-        writeln!(out, "</tbody></table>")?;
-    }
-    Ok(writeln!(out, "</body></html>")?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,6 +687,10 @@ mod tests {
     }
 
     fn written(j: &Journal, format: Format) -> String {
+        written_as(j, format, None).unwrap()
+    }
+
+    fn written_as(j: &Journal, format: Format, templates_dir: Option<&std::path::Path>) -> Result<String, WriteError> {
         let (report, bad_skips) = Report::load_summary(j, "r1").unwrap().unwrap();
         let src = Source {
             journal: j,
@@ -767,8 +698,13 @@ mod tests {
             bad_skips,
         };
         let mut out = Vec::new();
-        format.write(&src, &jiff::tz::TimeZone::UTC, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        let style = Style {
+            tz: jiff::tz::TimeZone::UTC,
+            locale: crate::locale::Locale::En,
+            templates_dir,
+        };
+        format.write(&src, &style, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
     }
 
     const MIXED: &[(&str, Status, bool, Option<&str>)] = &[
@@ -907,6 +843,76 @@ mod tests {
                 ("'\tx@example.de", "'\r=1+1"),
                 ("anna@example.de", "550 no such user"),
             ]
+        );
+    }
+
+    #[test]
+    fn the_html_report_shows_the_bars_then_the_problems_then_the_rest() {
+        let (_d, j) = journal(MIXED);
+        let out = written(&j, Format::Html);
+        let at = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("no {needle:?} in\n{out}"));
+        assert!(
+            out.starts_with("<!DOCTYPE html>") && out.contains("<html lang=\"en\">"),
+            "{out}"
+        );
+        // One bar of 7 deliveries: sent 2, failed 1, unknown 1, pending 1, skipped 2.
+        let bar = &out[at("<svg")..at("</svg>")];
+        assert!(
+            bar.contains("aria-label=\"out: sent 2, failed 1, unknown 1, pending 1, skipped 2\""),
+            "{bar}"
+        );
+        assert!(
+            bar.contains("x=\"0\" y=\"0\" width=\"285\""),
+            "sent: 2/7 of the bar\n{bar}"
+        );
+        assert_eq!(bar.matches("<rect").count(), 5, "{bar}");
+        let (problems, rest) = (at("Problems: failed"), at("Everything else (4)"));
+        assert!(at("</svg>") < problems);
+        for p in ["b@example.de", "line 7", "f@example.de", "550 5.1.1 no such user"] {
+            assert!(problems < at(p) && at(p) < rest, "{p} is a problem row:\n{out}");
+        }
+        for r in [
+            "a@example.de",
+            "c@example.de",
+            "e@example.de",
+            "g@example.de",
+            "opted out",
+        ] {
+            assert!(at(r) > rest, "{r} comes after the problems:\n{out}");
+        }
+        assert!(out.contains("This run has no per-person channel"), "{out}");
+
+        let (_d, j) = journal(&MIXED[..1]);
+        let out = written(&j, Format::Html);
+        assert!(
+            out.contains("No problems") && out.contains("Everything else (1)"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_html_report_template_can_be_replaced_from_templates_dir() {
+        let (_d, j) = journal(MIXED);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("report.html.hbs"),
+            "{{title}}/{{people_line}}:{{#each_delivery \"problems\"}}[{{recipient}} {{status_label}}]{{/each_delivery}}",
+        )
+        .unwrap();
+        let own = written_as(&j, Format::Html, Some(dir.path())).unwrap();
+        assert_eq!(own, "t/:[b@example.de failed][line 7 skipped][f@example.de unknown]");
+
+        std::fs::write(dir.path().join("report.html.hbs"), "{{title}}\n{{#if x}}unclosed").unwrap();
+        let err = written_as(&j, Format::Html, Some(dir.path())).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Template(m) if m.contains("report.html.hbs")),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("report.html.hbs"), "{{title}}\n{{nope}}").unwrap();
+        let err = written_as(&j, Format::Html, Some(dir.path())).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::Template(m) if m.contains("report.html.hbs:2:")),
+            "{err}"
         );
     }
 }

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::fsutil;
 use crate::journal::{Journal, Status};
-use crate::report::{Format, Report, Source, WriteError, local_time, write_not_reached};
+use crate::report::{Format, Report, Source, Style, WriteError, local_time, write_not_reached};
 
 fn journal(config: &Config) -> Result<Journal, AppError> {
     Journal::open_existing(&config.state_dir)?
@@ -70,7 +70,7 @@ impl From<Format> for What {
 pub fn print(what: impl Into<What>, src: &Source<'_>, config: &Config, out: impl Write) -> Result<(), AppError> {
     let mut out = std::io::BufWriter::new(out);
     let written = match what.into() {
-        What::Report(format) => format.write(src, &config.timezone(), &mut out),
+        What::Report(format) => format.write(src, &style(config), &mut out),
         What::NotReached(format) => write_not_reached(format, src, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
@@ -78,7 +78,16 @@ pub fn print(what: impl Into<What>, src: &Source<'_>, config: &Config, out: impl
         Err(WriteError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(WriteError::Io(e)) => Err(AppError::runtime(format!("cannot write the report: {e}"))),
         Err(WriteError::Journal(e)) => Err(e.into()),
+        Err(WriteError::Template(e)) => Err(AppError::invalid(e)),
         Ok(()) => Ok(()),
+    }
+}
+
+fn style(config: &Config) -> Style<'_> {
+    Style {
+        tz: config.timezone(),
+        locale: config.org.locale,
+        templates_dir: config.templates_dir.as_deref(),
     }
 }
 

@@ -170,9 +170,21 @@ impl Templates {
         };
         Ok((reg, origin))
     }
+
+    /// Where `name` came from: its file in `templates_dir`, or `<built-in NAME>`.
+    pub fn origin(&self, name: &str) -> Option<&str> {
+        self.origins.get(name).map(String::as_str)
+    }
+
+    /// The registry `name` is in, for a caller with helpers of its own (the HTML report streams
+    /// its rows through them).
+    pub fn registry_for(&mut self, name: &str) -> &mut Handlebars<'static> {
+        self.registry_mut(name)
+    }
 }
 
-fn located(origin: &str, e: &handlebars::RenderError) -> String {
+/// A render error at its place: `origin:line:column: reason`.
+pub fn located(origin: &str, e: &handlebars::RenderError) -> String {
     let place = match (e.line_no, e.column_no) {
         (Some(l), Some(c)) => format!("{origin}:{l}:{c}"),
         _ => origin.to_string(),

@@ -8,6 +8,7 @@ mod graph;
 mod http_security;
 mod input_safety;
 mod limits;
+mod pages;
 mod people;
 mod properties;
 mod quiet;
