@@ -297,3 +297,67 @@ async fn a_text_over_the_limit_or_a_config_mistake_stops_before_any_call() {
         .stderr_has("channels.toml:");
     assert_eq!(calls.all().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_errors_are_classified_per_call_or_for_the_channel() {
+    // Twilio: Lena's number cannot be reached (final for her), Anna's first try is throttled.
+    let (server, calls, _) = twilio_voice_fake(
+        |req, n| match sms_fakes::form_value(req, "To").as_deref() {
+            Some(to) if to == LENA.1 => sms_fakes::twilio_error(400, 21214, "'To' phone number cannot be reached"),
+            _ if n <= 2 => sms_fakes::twilio_error(429, 20429, "Too Many Requests"),
+            _ => twilio_call_created(req),
+        },
+        |_| "queued",
+    )
+    .await;
+    let w = voice_folder(&twilio_voice(&server.uri(), "concurrency = 1\nmax_attempts = 3")).build();
+    let run = w.run_async(SEND, support::NO_ENV).await;
+    run.code(3);
+    let (anna, lena) = (run.delivery(ANNA.1), run.delivery(LENA.1));
+    support::assert_outcome(&lena, "failed", 1);
+    assert!(error_of(&lena).contains("twilio 21214"), "{lena}");
+    assert_eq!(anna["status"], "sent", "{anna}");
+    assert!(anna["attempts"].as_u64().unwrap() >= 2, "the 20429 was retried: {anna}");
+    assert_eq!(calls.all().len() as u64, 1 + anna["attempts"].as_u64().unwrap());
+
+    // Vonage: credentials refused, so no call of the channel can work: it stops, the rest wait.
+    let (server, calls, _) = vonage_voice_fake(
+        |_, _| {
+            vonage_problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "You did not provide correct credentials.",
+            )
+        },
+        |_| "started",
+    )
+    .await;
+    let w = voice_folder(&format!(
+        "[channels.call]\ntype = \"voice\"\nprovider = \"vonage\"\nfrom = \"+4930123456\"\n\
+         application_id = \"{VONAGE_APP_ID}\"\nprivate_key_file = \"vonage.key\"\nconcurrency = 1\nbase_url = \"{}\"\n",
+        server.uri()
+    ))
+    .file("vonage.key", &rsa_key_pair().0)
+    .build();
+    let run = w.run_async(SEND, support::NO_ENV).await;
+    run.code(1);
+    let report = run.json();
+    assert_eq!(
+        (
+            report["totals"]["failed"].as_u64(),
+            report["totals"]["pending"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{report:#}"
+    );
+    assert_eq!(calls.all().len(), 1, "nothing more after the 401");
+    let failed = support::deliveries(&report)
+        .into_iter()
+        .find(|d| d["status"] == "failed")
+        .unwrap();
+    assert!(
+        error_of(&failed).contains("Unauthorized: You did not provide correct credentials"),
+        "{failed}"
+    );
+}
