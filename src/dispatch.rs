@@ -80,10 +80,11 @@ impl Lane {
             .map(|d| d.0)
             .or(channel.attempt_timeout())
             .unwrap_or(Duration::from_secs(120));
+        let rate = common.rate.or(channel.default_rate());
         Lane {
             channel,
             concurrency,
-            limiter: common.rate.map(|r| Arc::new(r.limiter(burst))),
+            limiter: rate.map(|r| Arc::new(r.limiter(burst))),
             max_attempts: common.max_attempts.map_or(5, NonZeroU32::get),
             retry_base: common.retry_base.map_or(crate::settings::DEFAULT_RETRY_BASE, |d| d.0),
             retry_max: common.retry_max.map_or(crate::settings::DEFAULT_RETRY_MAX, |d| d.0),

@@ -75,6 +75,63 @@ thread_local! {
     static LAST: std::cell::RefCell<Option<(String, PhoneNumber)>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Which kinds of valid number a channel can reach, and so which it skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachable {
+    /// Text messages (SMS, WhatsApp): mobile numbers, and those the metadata cannot tell from
+    /// one (the US does not tell mobile from fixed line).
+    Texts,
+    /// Calls a person answers: every number but premium rate, short codes, emergency, pager,
+    /// voicemail access and carrier service numbers (a call there costs or reaches no one).
+    Calls,
+}
+
+/// What kind a valid number is when a channel that reaches `reachable` cannot take it (e.g.
+/// "fixed line" for texts), from libphonenumber's metadata; `None` when it can.
+pub fn refused_kind(e164: &str, reachable: Reachable) -> Option<&'static str> {
+    let number = parse_e164(e164).ok()?;
+    let t = number_type(&number);
+    let accepted = match reachable {
+        Reachable::Texts => matches!(
+            t,
+            Type::Mobile | Type::FixedLineOrMobile | Type::PersonalNumber | Type::Unknown
+        ),
+        Reachable::Calls => !matches!(
+            t,
+            Type::PremiumRate
+                | Type::Emergency
+                | Type::ShortCode
+                | Type::Pager
+                | Type::Voicemail
+                | Type::StandardRate
+                | Type::Carrier
+                | Type::NoInternational
+        ),
+    };
+    (!accepted).then(|| kind_name(t))
+}
+
+/// A number type as people call it.
+pub fn kind_name(t: Type) -> &'static str {
+    match t {
+        Type::Mobile => "mobile",
+        Type::FixedLineOrMobile => "fixed line or mobile",
+        Type::PersonalNumber => "personal number",
+        Type::Unknown => "unknown kind",
+        Type::FixedLine => "fixed line",
+        Type::TollFree => "toll free",
+        Type::PremiumRate => "premium rate",
+        Type::SharedCost => "shared cost",
+        Type::Voip => "VoIP",
+        Type::Pager => "pager",
+        Type::Uan => "company number",
+        Type::Emergency => "emergency",
+        Type::Voicemail => "voicemail",
+        Type::ShortCode => "short code",
+        Type::StandardRate | Type::Carrier | Type::NoInternational => "service number",
+    }
+}
+
 /// The country code of `region`, if the metadata knows the region.
 pub fn region_code(region: Id) -> Option<u16> {
     REGIONS.iter().find(|r| r.0 == region.as_ref()).map(|r| r.1)
@@ -469,6 +526,24 @@ mod tests {
         assert!(store.is_valid(&us));
         assert_eq!(store.loaded(), Some(vec![1, 43, 49]));
         assert_eq!(store.fallbacks.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn each_channel_kind_reaches_its_number_kinds() {
+        use Reachable::{Calls, Texts};
+        let cases = [
+            ("+4915123456789", None, None),
+            ("+491701234567", None, None),
+            ("+49301234567", Some("fixed line"), None),
+            ("+498001234567", Some("toll free"), None),
+            ("+499001234567", Some("premium rate"), Some("premium rate")),
+            // The US does not tell mobile from fixed line: both reach it.
+            ("+12015550123", None, None),
+        ];
+        for (number, texts, calls) in cases {
+            assert_eq!(refused_kind(number, Texts), texts, "{number} by text");
+            assert_eq!(refused_kind(number, Calls), calls, "{number} by call");
+        }
     }
 
     #[test]

@@ -189,6 +189,18 @@ impl Answer {
         }
     }
 
+    /// The receipt of `route` when this is the documented success answer: a JSON object whose
+    /// `key` holds the provider's id (Twilio's `sid`, Vonage's `uuid`); else [`Answer::unexpected`].
+    pub fn receipt(&self, key: &str, route: &str) -> Result<crate::channel::Receipt, DeliveryError> {
+        match self.json().as_ref().and_then(|v| v[key].as_str()) {
+            Some(id) if !id.is_empty() => Ok(crate::channel::Receipt {
+                provider_id: Some(excerpt(id, 200)),
+                route: Some(route.to_string()),
+            }),
+            _ => Err(self.unexpected(route, Some(route.to_string()))),
+        }
+    }
+
     pub fn unexpected_text(&self, provider: &str) -> String {
         format!(
             "unexpected answer from {provider} (HTTP {}): {}, {}",

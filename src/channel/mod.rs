@@ -24,6 +24,7 @@ mod rendered;
 pub mod sms;
 pub mod statuspage;
 pub mod telegram;
+pub mod voice;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};
@@ -356,6 +357,10 @@ pub trait Channel: Send + Sync {
     fn default_concurrency(&self) -> u32 {
         self.meta().default_concurrency
     }
+    /// The rate when the config does not set `rate` (a provider's calls per second).
+    fn default_rate(&self) -> Option<crate::settings::Rate> {
+        None
+    }
     /// Whether every target must be rendered while planning (limits that depend on the
     /// recipient, such as SMS segments) rather than only the first.
     fn validate_every_target(&self) -> bool {
@@ -559,6 +564,7 @@ channels! {
     "telegram" => Telegram(telegram::TelegramConfig),
     "mastodon" => Mastodon(mastodon::MastodonConfig),
     "statuspage" => Statuspage(statuspage::StatuspageConfig),
+    "voice" => Voice(voice::VoiceConfig),
 }
 
 /// Build the channel a config entry describes. Secrets are read from the environment here.

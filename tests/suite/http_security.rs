@@ -1,5 +1,6 @@
 //! The shared HTTP layer, through the binary, for every HTTP channel at once (the four SMS
-//! gateways, a plain webhook and each chat preset, Facebook, Instagram, Telegram, Mastodon):
+//! gateways, a plain webhook and each chat preset, Facebook, Instagram, Telegram, Mastodon, voice
+//! calls through Twilio and Vonage):
 //!
 //! * a 301/302/307/308 to a second server is a failure naming only the Location's host, and
 //!   the second server receives nothing;
@@ -12,6 +13,7 @@ use crate::support;
 
 use serde_json::json;
 use support::scenario::{SEND, send_with};
+use support::voice_fakes::{VONAGE_APP_ID, rsa_key_pair};
 use support::{NO_ENV, Recorder, Scenario};
 use wiremock::ResponseTemplate;
 
@@ -31,6 +33,8 @@ const CHANNELS: &[&str] = &[
     "instagram",
     "telegram",
     "mastodon",
+    "voice-twilio",
+    "voice-vonage",
 ];
 
 const ENV: &[(&str, &str)] = &[
@@ -54,15 +58,15 @@ fn every_http_channel(uri: &str) -> Scenario {
             "[channels.{p}]\ntype = \"webhook\"\npreset = \"{p}\"\nurl = \"{uri}/hook/{p}\"\n{one}"
         ));
     }
+    // The same Twilio account sends texts and places calls.
+    let twilio = format!(
+        "provider = \"twilio\"\nfrom = \"+4930123456\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+         auth_token_env = \"T_TWILIO\"\nbase_url = \"{uri}\"\n{one}"
+    );
     let tables = format!(
         r#"[channels.twilio]
 type = "sms"
-provider = "twilio"
-from = "+4930123456"
-account_sid = "AC0123456789abcdef0123456789abcdef"
-auth_token_env = "T_TWILIO"
-base_url = "{uri}"
-{one}
+{twilio}
 [channels.vonage]
 type = "sms"
 provider = "vonage"
@@ -112,6 +116,17 @@ base_url = "{uri}"
 type = "mastodon"
 instance = "{uri}"
 access_token_env = "T_MASTO"
+{one}
+[channels.voice-twilio]
+type = "voice"
+{twilio}
+[channels.voice-vonage]
+type = "voice"
+provider = "vonage"
+from = "+4930123456"
+application_id = "{VONAGE_APP_ID}"
+private_key_file = "vonage.key"
+base_url = "{uri}"
 {one}"#
     );
     Scenario::new()
@@ -123,6 +138,7 @@ access_token_env = "T_MASTO"
             "Alle Termine finden statt.",
         )
         .channel(&tables)
+        .file("vonage.key", &rsa_key_pair().0)
         .envs(ENV)
 }
 
@@ -286,6 +302,13 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
         (
             "base_url",
             format!("[channels.p]\ntype = \"statuspage\"\ndir = \"public\"\nbase_url = \"{http}\"\n"),
+        ),
+        (
+            "base_url",
+            format!(
+                "[channels.v]\ntype = \"voice\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\naccount_sid = \"AC1\"\n\
+                 auth_token_env = \"T_TWILIO\"\nbase_url = \"{http}\"\n"
+            ),
         ),
     ];
     for (key, table) in cases {

@@ -18,4 +18,5 @@ mod secrets;
 mod sms;
 mod soak;
 mod statuspage;
+mod voice;
 mod webhook;

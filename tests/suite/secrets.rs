@@ -170,9 +170,11 @@ fn resetting_port() -> u16 {
     port
 }
 
-/// The email relays, the four SMS gateways, Facebook and Instagram (plus outbox and status page).
+/// The email relays, the four SMS gateways, Twilio calls, Facebook and Instagram (plus outbox and
+/// status page).
 const SMS_GRAPH: &[&str] = &[
     "sms-twilio",
+    "voice-twilio",
     "sms-vonage",
     "sms-seven",
     "sms-generic",
@@ -887,6 +889,21 @@ fn written_channels(enabled: &[&str], p: &Ports) -> String {
             "statuspage",
             false,
             "type = \"statuspage\"\ndir = \"public/status\"\n".to_string(),
+        ),
+        (
+            "voice-twilio",
+            true,
+            format!(
+                "type = \"voice\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\naccount_sid = \"{TWILIO_SID}\"\n\
+                 auth_token_env = \"TWILIO_AUTH_TOKEN\"\nbase_url = \"{uri}\"\n"
+            ),
+        ),
+        (
+            "voice-vonage",
+            true,
+            "type = \"voice\"\nprovider = \"vonage\"\nfrom = \"+4930123456\"\n\
+             application_id = \"aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee\"\nprivate_key_file = \"vonage.key\"\n"
+                .to_string(),
         ),
     ];
     let mut out = String::new();

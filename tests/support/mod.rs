@@ -8,6 +8,7 @@ pub mod recorder;
 pub mod scenario;
 pub mod sms_fakes;
 pub mod smtp;
+pub mod voice_fakes;
 
 pub use recorder::Recorder;
 pub use scenario::{Scenario, assert_outcome, deliveries, delivery_to, error_of};

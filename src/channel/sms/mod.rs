@@ -40,6 +40,8 @@ use crate::render::{Context, Templates};
 use crate::settings::Common;
 
 pub use config::{Provider, ProviderConfig, RateUnit, SmsConfig, TEXT_TEMPLATE};
+/// The Twilio account, which the voice channel's calls share.
+pub(crate) use twilio::{Account as TwilioAccount, error_text as twilio_error_text};
 
 /// `max_segments` when the config does not say (Twilio's advice is to stay under 10).
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
@@ -357,26 +359,9 @@ fn first_non_gsm(text: &str) -> char {
         .unwrap_or(' ')
 }
 
-/// Why a valid number cannot take an SMS, from libphonenumber's metadata.
+/// Why a valid number cannot take an SMS (its kind), from libphonenumber's metadata.
 pub fn not_mobile(e164: &str) -> Option<&'static str> {
-    use phonenumber::Type;
-    let number = crate::phone::parse_e164(e164).ok()?;
-    Some(match crate::phone::number_type(&number) {
-        Type::Mobile | Type::FixedLineOrMobile | Type::PersonalNumber | Type::Unknown => {
-            return None;
-        }
-        Type::FixedLine => "fixed line",
-        Type::TollFree => "toll free",
-        Type::PremiumRate => "premium rate",
-        Type::SharedCost => "shared cost",
-        Type::Voip => "VoIP",
-        Type::Pager => "pager",
-        Type::Uan => "company number",
-        Type::Emergency => "emergency",
-        Type::Voicemail => "voicemail",
-        Type::ShortCode => "short code",
-        Type::StandardRate | Type::Carrier | Type::NoInternational => "service number",
-    })
+    crate::phone::refused_kind(e164, crate::phone::Reachable::Texts)
 }
 
 #[async_trait]
@@ -587,16 +572,6 @@ mod tests {
     #[test]
     fn tidy_text() {
         assert_eq!(tidy("  a  \r\nb\n\n\n\nc \n"), "a\nb\n\nc");
-    }
-
-    #[test]
-    fn mobile_numbers() {
-        assert_eq!(not_mobile("+4915123456789"), None);
-        assert_eq!(not_mobile("+491701234567"), None);
-        assert_eq!(not_mobile("+49301234567"), Some("fixed line"));
-        assert_eq!(not_mobile("+498001234567"), Some("toll free"));
-        // The US does not tell mobile from fixed line: allowed.
-        assert_eq!(not_mobile("+12015550123"), None);
     }
 
     /// Accepts every message (rendering tests never send).

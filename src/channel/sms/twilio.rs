@@ -19,11 +19,110 @@ const PROVIDER: &str = "twilio";
 const MAX_BODY_CHARS: usize = 1600;
 
 pub struct Twilio {
+    account: Account,
+    from: String,
+}
+
+/// A Twilio account as the REST API (2010-04-01) is asked for it: Basic auth
+/// `AccountSid:AuthToken` on every request. Shared with the voice channel's calls.
+pub(crate) struct Account {
     client: reqwest::Client,
     base: String,
-    sid: String,
+    pub sid: String,
     token: SecretString,
-    from: String,
+}
+
+impl Account {
+    /// The account of `account_sid` with the token `auth_token_env` names, at `base`.
+    pub fn new(
+        at: &str,
+        account_sid: Option<&str>,
+        auth_token_env: Option<&str>,
+        base: String,
+        client: reqwest::Client,
+    ) -> Result<Account, String> {
+        let sid = account_sid
+            .map(str::to_string)
+            .ok_or_else(|| format!("{at} provider \"twilio\" needs account_sid (\"AC...\")"))?;
+        if sid.is_empty() || !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{at} account_sid {sid:?} is not a Twilio Account SID (\"AC...\")"
+            ));
+        }
+        let token = required_secret(at, "twilio", "auth_token_env", auth_token_env)?;
+        // Basic auth sends "AccountSid:AuthToken" base64-encoded as one piece.
+        crate::secrets::register_credential(&sid, token.expose_secret());
+        Ok(Account {
+            client,
+            base,
+            sid,
+            token,
+        })
+    }
+
+    /// `{base}/2010-04-01/Accounts/{sid}{rest}`.
+    pub fn url(&self, rest: &str) -> String {
+        format!("{}/2010-04-01/Accounts/{}{rest}", self.base, self.sid)
+    }
+
+    pub fn get(&self, rest: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url(rest))
+            .basic_auth(&self.sid, Some(self.token.expose_secret()))
+    }
+
+    pub fn post(&self, rest: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(rest))
+            .basic_auth(&self.sid, Some(self.token.expose_secret()))
+    }
+
+    /// `GET .../{collection}/{sid}.json` (a message, a call): its JSON (`null` when a 2xx is not
+    /// JSON), or why not.
+    pub async fn resource(&self, what: &str, collection: &str, sid: &str) -> Result<Value, String> {
+        if sid.is_empty() || !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("{sid:?} is not a Twilio {what} sid"));
+        }
+        let a = http::send(self.get(&format!("/{collection}/{sid}.json")))
+            .await
+            .map_err(|e| format!("{PROVIDER}: {e}"))?;
+        if !a.status.is_success() {
+            return Err(format!("{PROVIDER}{} (HTTP {})", error_text(&a), a.status.as_u16()));
+        }
+        Ok(a.json().unwrap_or_default())
+    }
+
+    /// The account resource: its credentials work and it is `active`.
+    pub async fn probe(&self) -> Probe {
+        let subject = format!("{PROVIDER} account {}", self.sid);
+        let (ok, detail) = match http::send(self.get(".json")).await {
+            Err(e) => (false, format!("cannot reach {}: {e}", self.base)),
+            Ok(a) => {
+                let v: Value = a.json().unwrap_or_default();
+                if a.status.is_success() {
+                    let state = v["status"].as_str().unwrap_or("unknown");
+                    let name = http::excerpt(v["friendly_name"].as_str().unwrap_or(""), 100);
+                    (
+                        state == "active",
+                        format!("credentials accepted; account {name:?} is {}", http::excerpt(state, 40)),
+                    )
+                } else {
+                    (false, format!("HTTP {}{}", a.status.as_u16(), error_text(&a)))
+                }
+            }
+        };
+        Probe { subject, ok, detail }
+    }
+}
+
+/// Twilio's error envelope for a message: " 21211: <message>" (the code when there is one).
+pub(crate) fn error_text(a: &Answer) -> String {
+    let v: Value = a.json().unwrap_or_default();
+    let code = v["code"].as_u64().map(|c| format!(" {c}")).unwrap_or_default();
+    let msg = v["message"]
+        .as_str()
+        .map_or_else(|| a.excerpt(), |m| http::excerpt(m, 300));
+    format!("{code}: {msg}")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,30 +134,15 @@ struct ApiError {
 
 impl Twilio {
     pub fn new(at: &str, cfg: &ProviderConfig, client: reqwest::Client) -> Result<Twilio, String> {
-        let sid = cfg
-            .account_sid
-            .clone()
-            .ok_or_else(|| format!("{at} provider \"twilio\" needs account_sid (\"AC...\")"))?;
-        if sid.is_empty() || !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(format!(
-                "{at} account_sid {sid:?} is not a Twilio Account SID (\"AC...\")"
-            ));
-        }
-        let token = required_secret(at, "twilio", "auth_token_env", cfg.auth_token_env.as_deref())?;
-        // Basic auth sends "AccountSid:AuthToken" base64-encoded as one piece.
-        crate::secrets::register_credential(&sid, token.expose_secret());
-        let from = required_from(at, "twilio", cfg, "a number, sender id or \"MG...\"")?;
-        Ok(Twilio {
+        let account = Account::new(
+            at,
+            cfg.account_sid.as_deref(),
+            cfg.auth_token_env.as_deref(),
+            base_or(cfg, "https://api.twilio.com"),
             client,
-            base: base_or(cfg, "https://api.twilio.com"),
-            sid,
-            token,
-            from,
-        })
-    }
-
-    fn account_url(&self) -> String {
-        format!("{}/2010-04-01/Accounts/{}", self.base, self.sid)
+        )?;
+        let from = required_from(at, "twilio", cfg, "a number, sender id or \"MG...\"")?;
+        Ok(Twilio { account, from })
     }
 
     /// `From`, or `MessagingServiceSid` for a Messaging Service (`MG` + 32 hex digits).
@@ -147,52 +231,17 @@ impl Gateway for Twilio {
             (self.sender_field(), self.from.as_str()),
             ("Body", m.text),
         ];
-        let request = self
-            .client
-            .post(format!("{}/Messages.json", self.account_url()))
-            .basic_auth(&self.sid, Some(self.token.expose_secret()))
-            .form(&form);
+        let request = self.account.post("/Messages.json").form(&form);
         let answer = http::send(request).await.map_err(|f| failure(PROVIDER, f))?;
         if !answer.status.is_success() {
             return Err(self.classify(&answer));
         }
         // The documented success answer is the message resource, with its `sid`.
-        match answer.json().as_ref().and_then(|v| v["sid"].as_str()) {
-            Some(sid) if !sid.is_empty() => Ok(Receipt {
-                provider_id: Some(http::excerpt(sid, 200)),
-                route: Some(PROVIDER.into()),
-            }),
-            _ => Err(answer.unexpected(PROVIDER, Some(PROVIDER.into()))),
-        }
+        answer.receipt("sid", PROVIDER)
     }
 
     async fn check(&self) -> Probe {
-        let subject = format!("{PROVIDER} account {}", self.sid);
-        let request = self
-            .client
-            .get(format!("{}.json", self.account_url()))
-            .basic_auth(&self.sid, Some(self.token.expose_secret()));
-        let (ok, detail) = match http::send(request).await {
-            Err(e) => (false, format!("cannot reach {}: {e}", self.base)),
-            Ok(a) => {
-                let v: Value = a.json().unwrap_or_default();
-                if a.status.is_success() {
-                    let state = v["status"].as_str().unwrap_or("unknown");
-                    let name = http::excerpt(v["friendly_name"].as_str().unwrap_or(""), 100);
-                    (
-                        state == "active",
-                        format!("credentials accepted; account {name:?} is {}", http::excerpt(state, 40)),
-                    )
-                } else {
-                    let code = v["code"].as_u64().map(|c| format!(" {c}")).unwrap_or_default();
-                    let msg = v["message"]
-                        .as_str()
-                        .map_or_else(|| a.excerpt(), |m| http::excerpt(m, 300));
-                    (false, format!("HTTP {}{code}: {msg}", a.status.as_u16()))
-                }
-            }
-        };
-        Probe { subject, ok, detail }
+        self.account.probe().await
     }
 
     fn can_refresh(&self) -> bool {
@@ -200,22 +249,7 @@ impl Gateway for Twilio {
     }
 
     async fn refresh(&self, provider_id: &str) -> Result<Refreshed, String> {
-        if provider_id.is_empty() || !provider_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(format!("{provider_id:?} is not a Twilio message sid"));
-        }
-        let request = self
-            .client
-            .get(format!("{}/Messages/{provider_id}.json", self.account_url()))
-            .basic_auth(&self.sid, Some(self.token.expose_secret()));
-        let a = http::send(request).await.map_err(|e| format!("{PROVIDER}: {e}"))?;
-        let v: Value = a.json().unwrap_or_default();
-        if !a.status.is_success() {
-            let code = v["code"].as_u64().map(|c| format!(" {c}")).unwrap_or_default();
-            let msg = v["message"]
-                .as_str()
-                .map_or_else(|| a.excerpt(), |m| http::excerpt(m, 300));
-            return Err(format!("{PROVIDER}{code}: {msg} (HTTP {})", a.status.as_u16()));
-        }
+        let v = self.account.resource("message", "Messages", provider_id).await?;
         let state = v["status"].as_str().unwrap_or("");
         Ok(match state {
             "delivered" | "read" => Refreshed::Delivered,
