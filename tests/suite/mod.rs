@@ -17,3 +17,4 @@ mod sms;
 mod soak;
 mod statuspage;
 mod webhook;
+mod whatsapp;
