@@ -278,3 +278,28 @@ async fn reach_falls_back_to_sms_for_a_number_not_on_whatsapp() {
     assert_eq!(texts, [BEN]);
     assert_eq!(r.json()["people"]["reached"], Value::from(2));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_parameters_are_refused_before_anything_is_sent() {
+    let fake = GraphFake::start().await;
+    let w = folder(&people(&[("Anna", ANNA)]), &fake.uri(), "").build();
+    // A parameter that does not compile: refused when the file is loaded, at its table.
+    w.config_replace("\"{{summary}}\"]", "\"{{#if summary}}\"]");
+    let line = w
+        .read("channels.toml")
+        .lines()
+        .position(|l| l == "[channels.whatsapp]")
+        .unwrap()
+        + 1;
+    let r = w.run_async(SEND, NO_ENV).await;
+    r.code(2)
+        .stderr_has(&format!("channels.toml:{line}:1: "))
+        .stderr_has("parameters[1] \"{{#if summary}}\": template syntax error");
+    // One that renders only white space for the person: refused while planning.
+    w.config_replace("\"{{#if summary}}\"]", "\"{{vars.note}}\"]");
+    w.notice_file(NOTICE, "Website gestört", "[vars]\nnote = \" \\n\\t \"", "Body");
+    let r = w.run_async(SEND, NO_ENV).await;
+    r.code(2)
+        .stderr_has(&format!("parameters[1] \"{{{{vars.note}}}}\" is empty for {ANNA}"));
+    assert!(fake.of(Endpoint::Messages).is_empty(), "something was sent");
+}

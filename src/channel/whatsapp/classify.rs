@@ -22,7 +22,8 @@ fn for_the_person(code: i64) -> Option<&'static str> {
         132007 => "the template's text with the parameters breaks WhatsApp's format policy",
         132012 => "a parameter does not have the format the template expects",
         132015 => "the template is paused for low quality",
-        132000..=132015 => "WhatsApp refused the template message",
+        // The rest of 132000-132015: the contract makes the whole range final for the person.
+        132002..=132004 | 132006 | 132008..=132011 | 132013 | 132014 => "WhatsApp refused the template message",
         // Meta chose not to deliver (per-user marketing limit) or the person opted out of
         // marketing: retrying soon cannot help.
         131049 => "Meta did not deliver this message (per-person limit of business messages)",
