@@ -285,12 +285,8 @@ async fn bad_parameters_are_refused_before_anything_is_sent() {
     let w = folder(&people(&[("Anna", ANNA)]), &fake.uri(), "").build();
     // A parameter that does not compile: refused when the file is loaded, at its table.
     w.config_replace("\"{{summary}}\"]", "\"{{#if summary}}\"]");
-    let line = w
-        .read("channels.toml")
-        .lines()
-        .position(|l| l == "[channels.whatsapp]")
-        .unwrap()
-        + 1;
+    let config = w.read("channels.toml");
+    let line = config.lines().position(|l| l == "[channels.whatsapp]").unwrap() + 1;
     let r = w.run_async(SEND, NO_ENV).await;
     r.code(2)
         .stderr_has(&format!("channels.toml:{line}:1: "))
