@@ -72,6 +72,7 @@ async fn the_request_is_exactly_the_documented_template_message() {
         "parameters: 2",
         "{{1}} = Anna \"Nanni\" Back\\slash 🎉",
         "{{2}} = Website offline. Termine finden    statt.",
+        "parameter 2: Website offline. Termine finden    statt. (41 characters)",
     ] {
         assert!(
             preview.stdout().contains(shown),

@@ -122,9 +122,10 @@ impl Channel for Whatsapp {
                     ctx.address
                 ));
             }
+            // The plan shows stats only: the rendered value goes there too.
             stats.push(Stat::new(
-                &format!("parameter {} characters", i + 1),
-                value.chars().count(),
+                &format!("parameter {}", i + 1),
+                format!("{value} ({} characters)", value.chars().count()),
             ));
             lines.push(line(i, &value));
         }
