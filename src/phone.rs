@@ -86,6 +86,16 @@ pub enum Reachable {
     Calls,
 }
 
+/// Why a channel that reaches `reachable` skips this number, e.g. "not a mobile number (fixed
+/// line)", or `None` when it takes it: the skip reason sms, whatsapp and voice report.
+pub fn skip_reason(e164: &str, reachable: Reachable) -> Option<String> {
+    let kind = refused_kind(e164, reachable)?;
+    Some(match reachable {
+        Reachable::Texts => format!("not a mobile number ({kind})"),
+        Reachable::Calls => format!("not reachable by a call ({kind})"),
+    })
+}
+
 /// What kind a valid number is when a channel that reaches `reachable` cannot take it (e.g.
 /// "fixed line" for texts), from libphonenumber's metadata; `None` when it can.
 pub fn refused_kind(e164: &str, reachable: Reachable) -> Option<&'static str> {

@@ -26,6 +26,7 @@ pub mod statuspage;
 pub mod telegram;
 pub mod voice;
 pub mod webhook;
+pub mod whatsapp;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -216,6 +217,14 @@ impl DeliveryError {
         }
     }
 
+    /// Not retried automatically: the delivery becomes `unknown`.
+    pub fn ambiguous(message: impl Into<String>) -> Self {
+        DeliveryError::Ambiguous {
+            message: message.into(),
+            route: None,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(self, DeliveryError::Transient { .. })
     }
@@ -294,6 +303,15 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// A probe that found `Ok(what it saw)` or `Err(why it failed)`.
+    pub fn outcome(subject: String, result: Result<String, String>) -> Probe {
+        Probe {
+            subject,
+            ok: result.is_ok(),
+            detail: result.unwrap_or_else(|e| e),
+        }
+    }
+
     /// The probe of a channel that writes files into `dir`: `tried` is what failed ("create",
     /// "write to"), `note` follows the folder when it worked.
     pub fn folder(subject: &str, dir: &Path, result: std::io::Result<()>, tried: &str, note: &str) -> Probe {
@@ -565,6 +583,7 @@ channels! {
     "mastodon" => Mastodon(mastodon::MastodonConfig),
     "statuspage" => Statuspage(statuspage::StatuspageConfig),
     "voice" => Voice(voice::VoiceConfig),
+    "whatsapp" => Whatsapp(whatsapp::WhatsappConfig),
 }
 
 /// Build the channel a config entry describes. Secrets are read from the environment here.

@@ -1,6 +1,6 @@
 //! The shared HTTP layer, through the binary, for every HTTP channel at once (the four SMS
-//! gateways, a plain webhook and each chat preset, Facebook, Instagram, Telegram, Mastodon, voice
-//! calls through Twilio and Vonage):
+//! gateways, a plain webhook and each chat preset, Facebook, Instagram, WhatsApp, Telegram, Mastodon,
+//! voice calls through Twilio and Vonage):
 //!
 //! * a 301/302/307/308 to a second server is a failure naming only the Location's host, and
 //!   the second server receives nothing;
@@ -31,6 +31,7 @@ const CHANNELS: &[&str] = &[
     "google-chat",
     "facebook",
     "instagram",
+    "whatsapp",
     "telegram",
     "mastodon",
     "voice-twilio",
@@ -46,6 +47,7 @@ const ENV: &[(&str, &str)] = &[
     ("T_IG", "instagram-token-redirect-6"),
     ("T_TG", "123456789:AAE-telegram-redirect-7"),
     ("T_MASTO", "mastodon-token-redirect-8"),
+    ("T_WA", "whatsapp-token-redirect-9"),
 ];
 
 /// Every HTTP channel of `CHANNELS` pointed at `uri`, one attempt each, with a customer and
@@ -105,6 +107,15 @@ ig_user_id = "17841400000000001"
 access_token_env = "T_IG"
 graph_url = "{uri}"
 poll_interval = "10ms"
+{one}
+[channels.whatsapp]
+type = "whatsapp"
+phone_number_id = "106540352242922"
+access_token_env = "T_WA"
+message_template = "stoerung_info"
+language = "de"
+parameters = ["{{{{recipient.name}}}}"]
+graph_url = "{uri}"
 {one}
 [channels.telegram]
 type = "telegram"
@@ -287,6 +298,13 @@ fn plain_http_off_loopback_is_refused_for_every_url_key() {
             "graph_url",
             format!(
                 "[channels.i]\ntype = \"instagram\"\nig_user_id = \"1\"\naccess_token_env = \"T_IG\"\ngraph_url = \"{http}\"\n"
+            ),
+        ),
+        (
+            "graph_url",
+            format!(
+                "[channels.wa]\ntype = \"whatsapp\"\nphone_number_id = \"1\"\naccess_token_env = \"T_WA\"\n\
+                 message_template = \"t\"\nlanguage = \"de\"\ngraph_url = \"{http}\"\n"
             ),
         ),
         (

@@ -20,3 +20,4 @@ mod soak;
 mod statuspage;
 mod voice;
 mod webhook;
+mod whatsapp;

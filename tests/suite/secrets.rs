@@ -170,8 +170,8 @@ fn resetting_port() -> u16 {
     port
 }
 
-/// The email relays, the four SMS gateways, Twilio calls, Facebook and Instagram (plus outbox and
-/// status page).
+/// The email relays, the four SMS gateways, Twilio calls, Facebook, Instagram and WhatsApp (plus
+/// outbox and status page).
 const SMS_GRAPH: &[&str] = &[
     "sms-twilio",
     "voice-twilio",
@@ -180,6 +180,7 @@ const SMS_GRAPH: &[&str] = &[
     "sms-generic",
     "facebook",
     "instagram",
+    "whatsapp",
 ];
 /// Webhook, Telegram (one reachable, one resetting connections), and Mastodon with every other
 /// type whose table comes from channels.example.toml (`derived_sections`).
@@ -276,10 +277,11 @@ async fn audit(named: &[&str]) {
     // Facebook and Instagram: the Graph fake, with errors that quote the token and app secret.
     let graph = GraphFake::start().await;
     let quoted = format!(
-        "Invalid parameter (access_token={} appsecret={} ig={})",
+        "Invalid parameter (access_token={} appsecret={} ig={} wa={})",
         graph_fake::FB_TOKEN,
         graph_fake::FB_SECRET,
-        graph_fake::IG_TOKEN
+        graph_fake::IG_TOKEN,
+        graph_fake::WA_TOKEN
     );
     // A 200 that echoes the request instead of the post id (and Instagram's publishing-limit
     // answer doing the same), then errors that quote the secrets.
@@ -291,6 +293,9 @@ async fn audit(named: &[&str]) {
     graph.fail(Endpoint::Photos, 10, FakeError::new(100, None, &quoted));
     graph.fail(Endpoint::Media, 10, FakeError::new(100, None, &quoted));
     graph.fail(Endpoint::GetPage, 10, FakeError::new(100, None, &quoted));
+    graph.reply(Endpoint::Messages, 1, graph_echo);
+    graph.fail(Endpoint::Messages, 10, FakeError::new(100, None, &quoted));
+    graph.fail(Endpoint::GetPhoneNumber, 10, FakeError::new(100, None, &quoted));
 
     let ports = Ports {
         primary: primary.port,
@@ -327,6 +332,7 @@ async fn audit(named: &[&str]) {
         ("FB_PAGE_TOKEN", graph_fake::FB_TOKEN.into()),
         ("FB_APP_SECRET", graph_fake::FB_SECRET.into()),
         ("IG_ACCESS_TOKEN", graph_fake::IG_TOKEN.into()),
+        ("WHATSAPP_TOKEN", graph_fake::WA_TOKEN.into()),
         ("TEAM_CHAT_URL", format!("{uri}/hooks/{WEBHOOK_PATH_TOKEN}")),
         ("WEBHOOK_SECRET", webhook_signing_secret()),
         ("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN.into()),
@@ -867,6 +873,18 @@ fn written_channels(enabled: &[&str], p: &Ports) -> String {
                 graph_keys(&format!(
                     "ig_user_id = \"{}\"\naccess_token_env = \"IG_ACCESS_TOKEN\"",
                     graph_fake::IG_ID
+                ))
+            ),
+        ),
+        (
+            "whatsapp",
+            true,
+            format!(
+                "type = \"whatsapp\"\n{}message_template = \"stoerung_info\"\nlanguage = \"de\"\n\
+                 parameters = [\"{{{{recipient.name}}}}\", \"{{{{summary}}}}\"]\n",
+                graph_keys(&format!(
+                    "phone_number_id = \"{}\"\naccess_token_env = \"WHATSAPP_TOKEN\"",
+                    graph_fake::WA_PHONE_ID
                 ))
             ),
         ),

@@ -3,7 +3,10 @@
 //! (anything else gets the 190 envelope), `appsecret_proof` checked when the token has an app
 //! secret, parameters from the query, a form, a JSON or a multipart body, the error envelope
 //! with HTTP 400, usage headers, media containers that step through scripted states, and a
-//! publishing limit enforced at `media_publish`. Every request is recorded with its parsed
+//! publishing limit enforced at `media_publish`; and the WhatsApp Cloud API's template messages
+//! (`POST /{phone-number-id}/messages`, JSON only, checked field by field as documented, 132018
+//! for a parameter with a line break, a tab or more than 4 spaces in a row) and phone-number
+//! read (`GET /{phone-number-id}?fields=...`). Every request is recorded with its parsed
 //! parameters, files and arrival time, so tests assert the exact requests.
 #![allow(dead_code)]
 
@@ -21,6 +24,9 @@ pub const IG_ID: &str = "17841400000000001";
 pub const FB_TOKEN: &str = "EAAB-page-token-SECRET-1";
 pub const FB_SECRET: &str = "fb-app-secret-SECRET-2";
 pub const IG_TOKEN: &str = "EAAB-ig-token-SECRET-3";
+/// The WhatsApp business phone number's Graph id, and a system user's token for it.
+pub const WA_PHONE_ID: &str = "106540352242922";
+pub const WA_TOKEN: &str = "EAAG-whatsapp-token-SECRET-4";
 
 /// Which call a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +40,10 @@ pub enum Endpoint {
     GetContainer,
     PublishingLimit,
     MediaPublish,
+    /// `POST /{WA_PHONE_ID}/messages`.
+    Messages,
+    /// `GET /{WA_PHONE_ID}`.
+    GetPhoneNumber,
     Unknown,
 }
 
@@ -59,6 +69,8 @@ pub struct Recorded {
     pub files: Vec<FilePart>,
     pub content_type: String,
     pub authorization: Option<String>,
+    /// The body, when it is JSON.
+    pub json: Option<Value>,
 }
 
 impl Recorded {
@@ -76,6 +88,8 @@ pub struct FakeError {
     pub subcode: Option<i64>,
     pub message: String,
     pub headers: Vec<(String, String)>,
+    /// The Cloud API's `error_data.details`.
+    pub details: Option<String>,
 }
 
 impl FakeError {
@@ -86,6 +100,16 @@ impl FakeError {
             subcode,
             message: message.into(),
             headers: Vec::new(),
+            details: None,
+        }
+    }
+
+    /// A Cloud API error: HTTP `status`, `code`, the title in the message, `details`.
+    pub fn whatsapp(status: u16, code: i64, title: &str, details: &str) -> FakeError {
+        FakeError {
+            status,
+            details: Some(details.into()),
+            ..FakeError::new(code, None, &format!("(#{code}) {title}"))
         }
     }
 
@@ -118,6 +142,8 @@ pub struct State {
     pub quota_usage: u64,
     pub quota_total: u64,
     next: u64,
+    /// WhatsApp recipients (`to`, digits) whose every message is refused with this error.
+    refused: HashMap<String, FakeError>,
 }
 
 impl State {
@@ -170,6 +196,7 @@ impl GraphFake {
             .tokens
             .insert(FB_TOKEN.into(), Some(FB_SECRET.into()));
         state.lock().unwrap().tokens.insert(IG_TOKEN.into(), None);
+        state.lock().unwrap().tokens.insert(WA_TOKEN.into(), None);
         Mock::given(any())
             .respond_with(Handler(state.clone()))
             .mount(&server)
@@ -239,6 +266,12 @@ impl GraphFake {
         self
     }
 
+    /// Every WhatsApp message to `to` (E.164 digits, no `+`) gets `err`.
+    pub fn refuse_to(&self, to: &str, err: FakeError) -> &GraphFake {
+        self.state.lock().unwrap().refused.insert(to.into(), err);
+        self
+    }
+
     pub fn quota(&self, used: u64, total: u64) -> &GraphFake {
         let mut s = self.state.lock().unwrap();
         s.quota_usage = used;
@@ -255,11 +288,22 @@ pub fn proof(secret: &str, token: &str) -> String {
 }
 
 fn envelope(status: u16, code: i64, subcode: Option<i64>, message: &str) -> ResponseTemplate {
+    enveloped(status, code, subcode, message, None)
+}
+
+fn enveloped(status: u16, code: i64, subcode: Option<i64>, message: &str, details: Option<&str>) -> ResponseTemplate {
     let mut e = json!({"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEfGh123"});
     if let Some(s) = subcode {
         e["error_subcode"] = json!(s);
     }
+    if let Some(d) = details {
+        e["error_data"] = json!({"messaging_product": "whatsapp", "details": d});
+    }
     ResponseTemplate::new(status).set_body_json(json!({ "error": e }))
+}
+
+fn fake_error(err: &FakeError) -> ResponseTemplate {
+    enveloped(err.status, err.code, err.subcode, &err.message, err.details.as_deref())
 }
 
 fn query_pairs(s: &str) -> BTreeMap<String, String> {
@@ -360,6 +404,7 @@ fn record(req: &Request) -> Recorded {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        json: serde_json::from_slice(&req.body).ok(),
     }
 }
 
@@ -385,6 +430,8 @@ impl Respond for Handler {
             (_, None) => Endpoint::Unknown,
             ("GET", Some([id])) if id == PAGE_ID => Endpoint::GetPage,
             ("GET", Some([id])) if id == IG_ID => Endpoint::GetIgUser,
+            ("GET", Some([id])) if id == WA_PHONE_ID => Endpoint::GetPhoneNumber,
+            ("POST", Some([id, e])) if id == WA_PHONE_ID && e == "messages" => Endpoint::Messages,
             ("GET", Some([id])) if s.unpublished_photos.contains(id) => Endpoint::GetPhoto,
             ("GET", Some([id])) if s.containers.contains_key(id) => Endpoint::GetContainer,
             ("POST", Some([id, e])) if id == PAGE_ID && e == "feed" => Endpoint::Feed,
@@ -467,7 +514,7 @@ fn answer(s: &mut State, r: &Recorded, segs: Vec<String>) -> (ResponseTemplate, 
         }
     }
     if let Some(err) = s.failures.get_mut(&r.endpoint).and_then(VecDeque::pop_front) {
-        let mut t = envelope(err.status, err.code, err.subcode, &err.message);
+        let mut t = fake_error(&err);
         let own = !err.headers.is_empty();
         for (k, v) in &err.headers {
             t = t.insert_header(k.as_str(), v.as_str());
@@ -562,9 +609,108 @@ fn answer(s: &mut State, r: &Recorded, segs: Vec<String>) -> (ResponseTemplate, 
             s.containers.get_mut(&id).unwrap().1 = "PUBLISHED".into();
             ok(json!({"id": format!("{}", 1_790_000 + n)}))
         }
+        Endpoint::GetPhoneNumber => {
+            if fields != "display_phone_number,verified_name,quality_rating" {
+                return (envelope(400, 100, None, "(#100) unexpected fields"), false);
+            }
+            ok(
+                json!({"display_phone_number": "+49 30 1234567", "verified_name": "Sarah Kastner Fotografie",
+                "quality_rating": "GREEN", "id": WA_PHONE_ID}),
+            )
+        }
+        Endpoint::Messages => match whatsapp_message(r) {
+            Err(e) => (fake_error(&e), false),
+            Ok(to) => match s.refused.get(&to) {
+                Some(e) => (fake_error(e), false),
+                None => ok(json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": to}],
+                    "messages": [{"id": format!("wamid.HBgN{to}FQIAERgS{n:06}"), "message_status": "accepted"}]
+                })),
+            },
+        },
         Endpoint::Unknown => (
             envelope(400, 100, Some(33), "Unsupported request: unknown path components"),
             false,
         ),
     }
+}
+
+/// A template message as the Cloud API documents it; its `to`, or the error Meta answers.
+fn whatsapp_message(r: &Recorded) -> Result<String, FakeError> {
+    let invalid = |what: &str| {
+        FakeError::whatsapp(
+            400,
+            100,
+            "Invalid parameter",
+            &format!("Parameter {what} is invalid or missing"),
+        )
+    };
+    if !r.content_type.starts_with("application/json") {
+        return Err(invalid("body (application/json expected)"));
+    }
+    let b = r
+        .json
+        .as_ref()
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("body"))?;
+    let known = [
+        "messaging_product",
+        "recipient_type",
+        "to",
+        "type",
+        "template",
+        "biz_opaque_callback_data",
+    ];
+    if let Some(k) = b.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(invalid(k));
+    }
+    if b.get("messaging_product") != Some(&json!("whatsapp")) {
+        return Err(invalid("messaging_product"));
+    }
+    if b.get("recipient_type").is_some_and(|t| t != "individual") {
+        return Err(invalid("recipient_type"));
+    }
+    let to = b.get("to").and_then(Value::as_str).unwrap_or_default();
+    if to.is_empty() || !to.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid("to"));
+    }
+    if b.get("type") != Some(&json!("template")) {
+        return Err(invalid("type"));
+    }
+    if b.get("biz_opaque_callback_data")
+        .is_some_and(|c| c.as_str().is_none_or(|c| c.chars().count() > 512))
+    {
+        return Err(invalid("biz_opaque_callback_data"));
+    }
+    let t = &b["template"];
+    let named = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
+    if !named(&t["name"]) || !named(&t["language"]["code"]) {
+        return Err(FakeError::whatsapp(
+            404,
+            132001,
+            "Template name does not exist in the translation",
+            "template name or language missing",
+        ));
+    }
+    for c in t["components"].as_array().into_iter().flatten() {
+        if c["type"] != "body" {
+            return Err(invalid("template.components.type"));
+        }
+        for p in c["parameters"].as_array().into_iter().flatten() {
+            let text = p["text"].as_str().unwrap_or_default();
+            if p["type"] != "text" || text.is_empty() {
+                return Err(invalid("template.components.parameters"));
+            }
+            if text.contains(['\n', '\t']) || text.contains("     ") {
+                return Err(FakeError::whatsapp(
+                    400,
+                    132018,
+                    "There was an issue with the parameters in your template.",
+                    "Param text cannot have new-line/tab characters or more than 4 consecutive spaces",
+                ));
+            }
+        }
+    }
+    Ok(to.to_string())
 }

@@ -103,6 +103,10 @@ pub struct ApiError {
     pub is_transient: Option<bool>,
     pub fbtrace_id: Option<String>,
     pub usage: Usage,
+    /// `error_data.details`: the Cloud API's explanation, which Meta says to act on.
+    pub details: Option<String>,
+    /// The answer's `Retry-After`, capped at [`MAX_WAIT`].
+    pub retry_after: Option<Duration>,
 }
 
 /// Rate-limit signals from `X-App-Usage` / `X-Business-Use-Case-Usage`.
@@ -163,6 +167,14 @@ impl ApiError {
             .filter(|u| !u.is_empty() && !self.message.contains(*u))
         {
             out.push_str(&format!(" ({u})"));
+        }
+        if let Some(d) = self
+            .details
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && !self.message.contains(*d))
+        {
+            out.push_str(&format!(" ({d})"));
         }
         if let Some(t) = &self.fbtrace_id {
             out.push_str(&format!(" [fbtrace_id {t}]"));
@@ -285,6 +297,17 @@ impl GraphClient {
         self.finish(http::send(req).await, effect).await
     }
 
+    /// `POST /{path}` with a JSON body (the WhatsApp Cloud API); `appsecret_proof` goes in the
+    /// query, as Graph reads parameters from either.
+    pub async fn post_json(&self, path: &str, body: &Value, effect: Effect) -> Result<Value, GraphError> {
+        let mut url = self.url(path)?;
+        if let Some(p) = &self.proof {
+            url.query_pairs_mut().append_pair("appsecret_proof", p);
+        }
+        let req = self.http.post(url).bearer_auth(self.token.expose_secret()).json(body);
+        self.finish(http::send(req).await, effect).await
+    }
+
     /// `POST /{path}` as multipart/form-data with one file.
     pub async fn post_multipart(
         &self,
@@ -339,7 +362,9 @@ impl GraphClient {
         }
         let json = answer.json();
         if let Some(err) = json.as_ref().and_then(|v| v.get("error")).filter(|e| e.is_object()) {
-            return Err(GraphError::Api(Box::new(ApiError::parse(status.as_u16(), err, usage))));
+            let mut api = ApiError::parse(status.as_u16(), err, usage);
+            api.retry_after = answer.retry_after().map(|d| d.min(MAX_WAIT));
+            return Err(GraphError::Api(Box::new(api)));
         }
         if status.is_success() {
             // Every Graph answer is a JSON object; anything else came from something in between.
@@ -388,6 +413,12 @@ impl ApiError {
             is_transient: e.get("is_transient").and_then(Value::as_bool),
             fbtrace_id: text("fbtrace_id"),
             usage,
+            details: e
+                .get("error_data")
+                .and_then(|d| d.get("details"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            retry_after: None,
         }
     }
 }
@@ -449,7 +480,7 @@ impl Usage {
 }
 
 /// What the token failure means, by `error_subcode` of code 190.
-fn token_problem(subcode: Option<i64>) -> &'static str {
+pub fn token_problem(subcode: Option<i64>) -> &'static str {
     match subcode {
         Some(458) => "the app is not installed for the user the token belongs to",
         Some(459) => "the user is checkpointed (must log in at facebook.com first)",

@@ -34,7 +34,7 @@ impl GraphAccount {
         })
     }
 
-    fn urls(&self) -> Vec<(&'static str, &str)> {
+    pub(crate) fn urls(&self) -> Vec<(&'static str, &str)> {
         self.graph_url.iter().map(|u| ("graph_url", u.as_str())).collect()
     }
 }

@@ -201,15 +201,9 @@ impl Channel for Facebook {
 
     /// `GET /{page-id}?fields=id,name` with the token; nothing is posted.
     async fn check(&self) -> Vec<Probe> {
-        let (ok, detail) = match self.client.identify(&self.page_id, "name").await {
-            Ok((name, id)) => (true, format!("Page {name:?} ({id}) via {}", self.client.route(""))),
-            Err(e) => (false, e),
-        };
-        vec![Probe {
-            subject: format!("page {}", self.page_id),
-            ok,
-            detail,
-        }]
+        let found = self.client.identify(&self.page_id, "name").await;
+        let seen = found.map(|(name, id)| format!("Page {name:?} ({id}) via {}", self.client.route("")));
+        vec![Probe::outcome(format!("page {}", self.page_id), seen)]
     }
 
     fn attempt_timeout(&self) -> Option<Duration> {

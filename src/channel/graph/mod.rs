@@ -28,7 +28,7 @@ use crate::settings::Common;
 
 pub use crate::channel::Image;
 use client::FilePart;
-pub use config::{FacebookConfig, InstagramConfig};
+pub use config::{FacebookConfig, GraphAccount, InstagramConfig};
 
 pub fn build_facebook(
     name: &str,

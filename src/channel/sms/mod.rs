@@ -359,11 +359,6 @@ fn first_non_gsm(text: &str) -> char {
         .unwrap_or(' ')
 }
 
-/// Why a valid number cannot take an SMS (its kind), from libphonenumber's metadata.
-pub fn not_mobile(e164: &str) -> Option<&'static str> {
-    crate::phone::refused_kind(e164, crate::phone::Reachable::Texts)
-}
-
 #[async_trait]
 impl Channel for Sms {
     fn meta(&self) -> &Meta {
@@ -376,7 +371,7 @@ impl Channel for Sms {
     }
 
     fn skip_reason(&self, address: &str) -> Option<String> {
-        not_mobile(address).map(|kind| format!("not a mobile number ({kind})"))
+        crate::phone::skip_reason(address, crate::phone::Reachable::Texts)
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {

@@ -248,8 +248,7 @@ impl Channel for Voice {
     }
 
     fn skip_reason(&self, address: &str) -> Option<String> {
-        crate::phone::refused_kind(address, crate::phone::Reachable::Calls)
-            .map(|kind| format!("not reachable by a call ({kind})"))
+        crate::phone::skip_reason(address, crate::phone::Reachable::Calls)
     }
 
     fn render(&self, templates: &Templates, ctx: &Context) -> Result<Rendered, String> {
