@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, SourceLocation};
+use crate::render::lang::Lang;
 use crate::render::markdown;
 
 /// The largest body accepted: it is copied into every message (one email per recipient), so a
@@ -70,110 +71,208 @@ pub struct Announcement {
     pub body_text: String,
     /// The file as read; kept in the journal so `resume` renders exactly the same thing.
     pub source: String,
+    /// `notice.LANG.md` files beside it, by language.
+    pub translations: Vec<Translation>,
+}
+
+/// The front matter of a translation: only what is said in a language.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TranslatedMatter {
+    title: Option<String>,
+    summary: Option<String>,
+    link: Option<String>,
+    image: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, toml::Value>,
+}
+
+/// `notice.LANG.md`: what the people of that language get, the main file's values filled in
+/// where it has none.
+#[derive(Debug, Clone)]
+pub struct Translation {
+    pub lang: Lang,
+    pub origin: String,
+    /// The file as read (for the run's digest).
+    pub source: String,
+    pub title: String,
+    pub summary: Option<String>,
+    pub link: Option<String>,
+    pub image: Option<String>,
+    pub vars: BTreeMap<String, toml::Value>,
+    pub body_markdown: String,
+    pub body_html: String,
+    pub body_text: String,
+}
+
+/// What one language's people read: a translation or the main file.
+#[derive(Debug, Clone, Copy)]
+pub struct Version<'a> {
+    pub title: &'a str,
+    pub summary: Option<&'a String>,
+    pub link: Option<&'a String>,
+    pub image: Option<&'a String>,
+    pub vars: &'a BTreeMap<String, toml::Value>,
+    pub body_markdown: &'a str,
+    pub body_html: &'a str,
+    pub body_text: &'a str,
+}
+
+/// The parts of a file with front matter, offsets into its source.
+struct Sections<'s> {
+    front: &'s str,
+    /// Where `front` starts in the source.
+    front_at: usize,
+    body: &'s str,
+    body_at: usize,
 }
 
 impl Announcement {
     pub fn load(path: &Path) -> Result<Announcement, AppError> {
         if path == Path::new("-") {
-            let s = read_bounded("<stdin>", std::io::stdin().lock())?;
-            let s = String::from_utf8(s).map_err(|e| {
-                let loc = SourceLocation::from_offset(
-                    "<stdin>",
-                    &String::from_utf8_lossy(e.as_bytes()),
-                    e.utf8_error().valid_up_to(),
-                );
-                AppError::invalid_at(Some(loc), "announcement is not valid UTF-8")
-            })?;
+            let s = utf8(
+                "<stdin>",
+                read_bounded("<stdin>", std::io::stdin().lock())?,
+                "announcement",
+            )?;
             let cwd = std::env::current_dir().unwrap_or_default();
             return Announcement::parse("<stdin>", &cwd, s);
         }
         let shown = path.display().to_string();
         let file = std::fs::File::open(path)
             .map_err(|e| AppError::invalid(format!("{shown}: cannot read announcement: {e}")))?;
-        let bytes = read_bounded(&shown, file)?;
-        let source = String::from_utf8(bytes).map_err(|e| {
-            let loc = SourceLocation::from_offset(
-                &shown,
-                &String::from_utf8_lossy(e.as_bytes()),
-                e.utf8_error().valid_up_to(),
-            );
-            AppError::invalid_at(Some(loc), "announcement is not valid UTF-8")
-        })?;
+        let source = utf8(&shown, read_bounded(&shown, file)?, "announcement")?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Announcement::parse(&shown, &base, source)
+        Announcement::parse(&shown, &base, source)?.with_translations_of(path)
+    }
+
+    /// The `NAME.LANG.md` files beside `path` (`notice.en.md` for `notice.md`), read and checked.
+    pub fn with_translations_of(mut self, path: &Path) -> Result<Announcement, AppError> {
+        let (Some(stem), Some(ext)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|s| s.to_str()),
+        ) else {
+            return Ok(self);
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(self);
+        };
+        let mut found: Vec<(Lang, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let lang = name
+                    .strip_prefix(stem)?
+                    .strip_prefix('.')?
+                    .strip_suffix(ext)?
+                    .strip_suffix('.')?;
+                let is_code = lang.bytes().all(|b| b.is_ascii_lowercase());
+                Some((Lang::of_tag(lang).filter(|l| is_code && l.as_str() == lang)?, e.path()))
+            })
+            .filter(|(_, p)| p.is_file())
+            .collect();
+        found.sort();
+        for (lang, file) in found {
+            let shown = file.display().to_string();
+            let bytes = std::fs::File::open(&file)
+                .map_err(|e| AppError::invalid(format!("{shown}: cannot read translation: {e}")))
+                .and_then(|f| read_bounded(&shown, f))?;
+            let t = self.translation(lang, &shown, utf8(&shown, bytes, "translation")?)?;
+            self.translations.push(t);
+        }
+        Ok(self)
+    }
+
+    fn translation(&self, lang: Lang, origin: &str, source: String) -> Result<Translation, AppError> {
+        let at = |offset: usize| Some(SourceLocation::from_offset(origin, &source, offset));
+        let s = sections(origin, &source)?;
+        let tm: TranslatedMatter = toml::from_str(s.front).map_err(|e| {
+            let offset = s.front_at + e.span().map_or(0, |s| s.start);
+            AppError::invalid_at(
+                at(offset),
+                format!(
+                    "invalid front matter of a translation (it may hold title, summary, link, image and [vars]): {}",
+                    e.message()
+                ),
+            )
+        })?;
+        check_urls(s.front, tm.link.as_deref(), tm.image.as_deref(), &at, s.front_at)?;
+        let body = checked_body(s.body, s.body_at, &at)?;
+        let m = &self.meta;
+        let mut vars = m.vars.clone();
+        vars.extend(tm.vars);
+        let (body_markdown, body_html, body_text) = if body.is_empty() {
+            (
+                self.body_markdown.clone(),
+                self.body_html.clone(),
+                self.body_text.clone(),
+            )
+        } else {
+            (body.clone(), markdown::to_html(&body), markdown::to_text(&body))
+        };
+        Ok(Translation {
+            lang,
+            origin: origin.to_string(),
+            title: tm
+                .title
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| m.title.clone()),
+            summary: tm.summary.or_else(|| m.summary.clone()),
+            link: tm.link.or_else(|| m.link.clone()),
+            image: tm.image.or_else(|| m.image.clone()),
+            vars,
+            body_markdown,
+            body_html,
+            body_text,
+            source,
+        })
+    }
+
+    /// What the people of `lang` read: its translation, else the main file.
+    pub fn version(&self, lang: Lang) -> Version<'_> {
+        match self.translations.iter().find(|t| t.lang == lang) {
+            Some(t) => Version {
+                title: &t.title,
+                summary: t.summary.as_ref(),
+                link: t.link.as_ref(),
+                image: t.image.as_ref(),
+                vars: &t.vars,
+                body_markdown: &t.body_markdown,
+                body_html: &t.body_html,
+                body_text: &t.body_text,
+            },
+            None => Version {
+                title: &self.meta.title,
+                summary: self.meta.summary.as_ref(),
+                link: self.meta.link.as_ref(),
+                image: self.meta.image.as_ref(),
+                vars: &self.meta.vars,
+                body_markdown: &self.body_markdown,
+                body_html: &self.body_html,
+                body_text: &self.body_text,
+            },
+        }
     }
 
     pub fn parse(origin: &str, base_dir: &Path, source: String) -> Result<Announcement, AppError> {
-        let text = source.strip_prefix('\u{feff}').unwrap_or(&source);
-        let bom = source.len() - text.len();
         let at = |offset: usize| Some(SourceLocation::from_offset(origin, &source, offset));
-        let first_line_end = text.find('\n').map_or(text.len(), |i| i + 1);
-        if text[..first_line_end].trim_end() != "+++" {
-            return Err(AppError::invalid_at(
-                at(bom),
-                "announcement must start with TOML front matter between '+++' lines (at least `title = \"...\"`)",
-            ));
-        }
-        let fm_start = first_line_end;
-        // The closing delimiter is a line that is exactly "+++".
-        let mut pos = fm_start;
-        let mut fm_end = None;
-        while pos < text.len() {
-            let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
-            if text[pos..end].trim_end() == "+++" {
-                fm_end = Some((pos, end));
-                break;
-            }
-            pos = end;
-        }
-        let Some((fm_end, body_start)) = fm_end else {
-            return Err(AppError::invalid_at(
-                at(bom),
-                "front matter is not closed: add a line '+++' after it",
-            ));
-        };
-        let front = &text[fm_start..fm_end];
-        let meta: FrontMatter = toml::from_str(front).map_err(|e| {
-            let offset = bom + fm_start + e.span().map_or(0, |s| s.start);
+        let s = sections(origin, &source)?;
+        let meta: FrontMatter = toml::from_str(s.front).map_err(|e| {
+            let offset = s.front_at + e.span().map_or(0, |s| s.start);
             AppError::invalid_at(at(offset), format!("invalid front matter: {}", e.message()))
         })?;
         if meta.title.trim().is_empty() {
             return Err(AppError::invalid_at(
-                at(bom + fm_start),
+                at(s.front_at),
                 "front matter: `title` must not be empty",
             ));
         }
-        // Where the URL-like values are, so a refusal points at the value itself.
-        let spans: UrlSpans = toml::from_str(front).unwrap_or_default();
-        let value_at = |v: &Option<toml::Spanned<toml::Value>>, key: &str| {
-            let off = v
-                .as_ref()
-                .map_or_else(|| front.find(key).unwrap_or(0), |v| v.span().start);
-            at(bom + fm_start + off)
-        };
-        if let Some(img) = &meta.image
-            && img.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
-        {
-            return Err(AppError::invalid_at(
-                value_at(&spans.image, "image"),
-                "front matter: `image` must be an https URL or a local file",
-            ));
-        }
-        if let Some(link) = &meta.link {
-            check_link(link)
-                .map_err(|e| AppError::invalid_at(value_at(&spans.link, "link"), format!("front matter: {e}")))?;
-        }
-        let body = text[body_start..].trim().to_string();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(AppError::invalid_at(
-                at(bom + body_start),
-                format!(
-                    "the announcement body has {} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted: \
-                     put long texts on a web page and link to it",
-                    body.len()
-                ),
-            ));
-        }
+        check_urls(s.front, meta.link.as_deref(), meta.image.as_deref(), &at, s.front_at)?;
+        let body = checked_body(s.body, s.body_at, &at)?;
         Ok(Announcement {
             origin: origin.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -182,6 +281,7 @@ impl Announcement {
             body_markdown: body,
             meta,
             source,
+            translations: Vec::new(),
         })
     }
 
@@ -221,6 +321,90 @@ struct UrlSpans {
     image: Option<toml::Spanned<toml::Value>>,
 }
 
+/// The front matter and body of a file that starts with `+++` lines.
+fn sections<'s>(origin: &str, source: &'s str) -> Result<Sections<'s>, AppError> {
+    let text = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let bom = source.len() - text.len();
+    let at = |offset: usize| Some(SourceLocation::from_offset(origin, source, offset));
+    let first_line_end = text.find('\n').map_or(text.len(), |i| i + 1);
+    if text[..first_line_end].trim_end() != "+++" {
+        return Err(AppError::invalid_at(
+            at(bom),
+            "announcement must start with TOML front matter between '+++' lines (at least `title = \"...\"`)",
+        ));
+    }
+    let fm_start = first_line_end;
+    // The closing delimiter is a line that is exactly "+++".
+    let mut pos = fm_start;
+    let mut fm_end = None;
+    while pos < text.len() {
+        let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+        if text[pos..end].trim_end() == "+++" {
+            fm_end = Some((pos, end));
+            break;
+        }
+        pos = end;
+    }
+    let Some((fm_end, body_start)) = fm_end else {
+        return Err(AppError::invalid_at(
+            at(bom),
+            "front matter is not closed: add a line '+++' after it",
+        ));
+    };
+    Ok(Sections {
+        front: &text[fm_start..fm_end],
+        front_at: bom + fm_start,
+        body: &text[body_start..],
+        body_at: bom + body_start,
+    })
+}
+
+/// `image` and `link` as the contract allows them; a refusal points at the value itself.
+fn check_urls(
+    front: &str,
+    link: Option<&str>,
+    image: Option<&str>,
+    at: &dyn Fn(usize) -> Option<SourceLocation>,
+    front_at: usize,
+) -> Result<(), AppError> {
+    let spans: UrlSpans = toml::from_str(front).unwrap_or_default();
+    let value_at = |v: &Option<toml::Spanned<toml::Value>>, key: &str| {
+        let off = v
+            .as_ref()
+            .map_or_else(|| front.find(key).unwrap_or(0), |v| v.span().start);
+        at(front_at + off)
+    };
+    if let Some(img) = image
+        && img.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+    {
+        return Err(AppError::invalid_at(
+            value_at(&spans.image, "image"),
+            "front matter: `image` must be an https URL or a local file",
+        ));
+    }
+    if let Some(link) = link {
+        check_link(link)
+            .map_err(|e| AppError::invalid_at(value_at(&spans.link, "link"), format!("front matter: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The body, trimmed, if it is not too long.
+fn checked_body(body: &str, body_at: usize, at: &dyn Fn(usize) -> Option<SourceLocation>) -> Result<String, AppError> {
+    let body = body.trim().to_string();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(AppError::invalid_at(
+            at(body_at),
+            format!(
+                "the announcement body has {} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted: \
+                 put long texts on a web page and link to it",
+                body.len()
+            ),
+        ));
+    }
+    Ok(body)
+}
+
 /// `link` ends up in `href`s (email button, status page, feed): only an absolute http(s) URL
 /// is harmless there; `javascript:`, `data:` and relative links are not.
 pub fn check_link(link: &str) -> Result<(), String> {
@@ -240,6 +424,18 @@ pub fn check_link(link: &str) -> Result<(), String> {
         Ok(u) if u.host_str().is_none_or(str::is_empty) => refuse("it has no host"),
         Ok(_) => Ok(()),
     }
+}
+
+/// The file's text; invalid UTF-8 is refused at its place.
+fn utf8(shown: &str, bytes: Vec<u8>, what: &str) -> Result<String, AppError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let loc = SourceLocation::from_offset(
+            shown,
+            &String::from_utf8_lossy(e.as_bytes()),
+            e.utf8_error().valid_up_to(),
+        );
+        AppError::invalid_at(Some(loc), format!("{what} is not valid UTF-8"))
+    })
 }
 
 /// Read at most [`MAX_FILE_BYTES`]: a huge file is refused without being held in memory.

@@ -265,8 +265,19 @@ impl Source<'_> {
 
 impl Format {
     pub fn write(self, src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
+        self.write_in(src, tz, None, out)
+    }
+
+    /// [`Format::write`] with the table's dates as people of `locale` write them.
+    pub fn write_in(
+        self,
+        src: &Source<'_>,
+        tz: &jiff::tz::TimeZone,
+        locale: Option<crate::locale::Locale>,
+        out: &mut dyn Write,
+    ) -> Result<(), WriteError> {
         match self {
-            Format::Table => write_table(src, tz, out),
+            Format::Table => write_table(src, tz, locale, out),
             Format::Json => {
                 serde_json::to_writer_pretty(&mut *out, &StreamedJson(src)).map_err(io::Error::from)?;
                 Ok(writeln!(out)?)
@@ -468,8 +479,17 @@ fn one_line(s: &str) -> Cow<'_, str> {
 
 /// The summary, then the problem rows (failed, undelivered, unknown, skipped for bad input),
 /// then everything else.
-fn write_table(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
+fn write_table(
+    src: &Source<'_>,
+    tz: &jiff::tz::TimeZone,
+    locale: Option<crate::locale::Locale>,
+    out: &mut dyn Write,
+) -> Result<(), WriteError> {
     let report = src.report;
+    let local_time = |ts: &str, tz: &jiff::tz::TimeZone| match locale {
+        Some(l) => l.timestamp(ts, tz),
+        None => local_time(ts, tz),
+    };
     if let Some(line) = report.people.line() {
         writeln!(out, "{line}")?;
     }

@@ -58,6 +58,9 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
     if let Some(note) = plan.audience.as_ref().and_then(|a| plan::decoding_note(&a.decoding)) {
         writeln!(out, "audience: {note}").map_err(io)?;
     }
+    if let Some(languages) = plan.audience.as_ref().and_then(|a| a.languages.describe()) {
+        writeln!(out, "{languages}").map_err(io)?;
+    }
     let mut over = false;
     for (c, mine, per_person, target) in picks {
         let Some(target) = target else {

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::fsutil;
 use crate::journal::{Journal, Status};
-use crate::report::{Format, Report, Source, WriteError, local_time, write_not_reached};
+use crate::report::{Format, Report, Source, WriteError, write_not_reached};
 
 fn journal(config: &Config) -> Result<Journal, AppError> {
     Journal::open_existing(&config.state_dir)?
@@ -70,7 +70,7 @@ impl From<Format> for What {
 pub fn print(what: impl Into<What>, src: &Source<'_>, config: &Config, out: impl Write) -> Result<(), AppError> {
     let mut out = std::io::BufWriter::new(out);
     let written = match what.into() {
-        What::Report(format) => format.write(src, &config.timezone(), &mut out),
+        What::Report(format) => format.write_in(src, &config.timezone(), Some(config.org.locale), &mut out),
         What::NotReached(format) => write_not_reached(format, src, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
@@ -152,7 +152,7 @@ pub fn runs(config: &Config) -> Result<Exit, AppError> {
         let x = &r.totals;
         t.add_row([
             run.id.clone(),
-            local_time(&run.started_at, &tz),
+            config.org.locale.timestamp(&run.started_at, &tz),
             run.title.clone(),
             x.planned.to_string(),
             (x.sent + x.delivered).to_string(),

@@ -146,7 +146,8 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
     if args.resend_unknown {
         journal.requeue(&run.id, Status::Unknown, None)?;
     }
-    let ann = Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone())?;
+    let ann = Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone())?
+        .with_translations_of(Path::new(&run.origin))?;
     // Build every channel the run used: a channel whose re-send cannot duplicate also takes
     // back its `unknown` deliveries.
     let mut channels: Vec<(String, Arc<dyn Channel>, &crate::settings::Common)> = Vec::new();
@@ -183,9 +184,10 @@ pub fn resume(config: &Config, args: &ResumeArgs) -> Result<Exit, AppError> {
         eprintln!("Nothing was sent.");
         return Ok(Exit::Invalid);
     }
-    let templates = Arc::new(Templates::load(
+    let templates = Arc::new(Templates::load_for(
         channel::builtin_templates(),
         config.templates_dir.as_deref(),
+        config.org.locale,
     )?);
     let lanes = channels
         .into_iter()

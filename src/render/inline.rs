@@ -61,6 +61,7 @@ impl CssCache {
     /// rendering *is* the skeleton's with the values put back. Any other is rendered, and the
     /// shortcut taken only when that rendering equals the filled skeleton.
     pub fn render(&self, templates: &Templates, name: &str, ctx: &Context) -> Result<String, String> {
+        let name = templates.resolve(name, ctx.lang);
         let html = if templates.is_transparent(name) {
             None
         } else {
@@ -70,7 +71,7 @@ impl CssCache {
         let shape = self.shapes.get_or_make(&key, || {
             let mut data = ctx.data().clone();
             data["recipient"] = skeleton_of(&self.placeholders, ctx);
-            let rendered = templates.render(name, &data)?;
+            let rendered = templates.render_in(name, ctx.lang, &data)?;
             Shape::new(rendered, values.len(), &self.placeholders)
         })?;
         let fill = |t: &str| self.placeholders.fill(t, &values, templates.escape_of(name));

@@ -65,11 +65,17 @@ pub struct InstagramConfig {
 }
 
 impl BuiltinTemplates for FacebookConfig {
-    const TEMPLATES: &'static [Builtin] = &[("facebook.hbs", include_str!("facebook.hbs"))];
+    const TEMPLATES: &'static [Builtin] = &[
+        ("facebook.hbs", include_str!("facebook.hbs")),
+        ("facebook.de.hbs", include_str!("facebook.de.hbs")),
+    ];
 }
 
 impl BuiltinTemplates for InstagramConfig {
-    const TEMPLATES: &'static [Builtin] = &[("instagram.hbs", include_str!("instagram.hbs"))];
+    const TEMPLATES: &'static [Builtin] = &[
+        ("instagram.hbs", include_str!("instagram.hbs")),
+        ("instagram.de.hbs", include_str!("instagram.de.hbs")),
+    ];
 }
 
 impl ChannelConfig for FacebookConfig {
