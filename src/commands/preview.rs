@@ -197,10 +197,14 @@ fn template_notes(config: &Config) -> Result<Vec<String>, AppError> {
         .into_iter()
         .map(|name| {
             let file = dir.join(&name);
-            let what = if crate::channel::builtin_templates().iter().any(|(b, _)| *b == name) {
-                " overrides the built-in"
+            let builtin = |n: &str| crate::channel::builtin_templates().iter().any(|(b, _)| *b == n);
+            let translated = crate::render::lang::split_template_name(&name).filter(|(base, _)| builtin(base));
+            let what = if builtin(&name) {
+                " overrides the built-in".to_string()
+            } else if let Some((base, lang)) = translated {
+                format!(" is {base} for people of language {lang}")
             } else {
-                "; no built-in has that name"
+                "; no built-in has that name".to_string()
             };
             format!("templates: {name} ({}{what})", file.display())
         })

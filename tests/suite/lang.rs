@@ -119,6 +119,14 @@ fn a_users_translation_of_a_template_is_for_its_language_only() {
         .build();
     let by = send_by_email(&w);
     assert_eq!(text(&by["felix@example.org"]).trim_end(), "EN Felix: Website gestört");
+    let preview = w.run(&["preview", "notices/n.md"]);
+    assert!(
+        preview
+            .stdout()
+            .contains("email.txt.en.hbs is email.txt.hbs for people of language en)"),
+        "{}",
+        preview.describe()
+    );
     for who in ORG_LANGUAGE {
         assert!(text(&by[who]).starts_with("Hallo "), "{who}: {}", text(&by[who]));
     }
