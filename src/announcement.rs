@@ -71,8 +71,9 @@ pub struct Announcement {
     pub body_text: String,
     /// The file as read; kept in the journal so `resume` renders exactly the same thing.
     pub source: String,
-    /// `notice.LANG.md` files beside it, by language.
-    pub translations: Vec<Translation>,
+    /// `notice.LANG.md` files beside it, by language: what the people of that language get,
+    /// the main file's values filled in where it has none.
+    pub translations: Vec<(Lang, Announcement)>,
 }
 
 /// The front matter of a translation: only what is said in a language.
@@ -85,37 +86,6 @@ struct TranslatedMatter {
     image: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, toml::Value>,
-}
-
-/// `notice.LANG.md`: what the people of that language get, the main file's values filled in
-/// where it has none.
-#[derive(Debug, Clone)]
-pub struct Translation {
-    pub lang: Lang,
-    pub origin: String,
-    /// The file as read (for the run's digest).
-    pub source: String,
-    pub title: String,
-    pub summary: Option<String>,
-    pub link: Option<String>,
-    pub image: Option<String>,
-    pub vars: BTreeMap<String, toml::Value>,
-    pub body_markdown: String,
-    pub body_html: String,
-    pub body_text: String,
-}
-
-/// What one language's people read: a translation or the main file.
-#[derive(Debug, Clone, Copy)]
-pub struct Version<'a> {
-    pub title: &'a str,
-    pub summary: Option<&'a String>,
-    pub link: Option<&'a String>,
-    pub image: Option<&'a String>,
-    pub vars: &'a BTreeMap<String, toml::Value>,
-    pub body_markdown: &'a str,
-    pub body_html: &'a str,
-    pub body_text: &'a str,
 }
 
 /// The parts of a file with front matter, offsets into its source.
@@ -181,13 +151,13 @@ impl Announcement {
             let bytes = std::fs::File::open(&file)
                 .map_err(|e| AppError::invalid(format!("{shown}: cannot read translation: {e}")))
                 .and_then(|f| read_bounded(&shown, f))?;
-            let t = self.translation(lang, &shown, utf8(&shown, bytes, "translation")?)?;
-            self.translations.push(t);
+            let t = self.translation(&shown, utf8(&shown, bytes, "translation")?)?;
+            self.translations.push((lang, t));
         }
         Ok(self)
     }
 
-    fn translation(&self, lang: Lang, origin: &str, source: String) -> Result<Translation, AppError> {
+    fn translation(&self, origin: &str, source: String) -> Result<Announcement, AppError> {
         let at = |offset: usize| Some(SourceLocation::from_offset(origin, &source, offset));
         let s = sections(origin, &source)?;
         let tm: TranslatedMatter = toml::from_str(s.front).map_err(|e| {
@@ -202,9 +172,12 @@ impl Announcement {
         })?;
         check_urls(s.front, tm.link.as_deref(), tm.image.as_deref(), &at, s.front_at)?;
         let body = checked_body(s.body, s.body_at, &at)?;
-        let m = &self.meta;
-        let mut vars = m.vars.clone();
-        vars.extend(tm.vars);
+        let mut meta = self.meta.clone();
+        meta.vars.extend(tm.vars);
+        meta.title = tm.title.filter(|t| !t.trim().is_empty()).unwrap_or(meta.title);
+        meta.summary = tm.summary.or(meta.summary);
+        meta.link = tm.link.or(meta.link);
+        meta.image = tm.image.or(meta.image);
         let (body_markdown, body_html, body_text) = if body.is_empty() {
             (
                 self.body_markdown.clone(),
@@ -214,48 +187,24 @@ impl Announcement {
         } else {
             (body.clone(), markdown::to_html(&body), markdown::to_text(&body))
         };
-        Ok(Translation {
-            lang,
+        Ok(Announcement {
             origin: origin.to_string(),
-            title: tm
-                .title
-                .filter(|t| !t.trim().is_empty())
-                .unwrap_or_else(|| m.title.clone()),
-            summary: tm.summary.or_else(|| m.summary.clone()),
-            link: tm.link.or_else(|| m.link.clone()),
-            image: tm.image.or_else(|| m.image.clone()),
-            vars,
+            base_dir: self.base_dir.clone(),
+            meta,
             body_markdown,
             body_html,
             body_text,
             source,
+            translations: Vec::new(),
         })
     }
 
     /// What the people of `lang` read: its translation, else the main file.
-    pub fn version(&self, lang: Lang) -> Version<'_> {
-        match self.translations.iter().find(|t| t.lang == lang) {
-            Some(t) => Version {
-                title: &t.title,
-                summary: t.summary.as_ref(),
-                link: t.link.as_ref(),
-                image: t.image.as_ref(),
-                vars: &t.vars,
-                body_markdown: &t.body_markdown,
-                body_html: &t.body_html,
-                body_text: &t.body_text,
-            },
-            None => Version {
-                title: &self.meta.title,
-                summary: self.meta.summary.as_ref(),
-                link: self.meta.link.as_ref(),
-                image: self.meta.image.as_ref(),
-                vars: &self.meta.vars,
-                body_markdown: &self.body_markdown,
-                body_html: &self.body_html,
-                body_text: &self.body_text,
-            },
-        }
+    pub fn version(&self, lang: Lang) -> &Announcement {
+        self.translations
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map_or(self, |(_, t)| t)
     }
 
     pub fn parse(origin: &str, base_dir: &Path, source: String) -> Result<Announcement, AppError> {

@@ -233,7 +233,7 @@ pub fn digest(ann: &Announcement, channels: &[&ChannelEntry], audience: Option<&
     });
     // Only when there are any: runs without translations keep the digest they always had.
     if !ann.translations.is_empty() {
-        let translations: Vec<_> = ann.translations.iter().map(|t| (t.lang.as_str(), &t.source)).collect();
+        let translations: Vec<_> = ann.translations.iter().map(|(l, t)| (l.as_str(), &t.source)).collect();
         doc["translations"] = serde_json::json!(translations);
     }
     format!("sha256:{}", hex::encode(Sha256::digest(doc.to_string().as_bytes())))

@@ -41,16 +41,10 @@ struct Shape {
     inlined: String,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct CssCache {
     placeholders: Placeholders,
     shapes: ShapeCache<Option<Shape>>,
-}
-
-impl std::fmt::Debug for CssCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CssCache").finish_non_exhaustive()
-    }
 }
 
 impl CssCache {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 pub use templates::Templates;
 
-use crate::announcement::{Announcement, Version};
+use crate::announcement::Announcement;
 use crate::audience::Recipient;
 use crate::settings::Org;
 use lang::Lang;
@@ -68,14 +68,14 @@ impl BaseContext {
         let now = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).datetime();
         let org_lang = Lang::from(org.locale);
         let mut langs: Vec<Lang> = crate::locale::Locale::ALL.into_iter().map(Lang::from).collect();
-        for t in &a.translations {
-            if !langs.contains(&t.lang) {
-                langs.push(t.lang);
+        for (l, _) in &a.translations {
+            if !langs.contains(l) {
+                langs.push(*l);
             }
         }
         let base = |lang: Option<Lang>| {
             let date = lang.and_then(Lang::locale).unwrap_or(org.locale).datetime(&now);
-            base_map(a, a.version(lang.unwrap_or(org_lang)), org, run_id, date)
+            base_map(a.version(lang.unwrap_or(org_lang)), org, run_id, date)
         };
         BaseContext {
             org: org_lang,
@@ -119,16 +119,16 @@ impl BaseContext {
     }
 }
 
-/// The context of one language: `v` is the announcement's version for it.
-fn base_map(a: &Announcement, v: Version<'_>, org: &Org, run_id: &str, date: String) -> Map<String, Value> {
+/// The context of one language: `a` is the announcement's version for it.
+fn base_map(a: &Announcement, org: &Org, run_id: &str, date: String) -> Map<String, Value> {
     let m = &a.meta;
     let mut base = Map::new();
-    base.insert("title".into(), json!(v.title));
+    base.insert("title".into(), json!(m.title));
     let optional = [
-        ("summary", v.summary),
-        ("link", v.link),
-        ("image", v.image),
-        ("thread", m.thread.as_ref()),
+        ("summary", &m.summary),
+        ("link", &m.link),
+        ("image", &m.image),
+        ("thread", &m.thread),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -137,12 +137,12 @@ fn base_map(a: &Announcement, v: Version<'_>, org: &Org, run_id: &str, date: Str
     }
     base.insert("severity".into(), json!(m.severity.as_str()));
     base.insert("tags".into(), json!(m.tags));
-    base.insert("body_html".into(), json!(v.body_html));
-    base.insert("body_text".into(), json!(v.body_text));
-    base.insert("body_markdown".into(), json!(v.body_markdown));
+    base.insert("body_html".into(), json!(a.body_html));
+    base.insert("body_text".into(), json!(a.body_text));
+    base.insert("body_markdown".into(), json!(a.body_markdown));
     base.insert(
         "vars".into(),
-        serde_json::to_value(v.vars).unwrap_or_else(|_| json!({})),
+        serde_json::to_value(&m.vars).unwrap_or_else(|_| json!({})),
     );
     base.insert("org".into(), serde_json::to_value(org).unwrap_or_else(|_| json!({})));
     base.insert("run_id".into(), json!(run_id));

@@ -162,6 +162,13 @@ pub struct ShapeCache<T> {
     shapes: Mutex<HashMap<String, Arc<T>>>,
 }
 
+// Not the cached texts: they are whole messages.
+impl<T> std::fmt::Debug for ShapeCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShapeCache").finish_non_exhaustive()
+    }
+}
+
 impl<T> Default for ShapeCache<T> {
     fn default() -> Self {
         ShapeCache {
@@ -195,16 +202,10 @@ impl<T> ShapeCache<T> {
 }
 
 /// Rendered skeletons of transparent text templates (subject, text body, SMS), per channel.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Skeletons {
     placeholders: Placeholders,
     shapes: ShapeCache<String>,
-}
-
-impl std::fmt::Debug for Skeletons {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Skeletons").finish_non_exhaustive()
-    }
 }
 
 impl Skeletons {
