@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, SourceLocation};
+use crate::render::lang::Lang;
 use crate::render::markdown;
 
 /// The largest body accepted: it is copied into every message (one email per recipient), so a
@@ -70,80 +71,153 @@ pub struct Announcement {
     pub body_text: String,
     /// The file as read; kept in the journal so `resume` renders exactly the same thing.
     pub source: String,
+    /// `notice.LANG.md` files beside it, by language: what the people of that language get,
+    /// the main file's values filled in where it has none.
+    pub translations: Vec<(Lang, Announcement)>,
+}
+
+/// The front matter of a translation: only what is said in a language.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TranslatedMatter {
+    title: Option<String>,
+    summary: Option<String>,
+    link: Option<String>,
+    image: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, toml::Value>,
+}
+
+/// The parts of a file with front matter, offsets into its source.
+pub struct Sections<'s> {
+    pub front: &'s str,
+    /// Where `front` starts in the source.
+    pub front_at: usize,
+    pub body: &'s str,
+    pub body_at: usize,
 }
 
 impl Announcement {
     pub fn load(path: &Path) -> Result<Announcement, AppError> {
         if path == Path::new("-") {
-            let s = read_bounded("<stdin>", std::io::stdin().lock())?;
-            let s = String::from_utf8(s).map_err(|e| {
-                let loc = SourceLocation::from_offset(
-                    "<stdin>",
-                    &String::from_utf8_lossy(e.as_bytes()),
-                    e.utf8_error().valid_up_to(),
-                );
-                AppError::invalid_at(Some(loc), "announcement is not valid UTF-8")
-            })?;
+            let s = utf8(
+                "<stdin>",
+                read_bounded("<stdin>", std::io::stdin().lock())?,
+                "announcement",
+            )?;
             let cwd = std::env::current_dir().unwrap_or_default();
             return Announcement::parse("<stdin>", &cwd, s);
         }
         let shown = path.display().to_string();
         let file = std::fs::File::open(path)
             .map_err(|e| AppError::invalid(format!("{shown}: cannot read announcement: {e}")))?;
-        let bytes = read_bounded(&shown, file)?;
-        let source = String::from_utf8(bytes).map_err(|e| {
-            let loc = SourceLocation::from_offset(
-                &shown,
-                &String::from_utf8_lossy(e.as_bytes()),
-                e.utf8_error().valid_up_to(),
-            );
-            AppError::invalid_at(Some(loc), "announcement is not valid UTF-8")
-        })?;
+        let source = utf8(&shown, read_bounded(&shown, file)?, "announcement")?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Announcement::parse(&shown, &base, source)
+        Announcement::parse(&shown, &base, source)?.with_translations_of(path)
+    }
+
+    /// The `NAME.LANG.md` files beside `path` (`notice.en.md` for `notice.md`), read and checked.
+    pub fn with_translations_of(mut self, path: &Path) -> Result<Announcement, AppError> {
+        let (Some(stem), Some(ext)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension().and_then(|s| s.to_str()),
+        ) else {
+            return Ok(self);
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(self);
+        };
+        let mut found: Vec<(Lang, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let lang = name
+                    .strip_prefix(stem)?
+                    .strip_prefix('.')?
+                    .strip_suffix(ext)?
+                    .strip_suffix('.')?;
+                let is_code = lang.bytes().all(|b| b.is_ascii_lowercase());
+                Some((Lang::of_tag(lang).filter(|l| is_code && l.as_str() == lang)?, e.path()))
+            })
+            .filter(|(_, p)| p.is_file())
+            .collect();
+        found.sort();
+        for (lang, file) in found {
+            let shown = file.display().to_string();
+            let bytes = std::fs::File::open(&file)
+                .map_err(|e| AppError::invalid(format!("{shown}: cannot read translation: {e}")))
+                .and_then(|f| read_bounded(&shown, f))?;
+            let t = self.translation(&shown, utf8(&shown, bytes, "translation")?)?;
+            self.translations.push((lang, t));
+        }
+        Ok(self)
+    }
+
+    fn translation(&self, origin: &str, source: String) -> Result<Announcement, AppError> {
+        let at = |offset: usize| Some(SourceLocation::from_offset(origin, &source, offset));
+        let s = sections(origin, &source)?;
+        let tm: TranslatedMatter = toml::from_str(s.front).map_err(|e| {
+            let offset = s.front_at + e.span().map_or(0, |s| s.start);
+            AppError::invalid_at(
+                at(offset),
+                format!(
+                    "invalid front matter of a translation (it may hold title, summary, link, image and [vars]): {}",
+                    e.message()
+                ),
+            )
+        })?;
+        check_urls(s.front, tm.link.as_deref(), tm.image.as_deref(), &at, s.front_at)?;
+        let body = checked_body(s.body, s.body_at, &at)?;
+        let mut meta = self.meta.clone();
+        meta.vars.extend(tm.vars);
+        meta.title = tm.title.filter(|t| !t.trim().is_empty()).unwrap_or(meta.title);
+        meta.summary = tm.summary.or(meta.summary);
+        meta.link = tm.link.or(meta.link);
+        meta.image = tm.image.or(meta.image);
+        let (body_markdown, body_html, body_text) = if body.is_empty() {
+            (
+                self.body_markdown.clone(),
+                self.body_html.clone(),
+                self.body_text.clone(),
+            )
+        } else {
+            (body.clone(), markdown::to_html(&body), markdown::to_text(&body))
+        };
+        Ok(Announcement {
+            origin: origin.to_string(),
+            base_dir: self.base_dir.clone(),
+            meta,
+            body_markdown,
+            body_html,
+            body_text,
+            source,
+            translations: Vec::new(),
+        })
+    }
+
+    /// What the people of `lang` read: its translation, else the main file.
+    pub fn version(&self, lang: Lang) -> &Announcement {
+        self.translations
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map_or(self, |(_, t)| t)
     }
 
     pub fn parse(origin: &str, base_dir: &Path, source: String) -> Result<Announcement, AppError> {
-        let (meta, parts): (FrontMatter, _) = parse_front_matter(origin, &source)?;
-        let (front, fm_start) = (parts.front, parts.front_offset);
         let at = |offset: usize| Some(SourceLocation::from_offset(origin, &source, offset));
+        let (meta, s): (FrontMatter, _) = parse_front_matter(origin, &source)?;
         if meta.title.trim().is_empty() {
             return Err(AppError::invalid_at(
-                at(fm_start),
+                at(s.front_at),
                 "front matter: `title` must not be empty",
             ));
         }
-        // Where the URL-like values are, so a refusal points at the value itself.
-        let spans: UrlSpans = toml::from_str(front).unwrap_or_default();
-        let value_at = |v: &Option<toml::Spanned<toml::Value>>, key: &str| {
-            let off = v
-                .as_ref()
-                .map_or_else(|| front.find(key).unwrap_or(0), |v| v.span().start);
-            at(fm_start + off)
-        };
-        if let Some(img) = &meta.image
-            && img.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
-        {
-            return Err(AppError::invalid_at(
-                value_at(&spans.image, "image"),
-                "front matter: `image` must be an https URL or a local file",
-            ));
-        }
-        if let Some(link) = &meta.link {
-            check_link(link)
-                .map_err(|e| AppError::invalid_at(value_at(&spans.link, "link"), format!("front matter: {e}")))?;
-        }
-        let body = source[parts.body_offset..].trim().to_string();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(AppError::invalid_at(
-                at(parts.body_offset),
-                format!(
-                    "the announcement body has {} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted: \
-                     put long texts on a web page and link to it",
-                    body.len()
-                ),
-            ));
-        }
+        check_urls(s.front, meta.link.as_deref(), meta.image.as_deref(), &at, s.front_at)?;
+        let body = checked_body(s.body, s.body_at, &at)?;
         Ok(Announcement {
             origin: origin.to_string(),
             base_dir: base_dir.to_path_buf(),
@@ -152,6 +226,7 @@ impl Announcement {
             body_markdown: body,
             meta,
             source,
+            translations: Vec::new(),
         })
     }
 
@@ -184,20 +259,32 @@ impl Announcement {
     }
 }
 
-/// A file in the announcement format, split: the TOML between the `+++` lines and where it and
-/// the body start in the file (byte offsets, for locations).
-pub struct FrontMatterParts<'a> {
-    pub front: &'a str,
-    pub front_offset: usize,
-    pub body_offset: usize,
-}
-
 /// Split `source` (announcement format: TOML front matter between `+++` lines, then Markdown)
 /// and read its front matter as `T`; errors name `origin` with line and column.
-pub fn parse_front_matter<'a, T: serde::de::DeserializeOwned>(
+pub fn parse_front_matter<'s, T: serde::de::DeserializeOwned>(
     origin: &str,
-    source: &'a str,
-) -> Result<(T, FrontMatterParts<'a>), AppError> {
+    source: &'s str,
+) -> Result<(T, Sections<'s>), AppError> {
+    let s = sections(origin, source)?;
+    let meta: T = toml::from_str(s.front).map_err(|e| {
+        let offset = s.front_at + e.span().map_or(0, |s| s.start);
+        AppError::invalid_at(
+            Some(SourceLocation::from_offset(origin, source, offset)),
+            format!("invalid front matter: {}", e.message()),
+        )
+    })?;
+    Ok((meta, s))
+}
+
+/// Spans of the front matter values that must be URLs (read again beside [`FrontMatter`]).
+#[derive(Deserialize, Default)]
+struct UrlSpans {
+    link: Option<toml::Spanned<toml::Value>>,
+    image: Option<toml::Spanned<toml::Value>>,
+}
+
+/// The front matter and body of a file that starts with `+++` lines.
+fn sections<'s>(origin: &str, source: &'s str) -> Result<Sections<'s>, AppError> {
     let text = source.strip_prefix('\u{feff}').unwrap_or(source);
     let bom = source.len() - text.len();
     let at = |offset: usize| Some(SourceLocation::from_offset(origin, source, offset));
@@ -226,24 +313,58 @@ pub fn parse_front_matter<'a, T: serde::de::DeserializeOwned>(
             "front matter is not closed: add a line '+++' after it",
         ));
     };
-    let front = &text[fm_start..fm_end];
-    let meta: T = toml::from_str(front).map_err(|e| {
-        let offset = bom + fm_start + e.span().map_or(0, |s| s.start);
-        AppError::invalid_at(at(offset), format!("invalid front matter: {}", e.message()))
-    })?;
-    let parts = FrontMatterParts {
-        front,
-        front_offset: bom + fm_start,
-        body_offset: bom + body_start,
-    };
-    Ok((meta, parts))
+    Ok(Sections {
+        front: &text[fm_start..fm_end],
+        front_at: bom + fm_start,
+        body: &text[body_start..],
+        body_at: bom + body_start,
+    })
 }
 
-/// Spans of the front matter values that must be URLs (read again beside [`FrontMatter`]).
-#[derive(Deserialize, Default)]
-struct UrlSpans {
-    link: Option<toml::Spanned<toml::Value>>,
-    image: Option<toml::Spanned<toml::Value>>,
+/// `image` and `link` as the contract allows them; a refusal points at the value itself.
+fn check_urls(
+    front: &str,
+    link: Option<&str>,
+    image: Option<&str>,
+    at: &dyn Fn(usize) -> Option<SourceLocation>,
+    front_at: usize,
+) -> Result<(), AppError> {
+    let spans: UrlSpans = toml::from_str(front).unwrap_or_default();
+    let value_at = |v: &Option<toml::Spanned<toml::Value>>, key: &str| {
+        let off = v
+            .as_ref()
+            .map_or_else(|| front.find(key).unwrap_or(0), |v| v.span().start);
+        at(front_at + off)
+    };
+    if let Some(img) = image
+        && img.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+    {
+        return Err(AppError::invalid_at(
+            value_at(&spans.image, "image"),
+            "front matter: `image` must be an https URL or a local file",
+        ));
+    }
+    if let Some(link) = link {
+        check_link(link)
+            .map_err(|e| AppError::invalid_at(value_at(&spans.link, "link"), format!("front matter: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The body, trimmed, if it is not too long.
+fn checked_body(body: &str, body_at: usize, at: &dyn Fn(usize) -> Option<SourceLocation>) -> Result<String, AppError> {
+    let body = body.trim().to_string();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(AppError::invalid_at(
+            at(body_at),
+            format!(
+                "the announcement body has {} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted: \
+                 put long texts on a web page and link to it",
+                body.len()
+            ),
+        ));
+    }
+    Ok(body)
 }
 
 /// `link` ends up in `href`s (email button, status page, feed): only an absolute http(s) URL
@@ -265,6 +386,18 @@ pub fn check_link(link: &str) -> Result<(), String> {
         Ok(u) if u.host_str().is_none_or(str::is_empty) => refuse("it has no host"),
         Ok(_) => Ok(()),
     }
+}
+
+/// The file's text; invalid UTF-8 is refused at its place.
+fn utf8(shown: &str, bytes: Vec<u8>, what: &str) -> Result<String, AppError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let loc = SourceLocation::from_offset(
+            shown,
+            &String::from_utf8_lossy(e.as_bytes()),
+            e.utf8_error().valid_up_to(),
+        );
+        AppError::invalid_at(Some(loc), format!("{what} is not valid UTF-8"))
+    })
 }
 
 /// Read at most [`MAX_FILE_BYTES`]: a huge file is refused without being held in memory.

@@ -40,6 +40,23 @@ impl Locale {
     }
 }
 
+impl Locale {
+    /// A journal timestamp (RFC 3339) in `tz` as people of this language read it, to the
+    /// second and with the zone ("03.04.2026 11:12:41 CEST", "3 Apr 2026 11:12:41 CEST"): for
+    /// reports people read. Anything unreadable is returned as it is.
+    pub fn timestamp(self, ts: &str, tz: &jiff::tz::TimeZone) -> String {
+        let Ok(t) = ts.parse::<jiff::Timestamp>() else {
+            return ts.to_string();
+        };
+        let z = t.to_zoned_datetime(tz.clone());
+        let date = match self {
+            Locale::De => "%d.%m.%Y",
+            Locale::En => "%-d %b %Y",
+        };
+        z.strftime(&format!("{date} %H:%M:%S %Z")).to_string()
+    }
+}
+
 /// The lowercase language subtag of a locale tag (`en` of `en-GB`, `de` of `DE_at`), or `None`
 /// for an empty or malformed tag.
 pub fn language_of(tag: &str) -> Option<String> {
@@ -68,5 +85,15 @@ mod tests {
         let t: jiff::civil::DateTime = "2026-04-03T09:12:00".parse().unwrap();
         assert_eq!(Locale::De.datetime(&t), "03.04.2026 09:12");
         assert_eq!(Locale::En.datetime(&t), "3 Apr 2026 09:12");
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(
+            Locale::De.timestamp("2026-04-03T09:12:41Z", &berlin),
+            "03.04.2026 11:12:41 CEST"
+        );
+        assert_eq!(
+            Locale::En.timestamp("2026-04-03T09:12:41Z", &berlin),
+            "3 Apr 2026 11:12:41 CEST"
+        );
+        assert_eq!(Locale::En.timestamp("not a time", &berlin), "not a time");
     }
 }

@@ -65,6 +65,8 @@ pub struct AudienceSummary {
     pub account: LineAccount,
     /// With a `[reach]` order: who each of its channels takes first.
     pub reach: Option<reach::Chain>,
+    /// How many people get each language.
+    pub languages: crate::render::lang::Count,
 }
 
 /// Unreadable rows listed one by one in the plan; the rest are counted (the report has all).
@@ -82,6 +84,7 @@ impl AudienceSummary {
             self.not_tagged
         )];
         out.extend(decoding_note(&self.decoding).map(|n| format!("  {n}")));
+        out.extend(self.languages.describe().map(|l| format!("  {l}")));
         out.extend(self.reach.as_ref().map(|c| format!("  {}", c.describe())));
         for r in &self.rejected {
             out.push(format!("  line {}: {}", r.line, r.reason));
@@ -224,10 +227,15 @@ pub fn digest(ann: &Announcement, channels: &[&ChannelEntry], audience: Option<&
             .display()
             .to_string()
     });
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "title": ann.meta.title, "summary": ann.meta.summary, "link": ann.meta.link, "image": ann.meta.image,
         "body": ann.body_markdown, "channels": names, "audience": audience, "tags": tags,
     });
+    // Only when there are any: runs without translations keep the digest they always had.
+    if !ann.translations.is_empty() {
+        let translations: Vec<_> = ann.translations.iter().map(|(l, t)| (l.as_str(), &t.source)).collect();
+        doc["translations"] = serde_json::json!(translations);
+    }
     format!("sha256:{}", hex::encode(Sha256::digest(doc.to_string().as_bytes())))
 }
 
@@ -292,9 +300,10 @@ pub struct Planner {
 impl Planner {
     /// Templates, channel selection and construction (config errors), and the run's identity.
     pub fn new(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool) -> Result<Planner, AppError> {
-        let templates = Arc::new(Templates::load(
+        let templates = Arc::new(Templates::load_for(
             channel::builtin_templates(),
             config.templates_dir.as_deref(),
+            config.org.locale,
         )?);
         let entries = select_channels(config, ann, sel)?;
         if entries.is_empty() {
@@ -493,6 +502,7 @@ fn plan_audience(
         decoding: Decoding::default(),
         account: LineAccount::default(),
         reach: None,
+        languages: Default::default(),
     };
     let people: Vec<(usize, AddressKind)> = lanes
         .iter()
@@ -589,6 +599,7 @@ fn plan_row(
         Prepared::Untagged => s.not_tagged += 1,
         Prepared::Failed(e) => return Err(AppError::invalid(format!("{e}; nothing was sent"))),
         Prepared::Person { r, data, lanes: preps } => {
+            s.languages.add(base.served(base.lang_of(Some(&data.0))));
             // The chain's channels first, in its order; then the others as before.
             let mut link = reach::Link::default();
             if let Some(chain) = &mut s.reach {

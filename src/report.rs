@@ -283,7 +283,7 @@ impl Source<'_> {
 impl Format {
     pub fn write(self, src: &Source<'_>, style: &Style<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
         match self {
-            Format::Table => write_table(src, &style.tz, out),
+            Format::Table => write_table(src, &style.tz, style.locale, out),
             Format::Json => {
                 serde_json::to_writer_pretty(&mut *out, &StreamedJson(src)).map_err(io::Error::from)?;
                 Ok(writeln!(out)?)
@@ -345,17 +345,6 @@ impl Serialize for StreamedNotReached<'_> {
             .map_err(S::Error::custom)??;
         seq.end()
     }
-}
-
-/// "2026-04-03 11:12:41 CEST" in the org's time zone.
-pub fn local_time(ts: &str, tz: &jiff::tz::TimeZone) -> String {
-    ts.parse::<jiff::Timestamp>()
-        .map(|t| {
-            t.to_zoned_datetime(tz.clone())
-                .strftime("%Y-%m-%d %H:%M:%S %Z")
-                .to_string()
-        })
-        .unwrap_or_else(|_| ts.to_string())
 }
 
 /// A table that wraps to the terminal's width — unless the width is unknown or tiny (a pty
@@ -488,7 +477,12 @@ fn one_line(s: &str) -> Cow<'_, str> {
 
 /// The summary, then the problem rows (failed, undelivered, unknown, skipped for bad input),
 /// then everything else.
-fn write_table(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -> Result<(), WriteError> {
+fn write_table(
+    src: &Source<'_>,
+    tz: &jiff::tz::TimeZone,
+    locale: crate::locale::Locale,
+    out: &mut dyn Write,
+) -> Result<(), WriteError> {
     let report = src.report;
     if let Some(line) = report.people.line() {
         writeln!(out, "{line}")?;
@@ -503,13 +497,13 @@ fn write_table(src: &Source<'_>, tz: &jiff::tz::TimeZone, out: &mut dyn Write) -
     writeln!(
         out,
         "Started {}, {}",
-        local_time(&report.started_at, tz),
+        locale.timestamp(&report.started_at, tz),
         report
             .finished_at
             .as_deref()
             .map_or("not finished".to_string(), |f| format!(
                 "finished {}",
-                local_time(f, tz)
+                locale.timestamp(f, tz)
             ))
     )?;
     writeln!(out, "{}", summary_table(report))?;

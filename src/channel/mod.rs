@@ -73,6 +73,9 @@ pub struct Rendered {
     /// here, never from `stats` (which are for people to read).
     #[serde(skip)]
     pub media: Media,
+    /// The BCP-47 language of the text, for a provider that must be told (a call's speech).
+    #[serde(skip)]
+    pub language: Option<String>,
     /// Lengths against limits, for `preview` and the plan.
     #[serde(skip)]
     pub stats: Vec<Stat>,
@@ -461,6 +464,14 @@ pub trait Registered {
 
 /// A built-in template: the file name that overrides it in `templates_dir`, and its text.
 pub type Builtin = (&'static str, &'static str);
+
+/// A [`Builtin`] from the file of that name beside the channel's source, the name written once.
+macro_rules! builtin {
+    ($name:literal) => {
+        ($name, include_str!($name))
+    };
+}
+pub(crate) use builtin;
 
 /// The built-in templates a channel type renders with: its own, and those of another type it
 /// shares (named by that type's constant). Not part of [`ChannelConfig`]: an associated const

@@ -42,7 +42,9 @@ impl BuiltinTemplates for OutboxConfig {
     const TEMPLATES: &'static [Builtin] = &[
         email::SUBJECT_TEMPLATE,
         email::TEXT_TEMPLATE,
+        email::TEXT_TEMPLATE_DE,
         email::HTML_TEMPLATE,
+        email::HTML_TEMPLATE_DE,
         crate::channel::sms::TEXT_TEMPLATE,
     ];
 }

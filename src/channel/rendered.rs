@@ -12,6 +12,7 @@ impl Rendered {
             html: None,
             weight: 1,
             media: Default::default(),
+            language: None,
             stats,
         }
     }

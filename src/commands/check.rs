@@ -7,7 +7,11 @@ use crate::error::{AppError, Exit};
 use crate::render::Templates;
 
 pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit, AppError> {
-    Templates::load(channel::builtin_templates(), config.templates_dir.as_deref())?;
+    Templates::load_for(
+        channel::builtin_templates(),
+        config.templates_dir.as_deref(),
+        config.org.locale,
+    )?;
     let entries: Vec<_> = if args.channels.is_empty() {
         config.channels.iter().filter(|c| c.settings.common.enabled).collect()
     } else {

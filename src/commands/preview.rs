@@ -58,6 +58,9 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit, AppError> {
     if let Some(note) = plan.audience.as_ref().and_then(|a| plan::decoding_note(&a.decoding)) {
         writeln!(out, "audience: {note}").map_err(io)?;
     }
+    if let Some(languages) = plan.audience.as_ref().and_then(|a| a.languages.describe()) {
+        writeln!(out, "{languages}").map_err(io)?;
+    }
     let mut over = false;
     for (c, mine, per_person, target) in picks {
         let Some(target) = target else {
@@ -198,10 +201,14 @@ fn template_notes(config: &Config) -> Result<Vec<String>, AppError> {
         .into_iter()
         .map(|name| {
             let file = dir.join(&name);
-            let what = if crate::channel::builtin_templates().iter().any(|(b, _)| *b == name) {
-                " overrides the built-in"
+            let builtin = |n: &str| crate::channel::builtin_templates().iter().any(|(b, _)| *b == n);
+            let translated = crate::render::lang::split_template_name(&name).filter(|(base, _)| builtin(base));
+            let what = if builtin(&name) {
+                " overrides the built-in".to_string()
+            } else if let Some((base, lang)) = translated {
+                format!(" is {base} for people of language {lang}")
             } else {
-                "; no built-in has that name"
+                "; no built-in has that name".to_string()
             };
             format!("templates: {name} ({}{what})", file.display())
         })

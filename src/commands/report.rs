@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::{AppError, Exit};
 use crate::fsutil;
 use crate::journal::{Journal, Status};
-use crate::report::{Format, Report, Source, Style, WriteError, local_time, write_not_reached};
+use crate::report::{Format, Report, Source, Style, WriteError, write_not_reached};
 
 fn journal(config: &Config) -> Result<Journal, AppError> {
     Journal::open_existing(&config.state_dir)?
@@ -161,7 +161,7 @@ pub fn runs(config: &Config) -> Result<Exit, AppError> {
         let x = &r.totals;
         t.add_row([
             run.id.clone(),
-            local_time(&run.started_at, &tz),
+            config.org.locale.timestamp(&run.started_at, &tz),
             run.title.clone(),
             x.planned.to_string(),
             (x.sent + x.delivered).to_string(),

@@ -154,7 +154,8 @@ pub fn resume(config: &Config, args: &ResumeArgs, quiet: bool) -> Result<Exit, A
     if args.resend_unknown {
         journal.requeue(&run.id, Status::Unknown, None)?;
     }
-    let ann = Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone())?;
+    let ann = Announcement::parse(&run.origin, Path::new(&run.base_dir), run.announcement.clone())?
+        .with_translations_of(Path::new(&run.origin))?;
     // Build every channel the run used: a channel whose re-send cannot duplicate also takes
     // back its `unknown` deliveries.
     let mut channels: Vec<(String, Arc<dyn Channel>, &crate::settings::Common)> = Vec::new();
@@ -195,9 +196,10 @@ pub fn resume(config: &Config, args: &ResumeArgs, quiet: bool) -> Result<Exit, A
         eprintln!("Nothing was sent.");
         return Ok(Exit::Invalid);
     }
-    let templates = Arc::new(Templates::load(
+    let templates = Arc::new(Templates::load_for(
         channel::builtin_templates(),
         config.templates_dir.as_deref(),
+        config.org.locale,
     )?);
     let policy = policy(config, args.wait, args.json, quiet);
     let lanes = channels

@@ -41,16 +41,10 @@ struct Shape {
     inlined: String,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct CssCache {
     placeholders: Placeholders,
     shapes: ShapeCache<Option<Shape>>,
-}
-
-impl std::fmt::Debug for CssCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CssCache").finish_non_exhaustive()
-    }
 }
 
 impl CssCache {
@@ -61,6 +55,7 @@ impl CssCache {
     /// rendering *is* the skeleton's with the values put back. Any other is rendered, and the
     /// shortcut taken only when that rendering equals the filled skeleton.
     pub fn render(&self, templates: &Templates, name: &str, ctx: &Context) -> Result<String, String> {
+        let name = templates.resolve(name, ctx.lang);
         let html = if templates.is_transparent(name) {
             None
         } else {
@@ -70,7 +65,7 @@ impl CssCache {
         let shape = self.shapes.get_or_make(&key, || {
             let mut data = ctx.data().clone();
             data["recipient"] = skeleton_of(&self.placeholders, ctx);
-            let rendered = templates.render(name, &data)?;
+            let rendered = templates.render_in(name, ctx.lang, &data)?;
             Shape::new(rendered, values.len(), &self.placeholders)
         })?;
         let fill = |t: &str| self.placeholders.fill(t, &values, templates.escape_of(name));

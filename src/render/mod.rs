@@ -1,6 +1,7 @@
 //! Everything between the announcement and a channel's bytes: Markdown, templates, SMS text.
 
 pub mod inline;
+pub mod lang;
 pub mod markdown;
 pub mod skeleton;
 pub mod sms;
@@ -13,6 +14,7 @@ pub use templates::Templates;
 use crate::announcement::Announcement;
 use crate::audience::Recipient;
 use crate::settings::Org;
+use lang::Lang;
 
 /// The template context of one message: announcement fields, `vars.*`, `org.*`, `channel.*`,
 /// `recipient.*` (with the CSV's extra columns), `run_id`, `date`.
@@ -24,6 +26,8 @@ pub struct Context {
     data: handlebars::Context,
     /// The address this message goes to (email, E.164 phone, or broadcast target).
     pub address: String,
+    /// The person's language (the organisation's for a broadcast): picks the templates.
+    pub lang: Lang,
 }
 
 impl Context {
@@ -31,6 +35,7 @@ impl Context {
         Context {
             data: handlebars::Context::from(data),
             address: address.into(),
+            lang: Lang::default(),
         }
     }
 
@@ -47,57 +52,108 @@ impl Context {
     }
 }
 
-/// The part of the context shared by every message of a run, built once.
+/// The part of the context shared by every message of a run, built once per language: the
+/// announcement's translation for it (or the main file), and dates as it writes them.
 #[derive(Debug, Clone)]
 pub struct BaseContext {
-    base: Map<String, Value>,
+    org: Lang,
+    /// The built-in languages and those of the translations.
+    by_lang: Vec<(Lang, Map<String, Value>)>,
+    /// Any other language: the main file, the organisation's dates.
+    other: Map<String, Value>,
 }
 
 impl BaseContext {
     pub fn new(a: &Announcement, org: &Org, run_id: &str, tz: &jiff::tz::TimeZone) -> BaseContext {
-        let m = &a.meta;
-        let mut base = Map::new();
-        base.insert("title".into(), json!(m.title));
-        let optional = [
-            ("summary", &m.summary),
-            ("link", &m.link),
-            ("image", &m.image),
-            ("thread", &m.thread),
-        ];
-        for (k, v) in optional {
-            if let Some(v) = v {
-                base.insert(k.into(), json!(v));
+        let now = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).datetime();
+        let org_lang = Lang::from(org.locale);
+        let mut langs: Vec<Lang> = crate::locale::Locale::ALL.into_iter().map(Lang::from).collect();
+        for (l, _) in &a.translations {
+            if !langs.contains(l) {
+                langs.push(*l);
             }
         }
-        base.insert("severity".into(), json!(m.severity.as_str()));
-        base.insert("tags".into(), json!(m.tags));
-        base.insert("body_html".into(), json!(a.body_html));
-        base.insert("body_text".into(), json!(a.body_text));
-        base.insert("body_markdown".into(), json!(a.body_markdown));
-        base.insert(
-            "vars".into(),
-            serde_json::to_value(&m.vars).unwrap_or_else(|_| json!({})),
-        );
-        base.insert("org".into(), serde_json::to_value(org).unwrap_or_else(|_| json!({})));
-        base.insert("run_id".into(), json!(run_id));
-        // Local files named in the front matter (image) are relative to the announcement.
-        base.insert("announcement_dir".into(), json!(a.base_dir.display().to_string()));
-        let now = jiff::Timestamp::now().to_zoned_datetime(tz.clone());
-        base.insert("date".into(), json!(now.strftime("%d.%m.%Y %H:%M").to_string()));
-        // Absent optional org fields are removed so templates test them with {{#if}}.
-        if let Some(Value::Object(o)) = base.get_mut("org") {
-            o.retain(|_, v| !v.is_null());
+        let base = |lang: Option<Lang>| {
+            let date = lang.and_then(Lang::locale).unwrap_or(org.locale).datetime(&now);
+            base_map(a.version(lang.unwrap_or(org_lang)), org, run_id, date)
+        };
+        BaseContext {
+            org: org_lang,
+            by_lang: langs.into_iter().map(|l| (l, base(Some(l)))).collect(),
+            other: base(None),
         }
-        BaseContext { base }
+    }
+
+    /// The person's language: their `locale` column's, else the organisation's.
+    pub fn lang_of(&self, recipient: Option<&Value>) -> Lang {
+        recipient
+            .and_then(|r| r["locale"].as_str())
+            .and_then(Lang::of_tag)
+            .unwrap_or(self.org)
+    }
+
+    /// The language whose text people of `lang` get: their own if announce or a translation
+    /// has it, else the organisation's.
+    pub fn served(&self, lang: Lang) -> Lang {
+        if self.by_lang.iter().any(|(l, _)| *l == lang) {
+            lang
+        } else {
+            self.org
+        }
     }
 
     /// The full context for one target of one channel.
     pub fn for_target(&self, channel: &str, channel_type: &str, recipient: Option<&Value>, address: &str) -> Context {
-        let mut data = self.base.clone();
+        let lang = self.lang_of(recipient);
+        let base = self
+            .by_lang
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map_or(&self.other, |(_, b)| b);
+        let mut data = base.clone();
         data.insert("channel".into(), json!({"name": channel, "type": channel_type}));
         data.insert("recipient".into(), recipient.cloned().unwrap_or_else(|| json!({})));
-        Context::new(Value::Object(data), address)
+        let mut ctx = Context::new(Value::Object(data), address);
+        ctx.lang = lang;
+        ctx
     }
+}
+
+/// The context of one language: `a` is the announcement's version for it.
+fn base_map(a: &Announcement, org: &Org, run_id: &str, date: String) -> Map<String, Value> {
+    let m = &a.meta;
+    let mut base = Map::new();
+    base.insert("title".into(), json!(m.title));
+    let optional = [
+        ("summary", &m.summary),
+        ("link", &m.link),
+        ("image", &m.image),
+        ("thread", &m.thread),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            base.insert(k.into(), json!(v));
+        }
+    }
+    base.insert("severity".into(), json!(m.severity.as_str()));
+    base.insert("tags".into(), json!(m.tags));
+    base.insert("body_html".into(), json!(a.body_html));
+    base.insert("body_text".into(), json!(a.body_text));
+    base.insert("body_markdown".into(), json!(a.body_markdown));
+    base.insert(
+        "vars".into(),
+        serde_json::to_value(&m.vars).unwrap_or_else(|_| json!({})),
+    );
+    base.insert("org".into(), serde_json::to_value(org).unwrap_or_else(|_| json!({})));
+    base.insert("run_id".into(), json!(run_id));
+    // Local files named in the front matter (image) are relative to the announcement.
+    base.insert("announcement_dir".into(), json!(a.base_dir.display().to_string()));
+    base.insert("date".into(), json!(date));
+    // Absent optional org fields are removed so templates test them with {{#if}}.
+    if let Some(Value::Object(o)) = base.get_mut("org") {
+        o.retain(|_, v| !v.is_null());
+    }
+    base
 }
 
 /// `recipient.*`: the known columns plus every extra column of the CSV row.

@@ -103,12 +103,15 @@ impl Placeholders {
     }
 }
 
-/// The cache key of a context's recipient data (template name, keys, blank values, list
-/// lengths, other scalars) and its non-blank values, in placeholder order. Made without building
+/// The cache key of a context's recipient data (template name, language, keys, blank values,
+/// list lengths, other scalars) and its non-blank values, in placeholder order. Made without building
 /// the skeleton, which is only needed for a shape not seen yet ([`skeleton_of`]).
 pub fn shape_of<'a>(name: &str, ctx: &'a Context) -> (String, Vec<&'a str>) {
     let mut key = String::with_capacity(name.len() + 64);
     key.push_str(name);
+    key.push('\0');
+    // The rest of the context (title, body, date) is the language's.
+    key.push_str(ctx.lang.as_str());
     key.push('\0');
     let mut values = Vec::new();
     signature(&ctx.data()["recipient"], &mut key, &mut values);
@@ -159,6 +162,13 @@ pub struct ShapeCache<T> {
     shapes: Mutex<HashMap<String, Arc<T>>>,
 }
 
+// Not the cached texts: they are whole messages.
+impl<T> std::fmt::Debug for ShapeCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShapeCache").finish_non_exhaustive()
+    }
+}
+
 impl<T> Default for ShapeCache<T> {
     fn default() -> Self {
         ShapeCache {
@@ -192,21 +202,16 @@ impl<T> ShapeCache<T> {
 }
 
 /// Rendered skeletons of transparent text templates (subject, text body, SMS), per channel.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Skeletons {
     placeholders: Placeholders,
     shapes: ShapeCache<String>,
 }
 
-impl std::fmt::Debug for Skeletons {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Skeletons").finish_non_exhaustive()
-    }
-}
-
 impl Skeletons {
     /// The same text as `templates.render_ctx(name, ctx)`.
     pub fn render(&self, templates: &Templates, name: &str, ctx: &Context) -> Result<String, String> {
+        let name = templates.resolve(name, ctx.lang);
         if !templates.is_transparent(name) {
             return templates.render_ctx(name, ctx);
         }
@@ -214,7 +219,7 @@ impl Skeletons {
         let rendered = self.shapes.get_or_make(&key, || {
             let mut data = ctx.data().clone();
             data["recipient"] = skeleton_of(&self.placeholders, ctx);
-            templates.render(name, &data)
+            templates.render_in(name, ctx.lang, &data)
         });
         match rendered {
             Ok(Some(r)) => Ok(self.placeholders.fill(&r, &values, templates.escape_of(name))),
@@ -336,7 +341,14 @@ mod tests {
     #[test]
     fn the_built_in_templates_are_transparent() {
         let templates = Templates::load(crate::channel::builtin_templates(), None).unwrap();
-        for name in ["email.subject.hbs", "email.txt.hbs", "email.html.hbs", "sms.txt.hbs"] {
+        for name in [
+            "email.subject.hbs",
+            "email.txt.hbs",
+            "email.txt.de.hbs",
+            "email.html.hbs",
+            "email.html.de.hbs",
+            "sms.txt.hbs",
+        ] {
             assert!(templates.is_transparent(name), "{name}");
         }
     }

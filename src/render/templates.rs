@@ -4,13 +4,15 @@
 //! and left as written. All registries are strict: a missing variable is an error, found before
 //! anything is sent because every channel renders for its first target during planning.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
 use serde::Serialize;
 
+use super::lang::{Lang, builtin_name, split_template_name};
 use crate::error::{AppError, SourceLocation};
+use crate::locale::Locale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escaping {
@@ -19,30 +21,52 @@ enum Escaping {
     Text,
 }
 
+/// By the file name, a translation by its base's (`email.html.de.hbs` is HTML).
 fn escaping_of(name: &str) -> Escaping {
-    if name.ends_with(".html.hbs") {
+    let base = split_template_name(name).map(|(b, _)| b);
+    let is = |ext: &str| name.ends_with(ext) || base.as_deref().is_some_and(|b| b.ends_with(ext));
+    if is(".html.hbs") {
         Escaping::Html
-    } else if name.ends_with(".json.hbs") {
+    } else if is(".json.hbs") {
         Escaping::Json
     } else {
         Escaping::Text
     }
 }
 
+/// One registered template.
+struct Entry {
+    /// Where it came from, for error messages.
+    origin: String,
+    escaping: Escaping,
+    /// Its recipient values only reach the output as text (render/skeleton.rs).
+    transparent: bool,
+    /// From `templates_dir` (not a built-in).
+    user: bool,
+}
+
+/// Which registered template a name means, per language: worked out once when loading, so
+/// rendering for a person looks it up without building names.
+#[derive(Debug, Default)]
+struct Route {
+    by_lang: Vec<(Lang, String)>,
+    /// For a language with nothing of its own.
+    other: Option<String>,
+}
+
 pub struct Templates {
     html: Handlebars<'static>,
     json: Handlebars<'static>,
     text: Handlebars<'static>,
-    /// Where each template came from, for error messages.
-    origins: BTreeMap<String, String>,
-    /// The templates whose recipient values only reach the output as text (render/skeleton.rs).
-    transparent: BTreeSet<String>,
+    entries: BTreeMap<String, Entry>,
+    routes: HashMap<String, Route>,
+    org: Lang,
 }
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Templates")
-            .field("names", &self.origins.keys())
+            .field("names", &self.entries.keys())
             .finish()
     }
 }
@@ -64,13 +88,19 @@ fn registry(escaping: Escaping) -> Handlebars<'static> {
 }
 
 impl Templates {
+    /// [`Templates::load_for`] with English as the organisation's language.
+    pub fn load(builtins: &[(&str, &str)], dir: Option<&Path>) -> Result<Templates, AppError> {
+        Templates::load_for(builtins, dir, Locale::default())
+    }
+
     /// `builtins` (name, text), overridden (and extended) by the `*.hbs` files in `dir`. The
     /// caller passes the channel registry's list (`channel::builtin_templates`): this module
-    /// does not know the channels.
-    pub fn load(builtins: &[(&str, &str)], dir: Option<&Path>) -> Result<Templates, AppError> {
-        let mut sources: BTreeMap<String, (String, String)> = builtins
+    /// does not know the channels. `org` picks the built-ins of people without a language of
+    /// their own, and of broadcasts.
+    pub fn load_for(builtins: &[(&str, &str)], dir: Option<&Path>, org: Locale) -> Result<Templates, AppError> {
+        let mut sources: BTreeMap<String, (String, String, bool)> = builtins
             .iter()
-            .map(|(n, s)| (n.to_string(), (format!("<built-in {n}>"), s.to_string())))
+            .map(|(n, s)| (n.to_string(), (format!("<built-in {n}>"), s.to_string(), false)))
             .collect();
         if let Some(dir) = dir
             && dir.is_dir()
@@ -87,43 +117,47 @@ impl Templates {
                 }
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| AppError::invalid(format!("{}: cannot read template: {e}", path.display())))?;
-                sources.insert(name.to_string(), (path.display().to_string(), text));
+                sources.insert(name.to_string(), (path.display().to_string(), text, true));
             }
         }
         let mut t = Templates {
             html: registry(Escaping::Html),
             json: registry(Escaping::Json),
             text: registry(Escaping::Text),
-            origins: BTreeMap::new(),
-            transparent: BTreeSet::new(),
+            entries: BTreeMap::new(),
+            routes: HashMap::new(),
+            org: Lang::from(org),
         };
-        for (name, (origin, text)) in sources {
-            t.registry_mut(&name)
-                .register_template_string(&name, &text)
-                .map_err(|e| {
-                    let (line, col) = e.pos().unwrap_or((1, 1));
-                    let loc = SourceLocation {
-                        file: origin.clone(),
-                        line,
-                        column: col,
-                        offset: 0,
-                    };
-                    AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
-                })?;
-            let raw_is_escaped = escaping_of(&name) == Escaping::Text;
-            if t.registry_mut(&name)
+        for (name, (origin, text, user)) in sources {
+            let escaping = escaping_of(&name);
+            let reg = t.registry_mut(escaping);
+            reg.register_template_string(&name, &text).map_err(|e| {
+                let (line, col) = e.pos().unwrap_or((1, 1));
+                let loc = SourceLocation {
+                    file: origin.clone(),
+                    line,
+                    column: col,
+                    offset: 0,
+                };
+                AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
+            })?;
+            let transparent = reg
                 .get_template(&name)
-                .is_some_and(|compiled| super::skeleton::transparent(compiled, raw_is_escaped))
-            {
-                t.transparent.insert(name.clone());
-            }
-            t.origins.insert(name, origin);
+                .is_some_and(|compiled| super::skeleton::transparent(compiled, escaping == Escaping::Text));
+            let entry = Entry {
+                origin,
+                escaping,
+                transparent,
+                user,
+            };
+            t.entries.insert(name, entry);
         }
+        t.routes = routes(&t.entries, org);
         Ok(t)
     }
 
-    fn registry_mut(&mut self, name: &str) -> &mut Handlebars<'static> {
-        match escaping_of(name) {
+    fn registry_mut(&mut self, escaping: Escaping) -> &mut Handlebars<'static> {
+        match escaping {
             Escaping::Html => &mut self.html,
             Escaping::Json => &mut self.json,
             Escaping::Text => &mut self.text,
@@ -131,56 +165,129 @@ impl Templates {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.origins.contains_key(name)
+        self.entries.contains_key(name)
     }
 
-    /// See [`super::skeleton::transparent`].
+    /// The template `name` means for people of `lang`: their translation in `templates_dir`,
+    /// the user's `name`, or the built-in of their language, else of the organisation's
+    /// (see the README, "Languages"). A name that is not known at all stays as it is.
+    pub fn resolve<'a>(&'a self, name: &'a str, lang: Lang) -> &'a str {
+        let Some(route) = self.routes.get(name) else {
+            return name;
+        };
+        route
+            .by_lang
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map(|(_, n)| n.as_str())
+            .or(route.other.as_deref())
+            .unwrap_or(name)
+    }
+
+    /// See [`super::skeleton::transparent`]; for a resolved name.
     pub fn is_transparent(&self, name: &str) -> bool {
-        self.transparent.contains(name)
+        self.entries.get(name).is_some_and(|e| e.transparent)
     }
 
     /// What `name`'s registry does to a value it writes.
     pub fn escape_of(&self, name: &str) -> super::skeleton::Escape {
-        escape_fn(escaping_of(name))
+        escape_fn(self.entries.get(name).map_or_else(|| escaping_of(name), |e| e.escaping))
     }
 
-    /// Render `name`; an error names the template's file (and line when handlebars knows it).
+    /// Render `name` in the organisation's language (broadcasts, pages); an error names the
+    /// template's file (and line when handlebars knows it).
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, String> {
-        let (reg, origin) = self.lookup(name)?;
+        self.render_in(name, self.org, data)
+    }
+
+    /// Render `name` as resolved for `lang`.
+    pub fn render_in<T: Serialize>(&self, name: &str, lang: Lang, data: &T) -> Result<String, String> {
+        let (reg, name, origin) = self.lookup(name, lang)?;
         reg.render(name, data).map_err(|e| located(origin, &e))
     }
 
-    /// [`Templates::render`] for a message's context, which handlebars then need not copy.
+    /// [`Templates::render`] for a message's context (in its person's language), which
+    /// handlebars then need not copy.
     pub fn render_ctx(&self, name: &str, ctx: &super::Context) -> Result<String, String> {
-        let (reg, origin) = self.lookup(name)?;
+        let (reg, name, origin) = self.lookup(name, ctx.lang)?;
         reg.render_with_context(name, ctx.handlebars())
             .map_err(|e| located(origin, &e))
     }
 
-    fn lookup(&self, name: &str) -> Result<(&Handlebars<'static>, &String), String> {
-        let Some(origin) = self.origins.get(name) else {
+    fn lookup<'a>(&'a self, name: &'a str, lang: Lang) -> Result<(&'a Handlebars<'static>, &'a str, &'a str), String> {
+        let name = self.resolve(name, lang);
+        let Some(entry) = self.entries.get(name) else {
             return Err(format!(
                 "template {name} not found (neither built in nor in templates_dir)"
             ));
         };
-        let reg = match escaping_of(name) {
+        let reg = match entry.escaping {
             Escaping::Html => &self.html,
             Escaping::Json => &self.json,
             Escaping::Text => &self.text,
         };
-        Ok((reg, origin))
+        Ok((reg, name, &entry.origin))
     }
 
     /// Where `name` came from: its file in `templates_dir`, or `<built-in NAME>`.
     pub fn origin(&self, name: &str) -> Option<&str> {
-        self.origins.get(name).map(String::as_str)
+        self.entries.get(name).map(|e| e.origin.as_str())
     }
 
     /// The registry `name` is in, for a caller with helpers of its own (the HTML report streams
     /// its rows through them).
     pub fn registry_for(&mut self, name: &str) -> &mut Handlebars<'static> {
-        self.registry_mut(name)
+        self.registry_mut(escaping_of(name))
     }
+}
+
+/// The route of every name a channel may ask for: each registered template, and the base of
+/// each translation.
+fn routes(entries: &BTreeMap<String, Entry>, org: Locale) -> HashMap<String, Route> {
+    let mut translations: BTreeMap<String, Vec<Lang>> = BTreeMap::new();
+    for name in entries.keys() {
+        if let Some((base, lang)) = split_template_name(name) {
+            translations.entry(base).or_default().push(lang);
+        }
+    }
+    let mut routes = HashMap::new();
+    for (base, langs) in &translations {
+        // Built-in languages too: they decide which built-in is used.
+        let mut all: Vec<Lang> = Locale::ALL.into_iter().map(Lang::from).collect();
+        all.extend(langs.iter().copied().filter(|l| l.locale().is_none()));
+        let by_lang = all
+            .into_iter()
+            .filter_map(|l| Some((l, route_for(entries, base, Some(l), org)?)))
+            .collect();
+        let other = route_for(entries, base, None, org);
+        routes.insert(base.clone(), Route { by_lang, other });
+    }
+    // A translation asked for by its own name is itself.
+    for name in entries.keys() {
+        if !translations.contains_key(name) {
+            routes.insert(
+                name.clone(),
+                Route {
+                    by_lang: Vec::new(),
+                    other: Some(name.clone()),
+                },
+            );
+        }
+    }
+    routes
+}
+
+/// The resolution rule for one base name and language (`None`: one with nothing of its own).
+fn route_for(entries: &BTreeMap<String, Entry>, base: &str, lang: Option<Lang>, org: Locale) -> Option<String> {
+    let user = |n: &str| entries.get(n).is_some_and(|e| e.user).then(|| n.to_string());
+    let any = |n: String| entries.contains_key(&n).then_some(n);
+    let stem = base.strip_suffix(".hbs").unwrap_or(base);
+    let own = lang.and_then(|l| user(&format!("{stem}.{l}.hbs")));
+    let locale = lang.and_then(Lang::locale).unwrap_or(org);
+    own.or_else(|| user(base))
+        .or_else(|| any(builtin_name(base, locale)))
+        .or_else(|| any(builtin_name(base, org)))
+        .or_else(|| any(base.to_string()))
 }
 
 /// A render error at its place: `origin:line:column: reason`.
@@ -196,6 +303,71 @@ pub fn located(origin: &str, e: &handlebars::RenderError) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The resolution rule: the user's translation, the user's file, the built-in of the
+    /// person's language, of the organisation's, English.
+    #[test]
+    fn which_template_each_language_gets() {
+        let builtins = [
+            ("a.txt.hbs", "builtin en"),
+            ("a.txt.de.hbs", "builtin de"),
+            ("b.txt.hbs", "builtin en"),
+            ("b.txt.de.hbs", "builtin de"),
+            ("c.html.hbs", "builtin en"),
+            ("c.html.de.hbs", "builtin de"),
+            ("neutral.txt.hbs", "one for all"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let user = [
+            ("a.txt.hbs", "user"),
+            ("a.txt.fr.hbs", "user fr"),
+            ("b.txt.en.hbs", "user en"),
+            ("c.html.fr.hbs", "user fr {{v}}"),
+            ("only.txt.fr.hbs", "user fr"),
+        ];
+        for (n, s) in user {
+            std::fs::write(dir.path().join(n), s).unwrap();
+        }
+        let lang = |t: &str| Lang::of_tag(t).unwrap();
+        // (name, language, with `[org] locale` de, with en)
+        let cases = [
+            ("a.txt.hbs", "de", Ok("user"), Ok("user")),
+            ("a.txt.hbs", "fr", Ok("user fr"), Ok("user fr")),
+            ("a.txt.hbs", "en", Ok("user"), Ok("user")),
+            ("b.txt.hbs", "en", Ok("user en"), Ok("user en")),
+            ("b.txt.hbs", "de", Ok("builtin de"), Ok("builtin de")),
+            ("b.txt.hbs", "es", Ok("builtin de"), Ok("builtin en")),
+            ("c.html.hbs", "fr", Ok("user fr &lt;"), Ok("user fr &lt;")),
+            ("c.html.hbs", "en", Ok("builtin en"), Ok("builtin en")),
+            ("c.html.hbs", "de", Ok("builtin de"), Ok("builtin de")),
+            ("neutral.txt.hbs", "de", Ok("one for all"), Ok("one for all")),
+            ("only.txt.hbs", "fr", Ok("user fr"), Ok("user fr")),
+            (
+                "only.txt.hbs",
+                "de",
+                Err("only.txt.hbs not found"),
+                Err("only.txt.hbs not found"),
+            ),
+            // A translation asked for by its own name is itself, for anyone.
+            ("b.txt.de.hbs", "en", Ok("builtin de"), Ok("builtin de")),
+        ];
+        for org in [Locale::De, Locale::En] {
+            let t = Templates::load_for(&builtins, Some(dir.path()), org).unwrap();
+            for (name, l, de, en) in cases {
+                let want = if org == Locale::De { de } else { en };
+                let got = t.render_in(name, lang(l), &json!({"v": "<"}));
+                match want {
+                    Ok(w) => assert_eq!(got.as_deref(), Ok(w), "{name} for {l} ({org:?})"),
+                    Err(e) => assert!(got.as_ref().is_err_and(|g| g.contains(e)), "{name} for {l}: {got:?}"),
+                }
+            }
+            // Without a language of one's own: the organisation's.
+            assert_eq!(
+                t.render("c.html.hbs", &json!({})).unwrap(),
+                format!("builtin {}", org.code())
+            );
+        }
+    }
 
     #[test]
     fn escaping_follows_the_file_name() {

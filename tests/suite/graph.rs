@@ -37,7 +37,7 @@ const TITLE: &str = "Website vorübergehend gestört";
 /// Graph secrets set (no run may print them) and the announcement's title.
 fn graph(blocks: &[String]) -> Scenario {
     Scenario::new()
-        .org("name = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"")
+        .org("name = \"Sarah Kastner Fotografie\"\nphone = \"+49 30 1234567\"\nlocale = \"de\"")
         .channel(&blocks.concat())
         .title(TITLE)
         .secret("FB_PAGE_TOKEN", FB_TOKEN)

@@ -7,6 +7,7 @@ mod fuzz_regressions;
 mod graph;
 mod http_security;
 mod input_safety;
+mod lang;
 mod limits;
 mod pages;
 mod people;

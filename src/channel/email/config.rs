@@ -73,9 +73,17 @@ impl Keyed for TlsMode {
 pub const SUBJECT_TEMPLATE: Builtin = ("email.subject.hbs", include_str!("email.subject.hbs"));
 pub const TEXT_TEMPLATE: Builtin = ("email.txt.hbs", include_str!("email.txt.hbs"));
 pub const HTML_TEMPLATE: Builtin = ("email.html.hbs", include_str!("email.html.hbs"));
+pub const TEXT_TEMPLATE_DE: Builtin = ("email.txt.de.hbs", include_str!("email.txt.de.hbs"));
+pub const HTML_TEMPLATE_DE: Builtin = ("email.html.de.hbs", include_str!("email.html.de.hbs"));
 
 impl BuiltinTemplates for EmailConfig {
-    const TEMPLATES: &'static [Builtin] = &[SUBJECT_TEMPLATE, TEXT_TEMPLATE, HTML_TEMPLATE];
+    const TEMPLATES: &'static [Builtin] = &[
+        SUBJECT_TEMPLATE,
+        TEXT_TEMPLATE,
+        TEXT_TEMPLATE_DE,
+        HTML_TEMPLATE,
+        HTML_TEMPLATE_DE,
+    ];
 }
 
 impl ChannelConfig for EmailConfig {

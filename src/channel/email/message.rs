@@ -158,6 +158,7 @@ pub fn render(
         html: Some(html),
         weight: 1,
         media: Default::default(),
+        language: None,
         stats,
     })
 }

@@ -54,7 +54,8 @@ use crate::settings::Common;
 
 use crate::render::{Context, Templates};
 pub use config::{
-    DkimAlgorithm, DkimConfig, EmailConfig, HTML_TEMPLATE, RelayConfig, SUBJECT_TEMPLATE, TEXT_TEMPLATE, TlsMode,
+    DkimAlgorithm, DkimConfig, EmailConfig, HTML_TEMPLATE, HTML_TEMPLATE_DE, RelayConfig, SUBJECT_TEMPLATE,
+    TEXT_TEMPLATE, TEXT_TEMPLATE_DE, TlsMode,
 };
 
 use failover::Failover;

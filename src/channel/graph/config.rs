@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::client::{GraphClient, Settings};
-use crate::channel::{BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig};
+use crate::channel::{BuildContext, Builtin, BuiltinTemplates, Channel, ChannelConfig, builtin};
 use crate::settings::{Common, HumanDuration};
 
 /// The keys facebook and instagram tables share: the Graph account and how to reach it.
@@ -65,11 +65,11 @@ pub struct InstagramConfig {
 }
 
 impl BuiltinTemplates for FacebookConfig {
-    const TEMPLATES: &'static [Builtin] = &[("facebook.hbs", include_str!("facebook.hbs"))];
+    const TEMPLATES: &'static [Builtin] = &[builtin!("facebook.hbs"), builtin!("facebook.de.hbs")];
 }
 
 impl BuiltinTemplates for InstagramConfig {
-    const TEMPLATES: &'static [Builtin] = &[("instagram.hbs", include_str!("instagram.hbs"))];
+    const TEMPLATES: &'static [Builtin] = &[builtin!("instagram.hbs"), builtin!("instagram.de.hbs")];
 }
 
 impl ChannelConfig for FacebookConfig {

@@ -455,6 +455,7 @@ impl Channel for Sms {
             html: None,
             weight: if self.weigh_segments { info.segments } else { 1 },
             media: Default::default(),
+            language: None,
             stats,
         })
     }

@@ -317,6 +317,7 @@ impl Channel for Statuspage {
             html,
             weight: 1,
             media: Default::default(),
+            language: None,
             stats: vec![
                 Stat::new("status page thread", t.name.as_deref().unwrap_or("(none)")),
                 Stat::new("status page file", file),

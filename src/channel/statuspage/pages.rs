@@ -41,7 +41,7 @@ fn parse(origin: &str, stem: &str, source: &str) -> Result<Page, AppError> {
     let (front, parts): (PageFront, _) = parse_front_matter(origin, source)?;
     if front.title.trim().is_empty() {
         return Err(AppError::invalid_at(
-            Some(SourceLocation::from_offset(origin, source, parts.front_offset)),
+            Some(SourceLocation::from_offset(origin, source, parts.front_at)),
             "front matter: `title` must not be empty",
         ));
     }
@@ -56,7 +56,7 @@ fn parse(origin: &str, stem: &str, source: &str) -> Result<Page, AppError> {
         slug,
         title: front.title,
         order: front.order,
-        body_html: markdown::to_html(source[parts.body_offset..].trim()),
+        body_html: markdown::to_html(parts.body.trim()),
     })
 }
 

@@ -42,10 +42,10 @@ pub const WORDS_PER_MINUTE: usize = 150;
 /// Upper bound of one HTTP request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How the text is spoken, as the config says.
+/// How the text is spoken, as the config says; the language is each call's (see
+/// [`Voice::language`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Speech {
-    pub language: String,
     pub voice: Option<String>,
     pub repeat: u32,
 }
@@ -66,11 +66,11 @@ pub(crate) struct Parts<'a> {
 pub(crate) trait Api: Send + Sync {
     fn provider(&self) -> &'static str;
     /// Measures of the rendered text the provider limits (Twilio: the TwiML's length).
-    fn stats(&self, _text: &str) -> Result<Vec<Stat>, String> {
+    fn stats(&self, _text: &str, _language: &str) -> Result<Vec<Stat>, String> {
         Ok(Vec::new())
     }
-    /// Start the call to `to` (E.164) speaking `text`.
-    async fn call(&self, to: &str, text: &str) -> Result<Receipt, DeliveryError>;
+    /// Start the call to `to` (E.164) speaking `text` in `language` (BCP-47).
+    async fn call(&self, to: &str, text: &str, language: &str) -> Result<Receipt, DeliveryError>;
     async fn check(&self) -> Probe;
     /// The call's status, by the provider's id.
     async fn status(&self, provider_id: &str) -> Result<String, String>;
@@ -80,6 +80,9 @@ pub struct Voice {
     meta: Meta,
     api: Box<dyn Api>,
     template: String,
+    /// The configured speech language; `None`: each person's (see [`Voice::language`]).
+    language: Option<String>,
+    org_locale: crate::locale::Locale,
     phone_spoken: Option<String>,
     repeat: u32,
 }
@@ -94,12 +97,13 @@ impl Voice {
                     "{at} language {l:?} is not a language tag such as \"de-DE\" or \"en-US\""
                 ));
             }
-            Some(l) => l.clone(),
-            None if template.ends_with(".de.hbs") => "de-DE".into(),
-            None => "en-US".into(),
+            Some(l) => Some(l.clone()),
+            // A template named for one language speaks it to everyone.
+            None => crate::render::lang::split_template_name(&template)
+                .and_then(|(_, l)| l.locale())
+                .map(|l| speech_language(l).to_string()),
         };
         let speech = Speech {
-            language,
             voice: cfg.voice.clone().filter(|v| !v.trim().is_empty()),
             repeat: cfg.repeat.unwrap_or(1),
         };
@@ -128,9 +132,29 @@ impl Voice {
             meta: Meta::new::<VoiceConfig>(name, Reach::PerPerson(AddressKind::Phone)).concurrency(2),
             api,
             template,
+            language,
+            org_locale: ctx.org.locale,
             phone_spoken: ctx.org.phone.as_deref().map(spell_number).filter(|s| !s.is_empty()),
             repeat,
         })
+    }
+}
+
+impl Voice {
+    /// The language a person's call is spoken in: the configured one, else that of the text
+    /// they get (their built-in language, else the organisation's).
+    fn language(&self, lang: crate::render::lang::Lang) -> String {
+        self.language
+            .clone()
+            .unwrap_or_else(|| speech_language(lang.locale().unwrap_or(self.org_locale)).to_string())
+    }
+}
+
+/// The text-to-speech language of the built-in texts.
+fn speech_language(l: crate::locale::Locale) -> &'static str {
+    match l {
+        crate::locale::Locale::De => "de-DE",
+        crate::locale::Locale::En => "en-US",
     }
 }
 
@@ -256,7 +280,7 @@ impl Channel for Voice {
             Some(spoken) => {
                 let mut data = ctx.data().clone();
                 data["org"]["phone_spoken"] = json!(spoken);
-                templates.render(&self.template, &data)?
+                templates.render_in(&self.template, ctx.lang, &data)?
             }
             None => templates.render_ctx(&self.template, ctx)?,
         };
@@ -287,13 +311,17 @@ impl Channel for Voice {
             Stat::limited("Voice characters", n, MAX_CHARS),
             Stat::new("Voice speaking time", time),
         ];
-        stats.extend(self.api.stats(&text)?);
-        Ok(Rendered::plain(text, stats))
+        let language = self.language(ctx.lang);
+        stats.extend(self.api.stats(&text, &language)?);
+        Ok(Rendered {
+            language: Some(language),
+            ..Rendered::plain(text, stats)
+        })
     }
 
     async fn deliver(&self, d: &Delivery, msg: &Rendered) -> Result<Receipt, DeliveryError> {
         self.api
-            .call(&d.address, &msg.text)
+            .call(&d.address, &msg.text, msg.language.as_deref().unwrap_or("en-US"))
             .await
             .map_err(DeliveryError::redacted)
     }

@@ -25,7 +25,7 @@ pub struct Twilio {
 
 /// `<Response><Say ...>text</Say></Response>`, every value XML-escaped; `loop` is how often the
 /// text is spoken.
-pub fn twiml(text: &str, speech: &Speech) -> String {
+pub fn twiml(text: &str, speech: &Speech, language: &str) -> String {
     use crate::escape::xml;
     let voice = speech
         .voice
@@ -34,7 +34,7 @@ pub fn twiml(text: &str, speech: &Speech) -> String {
         .unwrap_or_default();
     format!(
         "<Response><Say language=\"{}\"{voice} loop=\"{}\">{}</Say></Response>",
-        xml(&speech.language),
+        xml(language),
         speech.repeat,
         xml(text)
     )
@@ -103,8 +103,8 @@ impl Api for Twilio {
         PROVIDER
     }
 
-    fn stats(&self, text: &str) -> Result<Vec<Stat>, String> {
-        let n = twiml(text, &self.speech).chars().count();
+    fn stats(&self, text: &str, language: &str) -> Result<Vec<Stat>, String> {
+        let n = twiml(text, &self.speech, language).chars().count();
         if n > MAX_TWIML_CHARS {
             return Err(format!(
                 "the call's TwiML is {n} characters once XML-escaped, more than the {MAX_TWIML_CHARS} Twilio accepts: \
@@ -114,8 +114,8 @@ impl Api for Twilio {
         Ok(vec![Stat::limited("TwiML characters", n, MAX_TWIML_CHARS)])
     }
 
-    async fn call(&self, to: &str, text: &str) -> Result<Receipt, DeliveryError> {
-        let twiml = twiml(text, &self.speech);
+    async fn call(&self, to: &str, text: &str, language: &str) -> Result<Receipt, DeliveryError> {
+        let twiml = twiml(text, &self.speech, language);
         let form = [("To", to), ("From", self.from.as_str()), ("Twiml", twiml.as_str())];
         let request = self.account.post("/Calls.json").form(&form);
         // The documented success answer is the call resource, with its `sid` (CA...).
@@ -143,7 +143,6 @@ mod tests {
 
     fn speech(voice: Option<&str>, repeat: u32) -> Speech {
         Speech {
-            language: "de-DE".into(),
             voice: voice.map(str::to_string),
             repeat,
         }
@@ -153,7 +152,7 @@ mod tests {
     #[test]
     fn twiml_is_escaped_xml_that_reads_back_as_the_text() {
         let text = "Termine <heute> & \"morgen\" fallen 'nicht' aus";
-        let xml = twiml(text, &speech(Some("Polly.Marlene"), 2));
+        let xml = twiml(text, &speech(Some("Polly.Marlene"), 2), "de-DE");
         let mut reader = quick_xml::Reader::from_str(&xml);
         let mut names = Vec::new();
         let mut said = String::new();
@@ -193,7 +192,7 @@ mod tests {
         );
         // Without a voice the attribute is left out (Twilio's default voice).
         assert_eq!(
-            twiml("Hallo", &speech(None, 1)),
+            twiml("Hallo", &speech(None, 1), "de-DE"),
             "<Response><Say language=\"de-DE\" loop=\"1\">Hallo</Say></Response>"
         );
     }

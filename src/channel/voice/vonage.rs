@@ -144,11 +144,11 @@ impl Api for Vonage {
         PROVIDER
     }
 
-    async fn call(&self, to: &str, text: &str) -> Result<Receipt, DeliveryError> {
+    async fn call(&self, to: &str, text: &str, language: &str) -> Result<Receipt, DeliveryError> {
         let mut talk = json!({
             "action": "talk",
             "text": text,
-            "language": self.speech.language,
+            "language": language,
             "loop": self.speech.repeat,
         });
         if let Some(style) = self.style {
