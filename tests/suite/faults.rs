@@ -638,6 +638,16 @@ fn a_second_process_cannot_use_a_busy_state_folder() {
         .spawn()
         .unwrap();
     w.await_outbox(2);
+    // Stopped, the first run holds the state folder however slow the others start: the test
+    // depends on no timing.
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &first.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig}");
+    };
+    signal("-STOP");
     let run_id = w.journal().latest_run_id().unwrap().unwrap();
     for args in [
         &["send", "notices/example.md", "--yes", "--again"][..],
@@ -647,6 +657,7 @@ fn a_second_process_cannot_use_a_busy_state_folder() {
         let run = w.run(args);
         run.code(2).stderr_has("in use by another announce process");
     }
+    signal("-CONT");
     assert!(first.wait().unwrap().success());
     let files = w.outbox();
     assert_eq!(files.len(), 20, "only the first run sent: {files:?}");

@@ -361,3 +361,38 @@ async fn provider_errors_are_classified_per_call_or_for_the_channel() {
         "{failed}"
     );
 }
+
+/// Without `language`, each call speaks the text its person gets: the German built-in as de-DE
+/// to a `de` person, the English one as en-US to an `en` person.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_language_key_each_person_is_called_in_their_language() {
+    let (server, calls, _) = twilio_voice_fake(|req, _| twilio_call_created(req), |_| "queued").await;
+    let table = twilio_voice(&server.uri(), "").replace("language = \"de-DE\"\n", "");
+    let w = voice_folder(&table)
+        .audience(&format!(
+            "name,phone,locale\nAnna,{},de\nLena,{},en-GB\n",
+            ANNA.0, LENA.0
+        ))
+        .build();
+    w.run_async(SEND, support::NO_ENV).await.code(0);
+    let mut said: Vec<(String, String, String)> = calls
+        .all()
+        .iter()
+        .map(|r| {
+            let say = parsed_twiml(&r.form()["Twiml"])["children"][0].clone();
+            let text = say["text"].as_str().unwrap().to_string();
+            (
+                r.form()["To"].clone(),
+                say["attrib"]["language"].as_str().unwrap().to_string(),
+                text,
+            )
+        })
+        .collect();
+    said.sort();
+    assert_eq!(said.len(), 2, "{said:?}");
+    let (anna, lena) = (&said[0], &said[1]);
+    assert_eq!((anna.0.as_str(), anna.1.as_str()), (ANNA.1, "de-DE"));
+    assert!(anna.2.starts_with("Hier ist eine Nachricht von Studio."), "{anna:?}");
+    assert_eq!((lena.0.as_str(), lena.1.as_str()), (LENA.1, "en-US"));
+    assert_eq!(lena.2, spoken());
+}

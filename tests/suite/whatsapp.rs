@@ -10,7 +10,8 @@ use std::time::Duration;
 use graph_fake::{Endpoint, FakeError, GraphFake, WA_PHONE_ID, WA_TOKEN};
 use serde_json::{Value, json};
 use support::scenario::{NOTICE, SEND, by_recipient_on, error_of};
-use support::sms_fakes::{TWILIO_SID, TWILIO_TOKEN, twilio_created, twilio_fake};
+use support::sms_fakes::{self, TWILIO_SID, TWILIO_TOKEN, twilio_created, twilio_fake, twilio_messages_path};
+use support::voice_fakes::{twilio_call_created, twilio_voice_fake};
 use support::{NO_ENV, Scenario, assert_outcome};
 
 const ANNA: &str = "+4915123456781";
@@ -247,37 +248,62 @@ async fn an_invalid_token_halts_the_channel_the_rest_stay_pending_and_it_never_l
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn reach_falls_back_to_sms_for_a_number_not_on_whatsapp() {
+async fn reach_whatsapp_then_sms_then_voice_texts_who_is_not_on_whatsapp_and_calls_a_landline() {
+    const LENA: &str = "+49309876543";
     let fake = GraphFake::start().await;
     fake.refuse_to(
         "4915123456782",
         FakeError::whatsapp(400, 131026, "Message Undeliverable.", "not a WhatsApp user"),
     );
-    let (twilio, log) = twilio_fake(|req, _| twilio_created(req)).await;
-    let sms = format!(
+    // Twilio's Messages and Calls resources on one fake account.
+    let (twilio, calls, _) = twilio_voice_fake(|req, _| twilio_call_created(req), |_| "queued").await;
+    let texts = sms_fakes::answer(&twilio, "POST", twilio_messages_path(), |req, _| twilio_created(req)).await;
+    let channels = format!(
         "[channels.sms]\ntype = \"sms\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\n\
-         account_sid = \"{TWILIO_SID}\"\nauth_token_env = \"TWILIO_TOKEN\"\nbase_url = \"{}\"\n\
-         [reach]\norder = [\"whatsapp\", \"sms\"]\n",
-        twilio.uri()
+         account_sid = \"{TWILIO_SID}\"\nauth_token_env = \"TWILIO_TOKEN\"\nbase_url = \"{uri}\"\n\
+         [channels.voice]\ntype = \"voice\"\nprovider = \"twilio\"\nfrom = \"+4930123456\"\n\
+         account_sid = \"{TWILIO_SID}\"\nauth_token_env = \"TWILIO_TOKEN\"\nbase_url = \"{uri}\"\n\
+         [reach]\norder = [\"whatsapp\", \"sms\", \"voice\"]\n",
+        uri = twilio.uri()
     );
-    let (_w, r) = folder(&people(&[("Anna", ANNA), ("Ben", BEN)]), &fake.uri(), "")
-        .channel(&sms)
-        .env("TWILIO_TOKEN", TWILIO_TOKEN)
-        .send_async()
-        .await;
-    // Ben's WhatsApp delivery failed (and counts), the SMS reached him.
+    let (_w, r) = folder(
+        &people(&[("Anna", ANNA), ("Ben", BEN), ("Lena", "030 9876543")]),
+        &fake.uri(),
+        "",
+    )
+    .channel(&channels)
+    .env("TWILIO_TOKEN", TWILIO_TOKEN)
+    .send_async()
+    .await;
+    // Ben's WhatsApp delivery failed (and counts); the SMS reached him.
     r.code(3);
     let ds = r.deliveries();
     let wa = by_recipient_on(&ds, "whatsapp");
     assert_eq!(wa[ANNA]["status"], "sent");
     assert_eq!(wa[BEN]["status"], "failed");
     let sms = by_recipient_on(&ds, "sms");
-    assert_eq!(sms.keys().collect::<Vec<_>>(), [BEN], "{}", r.describe());
+    assert_eq!(sms.keys().collect::<Vec<_>>(), [BEN, LENA], "{}", r.describe());
     assert_eq!(sms[BEN]["status"], "sent");
     assert_eq!(sms[BEN]["fallback"], true);
-    let texts: Vec<String> = log.all().iter().map(|s| s.form()["To"].clone()).collect();
-    assert_eq!(texts, [BEN]);
-    assert_eq!(r.json()["people"]["reached"], Value::from(2));
+    // Lena has only a landline: WhatsApp and SMS skip her with the reason, the call is her first.
+    for channel in [&wa, &sms] {
+        assert_eq!(channel[LENA]["status"], "skipped");
+        assert!(
+            error_of(&channel[LENA]).contains("not a mobile number (fixed line)"),
+            "{}",
+            channel[LENA]
+        );
+    }
+    let voice = by_recipient_on(&ds, "voice");
+    assert_eq!(voice.keys().collect::<Vec<_>>(), [LENA], "{}", r.describe());
+    assert_eq!(voice[LENA]["status"], "sent");
+    assert_eq!(voice[LENA]["fallback"], false);
+    let sent_to = |log: &sms_fakes::Log| -> Vec<String> { log.all().iter().map(|s| s.form()["To"].clone()).collect() };
+    assert_eq!(sent_to(&texts), [BEN]);
+    assert_eq!(sent_to(&calls), [LENA]);
+    let to: Vec<String> = fake.of(Endpoint::Messages).iter().map(to_of).collect();
+    assert_eq!(to.len(), 2, "WhatsApp tried Anna and Ben only: {to:?}");
+    assert_eq!(r.json()["people"]["reached"], Value::from(3));
 }
 
 #[tokio::test(flavor = "multi_thread")]

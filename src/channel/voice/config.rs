@@ -24,8 +24,8 @@ pub struct VoiceConfig {
     pub application_id: Option<String>,
     /// vonage: the application's RSA private key (PEM), relative to the config's folder.
     pub private_key_file: Option<String>,
-    /// BCP-47 language of the speech, e.g. "de-DE". Default: from the template's name
-    /// (`*.de.hbs`: "de-DE"), else "en-US".
+    /// BCP-47 language of the speech, e.g. "de-DE". Default: the language of the text each
+    /// person gets (or of a `template` named for one language).
     pub language: Option<String>,
     /// The provider's voice name (twilio: "Polly.Marlene"; vonage: a `style` number).
     pub voice: Option<String>,
