@@ -10,7 +10,7 @@ use std::time::Duration;
 use graph_fake::{Endpoint, FakeError, GraphFake, WA_PHONE_ID, WA_TOKEN};
 use serde_json::{Value, json};
 use support::scenario::{NOTICE, SEND, by_recipient_on, error_of};
-use support::sms_fakes::{self, TWILIO_SID, TWILIO_TOKEN, twilio_created, twilio_fake, twilio_messages_path};
+use support::sms_fakes::{self, TWILIO_SID, TWILIO_TOKEN, twilio_created, twilio_messages_path};
 use support::voice_fakes::{twilio_call_created, twilio_voice_fake};
 use support::{NO_ENV, Scenario, assert_outcome};
 
