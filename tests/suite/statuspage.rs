@@ -308,6 +308,22 @@ fn a_broken_status_page_template_stops_the_run_before_anything_is_written() {
 }
 
 #[test]
+fn a_users_status_page_translation_is_used_for_the_org_locale_only() {
+    // `statuspage.index.html.de.hbs` is the German index; the site speaks `[org] locale`.
+    for (locale, own) in [("de", true), ("en", false)] {
+        let w = status_page_with("templates_dir = \"templates\"", &format!("locale = \"{locale}\""), "").build();
+        w.write(
+            "templates/statuspage.index.html.de.hbs",
+            "<!doctype html><html lang=\"de\"><body><h1>Eigene Startseite</h1></body></html>",
+        );
+        w.notice_file("a.md", "Website gestört", "thread = \"t\"\nseverity = \"major\"", "x");
+        w.send_ok("a.md");
+        let index = std::fs::read_to_string(w.path("public/status/index.html")).unwrap();
+        assert_eq!(index.contains("Eigene Startseite"), own, "locale {locale}:\n{index}");
+    }
+}
+
+#[test]
 fn base_url_makes_feed_links_absolute() {
     let w = status_page(
         "",

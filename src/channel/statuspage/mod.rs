@@ -224,8 +224,14 @@ impl Site {
 
     /// Regenerate the whole site. Returns the index path.
     pub fn generate(&self, history: &dyn History, current: &str) -> Result<PathBuf, DeliveryError> {
-        let templates = Templates::load(crate::channel::builtin_templates(), self.templates_dir.as_deref())
-            .map_err(|e| DeliveryError::permanent(format!("templates: {e}")))?;
+        // In the org's language, as planning checked them: a user's `NAME.de.hbs` is the site's
+        // template when the site speaks German.
+        let templates = Templates::load_for(
+            crate::channel::builtin_templates(),
+            self.templates_dir.as_deref(),
+            self.settings.locale,
+        )
+        .map_err(|e| DeliveryError::permanent(format!("templates: {e}")))?;
         let entries = self
             .entries(history, current)
             .map_err(|e| DeliveryError::transient(format!("cannot read the journal: {e}")))?;
