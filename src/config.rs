@@ -159,7 +159,7 @@ impl Config {
             })?),
         };
         if let Some(tz) = &raw.org.timezone {
-            jiff::tz::TimeZone::get(tz).map_err(|_| {
+            zone(tz).ok_or_else(|| {
                 let org = source.find("[org]").unwrap_or(0);
                 let key = source[org..].find("timezone").map_or(org, |i| org + i);
                 AppError::invalid_at(
@@ -293,13 +293,49 @@ impl Config {
         self.org
             .timezone
             .as_deref()
-            .and_then(|t| jiff::tz::TimeZone::get(t).ok())
+            .and_then(zone)
             .unwrap_or(jiff::tz::TimeZone::UTC)
     }
 }
 
 /// Where `key` is written in the table that starts `table` (the rest of the file from its
 /// header): its offset in `table`.
+/// jiff's `TimeZone::get`, by reading the zone's own file where jiff would find it: jiff lists
+/// the whole zoneinfo tree on its first lookup (dozens of directory reads, on every start).
+/// Anything else (`TZDIR`, another case, a file that is not TZif) goes to jiff as before.
+fn zone(name: &str) -> Option<jiff::tz::TimeZone> {
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<Vec<(String, jiff::tz::TimeZone)>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Mutex::default);
+    let found = seen
+        .lock()
+        .ok()?
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, tz)| tz.clone());
+    if found.is_some() {
+        return found;
+    }
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-+".contains(&b))
+    };
+    let dir = Path::new("/usr/share/zoneinfo");
+    // jiff leaves out these two trees of the same zones.
+    let listed = !name.starts_with("posix/") && !name.starts_with("right/");
+    let own_file = (std::env::var_os("TZDIR").is_none() && listed && name.split('/').all(plain) && dir.is_dir())
+        .then(|| std::fs::read(dir.join(name)).ok())
+        .flatten()
+        .and_then(|bytes| jiff::tz::TimeZone::tzif(name, &bytes).ok());
+    let tz = own_file.or_else(|| jiff::tz::TimeZone::get(name).ok())?;
+    if let Ok(mut seen) = seen.lock() {
+        seen.push((name.to_string(), tz.clone()));
+    }
+    Some(tz)
+}
+
 fn key_in_table(table: &str, key: &str) -> Option<usize> {
     let end = table.get(1..)?.find("\n[").map_or(table.len(), |i| i + 1);
     table[..end]
@@ -375,6 +411,40 @@ mod tests {
 
     fn parse(s: &str) -> Result<Config, AppError> {
         Config::parse(Some(Path::new("channels.toml")), Path::new("/base"), s.to_string())
+    }
+
+    /// The zone's own file gives what jiff's database gives, for every zone it lists, and a
+    /// name jiff refuses stays refused.
+    #[test]
+    fn zones_are_what_jiff_finds() {
+        let names: Vec<String> = jiff::tz::db().available().map(|n| n.to_string()).collect();
+        assert!(
+            names.iter().any(|n| n == "Europe/Berlin"),
+            "no zoneinfo here: apt-get install tzdata"
+        );
+        let odd = [
+            "europe/berlin",
+            "posix/Europe/Berlin",
+            "Europe/Nowhere",
+            "../zoneinfo/UTC",
+            "zone.tab",
+            "",
+            "/etc/localtime",
+        ];
+        let times: Vec<jiff::Timestamp> = ["2026-01-15T12:00:00Z", "2026-07-15T12:00:00Z", "1990-03-25T01:30:00Z"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        for name in names.iter().map(String::as_str).chain(odd) {
+            let (ours, jiffs) = (zone(name), jiff::tz::TimeZone::get(name).ok());
+            assert_eq!(ours.is_some(), jiffs.is_some(), "{name}");
+            if let (Some(a), Some(b)) = (ours, jiffs) {
+                assert_eq!(a.iana_name(), b.iana_name(), "{name}");
+                for t in &times {
+                    assert_eq!(a.to_offset(*t), b.to_offset(*t), "{name} at {t}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,11 +3,18 @@
 //! `*.html.hbs` are HTML-escaped, `*.json.hbs` JSON-string-escaped, everything else is text
 //! and left as written. All registries are strict: a missing variable is an error, found before
 //! anything is sent because every channel renders for its first target during planning.
+//!
+//! The user's templates are compiled when loading, so a syntax error in any of them stops the
+//! command before anything is sent. A built-in is compiled the first time it is used: a run
+//! needs a few of the dozens every channel type brings, and handlebars' compiler is slow enough
+//! for that to be most of the start-up time. (Built-ins always compile: a unit test compiles all.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use handlebars::Handlebars;
+use handlebars::template::TemplateElement;
+use handlebars::{Handlebars, Template, TemplateError};
 use serde::Serialize;
 
 use super::lang::{Lang, builtin_name, split_template_name};
@@ -16,9 +23,10 @@ use crate::locale::Locale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escaping {
-    Html,
-    Json,
-    Text,
+    // The index of its registry in `Templates::registries`.
+    Html = 0,
+    Json = 1,
+    Text = 2,
 }
 
 /// By the file name, a translation by its base's (`email.html.de.hbs` is HTML).
@@ -34,15 +42,17 @@ fn escaping_of(name: &str) -> Escaping {
     }
 }
 
-/// One registered template.
+/// One known template.
 struct Entry {
     /// Where it came from, for error messages.
     origin: String,
     escaping: Escaping,
-    /// Its recipient values only reach the output as text (render/skeleton.rs).
-    transparent: bool,
     /// From `templates_dir` (not a built-in).
     user: bool,
+    text: String,
+    /// Set once it is compiled into its registry: whether its recipient values only reach the
+    /// output as text (render/skeleton.rs).
+    transparent: OnceLock<bool>,
 }
 
 /// Which registered template a name means, per language: worked out once when loading, so
@@ -55,9 +65,8 @@ struct Route {
 }
 
 pub struct Templates {
-    html: Handlebars<'static>,
-    json: Handlebars<'static>,
-    text: Handlebars<'static>,
+    /// By [`Escaping`]; written only to compile a template on its first use.
+    registries: [RwLock<Handlebars<'static>>; 3],
     entries: BTreeMap<String, Entry>,
     routes: HashMap<String, Route>,
     org: Lang,
@@ -121,47 +130,64 @@ impl Templates {
             }
         }
         let mut t = Templates {
-            html: registry(Escaping::Html),
-            json: registry(Escaping::Json),
-            text: registry(Escaping::Text),
+            registries: [Escaping::Html, Escaping::Json, Escaping::Text].map(|e| RwLock::new(registry(e))),
             entries: BTreeMap::new(),
             routes: HashMap::new(),
             org: Lang::from(org),
         };
         for (name, (origin, text, user)) in sources {
-            let escaping = escaping_of(&name);
-            let reg = t.registry_mut(escaping);
-            reg.register_template_string(&name, &text).map_err(|e| {
-                let (line, col) = e.pos().unwrap_or((1, 1));
-                let loc = SourceLocation {
-                    file: origin.clone(),
-                    line,
-                    column: col,
-                    offset: 0,
-                };
-                AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
-            })?;
-            let transparent = reg
-                .get_template(&name)
-                .is_some_and(|compiled| super::skeleton::transparent(compiled, escaping == Escaping::Text));
             let entry = Entry {
                 origin,
-                escaping,
-                transparent,
+                escaping: escaping_of(&name),
                 user,
+                text,
+                transparent: OnceLock::new(),
             };
             t.entries.insert(name, entry);
+        }
+        let Templates {
+            registries, entries, ..
+        } = &mut t;
+        for (name, entry) in entries.iter().filter(|(_, e)| e.user) {
+            let reg = registries[entry.escaping as usize]
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner());
+            if compile(reg, name, entry).map_err(|e| syntax_error(&entry.origin, &e))? {
+                compile_rest(reg, entries, entry.escaping).map_err(|(origin, e)| syntax_error(origin, &e))?;
+            }
         }
         t.routes = routes(&t.entries, org);
         Ok(t)
     }
 
-    fn registry_mut(&mut self, escaping: Escaping) -> &mut Handlebars<'static> {
-        match escaping {
-            Escaping::Html => &mut self.html,
-            Escaping::Json => &mut self.json,
-            Escaping::Text => &mut self.text,
+    /// The registry of `escaping`, for rendering.
+    fn read(&self, escaping: Escaping) -> RwLockReadGuard<'_, Handlebars<'static>> {
+        // A panic while compiling leaves nothing half-registered that rendering could trip on.
+        self.registries[escaping as usize]
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self, escaping: Escaping) -> RwLockWriteGuard<'_, Handlebars<'static>> {
+        self.registries[escaping as usize]
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compile `name` into its registry unless it is there already; whether it is transparent.
+    fn ensure(&self, name: &str, entry: &Entry) -> Result<bool, String> {
+        if let Some(&t) = entry.transparent.get() {
+            return Ok(t);
         }
+        let mut reg = self.write(entry.escaping);
+        if entry.transparent.get().is_none() {
+            let partials = compile(&mut reg, name, entry).map_err(|e| syntax_error(&entry.origin, &e).to_string())?;
+            if partials {
+                compile_rest(&mut reg, &self.entries, entry.escaping)
+                    .map_err(|(origin, e)| syntax_error(origin, &e).to_string())?;
+            }
+        }
+        Ok(entry.transparent.get().copied().unwrap_or(false))
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -186,7 +212,9 @@ impl Templates {
 
     /// See [`super::skeleton::transparent`]; for a resolved name.
     pub fn is_transparent(&self, name: &str) -> bool {
-        self.entries.get(name).is_some_and(|e| e.transparent)
+        self.entries
+            .get(name)
+            .is_some_and(|e| self.ensure(name, e).unwrap_or(false))
     }
 
     /// What `name`'s registry does to a value it writes.
@@ -202,31 +230,31 @@ impl Templates {
 
     /// Render `name` as resolved for `lang`.
     pub fn render_in<T: Serialize>(&self, name: &str, lang: Lang, data: &T) -> Result<String, String> {
-        let (reg, name, origin) = self.lookup(name, lang)?;
-        reg.render(name, data).map_err(|e| located(origin, &e))
+        let (name, entry) = self.lookup(name, lang)?;
+        self.read(entry.escaping)
+            .render(name, data)
+            .map_err(|e| located(&entry.origin, &e))
     }
 
     /// [`Templates::render`] for a message's context (in its person's language), which
     /// handlebars then need not copy.
     pub fn render_ctx(&self, name: &str, ctx: &super::Context) -> Result<String, String> {
-        let (reg, name, origin) = self.lookup(name, ctx.lang)?;
-        reg.render_with_context(name, ctx.handlebars())
-            .map_err(|e| located(origin, &e))
+        let (name, entry) = self.lookup(name, ctx.lang)?;
+        self.read(entry.escaping)
+            .render_with_context(name, ctx.handlebars())
+            .map_err(|e| located(&entry.origin, &e))
     }
 
-    fn lookup<'a>(&'a self, name: &'a str, lang: Lang) -> Result<(&'a Handlebars<'static>, &'a str, &'a str), String> {
+    /// The template `name` resolves to for `lang`, compiled.
+    fn lookup<'a>(&'a self, name: &'a str, lang: Lang) -> Result<(&'a str, &'a Entry), String> {
         let name = self.resolve(name, lang);
         let Some(entry) = self.entries.get(name) else {
             return Err(format!(
                 "template {name} not found (neither built in nor in templates_dir)"
             ));
         };
-        let reg = match entry.escaping {
-            Escaping::Html => &self.html,
-            Escaping::Json => &self.json,
-            Escaping::Text => &self.text,
-        };
-        Ok((reg, name, &entry.origin))
+        self.ensure(name, entry)?;
+        Ok((name, entry))
     }
 
     /// Where `name` came from: its file in `templates_dir`, or `<built-in NAME>`.
@@ -236,9 +264,70 @@ impl Templates {
 
     /// The registry `name` is in, for a caller with helpers of its own (the HTML report streams
     /// its rows through them).
+    /// Every template of that registry is compiled into it first: the caller renders by name.
+    /// (Only a built-in could fail to compile here, and none does; it would then be missing.)
     pub fn registry_for(&mut self, name: &str) -> &mut Handlebars<'static> {
-        self.registry_mut(escaping_of(name))
+        let escaping = escaping_of(name);
+        let reg = self.registries[escaping as usize]
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner());
+        let _ = compile_rest(reg, &self.entries, escaping);
+        reg
     }
+}
+
+/// Register `entry` in `reg` (its registry) and record whether it is transparent; whether it
+/// uses partials.
+fn compile(reg: &mut Handlebars<'static>, name: &str, entry: &Entry) -> Result<bool, TemplateError> {
+    reg.register_template_string(name, &entry.text)?;
+    let compiled = reg.get_template(name).expect("just registered");
+    let _ = entry
+        .transparent
+        .set(super::skeleton::transparent(compiled, entry.escaping == Escaping::Text));
+    Ok(uses_partials(compiled))
+}
+
+/// Compile every template of `escaping` not compiled yet: a partial may name any of them.
+fn compile_rest<'a>(
+    reg: &mut Handlebars<'static>,
+    entries: &'a BTreeMap<String, Entry>,
+    escaping: Escaping,
+) -> Result<(), (&'a str, TemplateError)> {
+    for (name, entry) in entries {
+        if entry.escaping == escaping && entry.transparent.get().is_none() {
+            compile(reg, name, entry).map_err(|e| (entry.origin.as_str(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `t` (or a block in it) includes a partial, which its registry looks up by name.
+fn uses_partials(t: &Template) -> bool {
+    t.elements.iter().any(|e| match e {
+        TemplateElement::RawString(_)
+        | TemplateElement::Comment(_)
+        | TemplateElement::Expression(_)
+        | TemplateElement::HtmlExpression(_)
+        | TemplateElement::DecoratorExpression(_) => false,
+        TemplateElement::HelperBlock(h) => {
+            h.template.as_ref().is_some_and(uses_partials) || h.inverse.as_ref().is_some_and(uses_partials)
+        }
+        TemplateElement::DecoratorBlock(d) => d.template.as_ref().is_some_and(uses_partials),
+        // Partials, and whatever a later handlebars adds: compile the whole registry.
+        _ => true,
+    })
+}
+
+/// A template's syntax error at its place (exit 2).
+fn syntax_error(origin: &str, e: &TemplateError) -> AppError {
+    let (line, col) = e.pos().unwrap_or((1, 1));
+    let loc = SourceLocation {
+        file: origin.to_string(),
+        line,
+        column: col,
+        offset: 0,
+    };
+    AppError::invalid_at(Some(loc), format!("template syntax error: {}", e.reason()))
 }
 
 /// The route of every name a channel may ask for: each registered template, and the base of
@@ -403,5 +492,73 @@ mod tests {
         std::fs::write(dir.path().join("email.subject.hbs"), "ok\n{{#if x}}unclosed").unwrap();
         let err = Templates::load(&[], Some(dir.path())).unwrap_err().to_string();
         assert!(err.contains("email.subject.hbs"), "{err}");
+    }
+
+    /// Which templates are in their registries.
+    fn compiled(t: &Templates) -> Vec<&str> {
+        let names = t.entries.iter().filter(|(_, e)| e.transparent.get().is_some());
+        names.map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// A user's file is compiled when loading (its errors stop the command), a built-in when
+    /// first used, and only that one.
+    #[test]
+    fn built_ins_are_compiled_when_first_used() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mine.txt.hbs"), "{{v}}").unwrap();
+        let t = Templates::load(crate::channel::builtin_templates(), Some(dir.path())).unwrap();
+        assert_eq!(compiled(&t), ["mine.txt.hbs"]);
+        assert_eq!(
+            t.render("email.subject.hbs", &json!({"title": "T"}))
+                .unwrap()
+                .trim_end(),
+            "T"
+        );
+        assert!(t.is_transparent("email.txt.hbs"));
+        assert_eq!(compiled(&t), ["email.subject.hbs", "email.txt.hbs", "mine.txt.hbs"]);
+    }
+
+    /// A partial may name a template nobody used yet, and the user's file may be that partial.
+    #[test]
+    fn a_partial_finds_templates_not_used_before() {
+        let builtins = [
+            ("page.html.hbs", "[{{#if v}}{{> part.html.hbs}}{{/if}}]"),
+            ("part.html.hbs", "built-in {{v}}"),
+            ("other.html.hbs", "{{v}}"),
+            ("plain.txt.hbs", "{{v}}"),
+        ];
+        let t = Templates::load(&builtins, None).unwrap();
+        assert_eq!(
+            t.render("page.html.hbs", &json!({"v": "<"})).unwrap(),
+            "[built-in &lt;]"
+        );
+        // The registry of the template with the partial, all of it; not the others.
+        assert_eq!(compiled(&t), ["other.html.hbs", "page.html.hbs", "part.html.hbs"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("part.html.hbs"), "mine {{v}}").unwrap();
+        let t = Templates::load(&builtins, Some(dir.path())).unwrap();
+        assert_eq!(t.render("page.html.hbs", &json!({"v": "<"})).unwrap(), "[mine &lt;]");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("page.html.hbs"), "({{> part.html.hbs}})").unwrap();
+        let mut t = Templates::load(&builtins, Some(dir.path())).unwrap();
+        assert_eq!(t.render("page.html.hbs", &json!({"v": 1})).unwrap(), "(built-in 1)");
+        // A caller rendering through the registry itself finds every template of it.
+        let reg = t.registry_for("other.html.hbs");
+        assert_eq!(reg.render("other.html.hbs", &json!({"v": 2})).unwrap(), "2");
+    }
+
+    /// What loading no longer does for the built-ins: each compiles, in its registry.
+    #[test]
+    fn every_built_in_compiles() {
+        let t = Templates::load(crate::channel::builtin_templates(), None).unwrap();
+        for (name, entry) in &t.entries {
+            let mut reg = t.write(entry.escaping);
+            if let Err(e) = compile(&mut reg, name, entry) {
+                panic!("{}", syntax_error(&entry.origin, &e));
+            }
+        }
+        assert_eq!(compiled(&t).len(), crate::channel::builtin_templates().len());
     }
 }

@@ -18,6 +18,7 @@ mod report;
 mod secrets;
 mod sms;
 mod soak;
+mod startup;
 mod statuspage;
 mod voice;
 mod webhook;
