@@ -298,8 +298,6 @@ impl Config {
     }
 }
 
-/// Where `key` is written in the table that starts `table` (the rest of the file from its
-/// header): its offset in `table`.
 /// jiff's `TimeZone::get`, by reading the zone's own file where jiff would find it: jiff lists
 /// the whole zoneinfo tree on its first lookup (dozens of directory reads, on every start).
 /// Anything else (`TZDIR`, another case, a file that is not TZif) goes to jiff as before.
@@ -336,6 +334,8 @@ fn zone(name: &str) -> Option<jiff::tz::TimeZone> {
     Some(tz)
 }
 
+/// Where `key` is written in the table that starts `table` (the rest of the file from its
+/// header): its offset in `table`.
 fn key_in_table(table: &str, key: &str) -> Option<usize> {
     let end = table.get(1..)?.find("\n[").map_or(table.len(), |i| i + 1);
     table[..end]
