@@ -95,13 +95,14 @@ pub const STATE_SQL: &str = "CASE WHEN SUM(status IN ('sent', 'delivered')) > 0 
                              WHEN SUM(status IN ('unknown', 'sending')) > 0 THEN 'uncertain' \
                              ELSE 'not_reached' END";
 
-/// A run's people counted: deliveries grouped by audience row in SQL, so a run of a
-/// million is counted without reading them into memory.
+/// A run's people counted: deliveries grouped by person in SQL (along the journal's index of
+/// them, in person order), so a run of a million is counted without reading them into memory.
 pub fn count(journal: &Journal, run_id: &str) -> Result<People, JournalError> {
     let q = format!(
         "SELECT state, COUNT(*) FROM
-           (SELECT {STATE_SQL} AS state FROM deliveries
-            WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row)
+           (SELECT {STATE_SQL} AS state FROM deliveries d INDEXED BY deliveries_person JOIN people p ON p.id = d.person
+            WHERE d.lane IN (SELECT id FROM lanes WHERE run_id = ?1) AND p.row IS NOT NULL AND d.status != 'standby'
+            GROUP BY d.person)
          GROUP BY state"
     );
     let mut people = People::default();
@@ -120,17 +121,14 @@ pub fn each_not_reached<E>(
     run_id: &str,
     mut f: impl FnMut(NotReached) -> Result<(), E>,
 ) -> Result<Result<(), E>, JournalError> {
-    let q = format!(
-        "SELECT row, channel, recipient, name, status, error FROM deliveries
-         WHERE run_id = ?1 AND status != 'standby' AND row IN
-           (SELECT row FROM deliveries
-            WHERE run_id = ?1 AND row IS NOT NULL AND status != 'standby' GROUP BY row
-            HAVING {STATE_SQL} = 'not_reached')
-         ORDER BY row, id"
-    );
+    // Every person's deliveries in one pass; the state is decided here ([`Person::finish`]).
+    let q = "SELECT p.row, l.channel, d.recipient, p.name, d.status, d.error
+               FROM deliveries d INDEXED BY deliveries_person JOIN people p ON p.id = d.person JOIN lanes l ON l.id = d.lane
+              WHERE l.run_id = ?1 AND p.row IS NOT NULL AND d.status != 'standby'
+              ORDER BY d.person, d.id";
     let mut current: Option<Person> = None;
     let mut done = |p: Person| p.finish().1.map_or(Ok(()), &mut f);
-    let walked = journal.each_row(&q, [run_id], |r| {
+    let walked = journal.each_row(q, [run_id], |r| {
         let row = u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0);
         if let Some(p) = current.take_if(|p| p.row() != row)
             && let Err(e) = done(p)

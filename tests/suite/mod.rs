@@ -7,6 +7,7 @@ mod fuzz_regressions;
 mod graph;
 mod http_security;
 mod input_safety;
+mod journal_migration;
 mod lang;
 mod limits;
 mod pages;
