@@ -20,8 +20,11 @@ use lettre::message::header::ContentTransferEncoding;
 const MAX_LINES: usize = 1024;
 const MAX_LINE_BYTES: usize = 1024;
 
+/// A line, its quoted-printable encoding and how many of its bytes need escaping.
+type Memo = foldhash::HashMap<Box<str>, (Box<[u8]>, usize)>;
+
 thread_local! {
-    static MEMO: RefCell<foldhash::HashMap<Box<str>, (Box<[u8]>, usize)>> = RefCell::default();
+    static MEMO: RefCell<Memo> = RefCell::default();
 }
 
 /// `text` (any line endings) as a body: the same bytes and encoding as `Body::new(crlf(text))`.
