@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 
-use email_encoding::body::Encoding;
 use lettre::message::Body;
 use lettre::message::header::ContentTransferEncoding;
 
@@ -21,26 +20,40 @@ use lettre::message::header::ContentTransferEncoding;
 const MAX_LINES: usize = 1024;
 const MAX_LINE_BYTES: usize = 1024;
 
+/// A line, its quoted-printable encoding and how many of its bytes need escaping.
+type Memo = foldhash::HashMap<Box<str>, (Box<[u8]>, usize)>;
+
 thread_local! {
-    static MEMO: RefCell<foldhash::HashMap<Box<str>, Box<[u8]>>> = RefCell::default();
+    static MEMO: RefCell<Memo> = RefCell::default();
 }
 
 /// `text` (any line endings) as a body: the same bytes and encoding as `Body::new(crlf(text))`.
 pub fn text_body(text: &str) -> Body {
     let text = crlf(text);
-    // The choice lettre makes for this body (`Body::new` asks the same question).
-    match Encoding::choose(text.as_str(), false) {
-        Encoding::QuotedPrintable => {
-            Body::dangerous_pre_encoded(quoted_printable(&text), ContentTransferEncoding::QuotedPrintable)
-        }
-        // 7bit is not encoded at all, base64 is rare (mostly non-Latin text): lettre's own path.
-        _ => Body::new(text),
+    // ASCII: 7bit unless a line is too long, lettre's own path (rare beyond 7bit).
+    if text.is_ascii() {
+        return Body::new(text);
+    }
+    // Not ASCII, no SMTPUTF8 assumed: lettre's chooser (email-encoding) takes quoted-printable
+    // when at most a third of the bytes need escaping, else base64. The escapes are counted
+    // while encoding, from the memo, rather than by a second scan of every byte of the body.
+    let (encoded, escapes) = quoted_printable(&text);
+    if escapes <= text.len() / 3 {
+        Body::dangerous_pre_encoded(encoded, ContentTransferEncoding::QuotedPrintable)
+    } else {
+        Body::new(text)
     }
 }
 
-/// Quoted-printable of CRLF text, line by line.
-fn quoted_printable(text: &str) -> Vec<u8> {
+/// The bytes email-encoding's chooser counts as needing an escape.
+fn escapes(line: &str) -> usize {
+    line.bytes().filter(|&b| !matches!(b, b'\t' | b' '..=b'~')).count()
+}
+
+/// Quoted-printable of CRLF text, line by line, and the bytes of `text` that need escaping.
+fn quoted_printable(text: &str) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(text.len() + text.len() / 4);
+    let mut escaped = 0;
     MEMO.with_borrow_mut(|memo| {
         let mut from = 0;
         let mut ends = memchr::memmem::find_iter(text.as_bytes(), b"\r\n");
@@ -48,25 +61,32 @@ fn quoted_printable(text: &str) -> Vec<u8> {
             let end = ends.next();
             let line = &text[from..end.unwrap_or(text.len())];
             match memo.get(line) {
-                Some(encoded) => out.extend_from_slice(encoded),
+                Some((encoded, n)) => {
+                    out.extend_from_slice(encoded);
+                    escaped += n;
+                }
                 None => {
                     let encoded = quoted_printable::encode(line);
+                    let n = escapes(line);
                     out.extend_from_slice(&encoded);
+                    escaped += n;
                     if line.len() <= MAX_LINE_BYTES && memo.len() < MAX_LINES {
-                        memo.insert(line.into(), encoded.into());
+                        memo.insert(line.into(), (encoded.into(), n));
                     }
                 }
             }
             match end {
                 Some(i) => {
                     out.extend_from_slice(b"\r\n");
+                    // CR and LF count as escapes too.
+                    escaped += 2;
                     from = i + 2;
                 }
                 None => break,
             }
         }
     });
-    out
+    (out, escaped)
 }
 
 /// CRLF line endings. lettre converts bare LFs itself, but one inserted character at a time —
@@ -125,6 +145,19 @@ mod tests {
         assert_eq!(ours(cases[2]).1, ContentTransferEncoding::QuotedPrintable);
         assert_eq!(ours(cases[1]).1, ContentTransferEncoding::SevenBit);
         assert_eq!(ours(cases[8]).1, ContentTransferEncoding::Base64);
+    }
+
+    #[test]
+    fn quoted_printable_or_base64_at_the_third_of_escaped_bytes() {
+        // Each "ä" is two bytes to escape: the choice flips where they pass a third of all bytes.
+        for umlauts in 0..40 {
+            for lines in 1..4 {
+                let line = format!("{}{}", "ä".repeat(umlauts), "a".repeat(60 - umlauts));
+                let text = vec![line; lines].join("\n");
+                assert_eq!(ours(&text), lettre(&text), "{umlauts} umlauts, {lines} lines");
+            }
+        }
+        assert_eq!(ours(&"ä".repeat(30)).1, ContentTransferEncoding::Base64);
     }
 
     #[test]
