@@ -16,6 +16,9 @@ use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status, Which};
 use crate::people::{NotReached, People, Person, PersonDelivery};
 
 mod html;
+mod rows;
+
+use rows::Delivery;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -147,7 +150,7 @@ impl Report {
             return Ok(None);
         };
         let mut report = Report::from_rows(&run, &[]);
-        report.people = crate::people::count(journal, &run.id)?;
+        report.people = rows::count_people(journal, &run.id)?;
         let mut bad_skips = 0;
         for c in journal.status_counts(&run.id)? {
             let mut counts = Totals::default();
@@ -267,9 +270,8 @@ pub struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn each(&self, which: Which, mut f: impl FnMut(DeliveryReport) -> io::Result<()>) -> Result<(), WriteError> {
-        self.journal
-            .each_delivery(&self.report.run_id, which, |row| f(DeliveryReport::from_row(&row)))??;
+    fn each(&self, which: Which, f: impl FnMut(&Delivery<'_>) -> io::Result<()>) -> Result<(), WriteError> {
+        rows::each(self.journal, &self.report.run_id, which, f)??;
         Ok(())
     }
 
@@ -285,8 +287,11 @@ impl Format {
         match self {
             Format::Table => write_table(src, &style.tz, style.locale, out),
             Format::Json => {
-                serde_json::to_writer_pretty(&mut *out, &StreamedJson(src)).map_err(io::Error::from)?;
-                Ok(writeln!(out)?)
+                // A writer of a known type, so serde's many small writes are not calls through `dyn`.
+                let mut out = io::BufWriter::with_capacity(1 << 16, out);
+                serde_json::to_writer_pretty(&mut out, &StreamedJson(src)).map_err(io::Error::from)?;
+                writeln!(out)?;
+                Ok(out.flush()?)
             }
             Format::Csv => write_csv(src, out),
             Format::Html => html::write(src, style, out),
@@ -325,12 +330,32 @@ impl Serialize for StreamedDeliveries<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
         let src = self.0;
-        src.journal
-            .each_delivery(&src.report.run_id, Which::All, |row| {
-                seq.serialize_element(&DeliveryReport::from_row(&row))
-            })
-            .map_err(S::Error::custom)??;
+        rows::each(src.journal, &src.report.run_id, Which::All, |d| {
+            seq.serialize_element(&JsonDelivery(d))
+        })
+        .map_err(S::Error::custom)??;
         seq.end()
+    }
+}
+
+/// A delivery as [`DeliveryReport`] serializes it, borrowed from the journal's row.
+struct JsonDelivery<'a, 'b>(&'a Delivery<'b>);
+
+impl Serialize for JsonDelivery<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut m = s.serialize_struct("DeliveryReport", 10)?;
+        m.serialize_field("channel", d.channel)?;
+        m.serialize_field("recipient", d.recipient)?;
+        m.serialize_field("status", &d.status)?;
+        m.serialize_field("attempts", &d.attempts)?;
+        m.serialize_field("provider_id", &d.provider_id)?;
+        m.serialize_field("route", &d.route)?;
+        m.serialize_field("error", &d.error)?;
+        m.serialize_field("updated_at", d.updated_at)?;
+        m.serialize_field("row", &d.row)?;
+        m.serialize_field("fallback", &d.fallback)?;
+        m.end()
     }
 }
 
@@ -341,7 +366,7 @@ impl Serialize for StreamedNotReached<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
         let src = self.0;
-        crate::people::each_not_reached(src.journal, &src.report.run_id, |p| seq.serialize_element(&p))
+        rows::each_not_reached(src.journal, &src.report.run_id, |p| seq.serialize_element(&p))
             .map_err(S::Error::custom)??;
         seq.end()
     }
@@ -402,6 +427,8 @@ pub fn summary_table(report: &Report) -> Table {
 /// very long value does not push every row off the screen; the error comes last, unpadded).
 struct Columns {
     widths: [usize; 4],
+    /// The line being written, kept between rows so a row allocates nothing.
+    line: String,
 }
 
 const MAX_WIDTH: usize = 48;
@@ -415,6 +442,12 @@ const DELIVERY_HEADER: [&str; 7] = [
     "error",
 ];
 
+/// `s` and spaces up to `width` characters (what `{:<width$}` writes).
+fn pad_right(line: &mut String, s: &str, width: usize) {
+    line.push_str(s);
+    line.extend(std::iter::repeat_n(' ', width.saturating_sub(s.chars().count())));
+}
+
 impl Columns {
     fn new(measured: [usize; 4]) -> Columns {
         let names = [
@@ -427,39 +460,54 @@ impl Columns {
         for (w, name) in widths.iter_mut().zip(names) {
             *w = (*w).min(MAX_WIDTH).max(name.len());
         }
-        Columns { widths }
+        Columns {
+            widths,
+            line: String::new(),
+        }
     }
 
-    fn line(&self, out: &mut dyn Write, cells: [&str; 7]) -> io::Result<()> {
+    fn line(&mut self, out: &mut dyn Write, cells: [&str; 7]) -> io::Result<()> {
         let [c0, c1, c2, c3] = self.widths;
-        let line = format!(
-            "{:<c0$}  {:<c1$}  {:<11}  {:>8}  {:<c2$}  {:<c3$}  {}",
-            one_line(cells[0]),
-            one_line(cells[1]),
-            cells[2],
-            cells[3],
-            one_line(cells[4]),
-            one_line(cells[5]),
-            one_line(cells[6]),
-        );
-        writeln!(out, "{}", line.trim_end())
+        let line = &mut self.line;
+        line.clear();
+        pad_right(line, &one_line(cells[0]), c0);
+        line.push_str("  ");
+        pad_right(line, &one_line(cells[1]), c1);
+        line.push_str("  ");
+        pad_right(line, cells[2], 11);
+        line.push_str("  ");
+        line.extend(std::iter::repeat_n(
+            ' ',
+            8usize.saturating_sub(cells[3].chars().count()),
+        ));
+        line.push_str(cells[3]);
+        line.push_str("  ");
+        pad_right(line, &one_line(cells[4]), c2);
+        line.push_str("  ");
+        pad_right(line, &one_line(cells[5]), c3);
+        line.push_str("  ");
+        line.push_str(&one_line(cells[6]));
+        let kept = line.trim_end().len();
+        line.truncate(kept);
+        line.push('\n');
+        out.write_all(line.as_bytes())
     }
 
-    fn header(&self, out: &mut dyn Write) -> io::Result<()> {
+    fn header(&mut self, out: &mut dyn Write) -> io::Result<()> {
         self.line(out, DELIVERY_HEADER)
     }
 
-    fn row(&self, out: &mut dyn Write, d: &DeliveryReport) -> io::Result<()> {
+    fn row(&mut self, out: &mut dyn Write, d: &Delivery<'_>) -> io::Result<()> {
         self.line(
             out,
             [
-                &d.channel,
-                &d.recipient,
+                d.channel,
+                d.recipient,
                 d.status.as_str(),
-                &d.attempts.to_string(),
-                d.route.as_deref().unwrap_or(""),
-                d.provider_id.as_deref().unwrap_or(""),
-                d.error.as_deref().unwrap_or(""),
+                itoa::Buffer::new().format(d.attempts),
+                d.route.unwrap_or(""),
+                d.provider_id.unwrap_or(""),
+                d.error.unwrap_or(""),
             ],
         )
     }
@@ -507,7 +555,7 @@ fn write_table(
             ))
     )?;
     writeln!(out, "{}", summary_table(report))?;
-    let cols = Columns::new(src.journal.column_widths(&report.run_id)?);
+    let mut cols = Columns::new(src.journal.column_widths(&report.run_id)?);
     let problems = src.problems();
     if problems == 0 {
         writeln!(
@@ -520,13 +568,13 @@ fn write_table(
             "\nProblems ({problems}): failed, undelivered, unknown, and skipped for bad input"
         )?;
         cols.header(out)?;
-        src.each(Which::Problems, |d| cols.row(out, &d))?;
+        src.each(Which::Problems, |d| cols.row(out, d))?;
     }
     let rest = report.totals.planned.saturating_sub(problems);
     if rest > 0 {
         writeln!(out, "\nEverything else ({rest}):")?;
         cols.header(out)?;
-        src.each(Which::NoProblems, |d| cols.row(out, &d))?;
+        src.each(Which::NoProblems, |d| cols.row(out, d))?;
     }
     Ok(())
 }
@@ -559,20 +607,19 @@ fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
     ])
     .map_err(io::Error::from)?;
     let run_id = csv_cell(&src.report.run_id);
+    let (mut attempts, mut row) = (itoa::Buffer::new(), itoa::Buffer::new());
     src.each(Which::All, |d| {
-        let attempts = d.attempts.to_string();
-        let row = d.row.map(|n| n.to_string()).unwrap_or_default();
         let cells = [
             run_id.as_ref(),
-            &d.channel,
-            &d.recipient,
+            d.channel,
+            d.recipient,
             d.status.as_str(),
-            &attempts,
-            d.provider_id.as_deref().unwrap_or(""),
-            d.route.as_deref().unwrap_or(""),
-            d.error.as_deref().unwrap_or(""),
-            &d.updated_at,
-            &row,
+            attempts.format(d.attempts),
+            d.provider_id.unwrap_or(""),
+            d.route.unwrap_or(""),
+            d.error.unwrap_or(""),
+            d.updated_at,
+            d.row.map_or("", |n| row.format(n)),
             if d.fallback { "true" } else { "false" },
         ];
         w.write_record(cells.map(csv_cell).iter().map(|c| c.as_bytes()))
@@ -586,7 +633,7 @@ fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
 pub fn write_not_reached(format: Format, src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
     let run_id = &src.report.run_id;
     let each = |f: &mut dyn FnMut(NotReached) -> io::Result<()>| -> Result<(), WriteError> {
-        crate::people::each_not_reached(src.journal, run_id, f)??;
+        rows::each_not_reached(src.journal, run_id, f)??;
         Ok(())
     };
     match format {

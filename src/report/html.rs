@@ -8,15 +8,17 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use handlebars::{
     BlockContext, Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
-    RenderErrorReason, Renderable,
+    RenderErrorReason, Renderable, Template,
+    template::{Parameter, TemplateElement},
 };
 use serde::Serialize;
 
-use super::{DeliveryReport, Source, Style, Totals, WriteError};
+use super::rows::{self, Delivery};
+use super::{Source, Style, Totals, WriteError};
 use crate::journal::{Journal, JournalError, Status, Which};
 use crate::locale::Locale;
 use crate::people::NotReached;
@@ -83,6 +85,7 @@ struct Rows {
 
 #[derive(Clone, Copy)]
 enum Kind {
+    // The order of `is_builtin_block`'s list.
     Deliveries,
     NotReached,
 }
@@ -126,20 +129,25 @@ impl HelperDef for Stream {
         };
         let rows = &*self.rows;
         let journal = rows.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        rc.push_block(BlockContext::new());
-        let mut each = |v: serde_json::Value| -> Result<(), RenderError> {
-            if let Some(block) = rc.block_mut() {
-                block.set_base_value(v);
-            }
-            t.render(r, ctx, rc, out)
+        let walked = if is_builtin_block(self.kind, t) {
+            rows.write_builtin(&journal, which, out)
+        } else {
+            rc.push_block(BlockContext::new());
+            let mut each = |v: serde_json::Value| -> Result<(), RenderError> {
+                if let Some(block) = rc.block_mut() {
+                    block.set_base_value(v);
+                }
+                t.render(r, ctx, rc, out)
+            };
+            let walked = match which {
+                Some(which) => rows::each(&journal, &rows.run_id, which, |d| {
+                    each(row_value(d, &rows.tz, rows.locale))
+                }),
+                None => rows::each_not_reached(&journal, &rows.run_id, |p| each(person_value(p))),
+            };
+            rc.pop_block();
+            walked
         };
-        let walked = match which {
-            Some(which) => journal.each_delivery(&rows.run_id, which, |row| {
-                each(row_value(&DeliveryReport::from_row(&row), &rows.tz, rows.locale))
-            }),
-            None => crate::people::each_not_reached(&journal, &rows.run_id, |p| each(person_value(p))),
-        };
-        rc.pop_block();
         walked.unwrap_or_else(|e| {
             *rows.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             Err(RenderErrorReason::Other("the journal could not be read".into()).into())
@@ -147,8 +155,136 @@ impl HelperDef for Stream {
     }
 }
 
+/// Whether `block` is the built-in template's block of this helper: its rows are then written
+/// by [`Rows::write_builtin`], not rendered by handlebars one at a time (a million renders of
+/// the row's markup took most of the HTML report's time).
+fn is_builtin_block(kind: Kind, block: &Template) -> bool {
+    static BLOCKS: OnceLock<[Option<Template>; 2]> = OnceLock::new();
+    let blocks = BLOCKS.get_or_init(|| {
+        let page = Template::compile(BUILTIN).ok();
+        [Kind::Deliveries, Kind::NotReached].map(|k| page.as_ref().and_then(|p| find_block(p, k.name())).cloned())
+    });
+    blocks[kind as usize]
+        .as_ref()
+        .is_some_and(|b| b.elements == block.elements)
+}
+
+/// The block of the first `{{#name}}` in `t`, at any depth.
+fn find_block<'t>(t: &'t Template, name: &str) -> Option<&'t Template> {
+    t.elements.iter().find_map(|e| match e {
+        TemplateElement::HelperBlock(h) => match (&h.name, &h.template) {
+            (Parameter::Name(n), Some(block)) if n == name => Some(block),
+            _ => [&h.template, &h.inverse]
+                .into_iter()
+                .flatten()
+                .find_map(|t| find_block(t, name)),
+        },
+        _ => None,
+    })
+}
+
+/// `s` HTML-escaped onto `buf`; a value of only characters the escape leaves alone (most
+/// addresses, statuses, numbers) is copied without the escape's allocation.
+fn push_escaped(buf: &mut String, s: &str) {
+    if s.bytes().all(leaves_alone) {
+        buf.push_str(s);
+    } else {
+        buf.push_str(&crate::escape::html(s));
+    }
+}
+
+fn leaves_alone(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.' | b'@' | b'-' | b'_' | b'+' | b':' | b',')
+}
+
+impl Rows {
+    /// The built-in blocks' rows, written as handlebars would render them: the deliveries of
+    /// `which`, or (`None`) the call list.
+    fn write_builtin(
+        &self,
+        journal: &Journal,
+        which: Option<Which>,
+        out: &mut dyn Output,
+    ) -> Result<HelperResult, JournalError> {
+        let l = labels(self.locale);
+        let mut buf = String::new();
+        // Most rows of a run share their neighbour's timestamp, or its minute: the last one is kept.
+        let mut updated: (String, String) = Default::default();
+        let mut flush = |buf: &mut String| -> HelperResult {
+            out.write(buf)?;
+            buf.clear();
+            Ok(())
+        };
+        let Some(which) = which else {
+            return rows::each_not_reached(journal, &self.run_id, |p| {
+                person_row(&mut buf, &p);
+                flush(&mut buf)
+            });
+        };
+        rows::each(journal, &self.run_id, which, |d| {
+            if updated.0 != d.updated_at {
+                updated = (
+                    d.updated_at.to_string(),
+                    local_date(d.updated_at, &self.tz, self.locale),
+                );
+            }
+            delivery_row(&mut buf, d, l, &updated.1);
+            flush(&mut buf)
+        })
+    }
+}
+
+/// The built-in `each_delivery` block for one delivery.
+fn delivery_row(buf: &mut String, d: &Delivery<'_>, l: &Labels, updated: &str) {
+    let status = d.status.as_str();
+    buf.push_str("<tr class=\"delivery ");
+    push_escaped(buf, status);
+    buf.push_str("\"><td>");
+    push_escaped(buf, d.channel);
+    buf.push_str("</td><td>");
+    push_escaped(buf, d.recipient);
+    buf.push_str("</td><td><span class=\"dot ");
+    push_escaped(buf, status);
+    buf.push_str("\"></span>");
+    push_escaped(buf, l.status(d.status));
+    buf.push_str("</td><td>");
+    buf.push_str(itoa::Buffer::new().format(d.attempts));
+    for cell in [d.error, d.route, d.provider_id, Some(updated)] {
+        buf.push_str("</td><td>");
+        push_escaped(buf, cell.unwrap_or(""));
+    }
+    buf.push_str("</td></tr>\n");
+}
+
+/// The built-in `each_not_reached` block for one person.
+fn person_row(buf: &mut String, p: &NotReached) {
+    buf.push_str("<tr class=\"failed\"><td>");
+    buf.push_str(itoa::Buffer::new().format(p.row));
+    buf.push_str("</td><td>");
+    push_escaped(buf, &p.name);
+    buf.push_str("</td><td>");
+    if let Some(tel) = tel(&p.phone) {
+        buf.push_str("<a href=\"tel:");
+        push_escaped(buf, tel);
+        buf.push_str("\">");
+        push_escaped(buf, &p.phone);
+        buf.push_str("</a>");
+    } else {
+        push_escaped(buf, &p.phone);
+    }
+    buf.push_str("</td><td>");
+    push_escaped(buf, &p.email);
+    buf.push_str("</td><td><ul class=\"reasons\">");
+    for reason in &p.reasons {
+        buf.push_str("<li>");
+        push_escaped(buf, reason);
+        buf.push_str("</li>");
+    }
+    buf.push_str("</ul></td></tr>\n");
+}
+
 /// One delivery as the template sees it.
-fn row_value(d: &DeliveryReport, tz: &jiff::tz::TimeZone, locale: Locale) -> serde_json::Value {
+fn row_value(d: &Delivery<'_>, tz: &jiff::tz::TimeZone, locale: Locale) -> serde_json::Value {
     serde_json::json!({
         "channel": d.channel,
         "recipient": d.recipient,
@@ -158,7 +294,7 @@ fn row_value(d: &DeliveryReport, tz: &jiff::tz::TimeZone, locale: Locale) -> ser
         "route": d.route,
         "provider_id": d.provider_id,
         "error": d.error,
-        "updated": local_date(&d.updated_at, tz, locale),
+        "updated": local_date(d.updated_at, tz, locale),
         "row": d.row,
         "fallback": d.fallback,
     })
@@ -166,8 +302,7 @@ fn row_value(d: &DeliveryReport, tz: &jiff::tz::TimeZone, locale: Locale) -> ser
 
 /// One person of the call list, with a `tel:` target when the number is one a phone can dial.
 fn person_value(p: NotReached) -> serde_json::Value {
-    let dialable = p.phone.strip_prefix('+').unwrap_or(&p.phone);
-    let tel = (!dialable.is_empty() && dialable.bytes().all(|b| b.is_ascii_digit())).then(|| p.phone.clone());
+    let tel = tel(&p.phone).map(str::to_string);
     serde_json::json!({
         "row": p.row,
         "name": p.name,
@@ -176,6 +311,12 @@ fn person_value(p: NotReached) -> serde_json::Value {
         "tel": tel,
         "reasons": p.reasons,
     })
+}
+
+/// The `tel:` target of a number a phone can dial.
+fn tel(phone: &str) -> Option<&str> {
+    let dialable = phone.strip_prefix('+').unwrap_or(phone);
+    (!dialable.is_empty() && dialable.bytes().all(|b| b.is_ascii_digit())).then_some(phone)
 }
 
 /// A journal timestamp in the org's time zone, written as the locale writes dates.
