@@ -54,25 +54,58 @@ pub fn number_type(number: &PhoneNumber) -> Type {
     STORE.number_type(number)
 }
 
+/// Whether `number` is valid, and its type when that comes with the answer. Validity is "the
+/// type of the national number, leading zeros kept, is known"; [`number_type`] reads the number
+/// without its leading zeros, so without any (nearly every number) both read the same digits
+/// with the same metadata and one regex pass answers both.
+pub fn validate(number: &PhoneNumber) -> (bool, Option<Type>) {
+    if number.national().zeros() == 0 {
+        let t = number_type(number);
+        (t != Type::Unknown, Some(t))
+    } else {
+        (is_valid(number), None)
+    }
+}
+
 /// The number an E.164 string stands for, for its type: the one [`remember`]ed last on this
 /// thread when its E.164 form is that string (same country code and national number), else
 /// parsed. Planning validates a row's number and then asks the SMS channel whether it is a
 /// mobile one, on the same thread: one parse, not two.
 pub fn parse_e164(e164: &str) -> Result<PhoneNumber, ParseError> {
-    let remembered = LAST.with_borrow(|last| last.as_ref().filter(|(s, _)| s == e164).map(|(_, n)| n.clone()));
+    let remembered = LAST.with_borrow(|last| last.as_ref().filter(|m| m.e164 == e164).map(|m| m.number.clone()));
     match remembered {
         Some(n) => Ok(n),
         None => parse(None, e164),
     }
 }
 
-/// Remember `number`, whose E.164 form is `e164`, for [`parse_e164`].
-pub fn remember(e164: &str, number: &PhoneNumber) {
-    LAST.set(Some((e164.to_string(), number.clone())));
+/// Remember `number`, whose E.164 form is `e164`, for [`parse_e164`], with its type if
+/// [`validate`] gave it.
+pub fn remember(e164: &str, number: &PhoneNumber, kind: Option<Type>) {
+    LAST.set(Some(Memo {
+        e164: e164.to_string(),
+        number: number.clone(),
+        kind,
+    }));
+}
+
+/// The type of the number `e164` stands for; `None` when it does not parse.
+fn type_of_e164(e164: &str) -> Option<Type> {
+    let known = LAST.with_borrow(|last| last.as_ref().filter(|m| m.e164 == e164).and_then(|m| m.kind));
+    match known {
+        Some(t) => Some(t),
+        None => parse_e164(e164).ok().map(|n| number_type(&n)),
+    }
+}
+
+struct Memo {
+    e164: String,
+    number: PhoneNumber,
+    kind: Option<Type>,
 }
 
 thread_local! {
-    static LAST: std::cell::RefCell<Option<(String, PhoneNumber)>> = const { std::cell::RefCell::new(None) };
+    static LAST: std::cell::RefCell<Option<Memo>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Which kinds of valid number a channel can reach, and so which it skips.
@@ -99,8 +132,7 @@ pub fn skip_reason(e164: &str, reachable: Reachable) -> Option<String> {
 /// What kind a valid number is when a channel that reaches `reachable` cannot take it (e.g.
 /// "fixed line" for texts), from libphonenumber's metadata; `None` when it can.
 pub fn refused_kind(e164: &str, reachable: Reachable) -> Option<&'static str> {
-    let number = parse_e164(e164).ok()?;
-    let t = number_type(&number);
+    let t = type_of_e164(e164)?;
     let accepted = match reachable {
         Reachable::Texts => matches!(
             t,
@@ -473,6 +505,22 @@ mod tests {
     }
 
     #[test]
+    fn validate_answers_as_is_valid_and_number_type() {
+        let mut typed = 0;
+        for &(region, s) in CORPUS {
+            let Ok(n) = phonenumber::parse(region, s) else { continue };
+            let (valid, kind) = validate(&n);
+            assert_eq!(valid, n.is_valid(), "{s:?} in {region:?}");
+            if let Some(t) = kind {
+                typed += 1;
+                assert_eq!(t, n.number_type(&DATABASE), "{s:?} in {region:?}");
+            }
+        }
+        // Italy's fixed lines keep a leading zero: only those are left untyped.
+        assert!(typed >= 60, "{typed}");
+    }
+
+    #[test]
     fn same_answers_from_several_threads() {
         // Planning uses two threads; each store grows while the others read it.
         let store = Store::new();
@@ -573,8 +621,12 @@ mod tests {
         ] {
             let national = parse(region, raw).unwrap();
             let fresh = number_type(&parse(None, e164).unwrap());
-            remember(e164, &national);
+            let (valid, kind) = validate(&national);
+            assert!(valid, "{raw}");
+            assert_eq!(kind.is_some(), national.national().zeros() == 0, "{raw}");
+            remember(e164, &national, kind);
             assert_eq!(number_type(&parse_e164(e164).unwrap()), fresh, "{raw}");
+            assert_eq!(type_of_e164(e164), Some(fresh), "{raw}");
             // Another string is parsed, not taken from the memo.
             assert_eq!(parse_e164("+4930999999").unwrap().national().to_string(), "30999999");
         }

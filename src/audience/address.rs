@@ -132,14 +132,15 @@ pub fn normalize_phone(raw: &str, region: Option<Id>) -> Result<String, String> 
     if number.extension().is_some() {
         return Err("invalid phone number: extensions are not supported".to_string());
     }
-    if !crate::phone::is_valid(&number) {
+    let (valid, kind) = crate::phone::validate(&number);
+    if !valid {
         return Err(match region {
             Some(r) => format!("not a valid phone number for region {}", r.as_ref()),
             None => "not a valid phone number".to_string(),
         });
     }
     let e164 = e164(&number);
-    crate::phone::remember(&e164, &number);
+    crate::phone::remember(&e164, &number, kind);
     Ok(e164)
 }
 
