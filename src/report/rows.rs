@@ -8,16 +8,16 @@ use crate::journal::{Journal, JournalError, Status, Which};
 use crate::people::{NotReached, People, Person, PersonDelivery, State};
 
 /// A query over the run's deliveries shown in reports, in id order: the run's ids as a rowid
-/// range, then the run itself (the `+` keeps SQLite from reading the run's index and sorting
-/// what it finds by id).
+/// range (a run's deliveries are numbered in one block), then the run itself (the `+` keeps
+/// SQLite from reading the lane index and sorting what it finds by id).
 macro_rules! scan {
     ($columns:literal) => {
         concat!(
             "SELECT ",
             $columns,
-            " FROM deliveries
-             WHERE id BETWEEN (SELECT MIN(id) FROM deliveries WHERE run_id = ?1)
-                          AND (SELECT MAX(id) FROM deliveries WHERE run_id = ?1)
+            " FROM delivery_view
+             WHERE id BETWEEN (SELECT MIN(d.id) FROM deliveries d JOIN lanes l ON l.id = d.lane WHERE l.run_id = ?1)
+                          AND (SELECT MAX(d.id) FROM deliveries d JOIN lanes l ON l.id = d.lane WHERE l.run_id = ?1)
                AND +run_id = ?1 AND status != 'standby' ORDER BY id"
         )
     };
