@@ -294,3 +294,55 @@ fn every_generated_page_passes_the_nu_html_checker_and_axe_core() {
         .collect();
     assert!(bad.is_empty(), "axe-core serious/critical violations: {bad:#?}");
 }
+
+/// The built-in blocks' rows are written without handlebars; a block that differs only by a
+/// comment goes through handlebars. Both must write the same bytes, escaping included.
+#[test]
+fn the_html_reports_direct_rows_are_the_bytes_handlebars_writes() {
+    let w = Scenario::new()
+        .top("templates_dir = \"templates\"")
+        .org("name = \"Studio\"\nlocale = \"de\"\ntimezone = \"Europe/Berlin\"")
+        .audience(
+            "name,email,phone\nAnna,anna@example.de,\n\"Zoë \"\"Z\"\" O'Neil & <Co>\",zoe@example.de,+49 151 23456789\n\
+             Ben,ben@example.de,\nGabi,gabi@,\n",
+        )
+        .channel("[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n")
+        .title("Website <gestört> & mehr")
+        .notice("", "Wir sind telefonisch erreichbar.")
+        .file("templates/README", "templates of our own")
+        .build();
+    w.run(&["send", support::scenario::NOTICE, "--yes"]).code(3);
+    let db = rusqlite::Connection::open(w.path(".announce/journal.sqlite3")).unwrap();
+    db.execute_batch(
+        "UPDATE deliveries SET status = 'failed', attempts = 2,
+           error = '550 5.1.1 <x@example.de>: \"rejected\" & ''unknown'''
+         WHERE recipient IN ('ben@example.de', 'zoe@example.de');",
+    )
+    .unwrap();
+    drop(db);
+    w.run(&["report", "--format", "html", "--output", "direct.html"])
+        .code(0);
+
+    let builtin = include_str!("../../src/report/report.html.hbs");
+    let mut own = builtin.to_string();
+    for block in [
+        "{{#each_not_reached}}",
+        "{{#each_delivery \"problems\"}}",
+        "{{#each_delivery \"rest\"}}",
+    ] {
+        assert!(own.contains(block), "{block} is not in the built-in report template");
+        own = own.replace(block, &format!("{block}{{{{!-- through handlebars --}}}}"));
+    }
+    w.write("templates/report.html.hbs", &own);
+    w.run(&["report", "--format", "html", "--output", "handlebars.html"])
+        .code(0);
+
+    let (direct, handlebars) = (w.read("direct.html"), w.read("handlebars.html"));
+    assert!(
+        direct.contains("Zoë &quot;Z&quot; O&#x27;Neil &amp; &lt;Co&gt;")
+            || direct.contains("Zoë &quot;Z&quot; O&#39;Neil &amp; &lt;Co&gt;"),
+        "{direct}"
+    );
+    assert_eq!(direct.matches("<tr class=\"delivery ").count(), 4, "{direct}");
+    assert_eq!(direct, handlebars);
+}
