@@ -78,19 +78,13 @@ fn status_site(locale: &str) -> Arc<Workspace> {
 /// rejected with a 550 (failed) and one in flight when the process died (unknown). Then
 /// `report --format html --output report.html`.
 fn reported_run(locale: &str) -> Arc<Workspace> {
-    let w = Scenario::new()
-        .org(&format!(
-            "name = \"Studio\"\nlocale = \"{locale}\"\ntimezone = \"Europe/Berlin\""
-        ))
-        .audience(
-            "name,email\nAnna,anna@example.de\nBen,ben@example.de\nCarla,carla@example.de\n\
-             Dora,dora@example.de\nGabi,gabi@\n",
-        )
-        .channel("[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n")
-        .title("Website gestört")
-        .notice("", "Wir sind telefonisch erreichbar.")
-        .build();
-    w.run(&["send", support::scenario::NOTICE, "--yes"]).code(3);
+    let w = outbox_run(
+        Scenario::new(),
+        locale,
+        "name,email\nAnna,anna@example.de\nBen,ben@example.de\nCarla,carla@example.de\n\
+         Dora,dora@example.de\nGabi,gabi@\n",
+        "Website gestört",
+    );
     let db = rusqlite::Connection::open(w.path(".announce/journal.sqlite3")).unwrap();
     db.execute_batch(
         "UPDATE deliveries SET status = 'failed', attempts = 1,
@@ -102,6 +96,21 @@ fn reported_run(locale: &str) -> Arc<Workspace> {
     drop(db);
     w.run(&["report", "--format", "html", "--output", "report.html"])
         .code(0);
+    w
+}
+
+/// `audience` sent through the outbox (the last row's address is invalid: exit 3).
+fn outbox_run(s: Scenario, locale: &str, audience: &str, title: &str) -> Arc<Workspace> {
+    let w = s
+        .org(&format!(
+            "name = \"Studio\"\nlocale = \"{locale}\"\ntimezone = \"Europe/Berlin\""
+        ))
+        .audience(audience)
+        .channel("[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n")
+        .title(title)
+        .notice("", "Wir sind telefonisch erreichbar.")
+        .build();
+    w.run(&["send", support::scenario::NOTICE, "--yes"]).code(3);
     w
 }
 
@@ -299,19 +308,15 @@ fn every_generated_page_passes_the_nu_html_checker_and_axe_core() {
 /// comment goes through handlebars. Both must write the same bytes, escaping included.
 #[test]
 fn the_html_reports_direct_rows_are_the_bytes_handlebars_writes() {
-    let w = Scenario::new()
-        .top("templates_dir = \"templates\"")
-        .org("name = \"Studio\"\nlocale = \"de\"\ntimezone = \"Europe/Berlin\"")
-        .audience(
-            "name,email,phone\nAnna,anna@example.de,\n\"Zoë \"\"Z\"\" O'Neil & <Co>\",zoe@example.de,+49 151 23456789\n\
-             Ben,ben@example.de,\nGabi,gabi@,\n",
-        )
-        .channel("[channels.outbox]\ntype = \"outbox\"\ndir = \"outbox\"\n")
-        .title("Website <gestört> & mehr")
-        .notice("", "Wir sind telefonisch erreichbar.")
-        .file("templates/README", "templates of our own")
-        .build();
-    w.run(&["send", support::scenario::NOTICE, "--yes"]).code(3);
+    let w = outbox_run(
+        Scenario::new()
+            .top("templates_dir = \"templates\"")
+            .file("templates/README", "templates of our own"),
+        "de",
+        "name,email,phone\nAnna,anna@example.de,\n\"Zoë \"\"Z\"\" O'Neil & <Co>\",zoe@example.de,+49 151 23456789\n\
+         Ben,ben@example.de,\nGabi,gabi@,\n",
+        "Website <gestört> & mehr",
+    );
     let db = rusqlite::Connection::open(w.path(".announce/journal.sqlite3")).unwrap();
     db.execute_batch(
         "UPDATE deliveries SET status = 'failed', attempts = 2,
