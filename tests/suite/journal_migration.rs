@@ -60,4 +60,42 @@ fn a_journal_of_the_previous_version_reports_its_runs_after_migrating() {
     assert_eq!(version, 1, "migrated to the current schema");
     let people: i64 = db.query_row("SELECT COUNT(*) FROM people", [], |r| r.get(0)).unwrap();
     assert_eq!(people, 8, "each run's four audience rows, once per run");
+
+    // Every format reads the migrated runs.
+    for format in ["table", "csv", "html"] {
+        let out = w.run(&["report", DRY_RUN, "--format", format]);
+        out.code(0);
+        for r in ["anna@example.de", "+4915144444444", "row 3"] {
+            assert!(
+                out.stdout().contains(r),
+                "{format} report without {r}:\n{}",
+                out.stdout()
+            );
+        }
+    }
+    // `resume` re-renders from the migrated recipient data: the template greets Ben by name.
+    db.execute(
+        "UPDATE deliveries SET status = 'pending' WHERE recipient = 'ben@example.de' AND id IN
+           (SELECT id FROM delivery_view WHERE run_id = ?1)",
+        [SENT_RUN],
+    )
+    .unwrap();
+    drop(db);
+    w.run(&["resume", SENT_RUN, "--yes"]).code(0);
+    let files: Vec<String> = walk(&w.path("outbox"));
+    assert_eq!(files.len(), 1, "only Ben's message is sent again: {files:?}");
+    assert!(files[0].contains("Hello Ben,"), "{}", files[0]);
+}
+
+/// The contents of every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    out
 }
