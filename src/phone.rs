@@ -19,11 +19,14 @@
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use phonenumber::country::Id;
 use phonenumber::metadata::{DATABASE, Database, loader};
 use phonenumber::{ParseError, PhoneNumber, Type};
+
+mod kinds;
+use kinds::Kinds;
 
 mod index {
     // `REGIONS: &[(region id, country code, start, end)]`: byte ranges in `BLOBS`, XML order.
@@ -212,8 +215,31 @@ fn plain_international(s: &str) -> bool {
 
 /// The database for one call: the store's small one, or the crate's full one.
 enum Handle {
-    Small(Arc<Database>),
+    Small(Arc<Small>),
     Full,
+}
+
+/// A database of some country codes, and the number types of its regions.
+struct Small {
+    db: Database,
+    kinds: Kinds,
+}
+
+/// The number types of every region of the crate's full database.
+static FULL_KINDS: LazyLock<Kinds> = LazyLock::new(|| {
+    let mut codes: Vec<u16> = REGIONS.iter().map(|r| r.1).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    Kinds::new(&DATABASE, codes)
+});
+
+impl Handle {
+    fn kinds(&self) -> &Kinds {
+        match self {
+            Handle::Small(small) => &small.kinds,
+            Handle::Full => &FULL_KINDS,
+        }
+    }
 }
 
 impl Deref for Handle {
@@ -221,7 +247,7 @@ impl Deref for Handle {
 
     fn deref(&self) -> &Database {
         match self {
-            Handle::Small(db) => db,
+            Handle::Small(small) => &small.db,
             Handle::Full => &DATABASE,
         }
     }
@@ -241,7 +267,7 @@ struct Inner {
     /// Every country code some database holds.
     codes: Vec<u16>,
     /// (sorted codes, the database of all their regions).
-    dbs: Vec<(Vec<u16>, Arc<Database>)>,
+    dbs: Vec<(Vec<u16>, Arc<Small>)>,
     /// Switched to the crate's full database.
     full: bool,
 }
@@ -283,11 +309,11 @@ impl Store {
     }
 
     pub(crate) fn is_valid(&self, number: &PhoneNumber) -> bool {
-        phonenumber::is_valid_with(&self.database_for(number), number)
+        self.database_for(number).kinds().is_valid(number)
     }
 
     pub(crate) fn number_type(&self, number: &PhoneNumber) -> Type {
-        number.number_type(&self.database_for(number))
+        self.database_for(number).kinds().number_type(number)
     }
 
     /// A code the metadata does not know is in neither database: any will do.
@@ -329,9 +355,13 @@ impl Store {
             inner.dbs.clear();
             return Handle::Full;
         }
-        let db = Arc::new(build(&key));
-        inner.dbs.push((key, db.clone()));
-        Handle::Small(db)
+        let db = build(&key);
+        let small = Arc::new(Small {
+            kinds: Kinds::new(&db, key.iter().copied()),
+            db,
+        });
+        inner.dbs.push((key, small.clone()));
+        Handle::Small(small)
     }
 
     /// The country codes loaded so far, sorted; `None` after the switch to the full database.
