@@ -57,6 +57,30 @@ pub fn number_type(number: &PhoneNumber) -> Type {
     STORE.number_type(number)
 }
 
+/// Build what reading numbers of `region` needs first (its country code's database, the
+/// crate's parser tables, the patterns a mobile number of it goes through) on a thread of its
+/// own, while the caller loads templates and opens the journal: the first rows read then do
+/// not wait for it. A head start only; no answer depends on it.
+pub fn warm_up(region: Option<Id>) {
+    let Some(code) = region.and_then(region_code) else {
+        return;
+    };
+    let region = region.map(|r| r.as_ref().to_string());
+    let _ = std::thread::Builder::new().name("phone warm-up".into()).spawn(move || {
+        let example = {
+            let db = STORE.database(&[code]);
+            let mobile = region
+                .as_deref()
+                .and_then(|r| db.by_id(r))
+                .and_then(|m| m.descriptors().mobile());
+            mobile.and_then(|d| d.example()).map(|e| format!("+{code}{e}"))
+        };
+        if let Some(number) = example.and_then(|e| parse(None, &e).ok()) {
+            validate(&number);
+        }
+    });
+}
+
 /// Whether `number` is valid, and its type when that comes with the answer. Validity is "the
 /// type of the national number, leading zeros kept, is known"; [`number_type`] reads the number
 /// without its leading zeros, so without any (nearly every number) both read the same digits

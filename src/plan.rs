@@ -300,6 +300,7 @@ pub struct Planner {
 impl Planner {
     /// Templates, channel selection and construction (config errors), and the run's identity.
     pub fn new(config: &Config, ann: &Announcement, sel: &Selection, dry_run: bool) -> Result<Planner, AppError> {
+        crate::phone::warm_up(config.default_region);
         let templates = Arc::new(Templates::load_for(
             channel::builtin_templates(),
             config.templates_dir.as_deref(),

@@ -102,6 +102,29 @@ pub struct SmsInfo {
 /// Septets a character takes in GSM-7: `Some(1)` for the basic set,
 /// `Some(2)` for the extension table, `None` when it is not GSM-7.
 fn gsm7_septets(c: char) -> Option<usize> {
+    // Nearly every character of a text is ASCII: a table lookup, not the whole match.
+    match ASCII_SEPTETS.get(c as usize) {
+        Some(0) => None,
+        Some(&n) => Some(usize::from(n)),
+        None => gsm7_septets_of(c),
+    }
+}
+
+/// [`gsm7_septets_of`] for the ASCII characters, 0 for "not GSM-7".
+const ASCII_SEPTETS: [u8; 128] = {
+    let mut table = [0; 128];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = match gsm7_septets_of(i as u8 as char) {
+            Some(n) => n as u8,
+            None => 0,
+        };
+        i += 1;
+    }
+    table
+};
+
+const fn gsm7_septets_of(c: char) -> Option<usize> {
     match c {
         '@'
         | '£'
@@ -288,19 +311,37 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
     if is_gsm7(text) {
         return Cow::Borrowed(text);
     }
+    // As in `analyze`: every recipient's text is often the same one.
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, Option<String>)>> = const { std::cell::RefCell::new(None) };
+    }
+    let known = LAST.with_borrow(|last| last.as_ref().filter(|(t, _)| t == text).map(|(_, out)| out.clone()));
+    let out = match known {
+        Some(out) => out,
+        None => {
+            let out = normalized(text);
+            LAST.set(Some((text.to_string(), out.clone())));
+            out
+        }
+    };
+    match out {
+        Some(out) => Cow::Owned(out),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// [`normalize`] of a text that is not GSM-7: `None` when it stays as it is.
+fn normalized(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match typographic(c) {
             Some(replacement) => out.push_str(replacement),
             None if gsm7_septets(c).is_some() => out.push(c),
             // Stays UCS-2 whatever we map: leave the text alone.
-            None => return Cow::Borrowed(text),
+            None => return None,
         }
     }
-    if analyze(&out).segments > analyze(text).segments {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(out)
+    (analyze_uncached(&out).segments <= analyze_uncached(text).segments).then_some(out)
 }
 
 #[cfg(test)]
