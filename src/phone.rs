@@ -62,23 +62,34 @@ pub fn number_type(number: &PhoneNumber) -> Type {
 /// own, while the caller loads templates and opens the journal: the first rows read then do
 /// not wait for it. A head start only; no answer depends on it.
 pub fn warm_up(region: Option<Id>) {
-    let Some(code) = region.and_then(region_code) else {
-        return;
-    };
+    warm_up_in(&STORE, region);
+}
+
+fn warm_up_in(store: &'static Store, region: Option<Id>) -> Option<std::thread::JoinHandle<()>> {
+    let code = region.and_then(region_code)?;
     let region = region.map(|r| r.as_ref().to_string());
-    let _ = std::thread::Builder::new().name("phone warm-up".into()).spawn(move || {
+    let warm = move || {
         let example = {
-            let db = STORE.database(&[code]);
+            let db = store.database(&[code]);
             let mobile = region
                 .as_deref()
                 .and_then(|r| db.by_id(r))
                 .and_then(|m| m.descriptors().mobile());
             mobile.and_then(|d| d.example()).map(|e| format!("+{code}{e}"))
         };
-        if let Some(number) = example.and_then(|e| parse(None, &e).ok()) {
-            validate(&number);
+        if let Some(number) = example.and_then(|e| store.parse(None, &e).ok()) {
+            // As `validate` reads it.
+            if number.national().zeros() == 0 {
+                store.number_type(&number);
+            } else {
+                store.is_valid(&number);
+            }
         }
-    });
+    };
+    std::thread::Builder::new()
+        .name("phone warm-up".into())
+        .spawn(warm)
+        .ok()
 }
 
 /// Whether `number` is valid, and its type when that comes with the answer. Validity is "the
@@ -684,6 +695,14 @@ mod tests {
             // Another string is parsed, not taken from the memo.
             assert_eq!(parse_e164("+4930999999").unwrap().national().to_string(), "30999999");
         }
+    }
+
+    #[test]
+    fn the_warm_up_loads_the_regions_code_only() {
+        let store: &'static Store = Box::leak(Box::new(Store::new()));
+        assert!(warm_up_in(store, None).is_none());
+        warm_up_in(store, Some(Id::AT)).unwrap().join().unwrap();
+        assert_eq!(store.loaded(), Some(vec![43]));
     }
 
     #[test]
