@@ -166,11 +166,10 @@ pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
 
 /// The header lines that are the same in every message of a channel, encoded once.
 ///
-/// [`build`] makes a lettre `Message`, and lettre's builder parses back the From and Date
-/// headers it has just encoded and the formatter parses the MIME boundary again: about a
-/// tenth of the work of a personalised email. [`Wire::format`] writes the same bytes from the
-/// same lettre header types, with the channel's own headers encoded once
-/// (`tests::wire_bytes_are_lettres`).
+/// [`build`] makes a lettre `Message`, whose builder parses back the From and Date headers it
+/// has just encoded, and whose formatter parses the MIME boundary again. [`Wire::format`]
+/// writes the same bytes from the same lettre header types, with the channel's own headers
+/// encoded once (`tests::wire_bytes_are_lettres`).
 pub struct Wire {
     /// `From`.
     from: String,
