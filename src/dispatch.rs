@@ -269,6 +269,7 @@ pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result
         history: Arc::new(JournalHistory(d.state_dir.to_path_buf())),
         writer: writer.clone(),
         journal_failed: AtomicBool::new(false),
+        contexts: std::sync::Mutex::default(),
     });
     let lanes: Vec<Arc<Lane>> = lanes.into_iter().map(Arc::new).collect();
     rounds(&shared, journal, lanes.clone(), multi.as_ref()).await?;
@@ -355,6 +356,8 @@ struct Shared {
     history: Arc<dyn History>,
     writer: Arc<Writer>,
     journal_failed: AtomicBool,
+    /// Template contexts to reuse (see [`BaseContext::retarget`]): one per message in render.
+    contexts: std::sync::Mutex<Vec<crate::render::Context>>,
 }
 
 /// Send `rows` on one lane; whether the channel halted.
@@ -471,13 +474,32 @@ async fn deliver_one(
     record(shared, row.id, entry);
 }
 
+/// Contexts kept for reuse: about one per worker thread is what renders at once.
+const MAX_SPARE_CONTEXTS: usize = 8;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The row's message, rendered for its target; a render error or panic as the journal's text.
 fn render(shared: &Shared, channel: &dyn Channel, row: &DeliveryRow) -> Result<Rendered, String> {
     let data = row.data.as_deref().and_then(|d| serde_json::from_str(d).ok());
-    let ctx = shared
-        .base
-        .for_target(channel.name(), channel.type_name(), data.as_ref(), &row.recipient);
-    panics::guard(|| channel.render(&shared.templates, &ctx))
+    let (name, type_name) = (channel.name(), channel.type_name());
+    let reuse = lock(&shared.contexts).pop();
+    let ctx = match reuse {
+        Some(mut ctx) => {
+            shared.base.retarget(&mut ctx, name, type_name, data, &row.recipient);
+            ctx
+        }
+        None => shared.base.for_target(name, type_name, data.as_ref(), &row.recipient),
+    };
+    let rendered = panics::guard(|| channel.render(&shared.templates, &ctx));
+    let mut contexts = lock(&shared.contexts);
+    if contexts.len() < MAX_SPARE_CONTEXTS {
+        contexts.push(ctx);
+    }
+    drop(contexts);
+    rendered
         .unwrap_or_else(Err)
         .map_err(|e| crate::secrets::redact(&format!("cannot render the message: {e}")).into_owned())
 }

@@ -117,6 +117,29 @@ impl BaseContext {
         ctx.lang = lang;
         ctx
     }
+
+    /// [`BaseContext::for_target`] into `ctx`, a context this base made before: for a person of
+    /// the same language only `channel`, `recipient` and the address change, rather than the
+    /// shared part (bodies included) being copied again for every message.
+    pub fn retarget(
+        &self,
+        ctx: &mut Context,
+        channel: &str,
+        channel_type: &str,
+        recipient: Option<Value>,
+        address: &str,
+    ) {
+        let lang = self.lang_of(recipient.as_ref());
+        if ctx.lang == lang
+            && let Value::Object(data) = ctx.data.data_mut()
+        {
+            data.insert("channel".into(), json!({"name": channel, "type": channel_type}));
+            data.insert("recipient".into(), recipient.unwrap_or_else(|| json!({})));
+            address.clone_into(&mut ctx.address);
+        } else {
+            *ctx = self.for_target(channel, channel_type, recipient.as_ref(), address);
+        }
+    }
 }
 
 /// The context of one language: `a` is the announcement's version for it.
@@ -174,4 +197,36 @@ pub fn recipient_value(r: &Recipient) -> Value {
         m.insert("locale".into(), json!(l));
     }
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retargeted_context_is_the_one_for_target_makes() {
+        let ann = Announcement::parse(
+            "n.md",
+            std::path::Path::new("."),
+            "+++\ntitle = \"t\"\n+++\nbody\n".into(),
+        )
+        .unwrap();
+        let base = BaseContext::new(&ann, &Org::default(), "r1", &jiff::tz::TimeZone::UTC);
+        let people = [
+            Some(json!({"name": "Anna", "email": "a@x.de"})),
+            Some(json!({"name": "Ben", "locale": "de", "extra": "1"})),
+            None,
+            Some(json!({"name": "Chloé", "locale": "fr"})),
+            Some(json!({"name": "Dana", "locale": "de"})),
+        ];
+        let mut ctx = base.for_target("sms", "generic", people[1].as_ref(), "+4915100000000");
+        for (i, p) in people.iter().enumerate() {
+            let channel = if i % 2 == 0 { "email" } else { "sms" };
+            let address = format!("p{i}@x.de");
+            base.retarget(&mut ctx, channel, "email", p.clone(), &address);
+            let fresh = base.for_target(channel, "email", p.as_ref(), &address);
+            assert_eq!(ctx.data(), fresh.data(), "person {i}");
+            assert_eq!((&ctx.address, ctx.lang), (&fresh.address, fresh.lang), "person {i}");
+        }
+    }
 }

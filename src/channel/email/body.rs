@@ -29,19 +29,18 @@ thread_local! {
 
 /// `text` (any line endings) as a body: the same bytes and encoding as `Body::new(crlf(text))`.
 pub fn text_body(text: &str) -> Body {
-    let text = crlf(text);
     // ASCII: 7bit unless a line is too long, lettre's own path (rare beyond 7bit).
     if text.is_ascii() {
-        return Body::new(text);
+        return Body::new(crlf(text));
     }
     // Not ASCII, no SMTPUTF8 assumed: lettre's chooser (email-encoding) takes quoted-printable
     // when at most a third of the bytes need escaping, else base64. The escapes are counted
     // while encoding, from the memo, rather than by a second scan of every byte of the body.
-    let (encoded, escapes) = quoted_printable(&text);
-    if escapes <= text.len() / 3 {
+    let (encoded, escapes, len) = quoted_printable(text);
+    if escapes <= len / 3 {
         Body::dangerous_pre_encoded(encoded, ContentTransferEncoding::QuotedPrintable)
     } else {
-        Body::new(text)
+        Body::new(crlf(text))
     }
 }
 
@@ -50,16 +49,25 @@ fn escapes(line: &str) -> usize {
     line.bytes().filter(|&b| !matches!(b, b'\t' | b' '..=b'~')).count()
 }
 
-/// Quoted-printable of CRLF text, line by line, and the bytes of `text` that need escaping.
-fn quoted_printable(text: &str) -> (Vec<u8>, usize) {
+/// Quoted-printable of `crlf(text)`, line by line, the bytes of it that need escaping, and its
+/// length. The lines of `crlf(text)` are those of `text` split at LF, less one CR before the
+/// LF, so `text` is encoded where it is, without the copy.
+fn quoted_printable(text: &str) -> (Vec<u8>, usize, usize) {
     let mut out = Vec::with_capacity(text.len() + text.len() / 4);
     let mut escaped = 0;
+    let mut len = 0;
     MEMO.with_borrow_mut(|memo| {
         let mut from = 0;
-        let mut ends = memchr::memmem::find_iter(text.as_bytes(), b"\r\n");
+        let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
         loop {
             let end = ends.next();
-            let line = &text[from..end.unwrap_or(text.len())];
+            let line = match end {
+                Some(i) => {
+                    let line = &text[from..i];
+                    line.strip_suffix('\r').unwrap_or(line)
+                }
+                None => &text[from..],
+            };
             match memo.get(line) {
                 Some((encoded, n)) => {
                     out.extend_from_slice(encoded);
@@ -75,18 +83,20 @@ fn quoted_printable(text: &str) -> (Vec<u8>, usize) {
                     }
                 }
             }
+            len += line.len();
             match end {
                 Some(i) => {
                     out.extend_from_slice(b"\r\n");
                     // CR and LF count as escapes too.
                     escaped += 2;
-                    from = i + 2;
+                    len += 2;
+                    from = i + 1;
                 }
                 None => break,
             }
         }
     });
-    (out, escaped)
+    (out, escaped, len)
 }
 
 /// CRLF line endings. lettre converts bare LFs itself, but one inserted character at a time —

@@ -1,10 +1,11 @@
 //! Building one personalised email (used by the email channel and by the outbox's `.eml`).
 
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::time::SystemTime;
 
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::message::header::{self, Header, HeaderName, HeaderValue, Headers};
+use lettre::message::{Mailbox, Mailboxes, MultiPart, SinglePart, header::ContentType};
 use lettre::{Address, Message};
 
 use super::body::text_body;
@@ -80,25 +81,70 @@ fn header_mailbox(m: &Mailbox) -> Mailbox {
     }
 }
 
-/// A multipart/alternative message (text + HTML), or text only when there is no HTML.
-pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
+/// The recipient as the envelope's address and the `To` mailbox.
+fn recipient(env: &Envelope<'_>) -> Result<(Address, Mailbox), String> {
     let to_addr: Address = env
         .to_address
         .parse()
         .map_err(|e| format!("invalid recipient address {:?}: {e}", env.to_address))?;
-    // Given, not derived: lettre would parse the From and To headers it has just written.
-    let envelope = lettre::address::Envelope::new(Some(env.from.email.clone()), vec![to_addr.clone()])
-        .map_err(|e| format!("cannot build the envelope: {e}"))?;
     // A display name is decoration: an absurdly long one (a CSV cell gone wrong) would make a
     // header line over RFC 5322's 998 characters, which relays refuse. Drop it instead.
     let name = header_text(env.to_name);
     let name = name.trim();
     let to_name = (!name.is_empty() && name.chars().count() <= MAX_DISPLAY_NAME).then(|| name.to_string());
+    Ok((to_addr.clone(), Mailbox::new(to_name, to_addr)))
+}
+
+/// The SMTP envelope: given, not derived (lettre would parse the From and To headers).
+fn smtp_envelope(env: &Envelope<'_>, to: Address) -> Result<lettre::address::Envelope, String> {
+    lettre::address::Envelope::new(Some(env.from.email.clone()), vec![to])
+        .map_err(|e| format!("cannot build the envelope: {e}"))
+}
+
+fn subject(msg: &Rendered) -> String {
+    header_text(msg.subject.as_deref().unwrap_or_default())
+        .trim()
+        .to_string()
+}
+
+/// `List-Unsubscribe`, and `List-Unsubscribe-Post` when one-click applies.
+fn unsubscribe_headers(u: &str) -> Vec<HeaderValue> {
+    let value = unsubscribe_value(&header_text(u));
+    // RFC 8058 one-click needs an https URI.
+    let one_click = value.contains("<https://");
+    let mut headers = vec![HeaderValue::new(LIST_UNSUBSCRIBE, value)];
+    if one_click {
+        headers.push(HeaderValue::new(
+            LIST_UNSUBSCRIBE_POST,
+            "List-Unsubscribe=One-Click".into(),
+        ));
+    }
+    headers
+}
+
+/// The text part and the HTML part beside it; `Err`: the text part alone (no HTML).
+fn body(msg: &Rendered) -> Result<MultiPart, SinglePart> {
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(text_body(&msg.text));
+    match &msg.html {
+        Some(html) => Ok(MultiPart::alternative().singlepart(text).singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(text_body(html)),
+        )),
+        None => Err(text),
+    }
+}
+
+/// A multipart/alternative message (text + HTML), or text only when there is no HTML.
+pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
+    let (to_addr, to) = recipient(env)?;
     let mut b = Message::builder()
-        .envelope(envelope)
+        .envelope(smtp_envelope(env, to_addr)?)
         .from(header_mailbox(env.from))
-        .to(Mailbox::new(to_name, to_addr))
-        .subject(header_text(msg.subject.as_deref().unwrap_or_default()).trim())
+        .to(to)
+        .subject(subject(msg))
         .date(env.date)
         .message_id(Some(format!("<{}>", env.message_id)))
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()));
@@ -108,31 +154,86 @@ pub fn build(env: &Envelope<'_>, msg: &Rendered) -> Result<Message, String> {
     if let Some(root) = env.thread_root {
         b = b.in_reply_to(format!("<{root}>")).references(format!("<{root}>"));
     }
-    if let Some(u) = env.list_unsubscribe {
-        let value = unsubscribe_value(&header_text(u));
-        b = b.raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, value.clone()));
-        // RFC 8058 one-click needs an https URI.
-        if value.contains("<https://") {
-            b = b.raw_header(HeaderValue::new(
-                LIST_UNSUBSCRIBE_POST,
-                "List-Unsubscribe=One-Click".into(),
-            ));
-        }
+    for h in env.list_unsubscribe.map(unsubscribe_headers).unwrap_or_default() {
+        b = b.raw_header(h);
     }
-    let text = SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .body(text_body(&msg.text));
-    let built = match &msg.html {
-        Some(html) => b.multipart(
-            MultiPart::alternative().singlepart(text).singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(text_body(html)),
-            ),
-        ),
-        None => b.singlepart(text),
+    let built = match body(msg) {
+        Ok(multi) => b.multipart(multi),
+        Err(single) => b.singlepart(single),
     };
     built.map_err(|e| format!("cannot build the message: {e}"))
+}
+
+/// The header lines that are the same in every message of a channel, encoded once.
+///
+/// [`build`] makes a lettre `Message`, whose builder parses back the From and Date headers it
+/// has just encoded, and whose formatter parses the MIME boundary again. [`Wire::format`]
+/// writes the same bytes from the same lettre header types, with the channel's own headers
+/// encoded once (`tests::wire_bytes_are_lettres`).
+pub struct Wire {
+    /// `From`.
+    from: String,
+    /// `Auto-Submitted`, `Reply-To`.
+    middle: String,
+    /// `List-Unsubscribe`, `List-Unsubscribe-Post`, `MIME-Version`.
+    tail: String,
+}
+
+/// Header lines as lettre formats them.
+fn lines(headers: impl IntoIterator<Item = HeaderValue>) -> String {
+    let mut h = Headers::new();
+    for v in headers {
+        h.insert_raw(v);
+    }
+    h.to_string()
+}
+
+impl Wire {
+    pub fn new(from: &Mailbox, reply_to: Option<&Mailbox>, list_unsubscribe: Option<&str>) -> Wire {
+        let mut h = Headers::new();
+        h.set(header::From::from(Mailboxes::from(header_mailbox(from))));
+        let from = h.to_string();
+        let mut middle = vec![HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into())];
+        if let Some(r) = reply_to {
+            middle.push(header::ReplyTo::from(Mailboxes::from(header_mailbox(r))).display());
+        }
+        let mut tail = list_unsubscribe.map(unsubscribe_headers).unwrap_or_default();
+        tail.push(header::MIME_VERSION_1_0.display());
+        Wire {
+            from,
+            middle: lines(middle),
+            tail: lines(tail),
+        }
+    }
+
+    /// The SMTP envelope and the message as [`build`] would format it. `env`'s From, Reply-To
+    /// and List-Unsubscribe are those given to [`Wire::new`].
+    pub fn format(&self, env: &Envelope<'_>, msg: &Rendered) -> Result<(lettre::address::Envelope, Vec<u8>), String> {
+        let (to_addr, to) = recipient(env)?;
+        let envelope = smtp_envelope(env, to_addr)?;
+        let mut h = Headers::with_capacity(4);
+        h.set(header::To::from(Mailboxes::from(to)));
+        h.set(header::Subject::from(subject(msg)));
+        h.set(header::Date::new(env.date));
+        h.set(header::MessageId::from(format!("<{}>", env.message_id)));
+        let mut thread = Headers::with_capacity(2);
+        if let Some(root) = env.thread_root {
+            thread.set(header::InReplyTo::from(format!("<{root}>")));
+            thread.set(header::References::from(format!("<{root}>")));
+        }
+        let body = match body(msg) {
+            Ok(multi) => multi.formatted(),
+            Err(single) => single.formatted(),
+        };
+        let mut out = Vec::with_capacity(self.from.len() + self.middle.len() + self.tail.len() + 512 + body.len());
+        out.extend_from_slice(self.from.as_bytes());
+        write!(out, "{h}").map_err(|e| e.to_string())?;
+        out.extend_from_slice(self.middle.as_bytes());
+        write!(out, "{thread}").map_err(|e| e.to_string())?;
+        out.extend_from_slice(self.tail.as_bytes());
+        out.extend_from_slice(&body);
+        Ok((envelope, out))
+    }
 }
 
 /// Subject, text and inlined HTML from the email templates.
@@ -214,6 +315,77 @@ mod tests {
         ] {
             assert!(raw.contains(needle), "missing {needle:?} in\n{raw}");
         }
+    }
+
+    /// The MIME boundary of a formatted message, if it has one.
+    fn boundary(raw: &str) -> Option<&str> {
+        let from = raw.find("boundary=\"")? + "boundary=\"".len();
+        Some(&raw[from..from + raw[from..].find('"')?])
+    }
+
+    #[test]
+    fn wire_bytes_are_lettres() {
+        let plain: Mailbox = "a@b.example".parse().unwrap();
+        let named = Mailbox::new(
+            Some("Sarah Kästner \"Fotografie\"".into()),
+            "info@studio.example".parse().unwrap(),
+        );
+        let long_name = "Ä".repeat(MAX_DISPLAY_NAME + 1);
+        let html = Rendered {
+            subject: Some("Störung: Website und E-Mail vorübergehend gestört, alle Termine finden statt".into()),
+            text: "Hallo Anna Müller,\n\nalle Termine finden statt.\n".into(),
+            html: Some("<p>Hallo Anna Müller,</p>\n<p>.dot</p>".into()),
+            ..Default::default()
+        };
+        let text_only = Rendered {
+            subject: Some("plain\r\nsubject".into()),
+            text: "ascii only\n".into(),
+            ..Default::default()
+        };
+        let unsubscribes = [
+            None,
+            Some("mailto:u@b.example"),
+            Some("https://b.example/u, mailto:u@b.example"),
+        ];
+        let mut compared = 0;
+        for from in [&plain, &named] {
+            for reply_to in [None, Some(&named)] {
+                for unsubscribe in unsubscribes {
+                    let wire = Wire::new(from, reply_to, unsubscribe);
+                    for (to_name, thread_root) in [
+                        ("", None),
+                        ("Anna\r\nMüller", Some("r0.7@studio.example")),
+                        (long_name.as_str(), None),
+                    ] {
+                        for msg in [&html, &text_only] {
+                            let env = Envelope {
+                                reply_to,
+                                to_name,
+                                thread_root,
+                                list_unsubscribe: unsubscribe,
+                                ..envelope(from)
+                            };
+                            let lettre = build(&env, msg).unwrap();
+                            let (envelope, bytes) = wire.format(&env, msg).unwrap();
+                            assert_eq!(&envelope, lettre.envelope());
+                            let expected = String::from_utf8(lettre.formatted()).unwrap();
+                            let mut ours = String::from_utf8(bytes).unwrap();
+                            if let (Some(theirs), Some(b)) = (boundary(&expected), boundary(&ours)) {
+                                ours = ours.replace(b, theirs);
+                            }
+                            assert_eq!(ours, expected);
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 72);
+        let bad = Envelope {
+            to_address: "not an address",
+            ..envelope(&plain)
+        };
+        assert!(Wire::new(&plain, None, None).format(&bad, &html).is_err());
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Email {
     /// Right-hand side of Message-IDs.
     id_domain: String,
     dkim: Option<dkim::Signer>,
+    /// The headers every message shares, encoded once (unsigned messages only).
+    wire: message::Wire,
     relays: Failover,
     attempt_timeout: Duration,
 }
@@ -133,7 +135,9 @@ impl Email {
                 t.0
             );
         }
+        let wire = message::Wire::new(&from, reply_to.as_ref(), cfg.list_unsubscribe.as_deref());
         Ok(Email {
+            wire,
             meta: Meta::new::<EmailConfig>(name, Reach::PerPerson(AddressKind::Email)).concurrency(DEFAULT_CONCURRENCY),
             from,
             reply_to,
@@ -170,13 +174,18 @@ impl Channel for Email {
             list_unsubscribe: self.list_unsubscribe.as_deref(),
             date: SystemTime::now(),
         };
-        let mut msg = message::build(&env, m).map_err(DeliveryError::permanent)?;
-        if let Some(dkim) = &self.dkim {
-            // Last, after every header is final: a header changed after signing breaks it.
-            msg.sign(&dkim.config);
-        }
-        let bytes = msg.formatted();
-        let accepted = self.relays.send(msg.envelope(), &bytes).await?;
+        let accepted = match &self.dkim {
+            Some(dkim) => {
+                let mut msg = message::build(&env, m).map_err(DeliveryError::permanent)?;
+                // Last, after every header is final: a header changed after signing breaks it.
+                msg.sign(&dkim.config);
+                self.relays.send(msg.envelope(), &msg.formatted()).await?
+            }
+            None => {
+                let (envelope, bytes) = self.wire.format(&env, m).map_err(DeliveryError::permanent)?;
+                self.relays.send(&envelope, &bytes).await?
+            }
+        };
         let mut provider_id = format!("<{}>", d.message_id);
         if let Some(q) = classify::queue_id(&accepted.reply) {
             provider_id.push_str(&format!(" (queued as {q})"));
