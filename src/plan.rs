@@ -16,7 +16,7 @@ use crate::channel::{self, AddressKind, Channel, ChannelEntry, Reach, Rendered};
 use crate::config::Config;
 use crate::error::AppError;
 use crate::journal::{DeliveryRef, NewDelivery, RunRow, RunWriter, Status, now_rfc3339};
-use crate::render::{BaseContext, Templates, recipient_value};
+use crate::render::{BaseContext, Context, Templates, recipient_value};
 
 pub mod reach;
 
@@ -551,8 +551,18 @@ fn plan_audience(
         let reading = scope.spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
             let mut render = false;
+            let mut context = None;
             for row in &mut reader {
-                batch.push(prepare(row, tags, checks, suppressions, base, templates, render));
+                let p = prepare(
+                    row,
+                    tags,
+                    checks,
+                    suppressions,
+                    base,
+                    templates,
+                    render.then_some(&mut context),
+                );
+                batch.push(p);
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                     render = waiting.fetch_add(1, Ordering::Relaxed) >= 1;
@@ -688,6 +698,8 @@ struct LaneState {
     targets_next: i64,
     /// Ids per half block (unreadable rows, then targets).
     block_half: i64,
+    /// The context of the last message this lane rendered, reused for the next.
+    context: Option<Context>,
 }
 
 /// A delivery without recipient data: a broadcast target or an unreadable row. With an
@@ -775,6 +787,7 @@ impl LanePlan {
             targets_start: 0,
             targets_next: 0,
             block_half: 0,
+            context: None,
         };
         LanePlan { entry, channel, st }
     }
@@ -848,8 +861,8 @@ impl LaneState {
             let (rendered, sms) = match pre {
                 Some(p) => (p.result.as_ref().map_err(|e| refused(e))?, p.sms),
                 None => {
-                    let ctx = base.for_target(&entry.name, entry.type_name(), data, d.recipient);
-                    owned = channel.render(templates, &ctx).map_err(|e| refused(&e))?;
+                    let ctx = base.target_in(&mut self.context, &entry.name, entry.type_name(), data, d.recipient);
+                    owned = channel.render(templates, ctx).map_err(|e| refused(&e))?;
                     let sms = (self.is_sms && self.every).then(|| sms_shape(&owned));
                     (&owned, sms)
                 }
@@ -926,7 +939,8 @@ fn prepare(
     suppressions: &Suppressions,
     base: &BaseContext,
     templates: &Templates,
-    render: bool,
+    // Render the messages here, reusing this context; `None`: the planning thread will.
+    mut render: Option<&mut Option<Context>>,
 ) -> Prepared {
     let r = match row {
         Row::Rejected(bad) => return Prepared::Rejected(bad),
@@ -954,15 +968,18 @@ fn prepare(
             } else {
                 None
             };
-            let pre = (render && c.every && skip.is_none()).then(|| {
-                let ctx = base.for_target(&c.entry.name, c.entry.type_name(), Some(&value), address);
-                let result = c.channel.render(templates, &ctx);
-                let sms = match &result {
-                    Ok(m) if c.is_sms => Some(sms_shape(m)),
-                    _ => None,
-                };
-                PreRendered { result, sms }
-            });
+            let pre = render
+                .as_deref_mut()
+                .filter(|_| c.every && skip.is_none())
+                .map(|context| {
+                    let ctx = base.target_in(context, &c.entry.name, c.entry.type_name(), Some(&value), address);
+                    let result = c.channel.render(templates, ctx);
+                    let sms = match &result {
+                        Ok(m) if c.is_sms => Some(sms_shape(m)),
+                        _ => None,
+                    };
+                    PreRendered { result, sms }
+                });
             LanePrep { skip, pre }
         })
         .collect();

@@ -118,6 +118,26 @@ impl BaseContext {
         ctx
     }
 
+    /// [`BaseContext::for_target`] in `slot`: made there the first time, retargeted after. The
+    /// slot holds only contexts of this base (keep it beside the base, not in a thread-local
+    /// that outlives it).
+    pub fn target_in<'c>(
+        &self,
+        slot: &'c mut Option<Context>,
+        channel: &str,
+        channel_type: &str,
+        recipient: Option<&Value>,
+        address: &str,
+    ) -> &'c Context {
+        match slot {
+            Some(ctx) => {
+                self.retarget(ctx, channel, channel_type, recipient.cloned(), address);
+                ctx
+            }
+            None => slot.insert(self.for_target(channel, channel_type, recipient, address)),
+        }
+    }
+
     /// [`BaseContext::for_target`] into `ctx`, a context this base made before: for a person of
     /// the same language only `channel`, `recipient` and the address change, rather than the
     /// shared part (bodies included) being copied again for every message.
