@@ -35,9 +35,12 @@ pub fn write(src: &Source<'_>, style: &Style<'_>, out: &mut dyn Write) -> Result
     // The helpers read through a connection of their own: handlebars wants helpers `Send + Sync`,
     // which a borrowed journal is not.
     let state_dir = src.journal.path().parent().unwrap_or(Path::new("."));
+    let layout = src.scope()?.layout;
     let rows = Arc::new(Rows {
         journal: Mutex::new(Journal::open(state_dir)?),
         run_id: src.report.run_id.clone(),
+        layout,
+        people: src.report.people,
         tz: style.tz.clone(),
         locale: style.locale,
         failed: Mutex::new(None),
@@ -77,6 +80,8 @@ impl Write for Out<'_> {
 struct Rows {
     journal: Mutex<Journal>,
     run_id: String,
+    layout: rows::Layout,
+    people: crate::people::People,
     tz: jiff::tz::TimeZone,
     locale: Locale,
     /// A journal error met while rendering, returned as itself rather than as a template error.
@@ -140,10 +145,12 @@ impl HelperDef for Stream {
                 t.render(r, ctx, rc, out)
             };
             let walked = match which {
-                Some(which) => rows::each(&journal, &rows.run_id, which, |d| {
-                    each(row_value(d, &rows.tz, rows.locale))
-                }),
-                None => rows::each_not_reached(&journal, &rows.run_id, |p| each(person_value(p))),
+                Some(which) => rows
+                    .scope(&journal)
+                    .each(which, |d| each(row_value(d, &rows.tz, rows.locale))),
+                None => rows
+                    .scope(&journal)
+                    .each_not_reached(&rows.people, |p| each(person_value(p))),
             };
             rc.pop_block();
             walked
@@ -198,6 +205,14 @@ fn leaves_alone(b: u8) -> bool {
 }
 
 impl Rows {
+    fn scope<'a>(&'a self, journal: &'a Journal) -> rows::Scope<'a> {
+        rows::Scope {
+            journal,
+            run_id: &self.run_id,
+            layout: self.layout,
+        }
+    }
+
     /// The built-in blocks' rows, written as handlebars would render them: the deliveries of
     /// `which`, or (`None`) the call list.
     fn write_builtin(
@@ -216,12 +231,12 @@ impl Rows {
             Ok(())
         };
         let Some(which) = which else {
-            return rows::each_not_reached(journal, &self.run_id, |p| {
+            return self.scope(journal).each_not_reached(&self.people, |p| {
                 person_row(&mut buf, &p);
                 flush(&mut buf)
             });
         };
-        rows::each(journal, &self.run_id, which, |d| {
+        self.scope(journal).each(which, |d| {
             if updated.0 != d.updated_at {
                 updated = (
                     d.updated_at.to_string(),
