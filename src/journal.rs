@@ -466,25 +466,6 @@ impl Journal {
         Ok(Ok(()))
     }
 
-    /// The longest channel, recipient, route and provider id of a run (in characters), so a
-    /// streamed table can align its columns without reading the rows first.
-    pub fn column_widths(&self, run_id: &str) -> Result<[usize; 4]> {
-        self.conn
-            .query_row(
-                "SELECT MAX(LENGTH(channel)), MAX(LENGTH(recipient)), MAX(LENGTH(COALESCE(route, ''))),
-                        MAX(LENGTH(COALESCE(provider_id, ''))) FROM delivery_view WHERE run_id = ?1 AND status != 'standby'",
-                [run_id],
-                |r| {
-                    let w = |i: usize| {
-                        r.get::<_, Option<i64>>(i)
-                            .map(|n| usize::try_from(n.unwrap_or(0)).unwrap_or(0))
-                    };
-                    Ok([w(0)?, w(1)?, w(2)?, w(3)?])
-                },
-            )
-            .map_err(sql(&self.path))
-    }
-
     /// How many deliveries of a run each channel has in each status, and the channels' types,
     /// in the order the channels first appear (by delivery id) — without reading the rows.
     pub fn status_counts(&self, run_id: &str) -> Result<Vec<ChannelCounts>> {
@@ -497,12 +478,20 @@ impl Journal {
             })
             .map_err(sql(&self.path))?;
         // Lane by lane, so that SQLite groups along the `(lane, status)` index instead of
-        // sorting the run's deliveries into a temporary b-tree.
+        // sorting the run's deliveries into a temporary b-tree; each group's first and last id
+        // are then one seek each in that index.
         let mut per_status = self
             .conn
             .prepare(
-                "SELECT status, COUNT(*), MIN(id), MAX(id) FROM deliveries
+                "SELECT status, COUNT(*) FROM deliveries
                   WHERE lane = ?1 AND status != 'standby' GROUP BY status",
+            )
+            .map_err(sql(&self.path))?;
+        let mut ends = self
+            .conn
+            .prepare(
+                "SELECT (SELECT MIN(id) FROM deliveries WHERE lane = ?1 AND status = ?2),
+                        (SELECT MAX(id) FROM deliveries WHERE lane = ?1 AND status = ?2)",
             )
             .map_err(sql(&self.path))?;
         let mut out: Vec<ChannelCounts> = Vec::new();
@@ -516,20 +505,16 @@ impl Journal {
                 bad_skips: 0,
             };
             let rows = per_status
-                .query_map([lane], |r| {
-                    Ok((
-                        Status::parse(r.get_ref(0)?.as_str()?),
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
-                })
+                .query_map([lane], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                 .map_err(sql(&self.path))?;
             for row in rows {
-                let (status, n, first_id, last_id) = row.map_err(sql(&self.path))?;
+                let (status, n) = row.map_err(sql(&self.path))?;
+                let (first_id, last_id): (i64, i64) = ends
+                    .query_row(params![lane, status], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql(&self.path))?;
                 c.first_id = c.first_id.min(first_id);
                 c.last_id = c.last_id.max(last_id);
-                c.counts.push((status, usize::try_from(n).unwrap_or(0)));
+                c.counts.push((Status::parse(&status), usize::try_from(n).unwrap_or(0)));
             }
             if c.counts.is_empty() {
                 continue;

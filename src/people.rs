@@ -234,7 +234,12 @@ pub fn reason(channel: &str, status: Status, error: Option<&str>, row: u64) -> S
             .unwrap_or(e),
         (s, None) => s.as_str(),
     };
-    format!("{channel}: {why}")
+    // Not `format!`: the call list of a large run makes one per person.
+    let mut out = String::with_capacity(channel.len() + 2 + why.len());
+    out.push_str(channel);
+    out.push_str(": ");
+    out.push_str(why);
+    out
 }
 
 #[cfg(test)]

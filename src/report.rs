@@ -41,7 +41,7 @@ pub struct Report {
     pub deliveries: Vec<DeliveryReport>,
     /// Where [`Report::load_summary`] found the run's deliveries (not part of the document).
     #[serde(skip)]
-    layout: Option<rows::Layout>,
+    layout: std::sync::OnceLock<rows::Layout>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,7 +156,7 @@ impl Report {
         let counts = journal.status_counts(&run.id)?;
         let (people, layout) = rows::survey(journal, &run.id, &counts)?;
         report.people = people;
-        report.layout = Some(layout);
+        report.layout = layout.into();
         let mut bad_skips = 0;
         for c in counts {
             let mut counts = Totals::default();
@@ -209,7 +209,7 @@ impl Report {
             not_reached,
             quiet_hours: Vec::new(),
             deliveries: rows.iter().map(DeliveryReport::from_row).collect(),
-            layout: None,
+            layout: std::sync::OnceLock::new(),
         }
     }
 }
@@ -280,11 +280,12 @@ impl Source<'_> {
     /// The run's deliveries in this journal; found again when the report is not
     /// [`Report::load_summary`]'s.
     fn scope(&self) -> Result<rows::Scope<'_>, JournalError> {
-        let layout = match self.report.layout {
+        let layout = match self.report.layout.get() {
             Some(layout) => layout,
             None => {
                 let counts = self.journal.status_counts(&self.report.run_id)?;
-                rows::survey(self.journal, &self.report.run_id, &counts)?.1
+                let (_, layout) = rows::survey(self.journal, &self.report.run_id, &counts)?;
+                self.report.layout.get_or_init(|| layout)
             }
         };
         Ok(rows::Scope {
@@ -505,7 +506,7 @@ fn write_table(
             ))
     )?;
     writeln!(out, "{}", summary_table(report))?;
-    let mut cols = Columns::new(src.journal.column_widths(&report.run_id)?);
+    let mut cols = Columns::new(src.scope()?.column_widths()?);
     let problems = src.problems();
     if problems == 0 {
         writeln!(
