@@ -730,6 +730,41 @@ mod tests {
         assert_eq!(v["deliveries"], serde_json::json!([]));
     }
 
+    /// A run's rows are found by their id range: another run's rows inside it are left out,
+    /// and a row of the run numbered after another run's is still in every format.
+    #[test]
+    fn a_report_holds_its_runs_rows_and_no_other_runs() {
+        let (d, mut j) = journal(&MIXED[..2]);
+        j.create_run(&run("r2"), &[delivery("other@example.de")]).unwrap();
+        let conn = rusqlite::Connection::open(j.path()).unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (lane, person, recipient, status)
+             SELECT lane, person, 'late@example.de', 'sent' FROM deliveries ORDER BY id LIMIT 1",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let json: serde_json::Value = serde_json::from_str(&written(&j, Format::Json)).unwrap();
+        let recipients: Vec<&str> = json["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["recipient"].as_str().unwrap())
+            .collect();
+        assert_eq!(recipients, ["a@example.de", "b@example.de", "late@example.de"]);
+        assert_eq!(json["totals"]["planned"], 3);
+        let in_memory = Report::from_rows(&j.run("r1").unwrap().unwrap(), &j.deliveries("r1").unwrap());
+        assert_eq!(serde_json::to_value(&in_memory).unwrap(), json);
+        for format in [Format::Table, Format::Csv, Format::Html] {
+            let out = written(&j, format);
+            assert!(
+                out.contains("late@example.de") && !out.contains("other@example.de"),
+                "{out}"
+            );
+        }
+        drop(d);
+    }
+
     /// The people counted and listed by SQL are those the in-memory classification finds.
     #[test]
     fn people_from_sql_match_people_from_memory() {
