@@ -140,6 +140,8 @@ pub struct ChannelCounts {
     pub channel_type: String,
     /// The channel's first delivery: channels are listed in this order.
     pub first_id: i64,
+    /// The channel's last delivery: with `first_id`, where a report finds the run's rows.
+    pub last_id: i64,
     pub counts: Vec<(Status, usize)>,
     /// Skipped because of bad input (`problem`).
     pub bad_skips: usize,
@@ -463,84 +465,71 @@ impl Journal {
         Ok(Ok(()))
     }
 
-    /// The longest channel, recipient, route and provider id of a run (in characters), so a
-    /// streamed table can align its columns without reading the rows first.
-    pub fn column_widths(&self, run_id: &str) -> Result<[usize; 4]> {
-        self.conn
-            .query_row(
-                "SELECT MAX(LENGTH(channel)), MAX(LENGTH(recipient)), MAX(LENGTH(COALESCE(route, ''))),
-                        MAX(LENGTH(COALESCE(provider_id, ''))) FROM delivery_view WHERE run_id = ?1 AND status != 'standby'",
-                [run_id],
-                |r| {
-                    let w = |i: usize| {
-                        r.get::<_, Option<i64>>(i)
-                            .map(|n| usize::try_from(n.unwrap_or(0)).unwrap_or(0))
-                    };
-                    Ok([w(0)?, w(1)?, w(2)?, w(3)?])
-                },
-            )
-            .map_err(sql(&self.path))
-    }
-
     /// How many deliveries of a run each channel has in each status, and the channels' types,
     /// in the order the channels first appear (by delivery id) — without reading the rows.
     pub fn status_counts(&self, run_id: &str) -> Result<Vec<ChannelCounts>> {
-        let mut st = self
+        let lanes: Vec<(i64, String, String)> = self
             .conn
-            .prepare(
-                "SELECT l.id, l.channel, l.channel_type, d.status, COUNT(*), MIN(d.id)
-                   FROM lanes l JOIN deliveries d ON d.lane = l.id
-                  WHERE l.run_id = ?1 AND d.status != 'standby'
-                  GROUP BY l.id, d.status",
-            )
-            .map_err(sql(&self.path))?;
-        let rows = st
-            .query_map([run_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    Status::parse(&r.get::<_, String>(3)?),
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
+            .prepare("SELECT id, channel, channel_type FROM lanes WHERE run_id = ?1")
+            .and_then(|mut st| {
+                st.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
             })
             .map_err(sql(&self.path))?;
-        let mut out: Vec<(i64, ChannelCounts)> = Vec::new();
-        for row in rows {
-            let (lane, channel, channel_type, status, n, first_id) = row.map_err(sql(&self.path))?;
-            let i = match out.iter().position(|(l, _)| *l == lane) {
-                Some(i) => i,
-                None => {
-                    out.push((
-                        lane,
-                        ChannelCounts {
-                            channel,
-                            channel_type,
-                            first_id,
-                            counts: Vec::new(),
-                            bad_skips: 0,
-                        },
-                    ));
-                    out.len() - 1
-                }
+        // Lane by lane, so that SQLite groups along the `(lane, status)` index instead of
+        // sorting the run's deliveries into a temporary b-tree; each group's first and last id
+        // are then one seek each in that index.
+        let mut per_status = self
+            .conn
+            .prepare(
+                "SELECT status, COUNT(*) FROM deliveries
+                  WHERE lane = ?1 AND status != 'standby' GROUP BY status",
+            )
+            .map_err(sql(&self.path))?;
+        let mut ends = self
+            .conn
+            .prepare(
+                "SELECT (SELECT MIN(id) FROM deliveries WHERE lane = ?1 AND status = ?2),
+                        (SELECT MAX(id) FROM deliveries WHERE lane = ?1 AND status = ?2)",
+            )
+            .map_err(sql(&self.path))?;
+        let mut out: Vec<ChannelCounts> = Vec::new();
+        for (lane, channel, channel_type) in lanes {
+            let mut c = ChannelCounts {
+                channel,
+                channel_type,
+                first_id: i64::MAX,
+                last_id: i64::MIN,
+                counts: Vec::new(),
+                bad_skips: 0,
             };
-            let c = &mut out[i].1;
-            c.first_id = c.first_id.min(first_id);
-            c.counts.push((status, usize::try_from(n).unwrap_or(0)));
-        }
-        out.sort_by_key(|(_, c)| c.first_id);
-        for (lane, c) in &mut out {
+            let rows = per_status
+                .query_map([lane], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(sql(&self.path))?;
+            for row in rows {
+                let (status, n) = row.map_err(sql(&self.path))?;
+                let (first_id, last_id): (i64, i64) = ends
+                    .query_row(params![lane, status], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql(&self.path))?;
+                c.first_id = c.first_id.min(first_id);
+                c.last_id = c.last_id.max(last_id);
+                c.counts.push((Status::parse(&status), usize::try_from(n).unwrap_or(0)));
+            }
+            if c.counts.is_empty() {
+                continue;
+            }
             c.bad_skips = self
                 .conn
                 .query_row(
                     "SELECT COUNT(*) FROM deliveries WHERE lane = ?1 AND status = 'skipped' AND problem = 1",
-                    [*lane],
+                    [lane],
                     |r| r.get::<_, i64>(0),
                 )
                 .map_err(sql(&self.path))? as usize;
+            out.push(c);
         }
-        Ok(out.into_iter().map(|(_, c)| c).collect())
+        out.sort_by_key(|c| c.first_id);
+        Ok(out)
     }
 
     /// A read query over the journal, one result row at a time, so that the people module can own

@@ -200,7 +200,7 @@ impl Person {
             e.name = d.name.to_string();
         }
         // A row without a usable address has the placeholder "row N" as recipient.
-        if d.recipient != format!("row {}", e.row) {
+        if d.recipient.strip_prefix("row ") != Some(itoa::Buffer::new().format(e.row)) {
             let slot = if d.recipient.contains('@') {
                 &mut e.email
             } else {
@@ -227,13 +227,19 @@ impl Person {
 pub fn reason(channel: &str, status: Status, error: Option<&str>, row: u64) -> String {
     let why = match (status, error) {
         (Status::Pending, _) => "not sent yet (pending)",
-        (_, Some(e)) => {
-            let prefix = format!("row {row}: ");
-            e.strip_prefix(prefix.as_str()).unwrap_or(e)
-        }
+        (_, Some(e)) => e
+            .strip_prefix("row ")
+            .and_then(|rest| rest.strip_prefix(itoa::Buffer::new().format(row)))
+            .and_then(|rest| rest.strip_prefix(": "))
+            .unwrap_or(e),
         (s, None) => s.as_str(),
     };
-    format!("{channel}: {why}")
+    // Not `format!`: the call list of a large run makes one per person.
+    let mut out = String::with_capacity(channel.len() + 2 + why.len());
+    out.push_str(channel);
+    out.push_str(": ");
+    out.push_str(why);
+    out
 }
 
 #[cfg(test)]

@@ -9,13 +9,13 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::journal::{DeliveryRow, Journal, JournalError, RunRow, Status, Which};
 use crate::people::{NotReached, People, Person, PersonDelivery};
 
 mod html;
+mod json;
 mod rows;
 
 use rows::Delivery;
@@ -39,6 +39,9 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quiet_hours: Vec<crate::quiet::Waiting>,
     pub deliveries: Vec<DeliveryReport>,
+    /// Where [`Report::load_summary`] found the run's deliveries (not part of the document).
+    #[serde(skip)]
+    layout: std::sync::OnceLock<rows::Layout>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,9 +153,12 @@ impl Report {
             return Ok(None);
         };
         let mut report = Report::from_rows(&run, &[]);
-        report.people = rows::count_people(journal, &run.id)?;
+        let counts = journal.status_counts(&run.id)?;
+        let (people, layout) = rows::survey(journal, &run.id, &counts)?;
+        report.people = people;
+        report.layout = layout.into();
         let mut bad_skips = 0;
-        for c in journal.status_counts(&run.id)? {
+        for c in counts {
             let mut counts = Totals::default();
             for (status, n) in c.counts {
                 counts.add_n(status, n);
@@ -203,6 +209,7 @@ impl Report {
             not_reached,
             quiet_hours: Vec::new(),
             deliveries: rows.iter().map(DeliveryReport::from_row).collect(),
+            layout: std::sync::OnceLock::new(),
         }
     }
 }
@@ -270,9 +277,32 @@ pub struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// The run's deliveries in this journal; found again when the report is not
+    /// [`Report::load_summary`]'s.
+    fn scope(&self) -> Result<rows::Scope<'_>, JournalError> {
+        let layout = match self.report.layout.get() {
+            Some(layout) => layout,
+            None => {
+                let counts = self.journal.status_counts(&self.report.run_id)?;
+                let (_, layout) = rows::survey(self.journal, &self.report.run_id, &counts)?;
+                self.report.layout.get_or_init(|| layout)
+            }
+        };
+        Ok(rows::Scope {
+            journal: self.journal,
+            run_id: &self.report.run_id,
+            layout,
+        })
+    }
+
     fn each(&self, which: Which, f: impl FnMut(&Delivery<'_>) -> io::Result<()>) -> Result<(), WriteError> {
-        rows::each(self.journal, &self.report.run_id, which, f)??;
+        self.scope()?.each(which, f)??;
         Ok(())
+    }
+
+    /// The call list, person by person.
+    fn each_not_reached<E>(&self, f: impl FnMut(NotReached) -> Result<(), E>) -> Result<Result<(), E>, JournalError> {
+        self.scope()?.each_not_reached(&self.report.people, f)
     }
 
     /// Failed, undelivered, unknown, and skipped for bad input: what the table lists first.
@@ -286,89 +316,10 @@ impl Format {
     pub fn write(self, src: &Source<'_>, style: &Style<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
         match self {
             Format::Table => write_table(src, &style.tz, style.locale, out),
-            Format::Json => {
-                // A writer of a known type, so serde's many small writes are not calls through `dyn`.
-                let mut out = io::BufWriter::with_capacity(1 << 16, out);
-                serde_json::to_writer_pretty(&mut out, &StreamedJson(src)).map_err(io::Error::from)?;
-                writeln!(out)?;
-                Ok(out.flush()?)
-            }
+            Format::Json => json::write(src, out),
             Format::Csv => write_csv(src, out),
             Format::Html => html::write(src, style, out),
         }
-    }
-}
-
-/// The contract's JSON document, its `deliveries` read from the journal while they are
-/// written. The fields are those of [`Report`], in its order (a test compares the two).
-struct StreamedJson<'a>(&'a Source<'a>);
-
-impl Serialize for StreamedJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0.report;
-        let mut m = s.serialize_struct("Report", 10)?;
-        m.serialize_field("run_id", &r.run_id)?;
-        m.serialize_field("dry_run", &r.dry_run)?;
-        m.serialize_field("announcement", &r.announcement)?;
-        m.serialize_field("started_at", &r.started_at)?;
-        m.serialize_field("finished_at", &r.finished_at)?;
-        m.serialize_field("totals", &r.totals)?;
-        m.serialize_field("channels", &r.channels)?;
-        m.serialize_field("people", &r.people)?;
-        m.serialize_field("not_reached", &StreamedNotReached(self.0))?;
-        if !r.quiet_hours.is_empty() {
-            m.serialize_field("quiet_hours", &r.quiet_hours)?;
-        }
-        m.serialize_field("deliveries", &StreamedDeliveries(self.0))?;
-        m.end()
-    }
-}
-
-struct StreamedDeliveries<'a>(&'a Source<'a>);
-
-impl Serialize for StreamedDeliveries<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        let src = self.0;
-        rows::each(src.journal, &src.report.run_id, Which::All, |d| {
-            seq.serialize_element(&JsonDelivery(d))
-        })
-        .map_err(S::Error::custom)??;
-        seq.end()
-    }
-}
-
-/// A delivery as [`DeliveryReport`] serializes it, borrowed from the journal's row.
-struct JsonDelivery<'a, 'b>(&'a Delivery<'b>);
-
-impl Serialize for JsonDelivery<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let d = self.0;
-        let mut m = s.serialize_struct("DeliveryReport", 10)?;
-        m.serialize_field("channel", d.channel)?;
-        m.serialize_field("recipient", d.recipient)?;
-        m.serialize_field("status", &d.status)?;
-        m.serialize_field("attempts", &d.attempts)?;
-        m.serialize_field("provider_id", &d.provider_id)?;
-        m.serialize_field("route", &d.route)?;
-        m.serialize_field("error", &d.error)?;
-        m.serialize_field("updated_at", d.updated_at)?;
-        m.serialize_field("row", &d.row)?;
-        m.serialize_field("fallback", &d.fallback)?;
-        m.end()
-    }
-}
-
-/// The call list, read from the journal person by person while it is written.
-pub struct StreamedNotReached<'a>(pub &'a Source<'a>);
-
-impl Serialize for StreamedNotReached<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        let src = self.0;
-        rows::each_not_reached(src.journal, &src.report.run_id, |p| seq.serialize_element(&p))
-            .map_err(S::Error::custom)??;
-        seq.end()
     }
 }
 
@@ -555,7 +506,7 @@ fn write_table(
             ))
     )?;
     writeln!(out, "{}", summary_table(report))?;
-    let mut cols = Columns::new(src.journal.column_widths(&report.run_id)?);
+    let mut cols = Columns::new(src.scope()?.column_widths()?);
     let problems = src.problems();
     if problems == 0 {
         writeln!(
@@ -631,24 +582,12 @@ fn write_csv(src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
 /// `report --not-reached`: the call list alone (HTML is refused by the command: the HTML
 /// report has its own section).
 pub fn write_not_reached(format: Format, src: &Source<'_>, out: &mut dyn Write) -> Result<(), WriteError> {
-    let run_id = &src.report.run_id;
     let each = |f: &mut dyn FnMut(NotReached) -> io::Result<()>| -> Result<(), WriteError> {
-        rows::each_not_reached(src.journal, run_id, f)??;
+        src.each_not_reached(f)??;
         Ok(())
     };
     match format {
-        Format::Json => {
-            struct Doc<'a>(&'a Source<'a>);
-            impl Serialize for Doc<'_> {
-                fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                    let mut m = s.serialize_struct("NotReachedList", 1)?;
-                    m.serialize_field("not_reached", &StreamedNotReached(self.0))?;
-                    m.end()
-                }
-            }
-            serde_json::to_writer_pretty(&mut *out, &Doc(src)).map_err(io::Error::from)?;
-            Ok(writeln!(out)?)
-        }
+        Format::Json => json::write_not_reached(src, out),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(CALL_HEADER).map_err(io::Error::from)?;
@@ -789,6 +728,44 @@ mod tests {
         let (_d, j) = journal(&[]);
         let v: serde_json::Value = serde_json::from_str(&written(&j, Format::Json)).unwrap();
         assert_eq!(v["deliveries"], serde_json::json!([]));
+    }
+
+    /// A run's rows are found by their id range: another run's rows inside it are left out,
+    /// and a row of the run numbered after another run's is still in every format.
+    #[test]
+    fn a_report_holds_its_runs_rows_and_no_other_runs() {
+        let (d, mut j) = journal(&MIXED[..2]);
+        j.create_run(&run("r2"), &[delivery("other@example.de")]).unwrap();
+        let conn = rusqlite::Connection::open(j.path()).unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (lane, person, recipient, status)
+             SELECT lane, person, 'late@example.de', 'sent' FROM deliveries ORDER BY id LIMIT 1",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let json: serde_json::Value = serde_json::from_str(&written(&j, Format::Json)).unwrap();
+        let ds = &json["deliveries"];
+        assert_eq!(
+            [0, 1, 2, 3].map(|i| ds[i]["recipient"].as_str()),
+            [
+                Some("a@example.de"),
+                Some("b@example.de"),
+                Some("late@example.de"),
+                None
+            ]
+        );
+        assert_eq!(json["totals"]["planned"], 3);
+        let in_memory = Report::from_rows(&j.run("r1").unwrap().unwrap(), &j.deliveries("r1").unwrap());
+        assert_eq!(serde_json::to_value(&in_memory).unwrap(), json);
+        for format in [Format::Table, Format::Csv, Format::Html] {
+            let out = written(&j, format);
+            assert!(
+                out.contains("late@example.de") && !out.contains("other@example.de"),
+                "{out}"
+            );
+        }
+        drop(d);
     }
 
     /// The people counted and listed by SQL are those the in-memory classification finds.

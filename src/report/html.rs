@@ -35,9 +35,12 @@ pub fn write(src: &Source<'_>, style: &Style<'_>, out: &mut dyn Write) -> Result
     // The helpers read through a connection of their own: handlebars wants helpers `Send + Sync`,
     // which a borrowed journal is not.
     let state_dir = src.journal.path().parent().unwrap_or(Path::new("."));
+    let layout = src.scope()?.layout.clone();
     let rows = Arc::new(Rows {
         journal: Mutex::new(Journal::open(state_dir)?),
         run_id: src.report.run_id.clone(),
+        layout,
+        people: src.report.people,
         tz: style.tz.clone(),
         locale: style.locale,
         failed: Mutex::new(None),
@@ -77,6 +80,8 @@ impl Write for Out<'_> {
 struct Rows {
     journal: Mutex<Journal>,
     run_id: String,
+    layout: rows::Layout,
+    people: crate::people::People,
     tz: jiff::tz::TimeZone,
     locale: Locale,
     /// A journal error met while rendering, returned as itself rather than as a template error.
@@ -140,10 +145,12 @@ impl HelperDef for Stream {
                 t.render(r, ctx, rc, out)
             };
             let walked = match which {
-                Some(which) => rows::each(&journal, &rows.run_id, which, |d| {
-                    each(row_value(d, &rows.tz, rows.locale))
-                }),
-                None => rows::each_not_reached(&journal, &rows.run_id, |p| each(person_value(p))),
+                Some(which) => rows
+                    .scope(&journal)
+                    .each(which, |d| each(row_value(d, &rows.tz, rows.locale))),
+                None => rows
+                    .scope(&journal)
+                    .each_not_reached(&rows.people, |p| each(person_value(p))),
             };
             rc.pop_block();
             walked
@@ -183,21 +190,38 @@ fn find_block<'t>(t: &'t Template, name: &str) -> Option<&'t Template> {
     })
 }
 
-/// `s` HTML-escaped onto `buf`; a value of only characters the escape leaves alone (most
-/// addresses, statuses, numbers) is copied without the escape's allocation.
+/// `s` HTML-escaped onto `buf`, as [`crate::escape::html`] escapes it (a test holds the two
+/// together) but without allocating: every character it replaces is ASCII, so the runs between
+/// them are copied whole.
 fn push_escaped(buf: &mut String, s: &str) {
-    if s.bytes().all(leaves_alone) {
-        buf.push_str(s);
-    } else {
-        buf.push_str(&crate::escape::html(s));
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'&' => "&amp;",
+            b'\'' => "&#x27;",
+            b'`' => "&#x60;",
+            b'=' => "&#x3D;",
+            _ => continue,
+        };
+        buf.push_str(&s[start..i]);
+        buf.push_str(entity);
+        start = i + 1;
     }
-}
-
-fn leaves_alone(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.' | b'@' | b'-' | b'_' | b'+' | b':' | b',')
+    buf.push_str(&s[start..]);
 }
 
 impl Rows {
+    fn scope<'a>(&'a self, journal: &'a Journal) -> rows::Scope<'a> {
+        rows::Scope {
+            journal,
+            run_id: &self.run_id,
+            layout: &self.layout,
+        }
+    }
+
     /// The built-in blocks' rows, written as handlebars would render them: the deliveries of
     /// `which`, or (`None`) the call list.
     fn write_builtin(
@@ -216,12 +240,12 @@ impl Rows {
             Ok(())
         };
         let Some(which) = which else {
-            return rows::each_not_reached(journal, &self.run_id, |p| {
+            return self.scope(journal).each_not_reached(&self.people, |p| {
                 person_row(&mut buf, &p);
                 flush(&mut buf)
             });
         };
-        rows::each(journal, &self.run_id, which, |d| {
+        self.scope(journal).each(which, |d| {
             if updated.0 != d.updated_at {
                 updated = (
                     d.updated_at.to_string(),
@@ -583,3 +607,22 @@ static DE: Labels = Labels {
     ],
     people_line: |reached, total| format!("{reached} von {total} Personen erreicht"),
 };
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_escaped_writes_what_the_html_escape_writes() {
+        for s in [
+            "",
+            "plain@example.de",
+            "N\u{e4}\"me <7> & 'x' `y` =z",
+            "=<>&\"'`",
+            "\u{fc}n\u{ef}c\u{f8}d\u{e9} \u{2713} \u{6f22}",
+            "a=b&c\n",
+        ] {
+            let mut buf = String::from("kept ");
+            super::push_escaped(&mut buf, s);
+            assert_eq!(buf, format!("kept {}", crate::escape::html(s)), "{s:?}");
+        }
+    }
+}
