@@ -66,24 +66,16 @@ pub fn warm_up(region: Option<Id>) {
 }
 
 fn warm_up_in(store: &'static Store, region: Option<Id>) -> Option<std::thread::JoinHandle<()>> {
-    let code = region.and_then(region_code)?;
-    let region = region.map(|r| r.as_ref().to_string());
+    let region = region?;
+    let code = region_code(region)?;
     let warm = move || {
         let example = {
             let db = store.database(&[code]);
-            let mobile = region
-                .as_deref()
-                .and_then(|r| db.by_id(r))
-                .and_then(|m| m.descriptors().mobile());
+            let mobile = db.by_id(region.as_ref()).and_then(|m| m.descriptors().mobile());
             mobile.and_then(|d| d.example()).map(|e| format!("+{code}{e}"))
         };
         if let Some(number) = example.and_then(|e| store.parse(None, &e).ok()) {
-            // As `validate` reads it.
-            if number.national().zeros() == 0 {
-                store.number_type(&number);
-            } else {
-                store.is_valid(&number);
-            }
+            store.validate(&number);
         }
     };
     std::thread::Builder::new()
@@ -97,12 +89,7 @@ fn warm_up_in(store: &'static Store, region: Option<Id>) -> Option<std::thread::
 /// without its leading zeros, so without any (nearly every number) both read the same digits
 /// with the same metadata and one regex pass answers both.
 pub fn validate(number: &PhoneNumber) -> (bool, Option<Type>) {
-    if number.national().zeros() == 0 {
-        let t = number_type(number);
-        (t != Type::Unknown, Some(t))
-    } else {
-        (is_valid(number), None)
-    }
+    STORE.validate(number)
 }
 
 /// The number an E.164 string stands for, for its type: the one [`remember`]ed last on this
@@ -349,6 +336,16 @@ impl Store {
 
     pub(crate) fn number_type(&self, number: &PhoneNumber) -> Type {
         self.database_for(number).kinds().number_type(number)
+    }
+
+    /// [`validate`].
+    pub(crate) fn validate(&self, number: &PhoneNumber) -> (bool, Option<Type>) {
+        if number.national().zeros() == 0 {
+            let t = self.number_type(number);
+            (t != Type::Unknown, Some(t))
+        } else {
+            (self.is_valid(number), None)
+        }
     }
 
     /// A code the metadata does not know is in neither database: any will do.

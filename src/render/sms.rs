@@ -19,7 +19,9 @@
 //! (npm `sms-segments-calculator`) in `tests/data/sms_corpus.json`.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
+use std::thread::LocalKey;
 
 /// Septets in a single (non-concatenated) GSM-7 message.
 pub const GSM7_SINGLE: usize = 160;
@@ -222,17 +224,25 @@ fn for_each_part(text: &str, encoding: Encoding, units: usize, mut part: impl Fn
 
 /// Encoding, length and segment count of `text` as an SMS.
 pub fn analyze(text: &str) -> SmsInfo {
-    // Most runs send every recipient the same text (the built-in template has no recipient
-    // values), and planning and rendering both ask: remember the last answer per thread.
     thread_local! {
-        static LAST: std::cell::RefCell<Option<(String, SmsInfo)>> = const { std::cell::RefCell::new(None) };
+        static LAST: Last<SmsInfo> = const { RefCell::new(None) };
     }
-    if let Some(info) = LAST.with_borrow(|last| last.as_ref().filter(|(t, _)| t == text).map(|(_, i)| i.clone())) {
-        return info;
+    remembered(&LAST, text, analyze_uncached)
+}
+
+/// The last text a function of texts was asked about on this thread, and its answer.
+type Last<T> = RefCell<Option<(String, T)>>;
+
+/// `f(text)`, or the answer `last` remembers for this text. Most runs send every recipient the
+/// same text (the built-in template has no recipient values), and planning and rendering both
+/// ask.
+fn remembered<T: Clone>(last: &'static LocalKey<Last<T>>, text: &str, f: impl FnOnce(&str) -> T) -> T {
+    if let Some(known) = last.with_borrow(|l| l.as_ref().filter(|(t, _)| t == text).map(|(_, v)| v.clone())) {
+        return known;
     }
-    let info = analyze_uncached(text);
-    LAST.set(Some((text.to_string(), info.clone())));
-    info
+    let answer = f(text);
+    last.set(Some((text.to_string(), answer.clone())));
+    answer
 }
 
 fn analyze_uncached(text: &str) -> SmsInfo {
@@ -311,20 +321,10 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
     if is_gsm7(text) {
         return Cow::Borrowed(text);
     }
-    // As in `analyze`: every recipient's text is often the same one.
     thread_local! {
-        static LAST: std::cell::RefCell<Option<(String, Option<String>)>> = const { std::cell::RefCell::new(None) };
+        static LAST: Last<Option<String>> = const { RefCell::new(None) };
     }
-    let known = LAST.with_borrow(|last| last.as_ref().filter(|(t, _)| t == text).map(|(_, out)| out.clone()));
-    let out = match known {
-        Some(out) => out,
-        None => {
-            let out = normalized(text);
-            LAST.set(Some((text.to_string(), out.clone())));
-            out
-        }
-    };
-    match out {
+    match remembered(&LAST, text, normalized) {
         Some(out) => Cow::Owned(out),
         None => Cow::Borrowed(text),
     }
