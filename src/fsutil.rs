@@ -3,7 +3,7 @@
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Create `dir` (and parents) with mode 0700; tighten an existing one we own.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
@@ -26,9 +26,7 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// temp file is removed when any step fails (a full disk would otherwise collect one per
 /// message).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", std::process::id()));
+    let tmp = temp_path(path);
     let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -46,6 +44,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     written
+}
+
+/// Where a file for `path` is written before it is renamed or linked into place: `.NAME.PID.tmp`
+/// beside it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    dir.join(format!(".{name}.{}{TEMP_SUFFIX}", std::process::id()))
+}
+
+/// Sync folder `dir`, so that a name just made in it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 const TEMP_SUFFIX: &str = ".tmp";
