@@ -18,7 +18,7 @@
 //! notation), it is repeated with the full database.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use phonenumber::country::Id;
@@ -58,7 +58,7 @@ pub fn number_type(number: &PhoneNumber) -> Type {
 }
 
 /// Build what reading numbers of `region` needs first (its country code's database, the
-/// crate's parser tables, the patterns a mobile number of it goes through) on a thread of its
+/// crate's parser tables, the patterns its mobile and fixed-line numbers go through) on a thread of its
 /// own, while the caller loads templates and opens the journal: the first rows read then do
 /// not wait for it. A head start only; no answer depends on it.
 pub fn warm_up(region: Option<Id>) {
@@ -68,14 +68,30 @@ pub fn warm_up(region: Option<Id>) {
 fn warm_up_in(store: &'static Store, region: Option<Id>) -> Option<std::thread::JoinHandle<()>> {
     let region = region?;
     let code = region_code(region)?;
+    if store.warming.swap(true, Ordering::Relaxed) {
+        return None;
+    }
     let warm = move || {
-        let example = {
+        // A mobile and a fixed-line example, written as people write them: international, and
+        // national with the region's prefix (the patterns each form goes through).
+        let examples: Vec<(Option<Id>, String)> = {
             let db = store.database(&[code]);
-            let mobile = db.by_id(region.as_ref()).and_then(|m| m.descriptors().mobile());
-            mobile.and_then(|d| d.example()).map(|e| format!("+{code}{e}"))
+            let Some(meta) = db.by_id(region.as_ref()) else {
+                return;
+            };
+            let d = meta.descriptors();
+            let prefix = meta.national_prefix().unwrap_or("");
+            [d.mobile(), d.fixed_line()]
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.example())
+                .flat_map(|e| [(None, format!("+{code}{e}")), (Some(region), format!("{prefix}{e}"))])
+                .collect()
         };
-        if let Some(number) = example.and_then(|e| store.parse(None, &e).ok()) {
-            store.validate(&number);
+        for (region, example) in examples {
+            if let Ok(number) = store.parse(region, &example) {
+                store.validate(&number);
+            }
         }
     };
     std::thread::Builder::new()
@@ -283,6 +299,9 @@ pub(crate) struct Store {
     inner: RwLock<Inner>,
     /// Parses repeated with the full database.
     fallbacks: AtomicUsize,
+    /// A warm-up was started: `send` starts one as soon as the config is read, and the
+    /// planner, which `preview` uses too, asks again.
+    warming: AtomicBool,
 }
 
 struct Inner {
@@ -303,6 +322,7 @@ impl Store {
                 full: false,
             }),
             fallbacks: AtomicUsize::new(0),
+            warming: AtomicBool::new(false),
         }
     }
 
@@ -700,6 +720,7 @@ mod tests {
         assert!(warm_up_in(store, None).is_none());
         warm_up_in(store, Some(Id::AT)).unwrap().join().unwrap();
         assert_eq!(store.loaded(), Some(vec![43]));
+        assert!(warm_up_in(store, Some(Id::AT)).is_none(), "one warm-up per store");
     }
 
     #[test]

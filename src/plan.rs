@@ -353,6 +353,18 @@ impl Planner {
         })
     }
 
+    /// Compile the templates the chosen channels render with (as resolved for the
+    /// organisation's language) ahead of planning: `send` does it while the journal is being
+    /// opened, so that the plan's first render does not wait for it.
+    pub fn prepare_templates(&self) {
+        for (entry, _) in &self.channels {
+            let own = entry.settings.common.template.as_deref();
+            for name in entry.settings.kind.templates().iter().map(|(n, _)| *n).chain(own) {
+                self.templates.prepare(name);
+            }
+        }
+    }
+
     /// The run this plan is for (to be written before its deliveries).
     pub fn run(&self) -> &RunRow {
         &self.run

@@ -573,6 +573,13 @@ macro_rules! channels {
                 }
             }
 
+            /// The type's [`BuiltinTemplates::TEMPLATES`].
+            pub fn templates(&self) -> &'static [Builtin] {
+                match self {
+                    $(ChannelKind::$variant(_) => <$config as BuiltinTemplates>::TEMPLATES,)+
+                }
+            }
+
             /// The type's own config, through the trait every config implements.
             pub fn config(&self) -> &dyn ChannelConfig {
                 match self {

@@ -14,7 +14,7 @@ use crate::cli::{ResumeArgs, SendArgs};
 use crate::config::Config;
 use crate::dispatch::{self, Dispatch, Lane, QuietStop};
 use crate::error::{AppError, Exit};
-use crate::journal::{Journal, Status};
+use crate::journal::{Journal, JournalError, Status};
 use crate::plan::{Plan, PlannedChannel, Planner, Selection};
 use crate::quiet::{Policy, Waiting};
 use crate::render::{BaseContext, Templates};
@@ -23,20 +23,54 @@ use crate::report::{Format, Report, Source, summary_table};
 use super::{confirm, runtime};
 
 pub fn send(config: &Config, args: &SendArgs, quiet: bool) -> Result<Exit, AppError> {
-    let ann = Announcement::load(&args.file).map_err(super::nothing_to_resume)?;
+    crate::phone::warm_up(config.default_region);
     let sel = Selection {
         channels: args.channels.clone(),
         audience: args.audience.clone(),
         tags: args.tags.clone(),
     };
-    let planner = Planner::new(config, &ann, &sel, args.dry_run).map_err(super::nothing_to_resume)?;
     // A run that is refused leaves no journal behind where there was none.
     let state_existed = config.state_dir.exists();
     let journal_existed = Journal::path_in(&config.state_dir).exists();
+    // The state folder is locked and the journal opened (a new one costs fsyncs) while the
+    // announcement is read and the planner built.
+    let (planner, opened) = std::thread::scope(|s| {
+        let opening = std::thread::Builder::new()
+            .name("journal-open".into())
+            .spawn_scoped(s, || {
+                let lock = Journal::lock(&config.state_dir)?;
+                Ok((lock, Journal::open(&config.state_dir)))
+            });
+        let planner = Announcement::load(&args.file).and_then(|ann| Planner::new(config, &ann, &sel, args.dry_run));
+        if let Ok(p) = &planner {
+            p.prepare_templates();
+        }
+        let opened = match opening {
+            Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(source) => Err(JournalError::Io {
+                path: config.state_dir.display().to_string(),
+                source,
+            }),
+        };
+        (planner, opened)
+    });
+    let held = opened.is_ok();
+    let (_lock, journal) = match opened {
+        Ok((lock, journal)) => (Some(lock), journal),
+        Err(e) => (None, Err(e)),
+    };
     let mut started = false;
-    let result = plan_and_send(config, args, planner, quiet, &mut started);
+    let result = match (planner, journal) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(planner), Ok(journal)) => plan_and_send(config, args, planner, journal, quiet, &mut started),
+    };
     if !started {
-        forget_new_state(&config.state_dir, state_existed, journal_existed);
+        // Only while this process holds the lock: a journal another process is creating is not
+        // this one's to remove.
+        if held {
+            forget_new_state(&config.state_dir, state_existed, journal_existed);
+        }
         return result.map_err(super::nothing_to_resume);
     }
     result
@@ -48,11 +82,10 @@ fn plan_and_send(
     config: &Config,
     args: &SendArgs,
     planner: Planner,
+    mut journal: Journal,
     quiet: bool,
     started: &mut bool,
 ) -> Result<Exit, AppError> {
-    let _lock = Journal::lock(&config.state_dir)?;
-    let mut journal = Journal::open(&config.state_dir)?;
     let run_id = planner.run().id.clone();
     let plan = {
         let mut writer = journal.begin_run(planner.run())?;

@@ -190,6 +190,12 @@ impl Templates {
         Ok(entry.transparent.get().copied().unwrap_or(false))
     }
 
+    /// Compile `name` as resolved for the organisation's language, ahead of its first render.
+    /// A template that does not compile is left for that render to report.
+    pub fn prepare(&self, name: &str) {
+        let _ = self.lookup(name, self.org);
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.entries.contains_key(name)
     }
@@ -391,6 +397,17 @@ pub fn located(origin: &str, e: &handlebars::RenderError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prepare_compiles_the_organisations_version_only() {
+        let t = Templates::load_for(crate::channel::builtin_templates(), None, Locale::De).unwrap();
+        let compiled = |name: &str| t.entries[name].transparent.get().is_some();
+        assert!(!compiled("email.txt.de.hbs"));
+        t.prepare("email.txt.hbs");
+        assert!(compiled("email.txt.de.hbs"), "resolved for the organisation's language");
+        assert!(!compiled("email.txt.hbs"), "the English one waits for an English reader");
+        t.prepare("no-such.hbs");
+    }
     use serde_json::json;
 
     /// The resolution rule: the user's translation, the user's file, the built-in of the
