@@ -1252,7 +1252,11 @@ pub(crate) mod tests {
         create(&Journal::path_in(&state)).unwrap();
         assert_eq!(j.deliveries("r1").unwrap().len(), 1);
         drop(j);
-        assert_eq!(std::fs::read_dir(&state).unwrap().count(), 1, "only the journal, checkpointed");
+        assert_eq!(
+            std::fs::read_dir(&state).unwrap().count(),
+            1,
+            "only the journal, checkpointed"
+        );
         let j = Journal::open(&state).unwrap();
         assert_eq!(j.deliveries("r1").unwrap().len(), 1);
     }

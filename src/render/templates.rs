@@ -398,16 +398,6 @@ pub fn located(origin: &str, e: &handlebars::RenderError) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn prepare_compiles_the_organisations_version_only() {
-        let t = Templates::load_for(crate::channel::builtin_templates(), None, Locale::De).unwrap();
-        let compiled = |name: &str| t.entries[name].transparent.get().is_some();
-        assert!(!compiled("email.txt.de.hbs"));
-        t.prepare("email.txt.hbs");
-        assert!(compiled("email.txt.de.hbs"), "resolved for the organisation's language");
-        assert!(!compiled("email.txt.hbs"), "the English one waits for an English reader");
-        t.prepare("no-such.hbs");
-    }
     use serde_json::json;
 
     /// The resolution rule: the user's translation, the user's file, the built-in of the
@@ -473,6 +463,20 @@ mod tests {
                 format!("builtin {}", org.code())
             );
         }
+    }
+
+    #[test]
+    fn prepare_compiles_the_organisations_version_only() {
+        let t = Templates::load_for(crate::channel::builtin_templates(), None, Locale::De).unwrap();
+        let compiled = |name: &str| t.entries[name].transparent.get().is_some();
+        assert!(!compiled("email.txt.de.hbs"));
+        t.prepare("email.txt.hbs");
+        assert!(compiled("email.txt.de.hbs"), "resolved for the organisation's language");
+        assert!(
+            !compiled("email.txt.hbs"),
+            "the English one waits for an English reader"
+        );
+        t.prepare("no-such.hbs");
     }
 
     #[test]
