@@ -285,11 +285,6 @@ fn create(path: &Path) -> Result<()> {
         source,
     };
     let tmp = fsutil::temp_path(path);
-    let sidecars = |suffix: &str| {
-        let mut p = tmp.clone().into_os_string();
-        p.push(suffix);
-        PathBuf::from(p)
-    };
     let made = (|| {
         // Created 0600 here: SQLite would use the umask, and the -wal/-shm files copy the
         // database file's mode.
@@ -313,10 +308,19 @@ fn create(path: &Path) -> Result<()> {
             Err(e) => Err(io(e)),
         }
     })();
-    for p in [tmp.clone(), sidecars("-wal"), sidecars("-shm")] {
+    for p in files_of(&tmp) {
         let _ = std::fs::remove_file(p);
     }
     made
+}
+
+/// Database file `db` and the files SQLite keeps beside it.
+pub fn files_of(db: &Path) -> [PathBuf; 4] {
+    ["", "-wal", "-shm", "-journal"].map(|suffix| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    })
 }
 
 impl Journal {

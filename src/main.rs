@@ -47,10 +47,10 @@ impl<'a> MakeWriter<'a> for RedactingStderr {
     }
 }
 
-/// Each thread's first allocations would otherwise fault in whole 2 MiB pages, zeroed: about a
-/// dozen for a small `send`, a large share of its start-up (README, "Performance"), and the
-/// large plans ran no faster with them, in a quarter more memory. The flag is read when a page
-/// is faulted in, so what was mapped before `main` is covered too.
+/// Each thread's first allocations would otherwise fault in whole 2 MiB pages, zeroed: a large
+/// share of a small `send`'s start-up, and large plans ran no faster with them, in more memory
+/// (README, "Performance", round four). The flag is read when a page is faulted in, so what was
+/// mapped before `main` is covered too.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes no memory.

@@ -58,9 +58,9 @@ pub fn number_type(number: &PhoneNumber) -> Type {
 }
 
 /// Build what reading numbers of `region` needs first (its country code's database, the
-/// crate's parser tables, the patterns its mobile and fixed-line numbers go through) on a thread of its
-/// own, while the caller loads templates and opens the journal: the first rows read then do
-/// not wait for it. A head start only; no answer depends on it.
+/// crate's parser tables, the patterns its mobile and fixed-line numbers go through) on a
+/// thread of its own, while the caller loads templates and opens the journal: the first rows
+/// read then do not wait for it. A head start only; no answer depends on it.
 pub fn warm_up(region: Option<Id>) {
     warm_up_in(&STORE, region);
 }

@@ -142,11 +142,8 @@ fn forget_new_state(state_dir: &Path, state_existed: bool, journal_existed: bool
     if journal_existed {
         return;
     }
-    let journal = Journal::path_in(state_dir);
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p = journal.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(std::path::PathBuf::from(p));
+    for p in crate::journal::files_of(&Journal::path_in(state_dir)) {
+        let _ = std::fs::remove_file(p);
     }
     if !state_existed {
         let _ = std::fs::remove_file(state_dir.join("lock"));

@@ -190,10 +190,14 @@ impl Templates {
         Ok(entry.transparent.get().copied().unwrap_or(false))
     }
 
-    /// Compile `name` as resolved for the organisation's language, ahead of its first render.
-    /// A template that does not compile is left for that render to report.
+    /// Compile what `name` (or, for a translation's name, its base) resolves to for the
+    /// organisation's language, ahead of its first render. A template that does not compile is
+    /// left for that render to report.
     pub fn prepare(&self, name: &str) {
-        let _ = self.lookup(name, self.org);
+        let base = split_template_name(name)
+            .map(|(base, _)| base)
+            .filter(|base| self.entries.contains_key(base));
+        let _ = self.lookup(base.as_deref().unwrap_or(name), self.org);
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -397,7 +401,6 @@ pub fn located(origin: &str, e: &handlebars::RenderError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
     use serde_json::json;
 
     /// The resolution rule: the user's translation, the user's file, the built-in of the
@@ -477,6 +480,13 @@ mod tests {
             "the English one waits for an English reader"
         );
         t.prepare("no-such.hbs");
+        let en = Templates::load_for(crate::channel::builtin_templates(), None, Locale::En).unwrap();
+        en.prepare("email.txt.de.hbs");
+        assert!(en.entries["email.txt.hbs"].transparent.get().is_some());
+        assert!(
+            en.entries["email.txt.de.hbs"].transparent.get().is_none(),
+            "a translation's name means its base"
+        );
     }
 
     #[test]
