@@ -15,7 +15,8 @@
 //! country code; country codes are prefix-free, so a database that holds the code the number
 //! starts with finds the same code as the full one. When a parse still ends in "invalid country
 //! code" (an international prefix such as `011` that only the region knows, an unusual
-//! notation), it is repeated with the full database.
+//! notation), it is repeated with the full database. Plain numbers reach the crate in its
+//! RFC 3966 form, which skips its natural-language grammar's Unicode regexes (`plain`).
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,6 +27,7 @@ use phonenumber::metadata::{DATABASE, Database, loader};
 use phonenumber::{ParseError, PhoneNumber, Type};
 
 mod kinds;
+mod plain;
 use kinds::Kinds;
 
 mod index {
@@ -337,6 +339,8 @@ impl Store {
         }
         codes.extend(code_after_plus(s));
         let db = self.database(&codes);
+        let tel = plain::tel(&db, region, s, is_code);
+        let s = tel.as_deref().unwrap_or(s);
         match phonenumber::parse_with(&db, region, s) {
             // A code we did not load? Not when the digits after a plain '+' start with none.
             Err(ParseError::InvalidCountryCode)
