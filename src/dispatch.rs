@@ -256,7 +256,7 @@ pub type QuietStop = (String, QuietHours, jiff::ZonedDateTime);
 
 /// Send every `pending` delivery of the run on the given lanes; the lanes that stopped for
 /// their quiet hours, their deliveries left `pending`.
-pub async fn run(d: Dispatch<'_>, journal: &Journal, lanes: Vec<Lane>) -> Result<Vec<QuietStop>, JournalError> {
+pub async fn run(d: Dispatch<'_>, journal: &mut Journal, lanes: Vec<Lane>) -> Result<Vec<QuietStop>, JournalError> {
     let writer = Arc::new(journal.writer()?);
     let multi = d.progress.then(MultiProgress::new);
     let shared = Arc::new(Shared {

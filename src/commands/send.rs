@@ -133,7 +133,7 @@ fn plan_and_send(
         templates: plan.templates.clone(),
         lanes,
     };
-    deliver(config, &journal, ready, args.json)
+    deliver(config, &mut journal, ready, args.json)
 }
 
 /// Remove the journal (and the state folder) a refused run created: nothing may look as if a
@@ -154,7 +154,7 @@ fn forget_new_state(state_dir: &Path, state_existed: bool, journal_existed: bool
 pub fn resume(config: &Config, args: &ResumeArgs, quiet: bool) -> Result<Exit, AppError> {
     // Until the lock is held and the run found there is nothing this process could resume.
     let _lock = Journal::lock(&config.state_dir).map_err(|e| super::nothing_to_resume(e.into()))?;
-    let journal = Journal::open_existing(&config.state_dir)
+    let mut journal = Journal::open_existing(&config.state_dir)
         .map_err(|e| super::nothing_to_resume(e.into()))?
         .ok_or_else(|| {
             AppError::invalid(format!(
@@ -244,7 +244,7 @@ pub fn resume(config: &Config, args: &ResumeArgs, quiet: bool) -> Result<Exit, A
         templates,
         lanes,
     };
-    deliver(config, &journal, ready, args.json)
+    deliver(config, &mut journal, ready, args.json)
 }
 
 /// What the run does about quiet hours: `--wait`, and a countdown only where someone watches
@@ -272,7 +272,7 @@ struct Ready<'a> {
 }
 
 /// Send the run's pending deliveries, mark the run finished unless interrupted, and report.
-fn deliver(config: &Config, journal: &Journal, ready: Ready<'_>, json: bool) -> Result<Exit, AppError> {
+fn deliver(config: &Config, journal: &mut Journal, ready: Ready<'_>, json: bool) -> Result<Exit, AppError> {
     let Ready {
         run_id,
         thread,
@@ -295,7 +295,7 @@ fn deliver(config: &Config, journal: &Journal, ready: Ready<'_>, json: bool) -> 
 /// that stopped for their quiet hours.
 fn execute(
     state_dir: &std::path::Path,
-    journal: &Journal,
+    journal: &mut Journal,
     run_id: &str,
     base: &BaseContext,
     templates: Arc<Templates>,

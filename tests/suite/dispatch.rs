@@ -172,7 +172,7 @@ fn common(toml_text: &str) -> Common {
     toml::from_str(toml_text).unwrap()
 }
 
-async fn dispatch(h: &Harness, settings: &str) {
+async fn dispatch(h: &mut Harness, settings: &str) {
     let ann = Announcement::parse("n.md", Path::new("."), "+++\ntitle = \"t\"\n+++\n".into()).unwrap();
     let base = BaseContext::new(&ann, &Org::default(), &h.run_id, &jiff::tz::TimeZone::UTC);
     let d = Dispatch {
@@ -185,7 +185,7 @@ async fn dispatch(h: &Harness, settings: &str) {
         state_dir: h._dir.path(),
     };
     let lane = Lane::new(h.channel.clone(), &common(settings));
-    dispatch::run(d, &h.journal, vec![lane]).await.unwrap();
+    dispatch::run(d, &mut h.journal, vec![lane]).await.unwrap();
 }
 
 fn by_recipient(h: &Harness) -> HashMap<String, announce::journal::DeliveryRow> {
@@ -205,7 +205,7 @@ async fn transient_errors_are_retried_with_backoff_permanent_ones_once() {
         min_gap: Some(Duration::from_millis(30)),
         ..Default::default()
     });
-    dispatch(&h, "retry_base = \"40ms\"\nretry_max = \"200ms\"\nmax_attempts = 4").await;
+    dispatch(&mut h, "retry_base = \"40ms\"\nretry_max = \"200ms\"\nmax_attempts = 4").await;
     let rows = by_recipient(&h);
     let calls = h.channel.calls.lock().unwrap().clone();
 
@@ -246,8 +246,8 @@ async fn transient_errors_are_retried_with_backoff_permanent_ones_once() {
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
-    let h = harness(&["slowflaky-1@x.de"]);
-    dispatch(&h, "retry_base = \"10ms\"\nmax_attempts = 3").await;
+    let mut h = harness(&["slowflaky-1@x.de"]);
+    dispatch(&mut h, "retry_base = \"10ms\"\nmax_attempts = 3").await;
     let rows = by_recipient(&h);
     let d = &rows["slowflaky-1@x.de"];
     // A retry before the Retry-After was over would have been refused: a third attempt.
@@ -263,7 +263,7 @@ async fn a_channel_wide_retry_after_pauses_the_whole_lane() {
         account_wide: true,
         ..Default::default()
     });
-    dispatch(&h, "concurrency = 1\nretry_base = \"10ms\"\nmax_attempts = 3").await;
+    dispatch(&mut h, "concurrency = 1\nretry_base = \"10ms\"\nmax_attempts = 3").await;
     let rows = by_recipient(&h);
     assert!(rows.values().all(|r| r.status == Status::Sent), "{rows:?}");
     assert_eq!(rows["slowflaky-1@x.de"].attempts, 2);
@@ -278,8 +278,8 @@ async fn a_channel_wide_retry_after_pauses_the_whole_lane() {
 /// address on the state folder's suppression list, which the error names.
 #[tokio::test]
 async fn an_unsubscribed_recipient_fails_and_is_suppressed() {
-    let h = harness(&["ok@x.de", "stop@x.de"]);
-    dispatch(&h, "max_attempts = 3").await;
+    let mut h = harness(&["ok@x.de", "stop@x.de"]);
+    dispatch(&mut h, "max_attempts = 3").await;
     let rows = by_recipient(&h);
     assert_eq!(rows["ok@x.de"].status, Status::Sent);
     let stop = &rows["stop@x.de"];
@@ -296,8 +296,8 @@ async fn an_unsubscribed_recipient_fails_and_is_suppressed() {
 
 #[tokio::test]
 async fn a_halting_error_stops_the_channel_and_leaves_the_rest_pending() {
-    let h = harness(&and_others(&["broke@x.de"], 20));
-    dispatch(&h, "concurrency = 1").await;
+    let mut h = harness(&and_others(&["broke@x.de"], 20));
+    dispatch(&mut h, "concurrency = 1").await;
     let rows = by_recipient(&h);
     assert_eq!(rows["broke@x.de"].status, Status::Failed);
     let pending = rows.values().filter(|r| r.status == Status::Pending).count();
@@ -312,11 +312,11 @@ async fn a_halting_error_stops_the_channel_and_leaves_the_rest_pending() {
 #[tokio::test]
 async fn a_panic_in_a_channel_fails_that_delivery_and_the_run_goes_on() {
     announce::secrets::register_secret(PANIC_SECRET);
-    let h = harness(&and_others(
+    let mut h = harness(&and_others(
         &["a@x.de", "panic@x.de", "b@x.de", "panic-render@x.de"],
         10,
     ));
-    dispatch(&h, "concurrency = 2\nmax_attempts = 3\nretry_base = \"10ms\"").await;
+    dispatch(&mut h, "concurrency = 2\nmax_attempts = 3\nretry_base = \"10ms\"").await;
     let rows = by_recipient(&h);
     for (who, row) in &rows {
         if who.starts_with("panic") {
@@ -357,7 +357,7 @@ async fn deliveries_in_flight_when_the_channel_halts_stay_pending() {
         together: Some(tokio::sync::Barrier::new(3)),
         ..Default::default()
     });
-    dispatch(&h, "concurrency = 3").await;
+    dispatch(&mut h, "concurrency = 3").await;
     let rows = by_recipient(&h);
     let together: Vec<_> = rows.values().filter(|r| r.recipient.starts_with("together-")).collect();
     let failed: Vec<_> = together.iter().filter(|r| r.status == Status::Failed).collect();
