@@ -272,12 +272,16 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Make a new journal at `path` (whose folder exists): its tables are written under a temporary
-/// name with neither a rollback journal nor fsyncs, the file is synced once and then linked into
-/// place. Creating it in place cost seven fsyncs (SQLite writes the first page through a rollback
-/// journal to switch it to WAL, then the tables through the new WAL); this costs two, and a
-/// crash leaves no journal or a whole empty one, never half of one. Where another process linked
-/// its own first, that one is used.
+/// An empty journal of the current [`schema::VERSION`], in WAL mode: what [`write_empty`]
+/// makes (the test `the_embedded_empty_journal_is_what_the_schema_makes` keeps it so).
+static EMPTY: &[u8] = include_bytes!("../assets/journal/empty.sqlite3");
+
+/// Make a new journal at `path` (whose folder exists): the embedded empty journal is written
+/// under a temporary name, synced once and linked into place. Creating the tables in place cost
+/// seven fsyncs and SQLite's work of parsing the schema; this is two fsyncs and a file write,
+/// and a crash leaves no journal or a whole empty one, never half of one. [`Journal::open`]
+/// then checks its version like any other journal's (an older one would be migrated). Where
+/// another process linked its own first, that one is used.
 fn create(path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let io = |source| JournalError::Io {
@@ -286,21 +290,15 @@ fn create(path: &Path) -> Result<()> {
     };
     let tmp = fsutil::temp_path(path);
     let made = (|| {
-        // Created 0600 here: SQLite would use the umask, and the -wal/-shm files copy the
-        // database file's mode.
-        let file = OpenOptions::new()
+        // 0600: the -wal and -shm files SQLite makes copy the database file's mode.
+        let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
             .map_err(io)?;
-        let mut conn = Connection::open(&tmp).map_err(sql(&tmp))?;
-        conn.pragma_update(None, "journal_mode", "OFF").map_err(sql(&tmp))?;
-        conn.pragma_update(None, "synchronous", "OFF").map_err(sql(&tmp))?;
-        schema::prepare(&mut conn).map_err(sql(&tmp))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql(&tmp))?;
-        conn.close().map_err(|(_, e)| sql(&tmp)(e))?;
+        std::io::Write::write_all(&mut file, EMPTY).map_err(io)?;
         file.sync_all().map_err(io)?;
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => fsutil::sync_dir(dir).map_err(io),
@@ -308,10 +306,21 @@ fn create(path: &Path) -> Result<()> {
             Err(e) => Err(io(e)),
         }
     })();
-    for p in files_of(&tmp) {
-        let _ = std::fs::remove_file(p);
-    }
+    let _ = std::fs::remove_file(&tmp);
     made
+}
+
+/// Write an empty journal of the current schema at `path` (a new file) the way SQLite makes
+/// one: the tables without a rollback journal or fsyncs, then switched to WAL. The source of
+/// [`EMPTY`].
+#[cfg(test)]
+fn write_empty(path: &Path) -> rusqlite::Result<()> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "OFF")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    schema::prepare(&mut conn)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.close().map_err(|(_, e)| e)
 }
 
 /// Database file `db` and the files SQLite keeps beside it.
@@ -1267,6 +1276,65 @@ pub(crate) mod tests {
         );
         let j = Journal::open(&state).unwrap();
         assert_eq!(j.deliveries("r1").unwrap().len(), 1);
+    }
+
+    /// What a journal's schema decides, a line each: version, mode, page size, and every
+    /// table, index and view with its SQL.
+    fn shape(path: &Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut lines: Vec<String> = ["user_version", "journal_mode", "page_size"]
+            .iter()
+            .map(|p| {
+                let v: rusqlite::types::Value = conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0)).unwrap();
+                format!("{p} {v:?}")
+            })
+            .collect();
+        let mut st = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let objects = st
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} {} {:?}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?
+                ))
+            })
+            .unwrap();
+        lines.extend(objects.map(|o| o.unwrap()));
+        lines
+    }
+
+    #[test]
+    fn the_embedded_empty_journal_is_what_the_schema_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("made.sqlite3");
+        write_empty(&made).unwrap();
+        if std::env::var_os("ANNOUNCE_WRITE_EMPTY_JOURNAL").is_some() {
+            let asset = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/journal/empty.sqlite3");
+            std::fs::copy(&made, asset).unwrap();
+            return;
+        }
+        // WAL in the header itself: SQLite opens it in WAL mode without switching.
+        assert_eq!(EMPTY[18..20], [2, 2]);
+        let embedded = dir.path().join("embedded.sqlite3");
+        std::fs::write(&embedded, EMPTY).unwrap();
+        let lines = shape(&embedded);
+        assert_eq!(
+            lines[..2],
+            [
+                format!("user_version Integer({})", schema::VERSION),
+                "journal_mode Text(\"wal\")".into()
+            ]
+        );
+        assert!(lines.len() >= 13, "{lines:?}");
+        assert_eq!(
+            shape(&embedded),
+            shape(&made),
+            "assets/journal/empty.sqlite3 is not what the schema makes: run \
+             `ANNOUNCE_WRITE_EMPTY_JOURNAL=1 cargo test --lib empty_journal` to write it anew"
+        );
     }
 
     #[tokio::test]
