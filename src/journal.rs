@@ -1076,6 +1076,11 @@ const MAX_BATCH: usize = 512;
 /// waits for a timer. A sender only wakes the writer when it is idle in `recv`: once per
 /// commit, not once per operation.
 fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>, activated: &AtomicUsize) {
+    // Compiled while the first message is being prepared, not when its `sending` mark waits
+    // for them. An error here comes back from `apply`.
+    for sql in [MARK, OUTCOME, ATTEMPT, ATTEMPT_END, UNATTEMPT, UNMARK, ACTIVATE_NEXT] {
+        let _ = conn.prepare_cached(sql);
+    }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -1109,28 +1114,29 @@ fn writer_loop(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<Op>, acti
     }
 }
 
+/// The writer's statements.
+const MARK: &str =
+    "UPDATE deliveries SET status = 'sending', attempts = ?2, message_id = ?3, updated_at = ?4 WHERE id = ?1";
+const OUTCOME: &str = "UPDATE deliveries SET status = ?2, provider_id = COALESCE(?3, provider_id),
+    route = COALESCE(?4, route), error = ?5, updated_at = ?6 WHERE id = ?1";
+const ATTEMPT: &str = "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_ms) VALUES (?1, ?2, ?3)";
+const ATTEMPT_END: &str = "UPDATE attempts SET finished_ms = ?3, outcome = ?4, error = ?5, route = ?6 WHERE delivery_id = ?1 AND attempt = ?2";
+const UNATTEMPT: &str = "DELETE FROM attempts WHERE delivery_id = ?1 AND attempt = ?2";
+const UNMARK: &str =
+    "UPDATE deliveries SET status = 'pending', attempts = ?2 - 1, updated_at = ?3 WHERE id = ?1 AND status = 'sending'";
+
 /// Commit a batch; the number of fallbacks its outcomes activated.
 fn apply(conn: &mut Connection, batch: &[Op]) -> rusqlite::Result<usize> {
     let tx = conn.transaction()?;
     let mut activated = 0;
     {
         let now = now_rfc3339();
-        let mut mark = tx.prepare_cached(
-            "UPDATE deliveries SET status = 'sending', attempts = ?2, message_id = ?3, updated_at = ?4 WHERE id = ?1",
-        )?;
-        let mut outcome = tx.prepare_cached(
-            "UPDATE deliveries SET status = ?2, provider_id = COALESCE(?3, provider_id), route = COALESCE(?4, route),
-                    error = ?5, updated_at = ?6 WHERE id = ?1",
-        )?;
-        let mut attempt = tx
-            .prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_ms) VALUES (?1, ?2, ?3)")?;
-        let mut attempt_end = tx.prepare_cached(
-            "UPDATE attempts SET finished_ms = ?3, outcome = ?4, error = ?5, route = ?6 WHERE delivery_id = ?1 AND attempt = ?2",
-        )?;
-        let mut unattempt = tx.prepare_cached("DELETE FROM attempts WHERE delivery_id = ?1 AND attempt = ?2")?;
-        let mut unmark = tx.prepare_cached(
-            "UPDATE deliveries SET status = 'pending', attempts = ?2 - 1, updated_at = ?3 WHERE id = ?1 AND status = 'sending'",
-        )?;
+        let mut mark = tx.prepare_cached(MARK)?;
+        let mut outcome = tx.prepare_cached(OUTCOME)?;
+        let mut attempt = tx.prepare_cached(ATTEMPT)?;
+        let mut attempt_end = tx.prepare_cached(ATTEMPT_END)?;
+        let mut unattempt = tx.prepare_cached(UNATTEMPT)?;
+        let mut unmark = tx.prepare_cached(UNMARK)?;
         for op in batch {
             match op {
                 Op::Sending {
