@@ -21,10 +21,11 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, bytes, 0o600)
 }
 
-/// Write `bytes` to `path` (whose folder exists) atomically: a temp file of `mode` in the same
-/// folder, fsync, rename. The mode is set explicitly, so a strict umask cannot narrow it. The
-/// temp file is removed when any step fails (a full disk would otherwise collect one per
-/// message).
+/// Write `bytes` to `path` (whose folder exists) atomically and durably: a temp file of `mode`
+/// in the same folder, fsync, rename, fsync of the folder (POSIX makes a rename durable only
+/// with that; ext4 happens to order it before the journal's next fsync, btrfs does not). The
+/// mode is set explicitly, so a strict umask cannot narrow it. The temp file is removed when
+/// any step before the rename fails (a full disk would otherwise collect one per message).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let tmp = temp_path(path);
     let written = (|| {
@@ -43,7 +44,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written
+    written?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Where a file for `path` is written before it is renamed or linked into place: `.NAME.PID.tmp`
@@ -56,6 +58,12 @@ pub fn temp_path(path: &Path) -> PathBuf {
 
 /// Sync folder `dir`, so that a name just made in it survives a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    // `Path::parent` of a bare file name is "".
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     fs::File::open(dir)?.sync_all()
 }
 
@@ -137,6 +145,14 @@ mod tests {
         left.sort();
         assert_eq!(left, [".hidden", "kept.eml"]);
         assert_eq!(remove_stale_temp_files(&dir.path().join("missing")).unwrap(), 0);
+    }
+
+    #[test]
+    fn the_folder_of_a_bare_file_name_is_the_current_one() {
+        // What `write_atomic` syncs for "bare.txt": `Path::parent` gives "", which cannot be
+        // opened.
+        assert_eq!(Path::new("bare.txt").parent(), Some(Path::new("")));
+        sync_dir(Path::new("")).unwrap();
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! reads those with a space (or a `/`, or no separator after the `+`) in the natural grammar,
 //! and for them both grammars pass the same digits to the same later steps, under the
 //! conditions [`tel`] checks; it writes such a number in the RFC 3966 form and leaves anything
-//! else as it is. The answers stay the crate's: the tests compare both forms on every region's example
-//! numbers and on random plain strings.
+//! else as it is. The answers stay the crate's: the tests compare both forms on every region's
+//! example numbers and on random plain strings.
 
 use phonenumber::country::Id;
 use phonenumber::metadata::Database;
