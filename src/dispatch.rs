@@ -611,9 +611,19 @@ impl Attempts<'_> {
             .with_max_delay(self.lane.retry_max)
             .with_max_times(retries_left)
             .with_jitter();
+        // A Ctrl-C ends the wait: the next attempt then stops before it is journaled.
+        let cancel = self.shared.cancel.clone();
         try_once
             .retry(backoff)
-            .sleep(tokio::time::sleep)
+            .sleep(move |wait| {
+                let cancel = cancel.clone();
+                async move {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+            })
             .when(|(_, e)| matches!(e, AttemptError::Delivery(d) if d.is_transient()) && !self.stopped())
             .adjust(|(_, e), backoff| match (e, backoff) {
                 // Never sooner than the provider asked.
@@ -652,15 +662,21 @@ impl Attempts<'_> {
                     },
                 ));
             }
-            if let Some(l) = &self.lane.limiter
-                && l.until_n_ready(weight).await.is_err()
-            {
-                return Err((
-                    n,
-                    AttemptError::Delivery(DeliveryError::permanent(format!(
-                        "the message needs {weight} rate-limit cells but the channel's burst is smaller; raise `burst`"
-                    ))),
-                ));
+            if let Some(l) = &self.lane.limiter {
+                let ready = tokio::select! {
+                    ready = l.until_n_ready(weight) => ready,
+                    () = self.shared.cancel.cancelled() => {
+                        return Err((n, AttemptError::Stopped { marked: commit.is_some() }));
+                    }
+                };
+                if ready.is_err() {
+                    return Err((
+                        n,
+                        AttemptError::Delivery(DeliveryError::permanent(format!(
+                            "the message needs {weight} rate-limit cells but the channel's burst is smaller; raise `burst`"
+                        ))),
+                    ));
+                }
             }
             if self.stopped() {
                 return Err((

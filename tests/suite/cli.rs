@@ -553,6 +553,85 @@ fn ctrl_c_finishes_in_flight_messages_and_leaves_the_run_resumable() {
     assert_eq!(w.outbox().len(), 23);
 }
 
+/// A Ctrl-C ends the waits that are no attempt: a retry's backoff and a rate limit's next cell.
+/// Each would otherwise hold the stop for up to ten minutes or an hour; the guard below only
+/// keeps such a run from hanging the suite.
+#[test]
+fn ctrl_c_ends_a_retry_backoff_and_a_rate_limit_wait() {
+    let w = Scenario::new()
+        .top("default_region = \"DE\"")
+        .org("name = \"Studio\"")
+        .audience(
+            "name,email,phone\nAnna,anna@example.de,0151 23456789\nBen,ben@example.de,0160 1234567\n\
+             Cem,cem@example.de,0171 2345678\n",
+        )
+        .channel("[channels.out]\ntype = \"outbox\"\nrate = \"1/h\"\n")
+        .channel(&format!(
+            "[channels.sms]\ntype = \"sms\"\nprovider = \"generic\"\nurl = \"http://127.0.0.1:{}/send\"\n\
+             from = \"Studio\"\nid_pointer = \"/id\"\nmax_attempts = 3\nretry_base = \"10m\"\nretry_max = \"10m\"\n",
+            support::smtp::closed_port()
+        ))
+        .notice("summary = \"Website offline.\"", "Alle Termine finden statt.")
+        .build();
+    let mut child = w
+        .command()
+        .args(["send", "notices/n.md", "--yes"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Going: one message out (the next cell is an hour away), and texts refused once and
+    // waiting ten minutes for their second attempt (those still under way hold the lane's
+    // window: the others wait for it).
+    let waiting = |w: &Workspace| {
+        let Some(j) = announce::journal::Journal::open_existing(&w.path(".announce")).unwrap() else {
+            return false;
+        };
+        let Some(run) = j.latest_run_id().unwrap() else {
+            return false;
+        };
+        let rows = j.deliveries(&run).unwrap();
+        let refused = rows
+            .iter()
+            .filter(|d| d.channel == "sms" && d.attempts == 1 && d.error.is_some());
+        w.outbox().len() == 1 && refused.count() >= 1
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !waiting(&w) {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run never got going");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    support::ctrl_c(&child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still waiting a minute after Ctrl-C: a backoff or a rate limit held the stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "interrupted runs exit 1 (resumable)\n{stderr}");
+    let rows = w.latest_rows();
+    let of = |channel: &str| rows.iter().filter(|d| d.channel == channel).collect::<Vec<_>>();
+    assert_eq!(w.outbox().len(), 1, "no message after the stop");
+    let sms = of("sms");
+    assert!(
+        sms.iter().all(|d| d.status.as_str() == "pending" && d.attempts <= 1),
+        "{sms:?}"
+    );
+    assert!(sms.iter().any(|d| d.attempts == 1), "{sms:?}");
+    let out = of("out");
+    assert_eq!(out.iter().filter(|d| d.status.as_str() == "sent").count(), 1);
+    assert_eq!(out.iter().filter(|d| d.status.as_str() == "pending").count(), 2);
+}
+
 #[test]
 fn config_from_environment_and_state_dir_override() {
     let w = Scenario::example().build();
