@@ -21,12 +21,24 @@ pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, bytes, 0o600)
 }
 
-/// Write `bytes` to `path` (whose folder exists) atomically and durably: a temp file of `mode`
-/// in the same folder, fsync, rename, fsync of the folder (POSIX makes a rename durable only
-/// with that; ext4 happens to order it before the journal's next fsync, btrfs does not). The
-/// mode is set explicitly, so a strict umask cannot narrow it. The temp file is removed when
-/// any step before the rename fails (a full disk would otherwise collect one per message).
+/// Write `bytes` to `path` (whose folder exists) atomically and durably: a synced temp file
+/// ([`write_synced_temp`]), renamed into place, then an fsync of the folder (POSIX makes a
+/// rename durable only with that; ext4 happens to order it before the journal's next fsync,
+/// btrfs does not).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = write_synced_temp(path, bytes, mode)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Write `bytes` to a new temp file of `mode` beside `path` ([`temp_path`]) and sync it, for the
+/// caller to rename or link into place; its path. The mode is set explicitly, so a strict
+/// umask cannot narrow it. On an error the temp file is removed (a full disk would otherwise
+/// collect one per message).
+pub fn write_synced_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
     let tmp = temp_path(path);
     let written = (|| {
         let mut f = OpenOptions::new()
@@ -37,15 +49,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
+        f.sync_all()
     })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    written?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Where a file for `path` is written before it is renamed or linked into place: `.NAME.PID.tmp`

@@ -288,26 +288,15 @@ fn create(path: &Path) -> Result<()> {
         path: dir.display().to_string(),
         source,
     };
-    let tmp = fsutil::temp_path(path);
-    let made = (|| {
-        // 0600: the -wal and -shm files SQLite makes copy the database file's mode.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        std::io::Write::write_all(&mut file, EMPTY).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => fsutil::sync_dir(dir).map_err(io),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(io(e)),
-        }
-    })();
+    // 0600: the -wal and -shm files SQLite makes copy the database file's mode.
+    let tmp = fsutil::write_synced_temp(path, EMPTY, 0o600).map_err(io)?;
+    let linked = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => fsutil::sync_dir(dir).map_err(io),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    };
     let _ = std::fs::remove_file(&tmp);
-    made
+    linked
 }
 
 /// Write an empty journal of the current schema at `path` (a new file) the way SQLite makes
