@@ -360,12 +360,46 @@ struct Shared {
     contexts: std::sync::Mutex<Vec<crate::render::Context>>,
 }
 
+/// A lane's stop: its first halting error sets it, and a Ctrl-C reaches it through the run's
+/// token. Every wait of the lane's deliveries (window, pause, rate limit, quiet hours, retry
+/// backoff) ends on it: a halted channel does not sit out the backoff of deliveries that will
+/// stay `pending` anyway.
+struct Halt {
+    halted: AtomicBool,
+    stop: CancellationToken,
+}
+
+impl Halt {
+    fn new(run: &CancellationToken) -> Halt {
+        Halt {
+            halted: AtomicBool::new(false),
+            stop: run.child_token(),
+        }
+    }
+
+    /// Halt the lane; whether this call was the first to.
+    fn set(&self) -> bool {
+        let first = !self.halted.swap(true, Ordering::SeqCst);
+        self.stop.cancel();
+        first
+    }
+
+    fn is_set(&self) -> bool {
+        self.halted.load(Ordering::SeqCst)
+    }
+
+    /// The lane halted or the run was stopped.
+    fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+}
+
 /// Send `rows` on one lane; whether the channel halted.
 async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>, rows: Vec<DeliveryRow>, bar: Option<ProgressBar>) -> bool {
     // Attempts talking to the provider: at most `concurrency`.
     let slots = Arc::new(Semaphore::new(lane.concurrency.max(1)));
     let pace = Arc::new(Pace::default());
-    let halted = Arc::new(AtomicBool::new(false));
+    let halt = Arc::new(Halt::new(&shared.cancel));
     let mut inflight = tokio::task::JoinSet::new();
     'rows: for row in rows {
         // Room in the window (see `Pace`).
@@ -376,31 +410,30 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>, rows: Vec<DeliveryRow>, 
             }
             tokio::select! {
                 _ = done => {}
-                _ = shared.cancel.cancelled() => break 'rows,
+                () = halt.stop.cancelled() => break 'rows,
             }
         }
-        if shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst) || shared.journal_failed.load(Ordering::SeqCst)
-        {
+        if halt.stopped() || shared.journal_failed.load(Ordering::SeqCst) {
             break;
         }
         // Quiet hours: the rest wait (`--wait`) or stay pending for `resume`.
         if let Some(gate) = &lane.quiet
-            && !gate.open(&shared.cancel, bar.as_ref()).await
+            && !gate.open(&halt.stop, bar.as_ref()).await
         {
             break;
         }
         pace.under_way.fetch_add(1, Ordering::SeqCst);
-        let (shared, lane, halted, slots, pace, bar) = (
+        let (shared, lane, halt, slots, pace, bar) = (
             shared.clone(),
             lane.clone(),
-            halted.clone(),
+            halt.clone(),
             slots.clone(),
             pace.clone(),
             bar.clone(),
         );
         inflight.spawn(async move {
             let (id, attempt) = (row.id, row.attempts.max(1));
-            let delivery = panics::Guarded(Box::pin(deliver_one(&shared, &lane, &halted, &slots, &pace, row)));
+            let delivery = panics::Guarded(Box::pin(deliver_one(&shared, &lane, &halt, &slots, &pace, row)));
             // A panic in the dispatcher's own code: the delivery must not be left `sending`.
             if let Err(e) = delivery.await
                 && shared
@@ -420,7 +453,7 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>, rows: Vec<DeliveryRow>, 
         while inflight.try_join_next().is_some() {}
     }
     while inflight.join_next().await.is_some() {}
-    let halted = halted.load(Ordering::SeqCst);
+    let halted = halt.is_set();
     if let Some(b) = bar {
         b.finish_with_message(if halted { "stopped" } else { "done" });
     }
@@ -429,14 +462,7 @@ async fn run_lane(shared: Arc<Shared>, lane: Arc<Lane>, rows: Vec<DeliveryRow>, 
 
 /// One delivery, from rendering to its final journal entry: render, then attempt (with
 /// retries), then record what the last attempt came to.
-async fn deliver_one(
-    shared: &Shared,
-    lane: &Lane,
-    halted: &AtomicBool,
-    slots: &Semaphore,
-    pace: &Pace,
-    row: DeliveryRow,
-) {
+async fn deliver_one(shared: &Shared, lane: &Lane, halt: &Halt, slots: &Semaphore, pace: &Pace, row: DeliveryRow) {
     let channel = lane.channel.as_ref();
     let message = match render(shared, channel, &row) {
         Ok(m) => m,
@@ -450,7 +476,7 @@ async fn deliver_one(
     let attempts = Attempts {
         shared,
         lane,
-        halted,
+        halt,
         slots,
         pace,
     };
@@ -459,10 +485,9 @@ async fn deliver_one(
         &delivery,
         attempts.with_retries(&row, &delivery, &message).await,
     );
-    let stopping = shared.cancel.is_cancelled() || halted.load(Ordering::SeqCst);
-    let entry = journal_entry(outcome, stopping);
+    let entry = journal_entry(outcome, halt.stopped());
     if let Entry::Halted(_) = &entry {
-        halted.store(true, Ordering::SeqCst);
+        halt.set();
         tracing::error!(
             channel = channel.name(),
             "{}: stopping this channel; the rest stay pending (`announce resume {}` sends them, with \
@@ -584,14 +609,14 @@ type Attempted = Result<(u32, Receipt), (u32, AttemptError)>;
 struct Attempts<'a> {
     shared: &'a Shared,
     lane: &'a Lane,
-    halted: &'a AtomicBool,
+    halt: &'a Halt,
     slots: &'a Semaphore,
     pace: &'a Pace,
 }
 
 impl Attempts<'_> {
     fn stopped(&self) -> bool {
-        self.shared.cancel.is_cancelled() || self.halted.load(Ordering::SeqCst)
+        self.halt.stopped()
     }
 
     /// Attempt until a receipt, an error that is not transient, the last attempt, or a stop;
@@ -611,8 +636,9 @@ impl Attempts<'_> {
             .with_max_delay(self.lane.retry_max)
             .with_max_times(retries_left)
             .with_jitter();
-        // A Ctrl-C ends the wait: the next attempt then stops before it is journaled.
-        let cancel = self.shared.cancel.clone();
+        // A Ctrl-C or the lane's halt ends the wait: the next attempt then stops before it is
+        // journaled.
+        let cancel = self.halt.stop.clone();
         try_once
             .retry(backoff)
             .sleep(move |wait| {
@@ -654,7 +680,7 @@ impl Attempts<'_> {
         // How long the `sending` mark took; `Some` once it is made.
         let mut commit = None;
         let _slot = loop {
-            if !self.lane.unpaused(&self.shared.cancel).await {
+            if !self.lane.unpaused(&self.halt.stop).await {
                 return Err((
                     n,
                     AttemptError::Stopped {
@@ -665,7 +691,7 @@ impl Attempts<'_> {
             if let Some(l) = &self.lane.limiter {
                 let ready = tokio::select! {
                     ready = l.until_n_ready(weight) => ready,
-                    () = self.shared.cancel.cancelled() => {
+                    () = self.halt.stop.cancelled() => {
                         return Err((n, AttemptError::Stopped { marked: commit.is_some() }));
                     }
                 };
@@ -711,7 +737,7 @@ impl Attempts<'_> {
                     .released(delivery.id, n)
                     .map_err(|e| (n, AttemptError::Journal(e)))?;
                 commit = None;
-                if !gate.open(&self.shared.cancel, None).await {
+                if !gate.open(&self.halt.stop, None).await {
                     return Err((n, AttemptError::Stopped { marked: false }));
                 }
                 continue;
@@ -736,7 +762,7 @@ impl Attempts<'_> {
             Ok(receipt) => Ok((n, receipt)),
             Err(error @ DeliveryError::Halt { .. }) => {
                 // Before the slot is free: no delivery waiting for it may start.
-                let first = !self.halted.swap(true, Ordering::SeqCst);
+                let first = self.halt.set();
                 Err((n, AttemptError::Halted { error, first }))
             }
             Err(error) => Err((n, AttemptError::Delivery(error))),

@@ -307,6 +307,32 @@ async fn a_halting_error_stops_the_channel_and_leaves_the_rest_pending() {
     );
 }
 
+/// A delivery waiting out a long retry backoff when the channel halts stays `pending` and
+/// waits no longer: the run ends with the halt, not an hour later. (`flaky-1` fails its first
+/// try and goes into backoff before `broke`, five rows on, is even started.)
+#[tokio::test]
+async fn a_halt_ends_the_retry_backoff_of_the_channel_s_other_deliveries() {
+    let mut recipients = vec!["flaky-1@x.de".to_string()];
+    recipients.extend(and_others(&[], 5));
+    recipients.push("broke@x.de".into());
+    recipients.extend((0..5).map(|i| format!("q{i}@x.de")));
+    let mut h = harness(&recipients);
+    let settings = "concurrency = 2\nmax_attempts = 3\nretry_base = \"1h\"\nretry_max = \"1h\"";
+    // A bound on a hang, not a timing assertion: without the halt reaching the backoff, the
+    // run would take the hour.
+    tokio::time::timeout(Duration::from_secs(120), dispatch(&mut h, settings))
+        .await
+        .expect("the run waited out a retry backoff after the channel halted");
+    let rows = by_recipient(&h);
+    assert_eq!(rows["broke@x.de"].status, Status::Failed);
+    let flaky = &rows["flaky-1@x.de"];
+    assert_eq!((flaky.status, flaky.attempts), (Status::Pending, 1), "{flaky:?}");
+    assert!(flaky.error.as_deref().unwrap().contains("421 try later"), "{flaky:?}");
+    assert_eq!(h.channel.calls.lock().unwrap()["flaky-1@x.de"], 1, "no second try");
+    let failed: Vec<_> = rows.values().filter(|r| r.status == Status::Failed).collect();
+    assert_eq!(failed.len(), 1, "only the halt fails: {failed:?}");
+}
+
 /// A channel that panics (in `deliver` or in `render`) fails that delivery with "internal
 /// error: ..." (secrets removed) after one attempt; the others are sent, before and after it.
 #[tokio::test]
