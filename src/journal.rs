@@ -726,9 +726,9 @@ impl Journal {
     pub fn writer(&mut self) -> Result<Writer> {
         let fresh = open_connection(&self.path)?;
         let conn = std::mem::replace(&mut self.conn, fresh);
-        // The writer checkpoints the way SQLite does, on its own thread: passes of the
-        // checkpointer between its small commits cost fsyncs that slowed the commits
-        // (`bench/run`'s email). One still under way for the plan makes them give way.
+        // The writer's commits checkpoint inline, the way SQLite's do (see `checkpoint`);
+        // while the thread still copies the plan, SQLite's checkpoint finds it busy and waits
+        // for nothing.
         checkpoint::inline(&conn).map_err(sql(&self.path))?;
         let path = self.path.clone();
         let (tx, rx) = mpsc::channel::<Op>();
