@@ -128,6 +128,30 @@ pub struct Plan {
     pub base: BaseContext,
 }
 
+impl Plan {
+    /// Compile the templates of every language the audience reads that
+    /// [`Planner::prepare_templates`] did not: `send` does it while the plan is committed, so
+    /// that the first message to such a person does not compile them (and hold up the others).
+    pub fn prepare_languages(&self) {
+        let Some(audience) = &self.audience else {
+            return;
+        };
+        for c in &self.channels {
+            for name in template_names(&c.entry) {
+                for lang in audience.languages.langs() {
+                    self.templates.prepare_in(name, lang);
+                }
+            }
+        }
+    }
+}
+
+/// The templates a channel renders with: its type's built-ins and its own `template`.
+fn template_names(entry: &ChannelEntry) -> impl Iterator<Item = &str> {
+    let own = entry.settings.common.template.as_deref();
+    entry.settings.kind.templates().iter().map(|(n, _)| *n).chain(own)
+}
+
 /// Which configured channels this announcement goes to.
 pub fn select_channels<'c>(
     config: &'c Config,
@@ -358,8 +382,7 @@ impl Planner {
     /// opened, so that the plan's first render does not wait for it.
     pub fn prepare_templates(&self) {
         for (entry, _) in &self.channels {
-            let own = entry.settings.common.template.as_deref();
-            for name in entry.settings.kind.templates().iter().map(|(n, _)| *n).chain(own) {
+            for name in template_names(entry) {
                 self.templates.prepare(name);
             }
         }

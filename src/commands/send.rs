@@ -23,7 +23,6 @@ use crate::report::{Format, Report, Source, summary_table};
 use super::{confirm, runtime};
 
 pub fn send(config: &Config, args: &SendArgs, quiet: bool) -> Result<Exit, AppError> {
-    crate::phone::warm_up(config.default_region);
     let sel = Selection {
         channels: args.channels.clone(),
         audience: args.audience.clone(),
@@ -41,6 +40,9 @@ pub fn send(config: &Config, args: &SendArgs, quiet: bool) -> Result<Exit, AppEr
                 let lock = Journal::lock(&config.state_dir)?;
                 Ok((lock, Journal::open(&config.state_dir)))
             });
+        // After the journal's thread, which waits on the disk: on two cores a thread started
+        // while two others compute waits for a time slice, and the plan waits for the journal.
+        crate::phone::warm_up(config.default_region);
         let planner = Announcement::load(&args.file).and_then(|ann| Planner::new(config, &ann, &sel, args.dry_run));
         if let Ok(p) = &planner {
             p.prepare_templates();
@@ -111,7 +113,13 @@ fn plan_and_send(
             return Ok(Exit::Invalid);
         }
         // The run and every planned delivery are durable before the first message goes out.
-        writer.commit()?;
+        // Meanwhile (the commit waits on the disk) the other languages' templates compile.
+        std::thread::scope(|s| {
+            if !args.dry_run {
+                s.spawn(|| plan.prepare_languages());
+            }
+            writer.commit()
+        })?;
         *started = true;
         plan
     };

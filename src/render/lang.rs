@@ -68,6 +68,11 @@ impl Count {
         }
     }
 
+    /// The languages counted, in the order first seen.
+    pub fn langs(&self) -> impl Iterator<Item = Lang> + '_ {
+        self.0.iter().map(|(l, _)| *l)
+    }
+
     /// "languages: de 21, en 7" (by language code), or nothing without people.
     pub fn describe(&self) -> Option<String> {
         let mut all = self.0.clone();

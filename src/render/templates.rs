@@ -194,10 +194,15 @@ impl Templates {
     /// organisation's language, ahead of its first render. A template that does not compile is
     /// left for that render to report.
     pub fn prepare(&self, name: &str) {
+        self.prepare_in(name, self.org);
+    }
+
+    /// [`Templates::prepare`] for people of `lang`.
+    pub fn prepare_in(&self, name: &str, lang: Lang) {
         let base = split_template_name(name)
             .map(|(base, _)| base)
             .filter(|base| self.entries.contains_key(base));
-        let _ = self.lookup(base.as_deref().unwrap_or(name), self.org);
+        let _ = self.lookup(base.as_deref().unwrap_or(name), lang);
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -479,6 +484,8 @@ mod tests {
             !compiled("email.txt.hbs"),
             "the English one waits for an English reader"
         );
+        t.prepare_in("email.txt.hbs", Lang::of_tag("en").unwrap());
+        assert!(compiled("email.txt.hbs"), "prepared for an English reader");
         t.prepare("no-such.hbs");
         let en = Templates::load_for(crate::channel::builtin_templates(), None, Locale::En).unwrap();
         en.prepare("email.txt.de.hbs");
