@@ -802,9 +802,98 @@ impl DeliveryRef<'_> {
 }
 
 // `updated_at` is left NULL: until sending changes it, it is the lane's `planned_at`.
-const INSERT_DELIVERY: &str = "INSERT INTO deliveries
-       (id, lane, person, recipient, status, problem, error, nodata, fallback, step)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const PLANNED_COLUMNS: &str =
+    "deliveries (id, lane, person, recipient, status, problem, error, nodata, fallback, step)";
+const PERSON_COLUMNS: &str = "people (id, row, name, data)";
+
+/// Rows a plan writes in one statement per table. Most of what inserting a small row costs is
+/// the statement's own work (opening cursors on the table and its indexes, resetting), so a
+/// statement of many rows costs little more than one of one row. The rows wait in memory
+/// inside the plan's transaction, which only [`RunWriter::commit`] makes durable anyway.
+const BATCH: usize = 32;
+
+/// `INSERT INTO {columns} VALUES (?, ...), ...`: `rows` rows of `n` parameters.
+fn insert_sql(columns: &str, n: usize, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; n].join(", "));
+    format!("INSERT INTO {columns} VALUES {}", vec![one; rows].join(", "))
+}
+
+/// A person waiting to be written.
+struct PersonRow {
+    id: i64,
+    row: Option<i64>,
+    name: String,
+    data: Option<String>,
+}
+
+impl PersonRow {
+    fn values(&self) -> [&dyn rusqlite::ToSql; 4] {
+        [&self.id, &self.row, &self.name, &self.data]
+    }
+}
+
+/// A delivery waiting to be written.
+struct PlannedRow {
+    id: i64,
+    lane: i64,
+    person: i64,
+    recipient: String,
+    status: &'static str,
+    problem: bool,
+    error: Option<String>,
+    nodata: bool,
+    fallback: bool,
+    step: Option<u32>,
+}
+
+impl PlannedRow {
+    fn values(&self) -> [&dyn rusqlite::ToSql; 10] {
+        [
+            &self.id,
+            &self.lane,
+            &self.person,
+            &self.recipient,
+            &self.status,
+            &self.problem,
+            &self.error,
+            &self.nodata,
+            &self.fallback,
+            &self.step,
+        ]
+    }
+}
+
+/// Write `rows` (and empty the vector): [`BATCH`] at a time, the rest one at a time.
+fn write_rows<T, const N: usize>(
+    tx: &Transaction<'_>,
+    columns: &str,
+    rows: &mut Vec<T>,
+    values: impl for<'r> Fn(&'r T) -> [&'r dyn rusqlite::ToSql; N],
+) -> rusqlite::Result<()> {
+    let bind = |st: &mut rusqlite::Statement<'_>, chunk: &[T]| {
+        for (i, r) in chunk.iter().enumerate() {
+            for (j, v) in values(r).into_iter().enumerate() {
+                st.raw_bind_parameter(1 + i * N + j, v)?;
+            }
+        }
+        st.raw_execute()
+    };
+    let mut chunks = rows.chunks_exact(BATCH);
+    if chunks.len() > 0 {
+        let mut st = tx.prepare_cached(&insert_sql(columns, N, BATCH))?;
+        for chunk in &mut chunks {
+            bind(&mut st, chunk)?;
+        }
+    }
+    if !chunks.remainder().is_empty() {
+        let mut st = tx.prepare_cached(&insert_sql(columns, N, 1))?;
+        for r in chunks.remainder().chunks(1) {
+            bind(&mut st, r)?;
+        }
+    }
+    rows.clear();
+    Ok(())
+}
 
 /// A run being planned. The run and its deliveries go into one transaction, written as the
 /// planner streams them, that only [`RunWriter::commit`] makes visible: dropping the writer
@@ -816,24 +905,42 @@ pub struct RunWriter<'j> {
     run_id: String,
     started_at: String,
     first_free_id: i64,
+    next_person: i64,
     /// The run's channels written so far, with their lane ids.
     lanes: Vec<(String, i64)>,
     /// The audience row the last delivery was for, its person's id, and whether the person
     /// has `data` yet: the planner hands a row's deliveries over one after another.
     person: Option<(u64, i64, bool)>,
+    /// Rows not yet written (see [`BATCH`]); people first, as deliveries refer to them.
+    people: Vec<PersonRow>,
+    deliveries: Vec<PlannedRow>,
 }
 
 impl Journal {
     /// Start writing `run`. Deliveries get explicit ids from [`RunWriter::first_free_id`] up.
     pub fn begin_run(&mut self, run: &RunRow) -> Result<RunWriter<'_>> {
         let path = self.path.clone();
+        // A statement of many rows that may stop halfway (a constraint) keeps a copy of every
+        // page it changes, to undo its first rows: SQLite's statement journal, a temporary
+        // file once it outgrows 64 KiB, and then for the rest of the transaction (several
+        // times the plan's own writes). Whether it stays in memory is fixed when the
+        // transaction begins, so `temp_store` is MEMORY just for that moment: it is small (the
+        // pages of one statement), and the connection's sorts keep their files.
+        self.conn
+            .pragma_update(None, "temp_store", "MEMORY")
+            .map_err(sql(&path))?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql(&path))?;
+        tx.pragma_update(None, "temp_store", "DEFAULT").map_err(sql(&path))?;
         insert_run(&tx, run).map_err(sql(&path))?;
-        let first_free_id = tx
-            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM deliveries", [], |r| r.get(0))
+        let (first_free_id, next_person) = tx
+            .query_row(
+                "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM deliveries), (SELECT COALESCE(MAX(id), 0) + 1 FROM people)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(sql(&path))?;
         Ok(RunWriter {
             tx,
@@ -841,8 +948,11 @@ impl Journal {
             run_id: run.id.clone(),
             started_at: run.started_at.clone(),
             first_free_id,
+            next_person,
             lanes: Vec::new(),
             person: None,
+            people: Vec::with_capacity(BATCH),
+            deliveries: Vec::with_capacity(BATCH),
         })
     }
 }
@@ -858,21 +968,29 @@ impl RunWriter<'_> {
     pub fn insert(&mut self, id: i64, d: &DeliveryRef<'_>) -> Result<()> {
         let lane = self.lane(d.channel, d.channel_type)?;
         let person = self.person(d)?;
-        let mut st = self.tx.prepare_cached(INSERT_DELIVERY).map_err(sql(&self.path))?;
-        st.execute(params![
+        self.deliveries.push(PlannedRow {
             id,
             lane,
             person,
-            d.recipient,
-            d.status.as_str(),
-            d.problem,
-            d.error,
-            d.data.is_none(),
-            d.fallback,
-            d.step
-        ])
-        .map_err(sql(&self.path))?;
+            recipient: d.recipient.to_string(),
+            status: d.status.as_str(),
+            problem: d.problem,
+            error: d.error.map(str::to_string),
+            nodata: d.data.is_none(),
+            fallback: d.fallback,
+            step: d.step,
+        });
+        if self.deliveries.len() >= BATCH {
+            self.flush()?;
+        }
         Ok(())
+    }
+
+    /// Write the rows waiting in memory.
+    fn flush(&mut self) -> Result<()> {
+        write_rows(&self.tx, PERSON_COLUMNS, &mut self.people, PersonRow::values)
+            .and_then(|()| write_rows(&self.tx, PLANNED_COLUMNS, &mut self.deliveries, PlannedRow::values))
+            .map_err(sql(&self.path))
     }
 
     /// The lane of `channel`, written with its first delivery.
@@ -899,25 +1017,36 @@ impl RunWriter<'_> {
         {
             // A skip for a missing address comes without data; the person's other channels have it.
             if let (Some(data), false) = (d.data, has_data) {
-                self.tx
-                    .prepare_cached("UPDATE people SET data = ?2 WHERE id = ?1")
-                    .and_then(|mut st| st.execute(params![id, data]))
-                    .map_err(sql(&self.path))?;
+                match self.people.last_mut() {
+                    Some(p) if p.id == id => p.data = Some(data.to_string()),
+                    _ => self
+                        .tx
+                        .prepare_cached("UPDATE people SET data = ?2 WHERE id = ?1")
+                        .and_then(|mut st| st.execute(params![id, data]))
+                        .map(drop)
+                        .map_err(sql(&self.path))?,
+                }
                 self.person = Some((row, id, true));
             }
             return Ok(id);
         }
-        self.tx
-            .prepare_cached("INSERT INTO people (row, name, data) VALUES (?1, ?2, ?3)")
-            .and_then(|mut st| st.execute(params![d.row.and_then(|n| i64::try_from(n).ok()), d.name, d.data]))
-            .map_err(sql(&self.path))?;
-        let id = self.tx.last_insert_rowid();
+        let id = self.next_person;
+        self.next_person += 1;
+        self.people.push(PersonRow {
+            id,
+            row: d.row.and_then(|n| i64::try_from(n).ok()),
+            name: d.name.to_string(),
+            data: d.data.map(str::to_string),
+        });
         self.person = d.row.map(|row| (row, id, d.data.is_some()));
         Ok(id)
     }
 
     /// The recipient of a delivery written so far.
     pub fn recipient(&self, id: i64) -> Result<Option<String>> {
+        if let Some(r) = self.deliveries.iter().find(|r| r.id == id) {
+            return Ok(Some(r.recipient.clone()));
+        }
         self.tx
             .prepare_cached("SELECT recipient FROM deliveries WHERE id = ?1")
             .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
@@ -937,7 +1066,8 @@ impl RunWriter<'_> {
     }
 
     /// Make the run and every delivery durable.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
+        self.flush()?;
         self.tx.commit().map_err(sql(&self.path))
     }
 }
@@ -1250,6 +1380,62 @@ pub(crate) mod tests {
             })
             .unwrap();
         assert_eq!(w.earlier_run_with_digest("sha256:r1").unwrap().as_deref(), Some("r1"));
+    }
+
+    /// Rows wait in memory and are written [`BATCH`] at a time: every one must arrive, with its
+    /// person, across batch boundaries and after an earlier run's people.
+    #[test]
+    fn a_plan_of_many_batches_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&dir.path().join("state")).unwrap();
+        j.create_run(&run("r0"), &[delivery("old@x.de")]).unwrap();
+        let rows = 3 * BATCH as u64 + 5;
+        let mut w = j.begin_run(&run("r1")).unwrap();
+        let mut id = w.first_free_id();
+        // One target of its own first, so that some batches end between a person's two
+        // deliveries and the data goes to a person already written.
+        w.insert(id, &delivery("https://hooks.example/x").as_ref()).unwrap();
+        id += 1;
+        for row in 1..=rows {
+            let email = format!("p{row}@x.de");
+            let data = format!("{{\"n\":{row}}}");
+            // A skip without data first (a missing phone, say), then the person's data.
+            let skip = NewDelivery {
+                channel: "sms".into(),
+                status: Status::Skipped,
+                row: Some(row),
+                name: format!("P{row}"),
+                ..delivery(&format!("row {row}"))
+            };
+            let mail = NewDelivery {
+                row: Some(row),
+                name: format!("P{row}"),
+                data: Some(data),
+                ..delivery(&email)
+            };
+            w.insert(id, &skip.as_ref()).unwrap();
+            w.insert(id + 1, &mail.as_ref()).unwrap();
+            // Whether or not its batch was written yet.
+            assert_eq!(w.recipient(id + 1).unwrap().as_deref(), Some(email.as_str()));
+            id += 2;
+        }
+        // The statement journal's setting was for the transaction's start only: the
+        // connection's own sorts keep their temporary files.
+        let temp_store: i64 = w.tx.query_row("PRAGMA temp_store", [], |r| r.get(0)).unwrap();
+        assert_eq!(temp_store, 0);
+        w.commit().unwrap();
+        let got = j.deliveries("r1").unwrap();
+        assert_eq!(got.len() as u64, 2 * rows + 1);
+        assert_eq!(got[0].recipient, "https://hooks.example/x");
+        for pair in got[1..].chunks(2) {
+            let row = pair[0].row.unwrap();
+            assert_eq!(pair[0].recipient, format!("row {row}"));
+            assert_eq!(pair[0].data, None);
+            assert_eq!(pair[1].recipient, format!("p{row}@x.de"));
+            assert_eq!(pair[1].data.as_deref(), Some(format!("{{\"n\":{row}}}").as_str()));
+            assert!(pair.iter().all(|d| d.name == format!("P{row}") && d.row == Some(row)));
+        }
+        assert_eq!(j.deliveries("r0").unwrap()[0].recipient, "old@x.de");
     }
 
     #[test]
