@@ -68,6 +68,8 @@ pub struct AudienceSummary {
     pub reach: Option<reach::Chain>,
     /// How many people get each language.
     pub languages: crate::render::lang::Count,
+    /// The rows with a delivery that is not on standby: the people the journal counts.
+    pub people: usize,
 }
 
 /// Unreadable rows listed one by one in the plan; the rest are counted (the report has all).
@@ -540,6 +542,7 @@ fn plan_audience(
         account: LineAccount::default(),
         reach: None,
         languages: Default::default(),
+        people: 0,
     };
     let people: Vec<(usize, AddressKind)> = lanes
         .iter()
@@ -641,6 +644,8 @@ fn plan_row(
     templates: &Templates,
 ) -> Result<(), AppError> {
     s.rows += 1;
+    let planned = |lanes: &[LanePlan]| lanes.iter().map(|l| l.st.planned()).sum::<usize>();
+    let before = planned(lanes);
     match p {
         Prepared::Rejected(bad) => {
             plan_rejected(lanes, people, bad, sink, base, templates)?;
@@ -681,6 +686,9 @@ fn plan_row(
                 }
             }
         }
+    }
+    if planned(lanes) > before {
+        s.people += 1;
     }
     Ok(())
 }
@@ -829,6 +837,15 @@ impl LanePlan {
 }
 
 impl LaneState {
+    /// Deliveries planned so far that are not on standby.
+    fn planned(&self) -> usize {
+        self.counts
+            .iter()
+            .filter(|(s, _)| **s != Status::Standby)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// The next id of the channel's block for targets; `None` when the block is full (the
     /// audience has more rows than it had bytes when planning started).
     fn next_target_id(&mut self) -> Option<i64> {

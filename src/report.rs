@@ -159,19 +159,39 @@ impl Report {
         report.layout = layout.into();
         let mut bad_skips = 0;
         for c in counts {
-            let mut counts = Totals::default();
-            for (status, n) in c.counts {
-                counts.add_n(status, n);
-                report.totals.add_n(status, n);
-            }
             bad_skips += c.bad_skips;
-            report.channels.push(ChannelTotals {
-                name: c.channel,
-                kind: c.channel_type,
-                counts,
-            });
+            report.add_channel(c.channel, c.channel_type, c.counts);
         }
         Ok(Some((report, bad_skips)))
+    }
+
+    /// The report without its `deliveries` of a run whose counts are known without reading
+    /// the journal: a dry run's, from its plan. `channels` as [`Journal::status_counts`] gives
+    /// them: in the order of their first delivery, each with a delivery not on standby.
+    pub fn from_counts(
+        run: &RunRow,
+        channels: impl IntoIterator<Item = (String, String, Vec<(Status, usize)>)>,
+        people: People,
+    ) -> Report {
+        let mut report = Report::from_rows(run, &[]);
+        for (name, kind, counts) in channels {
+            report.add_channel(name, kind, counts);
+        }
+        report.people = people;
+        report
+    }
+
+    fn add_channel(&mut self, name: String, kind: String, counts: Vec<(Status, usize)>) {
+        let mut totals = Totals::default();
+        for (status, n) in counts {
+            totals.add_n(status, n);
+            self.totals.add_n(status, n);
+        }
+        self.channels.push(ChannelTotals {
+            name,
+            kind,
+            counts: totals,
+        });
     }
 
     pub fn from_rows(run: &RunRow, rows: &[DeliveryRow]) -> Report {

@@ -126,7 +126,11 @@ fn plan_and_send(
     if args.dry_run {
         journal.finish_run(&run_id)?;
         eprintln!("Dry run {run_id}: nothing was sent.");
-        return finish(config, &journal, &run_id, args.json, Vec::new());
+        if args.json {
+            return finish(config, &journal, &run_id, true, Vec::new());
+        }
+        // The plan counted what it journaled: the journal need not be read to count it again.
+        return Ok(conclude(&planned_report(&plan), 0));
     }
     let policy = policy(config, args.wait, args.json, quiet);
     let lanes = plan
@@ -449,10 +453,37 @@ fn finish(
         };
         super::report::print(Format::Json, &src, config, std::io::stdout().lock())?;
     }
+    Ok(conclude(&report, bad_skips))
+}
+
+/// A dry run's report, from what its plan counted (in the order and with the channels the
+/// journal's counts would give).
+fn planned_report(plan: &Plan) -> Report {
+    let channels = plan.channels.iter().filter_map(|c| {
+        let counts: Vec<(Status, usize)> = c
+            .counts
+            .iter()
+            .filter(|&(&s, &n)| s != Status::Standby && n > 0)
+            .map(|(&s, &n)| (s, n))
+            .collect();
+        (!counts.is_empty()).then(|| (c.entry.name.clone(), c.entry.type_name().to_string(), counts))
+    });
+    // Planned deliveries reach nobody yet.
+    let mut people = crate::people::People::default();
+    people.add_n(
+        crate::people::State::NotReached,
+        plan.audience.as_ref().map_or(0, |a| a.people),
+    );
+    Report::from_counts(&plan.run, channels, people)
+}
+
+/// The end of `send` and `resume`: the summary on stderr, what to do next, the exit status.
+fn conclude(report: &Report, bad_skips: usize) -> Exit {
+    let run_id = &report.run_id;
     if let Some(line) = report.people.line() {
         eprintln!("{line}");
     }
-    eprintln!("{}", summary_table(&report));
+    eprintln!("{}", summary_table(report));
     eprintln!("Run {run_id}. Details: announce report {run_id}");
     if report.people.not_reached > 0 {
         eprintln!(
@@ -465,7 +496,7 @@ fn finish(
         eprintln!("{}", w.line(run_id));
     }
     let t = &report.totals;
-    Ok(if report.dry_run {
+    if report.dry_run {
         Exit::Ok
     } else if t.pending > 0 {
         Exit::Runtime
@@ -473,5 +504,5 @@ fn finish(
         Exit::Partial
     } else {
         Exit::Ok
-    })
+    }
 }

@@ -233,6 +233,72 @@ async fn people_totals_and_the_call_list_name_exactly_those_no_channel_reached()
     sent.w.run(&["report", "--not-reached", "--format", "html"]).code(2);
 }
 
+/// A dry run prints what its plan counted, without counting the journal again: the people
+/// line and the table must be the ones `report` counts from the journal. The audience has
+/// what the two could count differently: rows the tag leaves out, a `[reach]` fallback on
+/// standby, a duplicate, a row without any address, an unreadable row, a two-line name, and a
+/// broadcast channel (no person) listed before the per-person ones.
+#[test]
+fn a_dry_runs_summary_is_the_one_the_journal_counts() {
+    let audience = "name,email,phone,tags\n\
+Anna,anna@example.de,0151 23456789,kunden\n\
+Ben,ben@example.de,,kunden\n\
+\"Carla\nMehrzeilig\",,0160 1234567,kunden\n\
+Dora,dora@example.de,0176 98765432,presse\n\
+Ben Zwei,BEN@example.de,,kunden\n\
+Fritz,,,kunden\n\
+Gabi,gabi@,0172 2222222,kunden\n\
+Kaputt,a,b,c,d\n";
+    let w = Scenario::new()
+        .top("default_region = \"DE\"")
+        .org("name = \"Studio\"")
+        .audience(audience)
+        .channel(&format!(
+            "[channels.statuspage]\ntype = \"statuspage\"\ndir = \"public/status\"\n\n{}\n[reach]\norder = [\"sms\", \"email\"]\n",
+            channels(9, "http://127.0.0.1:9")
+                .split("[channels.statuspage]")
+                .next()
+                .unwrap()
+        ))
+        .notice("summary = \"Die Website ist offline.\"", "Die Website ist offline.")
+        .build();
+    let env = [(TOKEN_ENV, TWILIO_TOKEN)];
+    let dry = w.run_env(&["send", "notices/n.md", "--tag", "kunden", "--dry-run"], &env);
+    dry.code(0);
+    let report = w.run_env(&["report", "latest"], &env);
+    report.code(0);
+    // The people line and the table, as each command prints them.
+    let summary = |text: &str| -> Vec<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let people = lines.iter().find(|l| l.starts_with("reached ")).map(|l| l.to_string());
+        let table = lines
+            .iter()
+            .skip_while(|l| !l.starts_with('┌'))
+            .take_while(|l| !l.is_empty() && !l.starts_with("Run "))
+            .map(|l| l.to_string());
+        people.into_iter().chain(table).collect()
+    };
+    let printed = summary(&dry.stderr());
+    assert_eq!(printed, summary(&report.stdout()), "{}", dry.describe());
+    // Seven people (Dora has not the tag); Anna's and Carla's emails wait on standby, no
+    // deliveries yet.
+    assert_eq!(printed[0], "reached 0 of 7 people", "{}", dry.describe());
+    let planned = |name: &str| {
+        let row = printed.iter().find(|l| l.starts_with(&format!("│ {name} ")));
+        row.and_then(|l| l.split('┆').nth(2)).map(|c| c.trim().to_string())
+    };
+    assert_eq!(
+        [planned("email"), planned("sms"), planned("statuspage")],
+        [Some("5".into()), Some("7".into()), Some("1".into())],
+        "{printed:#?}"
+    );
+    assert_eq!(
+        printed.len(),
+        9,
+        "people, the table's three channels and total: {printed:#?}"
+    );
+}
+
 /// A journal written before deliveries had `row` and `fallback` (the old schema, as SQL) still
 /// opens, gets the columns, and reports its run: nobody counted as a person (no rows known).
 #[test]
