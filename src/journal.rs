@@ -249,6 +249,8 @@ pub fn now_ms() -> i64 {
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    /// A second connection opened ahead of [`Journal::writer`] (see [`Spare`]).
+    spare: Option<Connection>,
     /// Held for its drop, which ends the checkpointer thread.
     _checkpoints: checkpoint::Checkpoints,
 }
@@ -324,6 +326,16 @@ pub fn files_of(db: &Path) -> [PathBuf; 4] {
     })
 }
 
+/// A connection to a journal opened on another thread while this one still writes (a plan's
+/// commit waits on the disk), for [`Journal::writer`] to take instead of opening its own.
+pub struct Spare(Connection);
+
+impl Spare {
+    pub fn open(journal: &Path) -> Result<Spare> {
+        open_connection(journal).map(Spare)
+    }
+}
+
 impl Journal {
     pub fn path_in(state_dir: &Path) -> PathBuf {
         state_dir.join("journal.sqlite3")
@@ -347,6 +359,7 @@ impl Journal {
             schema::Opened::Current => Ok(Journal {
                 conn,
                 path,
+                spare: None,
                 _checkpoints: checkpoints,
             }),
             schema::Opened::Newer(version) => Err(JournalError::Newer {
@@ -387,6 +400,11 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keep `spare` for the [`Journal::writer`] to come.
+    pub fn keep_spare(&mut self, spare: Spare) {
+        self.spare = Some(spare.0);
     }
 
     /// Write a run and all its deliveries in one transaction, through the same path as the
@@ -724,7 +742,10 @@ impl Journal {
     /// each connection's handle on the WAL, and this one's has done so (for the plan), so the
     /// first `sending` mark costs one fsync instead of two.
     pub fn writer(&mut self) -> Result<Writer> {
-        let fresh = open_connection(&self.path)?;
+        let fresh = match self.spare.take() {
+            Some(conn) => conn,
+            None => open_connection(&self.path)?,
+        };
         let conn = std::mem::replace(&mut self.conn, fresh);
         // The writer's commits checkpoint inline, the way SQLite's do (see `checkpoint`);
         // while the thread still copies the plan, SQLite's checkpoint finds it busy and waits

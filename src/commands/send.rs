@@ -14,13 +14,17 @@ use crate::cli::{ResumeArgs, SendArgs};
 use crate::config::Config;
 use crate::dispatch::{self, Dispatch, Lane, QuietStop};
 use crate::error::{AppError, Exit};
-use crate::journal::{Journal, JournalError, Status};
+use crate::journal::{Journal, JournalError, Spare, Status};
 use crate::plan::{Plan, PlannedChannel, Planner, Selection};
 use crate::quiet::{Policy, Waiting};
 use crate::render::{BaseContext, Templates};
 use crate::report::{Format, Report, Source, summary_table};
 
 use super::{confirm, runtime};
+
+mod journaling;
+
+use journaling::{Journaling, Slots};
 
 pub fn send(config: &Config, args: &SendArgs, quiet: bool) -> Result<Exit, AppError> {
     let sel = Selection {
@@ -31,46 +35,54 @@ pub fn send(config: &Config, args: &SendArgs, quiet: bool) -> Result<Exit, AppEr
     // A run that is refused leaves no journal behind where there was none.
     let state_existed = config.state_dir.exists();
     let journal_existed = Journal::path_in(&config.state_dir).exists();
+    let mut lock = None;
+    let mut journal = None;
+    let mut started = false;
     // The state folder is locked and the journal opened (a new one costs fsyncs) while the
-    // announcement is read and the planner built.
-    let (planner, opened) = std::thread::scope(|s| {
+    // announcement is read, the planner built and the plan begun.
+    let planned = std::thread::scope(|s| {
         let opening = std::thread::Builder::new()
             .name("journal-open".into())
             .spawn_scoped(s, || {
                 let lock = Journal::lock(&config.state_dir)?;
                 Ok((lock, Journal::open(&config.state_dir)))
-            });
-        // After the journal's thread, which waits on the disk: on two cores a thread started
-        // while two others compute waits for a time slice, and the plan waits for the journal.
-        crate::phone::warm_up(config.default_region);
-        let planner = Announcement::load(&args.file).and_then(|ann| Planner::new(config, &ann, &sel, args.dry_run));
-        if let Ok(p) = &planner {
-            p.prepare_templates();
-        }
-        let opened = match opening {
-            Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(source) => Err(JournalError::Io {
+            })
+            .map_err(|source| JournalError::Io {
                 path: config.state_dir.display().to_string(),
                 source,
-            }),
+            });
+        // After the journal's thread, which waits on the disk: on two cores a thread started
+        // while two others compute waits for a time slice.
+        crate::phone::warm_up(config.default_region);
+        let slots = Slots {
+            lock: &mut lock,
+            journal: &mut journal,
         };
-        (planner, opened)
+        match Announcement::load(&args.file).and_then(|ann| Planner::new(config, &ann, &sel, args.dry_run)) {
+            Ok(planner) => {
+                planner.prepare_templates();
+                let journaling = Journaling::new(opening, planner.run().clone(), slots);
+                plan_and_commit(config, args, planner, journaling, &mut started)
+            }
+            Err(e) => {
+                let _ = slots.fill(opening);
+                Err(e)
+            }
+        }
     });
-    let held = opened.is_ok();
-    let (_lock, journal) = match opened {
-        Ok((lock, journal)) => (Some(lock), journal),
-        Err(e) => (None, Err(e)),
-    };
-    let mut started = false;
-    let result = match (planner, journal) {
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(e.into()),
-        (Ok(planner), Ok(journal)) => plan_and_send(config, args, planner, journal, quiet, &mut started),
+    let result = match planned {
+        Ok(Some(plan)) => {
+            let journal = journal.as_mut().expect("a committed plan's journal is open");
+            send_planned(config, args, plan, journal, quiet)
+        }
+        Ok(None) => Ok(Exit::Invalid),
+        Err(e) => Err(e),
     };
     if !started {
+        drop(journal);
         // Only while this process holds the lock: a journal another process is creating is not
         // this one's to remove.
-        if held {
+        if lock.is_some() {
             forget_new_state(&config.state_dir, state_existed, journal_existed);
         }
         return result.map_err(super::nothing_to_resume);
@@ -78,59 +90,94 @@ pub fn send(config: &Config, args: &SendArgs, quiet: bool) -> Result<Exit, AppEr
     result
 }
 
-/// Plan into the journal (one transaction, committed only when the user confirms), then send.
-/// `started` becomes true once the run is committed.
-fn plan_and_send(
+/// Plan into the journal (one transaction, committed only when the user confirms). `None`: the
+/// user said no. `started` becomes true once the run is committed.
+fn plan_and_commit(
     config: &Config,
     args: &SendArgs,
     planner: Planner,
-    mut journal: Journal,
-    quiet: bool,
+    mut journaling: Journaling<'_, '_>,
     started: &mut bool,
-) -> Result<Exit, AppError> {
-    let run_id = planner.run().id.clone();
-    let plan = {
-        let mut writer = journal.begin_run(planner.run())?;
-        let first_id = writer.first_free_id();
-        let plan = planner.plan(config, &mut writer, first_id)?;
-        if !args.again
-            && !args.dry_run
-            && let Some(earlier) = writer.earlier_run_with_digest(&plan.run.digest)?
-        {
-            return Err(AppError::invalid(format!(
-                "this announcement was already sent in run {earlier} (same title, body, channels and audience); \
-                 see `announce report {earlier}`, or pass --again to send it again"
-            )));
+) -> Result<Option<Committed>, AppError> {
+    // Deliveries are numbered from 0 here and from the journal's first free id in it.
+    let plan = match planner.plan(config, &mut journaling, 0) {
+        Ok(plan) => plan,
+        Err(e) => {
+            journaling.settle();
+            return Err(e);
         }
-        print_plan(&plan, &config.timezone());
-        let to_send: usize = plan
-            .channels
-            .iter()
-            .map(|c| c.counts.get(&Status::Pending).copied().unwrap_or(0))
-            .sum();
-        if !args.dry_run && to_send > 0 && !confirm(&format!("Send {to_send} messages now?"), args.yes)? {
-            eprintln!("Nothing was sent.");
-            return Ok(Exit::Invalid);
-        }
-        // The run and every planned delivery are durable before the first message goes out.
-        // Meanwhile (the commit waits on the disk) the other languages' templates compile.
-        std::thread::scope(|s| {
-            if !args.dry_run {
-                s.spawn(|| plan.prepare_languages());
-            }
-            writer.commit()
-        })?;
-        *started = true;
-        plan
     };
-    if args.dry_run {
+    let writer = journaling.into_writer()?;
+    if !args.again
+        && !args.dry_run
+        && let Some(earlier) = writer.earlier_run_with_digest(&plan.run.digest)?
+    {
+        return Err(AppError::invalid(format!(
+            "this announcement was already sent in run {earlier} (same title, body, channels and audience); \
+             see `announce report {earlier}`, or pass --again to send it again"
+        )));
+    }
+    print_plan(&plan, &config.timezone());
+    let to_send: usize = plan
+        .channels
+        .iter()
+        .map(|c| c.counts.get(&Status::Pending).copied().unwrap_or(0))
+        .sum();
+    if !args.dry_run && to_send > 0 && !confirm(&format!("Send {to_send} messages now?"), args.yes)? {
+        eprintln!("Nothing was sent.");
+        return Ok(None);
+    }
+    // The run and every planned delivery are durable before the first message goes out.
+    // Meanwhile (the commit waits on the disk) the other languages' templates compile, and
+    // the runtime and the journal's second connection that sending needs are made.
+    // One thread for all three: on two cores more would take turns with the commit's own.
+    let (committed, sending) = std::thread::scope(|s| {
+        let sending = (!args.dry_run).then(|| {
+            s.spawn(|| {
+                let made = (runtime(), Spare::open(&Journal::path_in(&config.state_dir)).ok());
+                plan.prepare_languages();
+                made
+            })
+        });
+        (writer.commit(), sending.map(joined))
+    });
+    committed?;
+    *started = true;
+    Ok(Some(Committed { plan, sending }))
+}
+
+/// What a scoped thread returned; its panic goes on here.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// A plan made durable, with what sending it needs made while the commit waited.
+struct Committed {
+    plan: Plan,
+    sending: Option<(Result<tokio::runtime::Runtime, AppError>, Option<Spare>)>,
+}
+
+/// A committed plan: a dry run's summary, or its deliveries sent.
+fn send_planned(
+    config: &Config,
+    args: &SendArgs,
+    committed: Committed,
+    journal: &mut Journal,
+    quiet: bool,
+) -> Result<Exit, AppError> {
+    let Committed { plan, sending } = committed;
+    let run_id = plan.run.id.clone();
+    let Some((runtime, spare)) = sending else {
         journal.finish_run(&run_id)?;
         eprintln!("Dry run {run_id}: nothing was sent.");
         if args.json {
-            return finish(config, &journal, &run_id, true, Vec::new());
+            return finish(config, journal, &run_id, true, Vec::new());
         }
         // The plan counted what it journaled: the journal need not be read to count it again.
         return Ok(conclude(&planned_report(&plan), 0));
+    };
+    if let Some(spare) = spare {
+        journal.keep_spare(spare);
     }
     let policy = policy(config, args.wait, args.json, quiet);
     let lanes = plan
@@ -144,8 +191,9 @@ fn plan_and_send(
         base: &plan.base,
         templates: plan.templates.clone(),
         lanes,
+        runtime: runtime?,
     };
-    deliver(config, &mut journal, ready, args.json)
+    deliver(config, journal, ready, args.json)
 }
 
 /// Remove the journal (and the state folder) a refused run created: nothing may look as if a
@@ -255,6 +303,7 @@ pub fn resume(config: &Config, args: &ResumeArgs, quiet: bool) -> Result<Exit, A
         base: &base,
         templates,
         lanes,
+        runtime: runtime()?,
     };
     deliver(config, &mut journal, ready, args.json)
 }
@@ -281,22 +330,17 @@ struct Ready<'a> {
     base: &'a BaseContext,
     templates: Arc<Templates>,
     lanes: Vec<Lane>,
+    runtime: tokio::runtime::Runtime,
 }
 
 /// Send the run's pending deliveries, mark the run finished unless interrupted, and report.
 fn deliver(config: &Config, journal: &mut Journal, ready: Ready<'_>, json: bool) -> Result<Exit, AppError> {
-    let Ready {
-        run_id,
-        thread,
-        base,
-        templates,
-        lanes,
-    } = ready;
-    let thread_roots = match thread {
+    let run_id = ready.run_id;
+    let thread_roots = match ready.thread {
         Some(t) => journal.thread_roots(t, run_id, &["email", "outbox"])?,
         None => HashMap::new(),
     };
-    let (interrupted, quiet) = execute(&config.state_dir, journal, run_id, base, templates, thread_roots, lanes)?;
+    let (interrupted, quiet) = execute(&config.state_dir, journal, ready, thread_roots)?;
     if !interrupted {
         journal.finish_run(run_id)?;
     }
@@ -308,13 +352,17 @@ fn deliver(config: &Config, journal: &mut Journal, ready: Ready<'_>, json: bool)
 fn execute(
     state_dir: &std::path::Path,
     journal: &mut Journal,
-    run_id: &str,
-    base: &BaseContext,
-    templates: Arc<Templates>,
+    ready: Ready<'_>,
     thread_roots: HashMap<String, String>,
-    lanes: Vec<Lane>,
 ) -> Result<(bool, Vec<QuietStop>), AppError> {
-    let rt = runtime()?;
+    let Ready {
+        run_id,
+        base,
+        templates,
+        lanes,
+        runtime: rt,
+        ..
+    } = ready;
     let cancel = CancellationToken::new();
     let result = rt.block_on(async {
         let c = cancel.clone();
