@@ -134,7 +134,12 @@ fn plan_and_commit(
     let (committed, sending) = std::thread::scope(|s| {
         let sending = (!args.dry_run).then(|| {
             s.spawn(|| {
-                let made = (runtime(), Spare::open(&Journal::path_in(&config.state_dir)).ok());
+                let rt = runtime();
+                if let Ok(rt) = &rt {
+                    // A thread for the blocking pool now, not when the first file is written.
+                    drop(rt.spawn_blocking(|| ()));
+                }
+                let made = (rt, Spare::open(&Journal::path_in(&config.state_dir)).ok());
                 plan.prepare_languages();
                 made
             })
