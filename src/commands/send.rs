@@ -139,6 +139,8 @@ fn plan_and_commit(
                     // A thread for the blocking pool now, not when the first file is written.
                     drop(rt.spawn_blocking(|| ()));
                 }
+                // A connection that fails to open here fails again, and is reported, when the
+                // writer opens its own.
                 let made = (rt, Spare::open(&Journal::path_in(&config.state_dir)).ok());
                 plan.prepare_languages();
                 made

@@ -70,8 +70,9 @@ impl<'a, 'scope> Journaling<'a, 'scope> {
         }
     }
 
-    /// The run's writer, once the journal is open and the waiting deliveries are in it.
-    pub fn writer(&mut self) -> Result<&mut RunWriter<'a>, AppError> {
+    /// The run's writer and what to add to the planner's ids, once the journal is open and the
+    /// waiting deliveries are in it.
+    fn open(&mut self) -> Result<(&mut RunWriter<'a>, i64), AppError> {
         if let State::Opening { .. } = self.state {
             let State::Opening {
                 opening,
@@ -90,14 +91,14 @@ impl<'a, 'scope> Journaling<'a, 'scope> {
             self.state = State::Open { writer, base };
         }
         match &mut self.state {
-            State::Open { writer, .. } => Ok(writer),
+            State::Open { writer, base } => Ok((writer, *base)),
             _ => Err(AppError::runtime("the journal is not open")),
         }
     }
 
     /// Take the writer, to commit the run.
     pub fn into_writer(mut self) -> Result<RunWriter<'a>, AppError> {
-        self.writer()?;
+        self.open()?;
         match self.state {
             State::Open { writer, .. } => Ok(writer),
             _ => unreachable!("opened above"),
@@ -126,11 +127,8 @@ impl PlanSink for Journaling<'_, '_> {
             waiting.push((id, d.to_owned()));
             return Ok(());
         }
-        self.writer()?;
-        let State::Open { writer, base } = &mut self.state else {
-            unreachable!("opened above")
-        };
-        writer.insert(id + *base, d)?;
+        let (writer, base) = self.open()?;
+        writer.insert(id + base, d)?;
         Ok(())
     }
 
@@ -187,7 +185,7 @@ mod tests {
             // Still opening: the planner's own ids answer.
             assert_eq!(sink.recipient(1).unwrap().as_deref(), Some("b"));
             go.send(()).unwrap();
-            sink.writer().unwrap();
+            sink.open().unwrap();
             add(&mut sink, 2, "c");
             assert_eq!(sink.recipient(0).unwrap().as_deref(), Some("a"));
             assert_eq!(sink.recipient(2).unwrap().as_deref(), Some("c"));
@@ -217,7 +215,7 @@ mod tests {
                 journal: &mut journal,
             };
             let mut sink = Journaling::new(Ok(opening), fixtures::run("r1"), slots);
-            let err = sink.writer().err().expect("no journal");
+            let err = sink.open().err().expect("no journal");
             assert!(format!("{err:#}").contains("journal.sqlite3"), "{err:#}");
             assert!(sink.add(0, &fixtures::delivery("a").as_ref()).is_err());
         });
