@@ -43,8 +43,10 @@ use crate::render::{BaseContext, Templates};
 use crate::settings::{Common, QuietHours};
 
 /// The most deliveries an unthrottled lane may have journaled as `sending` beyond its
-/// `concurrency` while they wait for a slot (see [`Pace`]).
-pub const PIPELINE_DEPTH: usize = 48;
+/// `concurrency` while they wait for a slot (see [`Pace`]). Under load the journal's writer
+/// gathers a commit for a couple of milliseconds, and 16 connections to a local relay send about
+/// two dozen messages in that time.
+pub const PIPELINE_DEPTH: usize = 96;
 
 /// How many commits' worth of deliveries a lane journals ahead. One would do if commits took
 /// the same time each; two absorb the slow ones (an fsync now and then takes several times
