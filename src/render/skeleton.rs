@@ -126,15 +126,19 @@ pub fn skeleton_of(p: &Placeholders, ctx: &Context) -> Value {
 /// Appends an unambiguous description of `data`'s shape (lengths prefix every free text), and
 /// pushes its non-blank strings in the order [`Placeholders::skeleton`] numbers them.
 fn signature<'a>(data: &'a Value, key: &mut String, values: &mut Vec<&'a str>) {
-    use std::fmt::Write;
+    // Made for every template of every message: lengths through itoa, not `write!`.
+    let text = |key: &mut String, prefix: &str, t: &str| {
+        key.push_str(prefix);
+        key.push_str(itoa::Buffer::new().format(t.len()));
+        key.push(':');
+        key.push_str(t);
+    };
     match data {
         Value::String(s) if !s.trim().is_empty() => {
             values.push(s);
             key.push('$');
         }
-        Value::String(blank) => {
-            let _ = write!(key, "\"{}:{blank}", blank.len());
-        }
+        Value::String(blank) => text(key, "\"", blank),
         Value::Array(a) => {
             key.push('[');
             for v in a {
@@ -145,12 +149,13 @@ fn signature<'a>(data: &'a Value, key: &mut String, values: &mut Vec<&'a str>) {
         Value::Object(o) => {
             key.push('{');
             for (k, v) in o {
-                let _ = write!(key, "{}:{k}", k.len());
+                text(key, "", k);
                 signature(v, key, values);
             }
             key.push('}');
         }
         other => {
+            use std::fmt::Write;
             let _ = write!(key, "#{other};");
         }
     }
