@@ -124,17 +124,57 @@ fn unsubscribe_headers(u: &str) -> Vec<HeaderValue> {
 
 /// The text part and the HTML part beside it; `Err`: the text part alone (no HTML).
 fn body(msg: &Rendered) -> Result<MultiPart, SinglePart> {
+    let (text, html) = parts(msg);
+    match html {
+        Some(html) => Ok(MultiPart::alternative().singlepart(text).singlepart(html)),
+        None => Err(text),
+    }
+}
+
+/// The text part, and the HTML part if there is one.
+fn parts(msg: &Rendered) -> (SinglePart, Option<SinglePart>) {
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
         .body(text_body(&msg.text));
-    match &msg.html {
-        Some(html) => Ok(MultiPart::alternative().singlepart(text).singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_HTML)
-                .body(text_body(html)),
-        )),
-        None => Err(text),
+    let html = msg.html.as_ref().map(|html| {
+        SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(text_body(html))
+    });
+    (text, html)
+}
+
+const CONTENT_TYPE: HeaderName = HeaderName::new_from_ascii_str("Content-Type");
+
+/// [`body`] as lettre formats it, without lettre's `MultiPart`: its builder writes the MIME
+/// type of a new boundary and parses it back, and its formatter parses it once more, for every
+/// message. The boundary is made the way lettre makes one (40 random ASCII letters and digits)
+/// and the header goes through lettre's own encoder, so the bytes are lettre's
+/// (`tests::wire_bytes_are_lettres`).
+fn formatted_body(msg: &Rendered) -> Vec<u8> {
+    let (text, html) = parts(msg);
+    let Some(html) = html else {
+        return text.formatted();
+    };
+    let boundary: String = std::iter::repeat_with(fastrand::alphanumeric).take(40).collect();
+    let mut headers = Headers::new();
+    headers.insert_raw(HeaderValue::new(
+        CONTENT_TYPE,
+        format!("multipart/alternative; boundary=\"{boundary}\""),
+    ));
+    let parts = [text.formatted(), html.formatted()];
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 256);
+    let _ = write!(out, "{headers}\r\n");
+    for part in &parts {
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(part);
     }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+    out
 }
 
 /// A multipart/alternative message (text + HTML), or text only when there is no HTML.
@@ -221,10 +261,7 @@ impl Wire {
             thread.set(header::InReplyTo::from(format!("<{root}>")));
             thread.set(header::References::from(format!("<{root}>")));
         }
-        let body = match body(msg) {
-            Ok(multi) => multi.formatted(),
-            Err(single) => single.formatted(),
-        };
+        let body = formatted_body(msg);
         let mut out = Vec::with_capacity(self.from.len() + self.middle.len() + self.tail.len() + 512 + body.len());
         out.extend_from_slice(self.from.as_bytes());
         write!(out, "{h}").map_err(|e| e.to_string())?;
