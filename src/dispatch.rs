@@ -44,8 +44,8 @@ use crate::settings::{Common, QuietHours};
 
 /// The most deliveries an unthrottled lane may have journaled as `sending` beyond its
 /// `concurrency` while they wait for a slot (see [`Pace`]). Under load the journal's writer
-/// gathers a commit for a couple of milliseconds, and 16 connections to a local relay send about
-/// two dozen messages in that time.
+/// gathers each commit for 2 ms (`journal::lingers`), during which 16 connections to a local
+/// relay send about 35 messages, and a lane journals two commits' worth ahead.
 pub const PIPELINE_DEPTH: usize = 96;
 
 /// How many commits' worth of deliveries a lane journals ahead. One would do if commits took
@@ -169,8 +169,8 @@ impl Lane {
 
 /// How far ahead of the provider a lane journals its deliveries.
 ///
-/// A delivery's `sending` mark must be durable (a journal commit: an fsync, about a millisecond)
-/// before its message leaves. With only `concurrency` deliveries under way, each connection
+/// A delivery's `sending` mark must be durable (a journal commit: an fsync, and under load the
+/// writer's 2 ms of gathering) before its message leaves. With only `concurrency` deliveries under way, each connection
 /// would wait for a commit before every message: against a local relay that answers in a
 /// quarter of a millisecond, 4 connections would idle four fifths of the time. So an
 /// unthrottled lane lets more deliveries be journaled ahead, as many as its connections can
@@ -180,7 +180,7 @@ impl Lane {
 /// the sending of the current ones and the connections stay busy.
 ///
 /// The price, on a process killed outright: besides the messages in flight, those journaled
-/// ahead are `unknown` although they never left — as many as the channel sends in one commit.
+/// ahead are `unknown` although they never left — as many as the channel sends in two commits.
 /// A Ctrl-C or a halt puts them back to `pending`. Rate-limited lanes do not pipeline: the
 /// limiter, not the disk, sets their pace.
 #[derive(Default)]
