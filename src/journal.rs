@@ -1009,6 +1009,10 @@ impl RunWriter<'_> {
 
     /// Write the rows waiting in memory.
     fn flush(&mut self) -> Result<()> {
+        // Each lane's ids are a block of their own, and the planner hands a person's deliveries
+        // over one lane after another: in id order, a batch's rows of the last lane are appends
+        // to the table, which SQLite makes without searching the b-tree.
+        self.deliveries.sort_unstable_by_key(|r| r.id);
         write_rows(&self.tx, PERSON_COLUMNS, &mut self.people, PersonRow::values)
             .and_then(|()| write_rows(&self.tx, PLANNED_COLUMNS, &mut self.deliveries, PlannedRow::values))
             .map_err(sql(&self.path))
