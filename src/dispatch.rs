@@ -44,8 +44,8 @@ use crate::settings::{Common, QuietHours};
 
 /// The most deliveries an unthrottled lane may have journaled as `sending` beyond its
 /// `concurrency` while they wait for a slot (see [`Pace`]). Under load the journal's writer
-/// gathers each commit for 2 ms (`journal::lingers`), during which 16 connections to a local
-/// relay send about 35 messages, and a lane journals two commits' worth ahead.
+/// gathers each commit for 2 ms (`journal::lingers`), and a lane journals two commits' worth
+/// ahead: against a local relay that is dozens of messages.
 pub const PIPELINE_DEPTH: usize = 96;
 
 /// How many commits' worth of deliveries a lane journals ahead. One would do if commits took
@@ -170,8 +170,8 @@ impl Lane {
 /// How far ahead of the provider a lane journals its deliveries.
 ///
 /// A delivery's `sending` mark must be durable (a journal commit: an fsync, and under load the
-/// writer's 2 ms of gathering) before its message leaves. With only `concurrency` deliveries under way, each connection
-/// would wait for a commit before every message: against a local relay that answers in a
+/// writer's 2 ms of gathering) before its message leaves. With only `concurrency` deliveries
+/// under way, each connection would wait for a commit before every message: against a local relay that answers in a
 /// quarter of a millisecond, 4 connections would idle four fifths of the time. So an
 /// unthrottled lane lets more deliveries be journaled ahead, as many as its connections can
 /// send while two commits are being made: `2 x concurrency x commit time / send time`, measured as

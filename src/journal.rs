@@ -1242,8 +1242,8 @@ const BUSY_BATCH: usize = 16;
 /// provider's next one) never waits for a timer. Under load every commit has a fixed cost (an
 /// fsync, which on a VM is also an exit to the hypervisor, the WAL's frames for the index
 /// pages, SQLite's locks), and committing as soon as the previous commit returns spends it on a
-/// handful of deliveries: 20,000 emails to a local relay took 2,180 commits. Lingering makes
-/// each commit carry more and costs the marks a couple of milliseconds, which the lanes'
+/// handful of deliveries against a fast relay (README, performance round eleven). Lingering
+/// makes each commit carry more and costs the marks a couple of milliseconds, which the lanes'
 /// look-ahead (`dispatch::Pace`, measured from the marks' latency) covers. A flush is waited for
 /// by the end of a run, so it commits at once.
 fn lingers(previous: usize, batch: &[Op]) -> bool {
